@@ -1,0 +1,418 @@
+// Package httpjson is the connector kind "http": it hands a submission to a
+// department's case system as a signed JSON POST and reads the case
+// reference from the answer.
+//
+// The request carries an Idempotency-Key (the submission id) so that the
+// back-end can deduplicate the at-least-once deliveries of the gateway, and
+// an HMAC-SHA256 signature over timestamp and body (see Sign and Verify),
+// which the back-end checks with the shared secret.
+//
+// A manifest routes a service here with
+//
+//	[route]
+//	kind = "http"
+//
+//	[route.settings]
+//	url = "${CASESIM_URL}/cases"
+//	secret = "${CASESIM_SECRET}"
+//	timeout = "10s"        # optional, at most 2m
+//	max_concurrency = 8    # optional, 1..256
+package httpjson
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/services"
+)
+
+// Kind is the route.kind of this connector in manifests.
+const Kind = "http"
+
+func init() {
+	services.RegisterConnector(services.ConnectorInfo{
+		Kind: Kind,
+		New:  func() services.ConnectorModule { return new(Settings) },
+	})
+}
+
+// Defaults and limits of the settings.
+const (
+	DefaultTimeout        = 10 * time.Second
+	MaxTimeout            = 2 * time.Minute
+	DefaultMaxConcurrency = 8
+	MaxMaxConcurrency     = 256
+)
+
+// maxResponseBody is how much of an answer is read; a case reference fits
+// many times over.
+const maxResponseBody = 64 << 10
+
+// maxCaseReference is the longest case reference accepted from a back-end.
+const maxCaseReference = 256
+
+// maxRetryAfter caps a Retry-After asked for by a back-end.
+const maxRetryAfter = 24 * time.Hour
+
+// userAgent identifies the gateway to the back-end.
+const userAgent = "servicegateway/1"
+
+// Settings are the [route.settings] of a manifest with route.kind "http".
+type Settings struct {
+	// URL is where deliveries are POSTed. It may contain ${NAME} references
+	// to environment variables, e.g. "${CASESIM_URL}/cases".
+	URL string `toml:"url"`
+	// Secret is the reference to the environment variable holding the
+	// shared signing secret, e.g. "${CASESIM_SECRET}". Required.
+	Secret services.Secret `toml:"secret"`
+	// Timeout is the longest one delivery attempt may take, as a Go
+	// duration. Default "10s", at most "2m".
+	Timeout string `toml:"timeout"`
+	// MaxConcurrency is how many deliveries to this URL may be in flight at
+	// once from one gateway process. Default 8, at most 256.
+	MaxConcurrency int `toml:"max_concurrency"`
+}
+
+// refPattern matches a well-formed ${NAME} reference.
+var refPattern = regexp.MustCompile(`\$\{[A-Z][A-Z0-9_]*\}`)
+
+// Validate checks the settings without reading the environment or touching
+// the network.
+func (s *Settings) Validate() error {
+	var errs []error
+	if err := validateURLTemplate(s.URL); err != nil {
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	}
+	if s.Secret == "" {
+		errs = append(errs, errors.New("secret: required, e.g. secret = \"${MY_SECRET}\""))
+	}
+	if _, err := s.timeout(); err != nil {
+		errs = append(errs, fmt.Errorf("timeout: %w", err))
+	}
+	if s.MaxConcurrency < 0 || s.MaxConcurrency > MaxMaxConcurrency {
+		errs = append(errs, fmt.Errorf("max_concurrency: %d is not between 1 and %d", s.MaxConcurrency, MaxMaxConcurrency))
+	}
+	return errors.Join(errs...)
+}
+
+// validateURLTemplate checks a URL that may still contain ${NAME}
+// references: with every reference replaced by a placeholder it must be an
+// absolute http or https URL, unless it starts with a reference, which then
+// stands for the scheme and host.
+func validateURLTemplate(raw string) error {
+	if strings.TrimSpace(raw) == "" {
+		return errors.New("required")
+	}
+	replaced := refPattern.ReplaceAllString(raw, "x")
+	if strings.Contains(replaced, "${") {
+		return errors.New("malformed ${NAME} reference (NAME is upper case letters, digits and _)")
+	}
+	if loc := refPattern.FindStringIndex(raw); loc != nil && loc[0] == 0 {
+		if _, err := url.Parse(replaced); err != nil {
+			return errors.New("not a valid URL")
+		}
+		return nil
+	}
+	return checkAbsoluteURL(replaced)
+}
+
+// checkAbsoluteURL accepts an absolute http or https URL with a host.
+func checkAbsoluteURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a valid URL")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return errors.New("must be an absolute http or https URL")
+	}
+	if u.Host == "" {
+		return errors.New("has no host")
+	}
+	return nil
+}
+
+// timeout returns the parsed timeout, or the default.
+func (s *Settings) timeout() (time.Duration, error) {
+	if s.Timeout == "" {
+		return DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(s.Timeout)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as \"10s\"", s.Timeout)
+	}
+	if d <= 0 || d > MaxTimeout {
+		return 0, fmt.Errorf("%s is not between 0 and %s", d, MaxTimeout)
+	}
+	return d, nil
+}
+
+// Provision expands the URL, resolves the secret through getenv and returns
+// the connector.
+func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	target, err := services.Expand(s.URL, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if err := checkAbsoluteURL(target); err != nil {
+		// The expanded URL is not shown: it may carry a token.
+		return nil, fmt.Errorf("url: after expansion: %w", err)
+	}
+	u, _ := url.Parse(target)
+	secret, err := s.Secret.Resolve(getenv)
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	timeout, _ := s.timeout()
+	n := s.MaxConcurrency
+	if n == 0 {
+		n = DefaultMaxConcurrency
+	}
+	return &Connector{
+		url:     target,
+		host:    u.Host,
+		secret:  []byte(secret),
+		timeout: timeout,
+		sem:     make(chan struct{}, n),
+		client:  sharedClient,
+		now:     time.Now,
+	}, nil
+}
+
+// sharedClient is used by every connector of this kind, so that connections
+// to a back-end are pooled and kept alive across services. Redirects are not
+// followed: a signed POST goes where the manifest says or nowhere.
+var sharedClient = &http.Client{
+	Transport: newTransport(),
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Connector delivers to one URL. It is safe for concurrent use.
+type Connector struct {
+	url     string
+	host    string // for error messages; the full URL may carry a token
+	secret  []byte
+	timeout time.Duration
+	sem     chan struct{}
+	client  *http.Client
+	now     func() time.Time
+}
+
+// Envelope is the JSON body of a delivery. Back-ends may decode it with
+// this type.
+type Envelope struct {
+	SubmissionID   string          `json:"submission_id"`
+	Reference      string          `json:"reference"`
+	Service        string          `json:"service"`
+	ServiceVersion string          `json:"service_version"`
+	Department     string          `json:"department"`
+	Channel        gateway.Channel `json:"channel"`
+	Locale         string          `json:"locale"`
+	Subject        string          `json:"subject,omitempty"`
+	SubmittedAt    string          `json:"submitted_at"` // RFC 3339, UTC
+	Attempt        int             `json:"attempt"`
+	Payload        map[string]any  `json:"payload"`
+}
+
+// Answer is the JSON body a back-end answers a delivery with.
+type Answer struct {
+	CaseReference string `json:"case_reference"`
+}
+
+// NewEnvelope builds the body of a delivery.
+func NewEnvelope(d *gateway.Delivery) Envelope {
+	payload := d.Payload
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	return Envelope{
+		SubmissionID:   d.SubmissionID,
+		Reference:      d.Reference,
+		Service:        d.Service,
+		ServiceVersion: d.ServiceVersion,
+		Department:     d.Department,
+		Channel:        d.Channel,
+		Locale:         d.Locale,
+		Subject:        d.Subject,
+		SubmittedAt:    d.SubmittedAt.UTC().Format(time.RFC3339),
+		Attempt:        d.Attempt,
+		Payload:        payload,
+	}
+}
+
+// temporary and permanent build classified delivery errors.
+func temporary(err error, retryAfter time.Duration) error {
+	return &gateway.DeliveryError{Err: err, RetryAfter: retryAfter}
+}
+
+func permanent(err error) error {
+	return &gateway.DeliveryError{Permanent: true, Err: err}
+}
+
+// Deliver POSTs the delivery and returns the case reference from the
+// answer. Every error is a *gateway.DeliveryError: permanent for a 4xx other
+// than 408 and 429, temporary otherwise. Error messages never contain the
+// payload.
+func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, error) {
+	if d.SubmissionID == "" {
+		return "", permanent(errors.New("delivery has no submission id"))
+	}
+	body, err := json.Marshal(NewEnvelope(d))
+	if err != nil {
+		// Only the error's kind is kept: a json error may quote a value.
+		return "", permanent(errors.New("payload cannot be encoded as JSON"))
+	}
+
+	// Wait for a slot, but not past the caller's patience.
+	if err := ctx.Err(); err != nil {
+		return "", temporary(err, 0)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return "", temporary(ctx.Err(), 0)
+	}
+
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return "", permanent(fmt.Errorf("build request to %s: invalid URL", c.host))
+	}
+	ts := strconv.FormatInt(c.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey())
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(c.secret, ts, body))
+
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", temporary(c.transportError(ctx, reqCtx, err), 0)
+	}
+	defer func() {
+		// Drain a little so the connection can be reused, then close.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+		resp.Body.Close()
+	}()
+
+	status := strings.TrimSpace(fmt.Sprintf("%s answered %d %s", c.host, resp.StatusCode, http.StatusText(resp.StatusCode)))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		ref, err := readCaseReference(resp.Body)
+		if err != nil {
+			return "", temporary(fmt.Errorf("%s but %w", status, err), 0)
+		}
+		return ref, nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return "", temporary(errors.New(status), parseRetryAfter(resp.Header.Get("Retry-After"), c.now()))
+	case code >= 400:
+		return "", permanent(errors.New(status))
+	default:
+		// 1xx and 3xx (redirects are not followed): most likely a
+		// misconfiguration that someone can fix, so keep the submission.
+		return "", temporary(errors.New(status), 0)
+	}
+}
+
+// transportError describes a failed round trip without the URL, which may
+// carry a token.
+func (c *Connector) transportError(parent, reqCtx context.Context, err error) error {
+	switch {
+	case parent.Err() != nil:
+		return fmt.Errorf("post to %s: %w", c.host, parent.Err())
+	case errors.Is(reqCtx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("post to %s: no answer within %s: %w", c.host, c.timeout, context.DeadlineExceeded)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return fmt.Errorf("post to %s: %w", c.host, err)
+}
+
+// readCaseReference reads the answer of a 2xx.
+func readCaseReference(r io.Reader) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxResponseBody+1))
+	if err != nil {
+		return "", fmt.Errorf("the answer could not be read: %w", err)
+	}
+	if len(b) > maxResponseBody {
+		return "", fmt.Errorf("the answer is larger than %d bytes", maxResponseBody)
+	}
+	var a Answer
+	if err := json.Unmarshal(b, &a); err != nil {
+		return "", errors.New("the answer is not a JSON object")
+	}
+	ref := strings.TrimSpace(a.CaseReference)
+	switch {
+	case ref == "":
+		return "", errors.New("the answer has no case_reference")
+	case len(ref) > maxCaseReference:
+		return "", fmt.Errorf("the case_reference is longer than %d bytes", maxCaseReference)
+	case strings.ContainsFunc(ref, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return "", errors.New("the case_reference contains control characters")
+	}
+	return ref, nil
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+// It returns 0 when the header is absent or invalid, and caps the delay.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		if secs > int64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		return time.Duration(secs) * time.Second
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0
+	}
+	d := t.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return min(d, maxRetryAfter)
+}

@@ -1,0 +1,524 @@
+// Package delivery hands accepted submissions to the departments' case
+// systems: a dispatcher reads work from the queue's consumer group, delivers
+// through the service's connector, retries temporary failures with capped
+// exponential backoff and full jitter, and dead-letters what cannot be
+// delivered without help.
+//
+// Delivery is at-least-once: a job is acknowledged only after its outcome is
+// written, and a job whose dispatcher died is claimed by another after
+// Config.ClaimIdle. The back-end deduplicates on the idempotency key (the
+// submission id), so each submission becomes exactly one case. Run as many
+// dispatchers as there are gateway replicas; the consumer group spreads the
+// work over them.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/redisstore"
+)
+
+// Job is one unit of delivery work (the store's type).
+type Job = redisstore.Job
+
+// Queue is what the dispatcher needs from the store. *redisstore.Store
+// implements it. Complete, Retry and DeadLetter return
+// redisstore.ErrNotPending when another consumer recorded the job's outcome
+// first.
+type Queue interface {
+	EnsureGroup(ctx context.Context) error
+	ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error)
+	Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error)
+	Load(ctx context.Context, job Job) (*gateway.Submission, error)
+	Complete(ctx context.Context, job Job, caseRef string, retention time.Duration) error
+	Retry(ctx context.Context, job Job, due time.Time, reason string) error
+	PromoteDue(ctx context.Context, now time.Time, limit int) (int, error)
+	DeadLetter(ctx context.Context, job Job, reason string) error
+	Drop(ctx context.Context, job Job) error
+}
+
+// The store is the queue.
+var (
+	_ Queue          = (*redisstore.Store)(nil)
+	_ consumerPruner = (*redisstore.Store)(nil)
+)
+
+// Route is where a service's submissions go, and how long the gateway keeps
+// a submission after delivering it (0 = the store keeps it).
+type Route struct {
+	Connector gateway.Connector
+	Retention time.Duration
+}
+
+// Config configures a Dispatcher. Zero values take the defaults.
+type Config struct {
+	Workers      int           // concurrent deliveries; default 4
+	Consumer     string        // name in the consumer group, unique per process; default hostname-pid
+	RetryBase    time.Duration // first retry within this; default 2s
+	RetryMax     time.Duration // longest wait between attempts; default 10m
+	MaxAttempts  int           // attempts before dead-lettering; default 10
+	ClaimIdle    time.Duration // take over work unacknowledged this long; default 1m, keep above Timeout
+	Timeout      time.Duration // per delivery; default 30s
+	PollInterval time.Duration // how often due retries are promoted and idle work claimed; default 1s
+	ReadBlock    time.Duration // how long a worker waits for new work per read; default 2s
+	Logger       *slog.Logger  // default slog.Default()
+}
+
+// Defaults.
+const (
+	DefaultWorkers      = 4
+	DefaultRetryBase    = 2 * time.Second
+	DefaultRetryMax     = 10 * time.Minute
+	DefaultMaxAttempts  = 10
+	DefaultClaimIdle    = time.Minute
+	DefaultTimeout      = 30 * time.Second
+	DefaultPollInterval = time.Second
+	DefaultReadBlock    = 2 * time.Second
+)
+
+// storeTimeout bounds each store call of the dispatcher (blocking reads get
+// their block time on top).
+const storeTimeout = 5 * time.Second
+
+// promoteBatch is how many due retries one PromoteDue call moves.
+const promoteBatch = 100
+
+// Consumers idle this long with nothing pending are removed from the group,
+// checked this often (see consumerPruner).
+const (
+	pruneIdle  = time.Hour
+	pruneEvery = 10 * time.Minute
+)
+
+// consumerPruner is implemented by queues that can forget the consumer
+// names of dispatchers that are gone (*redisstore.Store does). Optional.
+type consumerPruner interface {
+	PruneConsumers(ctx context.Context, keep string, idle time.Duration) (int, error)
+}
+
+// Reasons recorded with retries and dead letters, and logged as error_class.
+const (
+	ReasonTemporary      = "temporary"
+	ReasonTimeout        = "timeout"
+	ReasonPermanent      = "permanent"
+	ReasonMaxAttempts    = "max_attempts"
+	ReasonUnknownService = "unknown_service"
+	ReasonRedelivered    = "redelivered" // handed out too often without an outcome (e.g. it crashes the process)
+)
+
+func (c Config) withDefaults() Config {
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Consumer == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "gateway"
+		}
+		c.Consumer = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.ClaimIdle <= 0 {
+		c.ClaimIdle = DefaultClaimIdle
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.ReadBlock <= 0 {
+		c.ReadBlock = DefaultReadBlock
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Dispatcher delivers queued submissions. Create it with New and start it
+// with Run.
+type Dispatcher struct {
+	q      Queue
+	routes func(serviceID string) (Route, bool)
+	cfg    Config
+	log    *slog.Logger
+
+	now     func() time.Time
+	rnd     func(int64) int64
+	claimed chan Job // work taken over from dead consumers, for the workers
+}
+
+// New returns a dispatcher taking work from q and finding each service's
+// route with routes.
+func New(q Queue, routes func(serviceID string) (Route, bool), cfg Config) *Dispatcher {
+	cfg = cfg.withDefaults()
+	return &Dispatcher{
+		q:       q,
+		routes:  routes,
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "delivery", "consumer", cfg.Consumer),
+		now:     time.Now,
+		rnd:     rand.Int64N,
+		claimed: make(chan Job, cfg.Workers),
+	}
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (d *Dispatcher) Config() Config { return d.cfg }
+
+// Run delivers until ctx is cancelled. Then it stops taking work, lets the
+// deliveries in flight finish (each bounded by Config.Timeout), and returns
+// nil once all its goroutines have returned. Work it had taken but not
+// started stays pending and is claimed by another dispatcher after
+// Config.ClaimIdle.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	if d.q == nil || d.routes == nil {
+		return errors.New("delivery: dispatcher needs a queue and routes")
+	}
+	if d.cfg.ClaimIdle <= d.cfg.Timeout {
+		d.log.Warn("claim idle time is not above the delivery timeout: slow deliveries may be delivered twice",
+			"claim_idle", d.cfg.ClaimIdle, "timeout", d.cfg.Timeout)
+	}
+	gctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	if err := d.q.EnsureGroup(gctx); err != nil {
+		// Not fatal: reads create the group when they find it missing.
+		d.log.Warn("cannot create consumer group yet", "error", err)
+	}
+	cancel()
+	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
+
+	var wg sync.WaitGroup
+	for range d.cfg.Workers {
+		wg.Go(func() { d.worker(ctx) })
+	}
+	wg.Go(func() { d.janitor(ctx) })
+	wg.Wait()
+	d.log.Info("dispatcher stopped")
+	return nil
+}
+
+// worker takes claimed work first, then new work, one job at a time.
+func (d *Dispatcher) worker(ctx context.Context) {
+	for ctx.Err() == nil {
+		select {
+		case job := <-d.claimed:
+			d.handle(ctx, job)
+			continue
+		default:
+		}
+		// The read is not cancelled with ctx: a read cut off after Redis
+		// handed out an entry would leave it pending until ClaimIdle. The
+		// block time bounds how long shutdown waits for it.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ReadBlock+storeTimeout)
+		jobs, err := d.q.ReadNew(rctx, d.cfg.Consumer, 1, d.cfg.ReadBlock)
+		cancel()
+		if err != nil {
+			d.log.Warn("reading the delivery queue failed", "error", err)
+			sleep(ctx, d.cfg.PollInterval)
+			continue
+		}
+		for _, job := range jobs {
+			d.handle(ctx, job)
+		}
+	}
+}
+
+// janitor promotes due retries and claims work of dead consumers every
+// PollInterval, and now and then forgets consumers that are gone.
+func (d *Dispatcher) janitor(ctx context.Context) {
+	t := time.NewTicker(d.cfg.PollInterval)
+	defer t.Stop()
+	lastPrune := d.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		d.promote(ctx)
+		d.claim(ctx)
+		if d.now().Sub(lastPrune) >= pruneEvery {
+			lastPrune = d.now()
+			d.prune(ctx)
+		}
+	}
+}
+
+func (d *Dispatcher) prune(ctx context.Context) {
+	p, ok := d.q.(consumerPruner)
+	if !ok {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	n, err := p.PruneConsumers(pctx, d.cfg.Consumer, pruneIdle)
+	cancel()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		d.log.Warn("pruning gone consumers failed", "error", err)
+	case n > 0:
+		d.log.Info("pruned gone consumers", "count", n)
+	}
+}
+
+func (d *Dispatcher) promote(ctx context.Context) {
+	// Bounded: a large backlog is moved over several ticks.
+	for range 10 {
+		pctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		n, err := d.q.PromoteDue(pctx, d.now(), promoteBatch)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn("promoting due retries failed", "error", err)
+			}
+			return
+		}
+		if n < promoteBatch {
+			return
+		}
+	}
+}
+
+func (d *Dispatcher) claim(ctx context.Context) {
+	free := cap(d.claimed) - len(d.claimed)
+	if free <= 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	jobs, err := d.q.Claim(cctx, d.cfg.Consumer, d.cfg.ClaimIdle, free)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Warn("claiming idle work failed", "error", err)
+		}
+		return
+	}
+	for _, job := range jobs {
+		d.log.Info("claimed idle work", "submission", job.SubmissionID, "deliveries", job.Deliveries)
+		// Only the janitor sends and it claimed no more than the free
+		// capacity, so this does not block.
+		d.claimed <- job
+	}
+}
+
+// handle delivers one job and records its outcome. It runs to the end even
+// when ctx is cancelled: a delivery in flight is finished, bounded by
+// Config.Timeout.
+func (d *Dispatcher) handle(parent context.Context, job Job) {
+	ctx := context.WithoutCancel(parent)
+	log := d.log.With("submission", job.SubmissionID)
+
+	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	sub, err := d.q.Load(lctx, job)
+	cancel()
+	if err != nil {
+		if code(err) == gateway.ENotFound {
+			log.Warn("submission no longer stored; job dropped")
+			d.drop(ctx, log, job)
+			return
+		}
+		log.Error("loading submission failed; job stays pending", "error", err)
+		return
+	}
+	attempt := sub.Attempts + 1
+	log = log.With("reference", sub.Reference, "service", sub.Service, "attempt", attempt)
+
+	if sub.Status.Rank() >= gateway.StatusDelivered.Rank() {
+		log.Info("submission already delivered; job dropped", "status", sub.Status)
+		d.drop(ctx, log, job)
+		return
+	}
+	if job.Deliveries > int64(d.cfg.MaxAttempts) {
+		d.deadLetter(ctx, log, job, ReasonRedelivered, nil)
+		return
+	}
+	route, ok := d.routes(sub.Service)
+	if !ok || route.Connector == nil {
+		d.deadLetter(ctx, log, job, ReasonUnknownService, nil)
+		return
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	start := d.now()
+	caseRef, err := route.Connector.Deliver(dctx, newDelivery(sub, attempt))
+	cancel()
+	took := d.now().Sub(start)
+
+	if err == nil {
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err := d.q.Complete(sctx, job, caseRef, route.Retention)
+		cancel()
+		if errors.Is(err, redisstore.ErrNotPending) {
+			log.Info("delivered, but another consumer had finished the job first", "duration", took)
+			return
+		}
+		if err != nil {
+			// The back-end has it; the job is redelivered after ClaimIdle
+			// and the back-end deduplicates.
+			log.Error("recording delivery failed; will be redelivered", "error", err)
+			return
+		}
+		log.Info("delivered", "status", gateway.StatusDelivered, "duration", took)
+		return
+	}
+
+	class := classify(err)
+	var derr *gateway.DeliveryError
+	errors.As(err, &derr)
+	switch {
+	case class == ReasonPermanent:
+		d.deadLetter(ctx, log, job, ReasonPermanent, err)
+		return
+	case attempt >= d.cfg.MaxAttempts:
+		d.deadLetter(ctx, log, job, ReasonMaxAttempts, err)
+		return
+	}
+	wait := Backoff(sub.Attempts, d.cfg.RetryBase, d.cfg.RetryMax, d.rnd)
+	if derr != nil && derr.RetryAfter > wait {
+		wait = derr.RetryAfter
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err2 := d.q.Retry(sctx, job, d.now().Add(wait), class)
+	cancel()
+	if errors.Is(err2, redisstore.ErrNotPending) {
+		log.Info("delivery failed, but another consumer had finished the job first", "error_class", class)
+		return
+	}
+	if err2 != nil {
+		log.Error("scheduling retry failed; job stays pending", "error", err2)
+		return
+	}
+	log.Warn("delivery failed; will retry", "error_class", class, "error", brief(err), "retry_in", wait, "duration", took)
+}
+
+func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, reason string, cause error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	err := d.q.DeadLetter(sctx, job, reason)
+	cancel()
+	if errors.Is(err, redisstore.ErrNotPending) {
+		log.Info("gave up, but another consumer had finished the job first", "error_class", reason)
+		return
+	}
+	if err != nil {
+		log.Error("dead-lettering failed; job stays pending", "error_class", reason, "error", err)
+		return
+	}
+	args := []any{"error_class", reason}
+	if cause != nil {
+		args = append(args, "error", brief(cause))
+	}
+	log.Error("delivery given up; dead-lettered for a person to handle", args...)
+}
+
+func (d *Dispatcher) drop(ctx context.Context, log *slog.Logger, job Job) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if err := d.q.Drop(sctx, job); err != nil {
+		log.Error("dropping job failed", "error", err)
+	}
+}
+
+// newDelivery builds what the connector sends from the stored submission.
+func newDelivery(sub *gateway.Submission, attempt int) *gateway.Delivery {
+	return &gateway.Delivery{
+		SubmissionID:   sub.ID,
+		Reference:      sub.Reference,
+		Service:        sub.Service,
+		ServiceVersion: sub.ServiceVersion,
+		Department:     sub.Department,
+		Channel:        sub.Channel,
+		Locale:         sub.Locale,
+		Subject:        sub.Subject,
+		SubmittedAt:    sub.CreatedAt,
+		Payload:        sub.Payload,
+		Attempt:        attempt,
+	}
+}
+
+// classify names the kind of a delivery error: permanent, timeout or
+// temporary.
+func classify(err error) string {
+	var derr *gateway.DeliveryError
+	switch {
+	case errors.As(err, &derr) && derr.Permanent:
+		return ReasonPermanent
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	default:
+		return ReasonTemporary
+	}
+}
+
+func code(err error) string {
+	var gerr *gateway.Error
+	if errors.As(err, &gerr) {
+		return gerr.Code
+	}
+	return ""
+}
+
+// brief shortens an error message for the log: one line, at most 200
+// bytes. Connectors must not put payload data in their errors.
+func brief(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Backoff returns how long to wait before the next attempt after attempt
+// earlier failures (0 for the first retry): a uniformly random duration in
+// [0, min(maxDelay, base·2^attempt)) ("full jitter"), so that many submissions
+// failing together do not retry together. rnd(n) returns a number in [0, n),
+// like rand.Int64N, which is used when rnd is nil. A zero or negative base
+// or maxDelay gives 0.
+func Backoff(attempt int, base, maxDelay time.Duration, rnd func(int64) int64) time.Duration {
+	if base <= 0 || maxDelay <= 0 {
+		return 0
+	}
+	if attempt < 0 {
+		attempt = 0
+	}
+	ceil := maxDelay
+	if attempt < 62 && base <= maxDelay>>attempt {
+		ceil = base << attempt
+	}
+	if rnd == nil {
+		rnd = rand.Int64N
+	}
+	n := min(max(rnd(int64(ceil)), 0), int64(ceil)-1)
+	return time.Duration(n)
+}

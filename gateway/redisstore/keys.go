@@ -1,0 +1,90 @@
+package redisstore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+)
+
+// DefaultPrefix is the key prefix when none is configured.
+const DefaultPrefix = "gw"
+
+// Every Redis key the gateway uses is built here and nowhere else.
+//
+// Layout (prefix "gw"):
+//
+//	gw:{q}:sub:<id>        hash    submission metadata (status, reference, attempts, ...)
+//	gw:{q}:payload:<id>    string  the payload as JSON; expires on its own after delivery
+//	gw:{q}:hist:<id>       list    status history, one JSON StatusChange per entry
+//	gw:{q}:ref:<reference> string  reference -> id; makes references unique
+//	gw:{q}:idem:<digest>   hash    idempotency record {id, body}; digest = sha256(scope, key)
+//	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
+//	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
+//	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
+//	gw:rl:<digest>         string  rate limit counter; digest = sha256(key); no tag,
+//	                               so counters spread over a Cluster
+//
+// Why one hash tag. Accepting a submission must be one atomic step: the
+// idempotency check, the unique reference, the record and the stream entry
+// the dispatcher works from are written by one Lua script, so a receipt is
+// never shown for a submission the dispatcher cannot see, and a crash cannot
+// leave half of it. Redis runs a script on one node, and in Cluster every
+// key a script touches must be in the same hash slot. The "{q}" tag puts all
+// the keys above in one slot. The scripts also build a few keys from ids they
+// read (e.g. the record of an earlier submission with the same idempotency
+// key); that is allowed because those keys share the tag and so the slot.
+//
+// What that means for Cluster: it works (MOVED/ASK redirections, failover of
+// the slot's primary to a replica), but the gateway's data lives on the one
+// shard that owns the slot, so Cluster buys availability, not write
+// throughput or memory beyond one shard. A gateway is far from that limit:
+// one Redis node takes tens of thousands of these writes a second. Should it
+// ever be needed, the way out is N tags ({q0}..{qN-1}) with one stream each,
+// the submission id choosing its tag; the key functions below are where that
+// change would be made. Sessions and other unrelated data may use other tags.
+//
+// The idempotency key and its scope, and rate limit keys, come from clients
+// and may hold personal data (a scope can be a resident's identity, a rate
+// limit key an IP address), so they are hashed into the key name rather than
+// stored in clear.
+type keys struct {
+	base   string // e.g. "gw:"
+	prefix string // e.g. "gw:{q}:"
+}
+
+func newKeys(prefix string) keys {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return keys{base: prefix + ":", prefix: prefix + ":{q}:"}
+}
+
+// subPrefix is the metadata key without the id; scripts append an id to it.
+func (k keys) subPrefix() string { return k.prefix + "sub:" }
+
+func (k keys) sub(id string) string     { return k.prefix + "sub:" + id }
+func (k keys) payload(id string) string { return k.prefix + "payload:" + id }
+func (k keys) hist(id string) string    { return k.prefix + "hist:" + id }
+func (k keys) ref(ref string) string    { return k.prefix + "ref:" + ref }
+func (k keys) deliveries() string       { return k.prefix + "deliveries" }
+func (k keys) retry() string            { return k.prefix + "retry" }
+func (k keys) dead() string             { return k.prefix + "dead" }
+
+// rate is the rate limit counter of key. It stands alone (a single-key
+// script), so it carries no hash tag and Cluster spreads the counters.
+func (k keys) rate(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return k.base + "rl:" + hex.EncodeToString(sum[:16])
+}
+
+// idem is the idempotency record of key within scope.
+func (k keys) idem(scope, key string) string {
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return k.prefix + "idem:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// group is the dispatcher's consumer group on the deliveries stream. It is
+// not a key, but it is part of the stored layout.
+const group = "dispatch"

@@ -1,0 +1,239 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts. Each runs atomically on the node that owns the "{q}"
+// slot (see keys.go). They are sent with EVALSHA and fall back to EVAL when
+// the server does not know them yet (e.g. after a restart).
+//
+// Invariant kept by the queue scripts: an undelivered submission has exactly
+// one "token" — an entry in the deliveries stream, a member of the retry set,
+// or a member of the dead set. Complete, Retry, DeadLetter and Drop start with
+// XACK of the job's stream entry and do nothing else when it was already
+// acknowledged, so when two consumers end up holding the same job (one was
+// slow, the other claimed it), only the first outcome counts.
+
+// createScript accepts a submission.
+//
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 idem, 6 deliveries
+// ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
+// 5 id, 6 payload JSON, 7 history entry JSON, 8.. metadata field/value pairs
+//
+// Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
+// {"id"} (id taken).
+var createScript = redis.NewScript(`
+if ARGV[1] == '1' then
+  local prev = redis.call('HMGET', KEYS[5], 'id', 'body')
+  if prev[1] and redis.call('EXISTS', ARGV[4] .. prev[1]) == 1 then
+    if prev[2] == ARGV[2] then
+      return {'dup', prev[1]}
+    end
+    return {'mismatch'}
+  end
+  -- no record, or the earlier submission is gone (its retention passed)
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'id'}
+end
+if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
+  return {'ref'}
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('SET', KEYS[2], ARGV[6])
+redis.call('RPUSH', KEYS[3], ARGV[7])
+redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[5])
+  redis.call('HSET', KEYS[5], 'id', ARGV[5], 'body', ARGV[2])
+  redis.call('PEXPIRE', KEYS[5], ARGV[3])
+end
+return {'ok'}
+`)
+
+// updateStatusScript records a status change from a case system.
+//
+// KEYS: 1 sub, 2 hist
+// ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or ""
+//
+// Replies -1 (no such submission), 0 (recorded, status not moved) or 1 (moved).
+var updateStatusScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('RPUSH', KEYS[2], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'case_reference', ARGV[4])
+end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if tonumber(ARGV[2]) >= cur then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// completeScript records a successful delivery.
+//
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead
+// ARGV: 1 group, 2 stream id, 3 history entry JSON, 4 case reference or "",
+// 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id
+//
+// Replies 0 (job already acknowledged: nothing done), -1 (no such
+// submission) or 1.
+var completeScript = redis.NewScript(`
+if redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[5], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('ZREM', KEYS[6], ARGV[8])
+redis.call('ZREM', KEYS[7], ARGV[8])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'delayed', '0')
+redis.call('HDEL', KEYS[1], 'last_error', 'dead_reason')
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'case_reference', ARGV[4])
+end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
+if tonumber(ARGV[7]) >= cur then
+  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])
+end
+redis.call('RPUSH', KEYS[3], ARGV[3])
+local ms = tonumber(ARGV[5])
+if ms > 0 then
+  for i = 1, 4 do
+    redis.call('PEXPIRE', KEYS[i], ms)
+  end
+end
+return 1
+`)
+
+// retryScript schedules another attempt.
+//
+// KEYS: 1 sub, 2 deliveries, 3 retry
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason
+var retryScript = redis.NewScript(`
+if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'last_error', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`)
+
+// deadLetterScript parks a submission for a person to look at.
+//
+// KEYS: 1 sub, 2 deliveries, 3 dead
+// ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason
+var deadLetterScript = redis.NewScript(`
+if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'delayed', '1', 'dead_reason', ARGV[5], 'last_error', ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`)
+
+// dropScript acknowledges and removes a job without an outcome (its
+// submission is gone or already delivered).
+//
+// KEYS: 1 deliveries
+// ARGV: 1 group, 2 stream id
+var dropScript = redis.NewScript(`
+local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return n
+`)
+
+// promoteScript moves due retries back to the deliveries stream.
+//
+// KEYS: 1 retry, 2 deliveries
+// ARGV: 1 now ms, 2 limit
+var promoteScript = redis.NewScript(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('XADD', KEYS[2], '*', 'id', id)
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
+`)
+
+// redriveScript gives a dead-lettered submission a new round of attempts.
+//
+// KEYS: 1 sub, 2 deliveries, 3 dead
+// ARGV: 1 id
+//
+// The submission stays "delayed" until it is delivered. Replies -1 (no such
+// submission), 0 (not dead-lettered) or 1.
+var redriveScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'attempts', '0')
+redis.call('HDEL', KEYS[1], 'dead_reason')
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
+return 1
+`)
+
+// pruneScript removes consumers that have been idle for long and hold no
+// pending entries: the names of dispatchers that are gone (every process
+// gets a new name). Checking and deleting in one script matters: deleting a
+// consumer drops its pending entries, so one that just read a job must not
+// be deleted.
+//
+// KEYS: 1 deliveries
+// ARGV: 1 group, 2 idle ms, 3 consumer to keep (the caller)
+var pruneScript = redis.NewScript(`
+local infos = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if type(infos) ~= 'table' or infos.err then
+  return 0
+end
+local n = 0
+for _, c in ipairs(infos) do
+  local f = {}
+  for i = 1, #c, 2 do
+    f[c[i]] = c[i + 1]
+  end
+  local idle = tonumber(f['idle']) or -1 -- -1: unknown (miniredis)
+  if f['name'] ~= ARGV[3] and tonumber(f['pending']) == 0 and idle >= 0 and idle >= tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])
+    n = n + 1
+  end
+end
+return n
+`)
+
+// hitScript counts a hit in a fixed window.
+//
+// KEYS: 1 counter
+// ARGV: 1 window ms
+//
+// Replies {count, ms left in the window}.
+var hitScript = redis.NewScript(`
+local n = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {n, ttl}
+`)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/locales"
@@ -252,17 +251,14 @@ func TestSecretAndExpand(t *testing.T) {
 }
 
 func TestSearch(t *testing.T) {
-	loaded, err := services.Load(services.Builtin, options(t))
+	tr, err := locales.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, _ := locales.New()
-	if err := tr.Add(loaded.Translations...); err != nil {
+	loaded, cat, err := services.LoadCatalog(services.Builtin, tr)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cat := services.NewCatalog(loaded.Services, locales.Shipped, func(l language.Tag, id string) string {
-		return tr.Localizer(l).Optional(id)
-	})
 	ids := func(q string) []string {
 		var out []string
 		for _, s := range cat.Search(q) {

@@ -1,0 +1,273 @@
+// Command gateway runs the municipality's digital front door: the service
+// catalog, the forms, the durable hand-off to the departments' case systems
+// and the status pages. With no configuration it starts a demo on an
+// embedded Redis with the reference case system; see `gateway --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/gateway/delivery"
+	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/locales"
+	"github.com/kommun/servicegateway/services"
+
+	// Connector kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, with its inputs passed in so tests can run it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			printHelp(stdout)
+			return nil
+		case "check":
+			dir := ""
+			if len(args) > 1 {
+				dir = args[1]
+			}
+			return check(dir, stdout)
+		case "serve":
+		default:
+			printHelp(stderr)
+			return fmt.Errorf("unknown command %q", args[0])
+		}
+	}
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, getenv, stdout, newLogger(cfg.LogLevel, stderr))
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// loadServices reads the manifests from dir, or the built-in ones, and adds
+// their translations to tr.
+func loadServices(dir string, tr *locales.Translations) (*services.Loaded, *services.Catalog, error) {
+	var fsys fs.FS = services.Builtin
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	return services.LoadCatalog(fsys, tr)
+}
+
+// check is `gateway check [DIR]`: report every problem, exit non-zero on any.
+func check(dir string, stdout io.Writer) error {
+	tr, err := locales.New()
+	if err != nil {
+		return err
+	}
+	loaded, _, err := loadServices(dir, tr)
+	if err != nil {
+		var ps services.Problems
+		if errors.As(err, &ps) {
+			return fmt.Errorf("%s\n%d problem(s) found", ps.Error(), len(ps))
+		}
+		return err
+	}
+	for _, s := range loaded.Services {
+		fmt.Fprintf(stdout, "ok  %-32s %s (%s)\n", s.ID, s.Version, s.Source)
+	}
+	fmt.Fprintf(stdout, "%d services, no problems\n", len(loaded.Services))
+	return nil
+}
+
+func serve(ctx context.Context, cfg config, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+	tr, err := locales.New()
+	if err != nil {
+		return err
+	}
+	loaded, catalog, err := loadServices(cfg.ServicesDir, tr)
+	if err != nil {
+		return fmt.Errorf("services:\n%w", err)
+	}
+	var cleanups []func()
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+
+	// Redis: the configured one, or an embedded one for the demo.
+	rcfg := redisstore.ClientConfig{URL: cfg.RedisURL, Addrs: cfg.RedisAddrs, MasterName: cfg.RedisMaster,
+		Username: cfg.RedisUser, Password: cfg.RedisPassword, PoolSize: cfg.Workers + 32}
+	if cfg.RedisURL == "" && len(cfg.RedisAddrs) == 0 {
+		addr, stop, err := redisstore.StartEmbedded()
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stop)
+		rcfg.URL = "redis://" + addr
+		log.Warn("no REDIS_URL: using an embedded in-memory Redis; NOTHING SURVIVES A RESTART. Set REDIS_URL for real use.")
+	}
+	rdb, err := redisstore.NewClient(rcfg)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { rdb.Close() })
+	store := redisstore.New(rdb, cfg.RedisPrefix)
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	err = store.EnsureGroup(pingCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+
+	// The demo's reference case system, when none is configured.
+	env := map[string]string{}
+	lookup := func(name string) string {
+		if v, ok := env[name]; ok {
+			return v
+		}
+		return getenv(name)
+	}
+	if cfg.CasesimSecret == "" && !cfg.production() {
+		env["CASESIM_SECRET"] = casesim.DemoSecret
+		log.Warn("CASESIM_SECRET unset: using the public demo secret")
+	}
+	if cfg.CasesimURL == "" && !cfg.production() {
+		url, stop, err := startCasesim(lookup("CASESIM_SECRET"), log)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stop)
+		env["CASESIM_URL"] = url
+		log.Info("reference case system started in-process", "url", url)
+	}
+
+	// Connectors, one per service.
+	routes := map[string]delivery.Route{}
+	for _, svc := range loaded.Services {
+		conn, err := loaded.Modules[svc.ID].Provision(lookup)
+		if err != nil {
+			return fmt.Errorf("service %s (%s): route: %w", svc.ID, svc.Source, err)
+		}
+		if c, ok := conn.(services.Cleaner); ok {
+			cleanups = append(cleanups, func() { _ = c.Cleanup() })
+		}
+		routes[svc.ID] = delivery.Route{Connector: conn, Retention: svc.Retention}
+	}
+
+	var counter httpapi.Counter
+	if cfg.RateLimit {
+		counter = store
+	}
+	app, err := httpapi.NewServer(httpapi.Deps{
+		Catalog: catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
+		Ready: store.Ping,
+		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(),
+			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies},
+	})
+	if err != nil {
+		return err
+	}
+
+	disp := delivery.New(store, func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok }, delivery.Config{
+		Workers: cfg.Workers, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, MaxAttempts: cfg.RetryAttempts,
+		ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, Logger: log,
+	})
+	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := disp.Run(dispCtx); err != nil {
+			log.Error("dispatcher stopped", "error", err)
+		}
+	}()
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		stopDispatch()
+		wg.Wait()
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- app.Listener(ln) }()
+	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(ln.Addr()))
+	log.Info("gateway started", "addr", ln.Addr().String(), "services", len(loaded.Services), "env", cfg.Env)
+
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	// Stop taking requests, finish those in flight, then the deliveries.
+	log.Info("shutting down")
+	if serr := app.ShutdownWithTimeout(cfg.ShutdownTimeout); serr != nil {
+		log.Warn("http shutdown", "error", serr)
+	}
+	stopDispatch()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownTimeout):
+		log.Warn("deliveries still in flight at shutdown; another process will take them over")
+	}
+	log.Info("stopped")
+	return err
+}
+
+// startCasesim serves the reference case system on a loopback port.
+func startCasesim(secret string, log *slog.Logger) (url string, stop func(), err error) {
+	cs, err := casesim.New(casesim.Config{Secret: []byte(secret), Logger: log.With("component", "casesim")})
+	if err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: cs, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = cs.Close()
+	}, nil
+}
+
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	if strings.HasPrefix(s, "[::]:") {
+		return "localhost:" + strings.TrimPrefix(s, "[::]:")
+	}
+	if strings.HasPrefix(s, "0.0.0.0:") {
+		return "localhost:" + strings.TrimPrefix(s, "0.0.0.0:")
+	}
+	return s
+}

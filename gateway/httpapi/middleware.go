@@ -1,0 +1,214 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/language"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/locales"
+)
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("httpapi: no randomness: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// requestLog gives every request an id and logs one line when it is done:
+// method, route pattern (never the path with its ids), status, duration.
+// No query strings, bodies, cookies or tokens are logged.
+func requestLog(log *slog.Logger) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		id := randomToken(9)
+		c.Locals(localsRequestID, id)
+		c.Set("X-Request-Id", id)
+		err := c.Next()
+		if err != nil {
+			if herr := c.App().ErrorHandler(c, err); herr != nil {
+				_ = c.SendStatus(fiber.StatusInternalServerError)
+			}
+		}
+		status := c.Response().StatusCode()
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(c.UserContext(), level, "request",
+			slog.String("request_id", id),
+			slog.String("method", c.Method()),
+			slog.String("route", c.Route().Path),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)))
+		return nil
+	}
+}
+
+// securityHeaders sets headers that every response should carry: a content
+// security policy with no inline script, no framing, no referrer leaks of
+// status links.
+func securityHeaders() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+		c.Set("X-Content-Type-Options", "nosniff")
+		c.Set("X-Frame-Options", "DENY")
+		c.Set("Referrer-Policy", "no-referrer")
+		c.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
+		c.Set("Cross-Origin-Opener-Policy", "same-origin")
+		return c.Next()
+	}
+}
+
+const langCookie = "lang"
+
+// chooseLanguage picks the request's language: ?lang= (remembered in a cookie),
+// then the cookie, then Accept-Language, then Swedish.
+func chooseLanguage() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		tag := locales.Default
+		if q := c.Query("lang"); q != "" {
+			if t, ok := locales.Parse(q); ok {
+				tag = t
+				c.Cookie(&fiber.Cookie{Name: langCookie, Value: t.String(), Path: "/", MaxAge: 365 * 24 * 3600, SameSite: fiber.CookieSameSiteLaxMode, HTTPOnly: true})
+				c.Locals(localsLang, tag)
+				return c.Next()
+			}
+		}
+		if t, ok := locales.Parse(c.Cookies(langCookie)); ok && c.Cookies(langCookie) != "" {
+			tag = t
+		} else if t, ok := locales.Match(c.Get(fiber.HeaderAcceptLanguage)); ok {
+			tag = t
+		}
+		c.Locals(localsLang, tag)
+		c.Vary(fiber.HeaderAcceptLanguage, fiber.HeaderCookie)
+		return c.Next()
+	}
+}
+
+type langLink struct {
+	Lang, Name, Href string
+	Current          bool
+}
+
+// langLinks returns links to the current page in every shipped language.
+func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
+	out := make([]langLink, 0, len(locales.Shipped))
+	for _, t := range locales.Shipped {
+		q := url.Values{}
+		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+			if string(k) != "lang" {
+				q.Add(string(k), string(v))
+			}
+		})
+		q.Set("lang", t.String())
+		out = append(out, langLink{Lang: t.String(), Name: langName(t), Href: c.Path() + "?" + q.Encode(), Current: t == current})
+	}
+	return out
+}
+
+// langName is a language's name in that language, as language switches show.
+func langName(t language.Tag) string {
+	switch t {
+	case language.Swedish:
+		return "Svenska"
+	case language.English:
+		return "English"
+	}
+	return t.String()
+}
+
+// CSRFConfig configures the CSRF middleware: a double-submit token. The
+// token lives in an HttpOnly, SameSite=Lax cookie and must come back in the
+// form field (or header) of every state-changing request.
+type CSRFConfig struct {
+	// Next skips the middleware when it returns true.
+	Next       func(c *fiber.Ctx) bool
+	CookieName string
+	FormField  string
+	Header     string
+	Secure     bool
+}
+
+// CSRFConfigDefault holds the defaults.
+var CSRFConfigDefault = CSRFConfig{CookieName: "gw_csrf", FormField: "_csrf", Header: "X-CSRF-Token"}
+
+func csrf(cfg CSRFConfig) fiber.Handler {
+	if cfg.CookieName == "" {
+		cfg.CookieName = CSRFConfigDefault.CookieName
+	}
+	if cfg.FormField == "" {
+		cfg.FormField = CSRFConfigDefault.FormField
+	}
+	if cfg.Header == "" {
+		cfg.Header = CSRFConfigDefault.Header
+	}
+	return func(c *fiber.Ctx) error {
+		if cfg.Next != nil && cfg.Next(c) {
+			return c.Next()
+		}
+		token := c.Cookies(cfg.CookieName)
+		if len(token) != 43 { // 32 random bytes, base64url
+			token = randomToken(32)
+			c.Cookie(&fiber.Cookie{Name: cfg.CookieName, Value: token, Path: "/", HTTPOnly: true, Secure: cfg.Secure, SameSite: fiber.CookieSameSiteLaxMode})
+		} else {
+			token = strings.Clone(token)
+		}
+		c.Locals(localsCSRF, token)
+		switch c.Method() {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+			return c.Next()
+		}
+		sent := c.FormValue(cfg.FormField)
+		if sent == "" {
+			sent = c.Get(cfg.Header)
+		}
+		if sent == "" || c.Cookies(cfg.CookieName) == "" || subtle.ConstantTimeCompare([]byte(sent), []byte(token)) != 1 {
+			return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+		}
+		return c.Next()
+	}
+}
+
+func csrfToken(c *fiber.Ctx) string {
+	s, _ := c.Locals(localsCSRF).(string)
+	return s
+}
+
+// rateLimit limits a client (by IP, from X-Forwarded-For only behind a
+// trusted proxy) to SubmitLimit requests per SubmitWindow in a fixed window
+// counted in Redis, so that every replica shares the count. When Redis does
+// not answer, requests pass: a rate limit must not take the service down.
+func (s *Server) rateLimit(name string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if s.Counter == nil || s.Config.SubmitLimit <= 0 {
+			return c.Next()
+		}
+		ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
+		defer cancel()
+		n, ttl, err := s.Counter.Hit(ctx, name+":"+c.IP(), s.Config.SubmitWindow)
+		if err != nil {
+			s.Logger.Warn("rate limit unavailable", "error", err)
+			return c.Next()
+		}
+		c.Set("RateLimit-Limit", strconv.Itoa(s.Config.SubmitLimit))
+		c.Set("RateLimit-Remaining", strconv.FormatInt(max(0, int64(s.Config.SubmitLimit)-n), 10))
+		if n > int64(s.Config.SubmitLimit) {
+			secs := int(ttl.Seconds()) + 1
+			c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+			return gateway.Errorf(gateway.ETooMany, "error.rate_limited", nil)
+		}
+		return c.Next()
+	}
+}

@@ -1,0 +1,189 @@
+// Package httpapi is the gateway's HTTP face: server-rendered pages for
+// people under / and JSON for programs under /api/v1/. routes.go lists every
+// route; handlers are built by methods on Server that use its dependencies;
+// one error handler turns every error into a localized page or an RFC 9457
+// problem.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"html/template"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/language"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/locales"
+	"github.com/kommun/servicegateway/services"
+	"github.com/kommun/servicegateway/web"
+)
+
+// SubmissionStore keeps submissions durably. Create must have written the
+// submission and its delivery job before it returns without error.
+type SubmissionStore interface {
+	Create(ctx context.Context, sub *gateway.Submission, idem gateway.Idempotency) (*gateway.Submission, bool, error)
+	Get(ctx context.Context, id string) (*gateway.Submission, error)
+}
+
+// Counter counts hits in a fixed window, for rate limits.
+type Counter interface {
+	Hit(ctx context.Context, key string, window time.Duration) (count int64, ttl time.Duration, err error)
+}
+
+// Deps is what the HTTP layer needs from the rest of the gateway.
+type Deps struct {
+	Catalog      *services.Catalog
+	Store        SubmissionStore
+	Translations *locales.Translations
+	Logger       *slog.Logger
+	// Ready reports whether the gateway can serve (Redis reachable).
+	Ready func(ctx context.Context) error
+	// Counter backs the rate limits; nil switches them off.
+	Counter Counter
+	Config  Config
+}
+
+// Config holds the HTTP layer's settings.
+type Config struct {
+	// PublicURL is the gateway's external base URL, for absolute links in
+	// API answers ("https://e-tjanster.example.se"); empty means relative.
+	PublicURL string
+	// Production switches on Secure cookies.
+	Production bool
+	// StoreTimeout bounds every store call made by a request.
+	StoreTimeout time.Duration
+	// SubmitLimit is the number of submissions one client may make per
+	// SubmitWindow; 0 switches the limit off.
+	SubmitLimit  int
+	SubmitWindow time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []string
+	// BodyLimit caps request bodies, in bytes.
+	BodyLimit int
+	// IdempotencyTTL is how long an Idempotency-Key is remembered.
+	IdempotencyTTL time.Duration
+	// Now is the clock; tests may set it.
+	Now func() time.Time
+}
+
+// ConfigDefault is the configuration used for unset fields.
+var ConfigDefault = Config{
+	StoreTimeout:   3 * time.Second,
+	SubmitLimit:    20,
+	SubmitWindow:   time.Minute,
+	BodyLimit:      256 * 1024,
+	IdempotencyTTL: 24 * time.Hour,
+	Now:            time.Now,
+}
+
+func (c Config) withDefaults() Config {
+	d := ConfigDefault
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = d.StoreTimeout
+	}
+	if c.SubmitWindow <= 0 {
+		c.SubmitWindow = d.SubmitWindow
+	}
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = d.IdempotencyTTL
+	}
+	if c.Now == nil {
+		c.Now = d.Now
+	}
+	return c
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Deps
+	pages map[string]*template.Template
+	app   *fiber.App
+}
+
+// NewServer builds the fiber app with every route.
+func NewServer(deps Deps) (*fiber.App, error) {
+	deps.Config = deps.Config.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	pages, err := web.Pages(nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Deps: deps, pages: pages}
+	s.app = fiber.New(fiber.Config{
+		AppName:                 "servicegateway",
+		ErrorHandler:            s.handleError,
+		BodyLimit:               deps.Config.BodyLimit,
+		ReadBufferSize:          16 * 1024, // caps request headers
+		ReadTimeout:             30 * time.Second,
+		WriteTimeout:            30 * time.Second,
+		IdleTimeout:             120 * time.Second,
+		DisableStartupMessage:   true,
+		EnableTrustedProxyCheck: true,
+		TrustedProxies:          deps.Config.TrustedProxies,
+		ProxyHeader:             fiber.HeaderXForwardedFor,
+	})
+	s.routes(s.app)
+	return s.app, nil
+}
+
+// storeCtx bounds a store call made on behalf of a request.
+func (s *Server) storeCtx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.Config.StoreTimeout)
+}
+
+// page is what every template gets.
+type page struct {
+	L         *locales.Localizer
+	Lang      string
+	Title     string
+	LangLinks []langLink
+	CSRF      string
+	Content   any
+}
+
+// render writes a page with the layout.
+func (s *Server) render(c *fiber.Ctx, status int, name, title string, content any) error {
+	t, ok := s.pages[name]
+	if !ok {
+		return errors.New("httpapi: no page template " + name)
+	}
+	l := s.localizer(c)
+	p := page{L: l, Lang: l.Lang.String(), Title: title, LangLinks: langLinks(c, l.Lang), CSRF: csrfToken(c), Content: content}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderContentLanguage, p.Lang)
+	return c.Status(status).Send(buf.Bytes())
+}
+
+// lang returns the request's language, chosen by the language middleware.
+func lang(c *fiber.Ctx) language.Tag {
+	if t, ok := c.Locals(localsLang).(language.Tag); ok {
+		return t
+	}
+	return locales.Default
+}
+
+func (s *Server) localizer(c *fiber.Ctx) *locales.Localizer {
+	return s.Translations.Localizer(lang(c))
+}
+
+// Locals keys.
+type localsKey int
+
+const (
+	localsLang localsKey = iota
+	localsCSRF
+	localsRequestID
+)

@@ -1,0 +1,216 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"sort"
+	"strconv"
+	"time"
+	_ "time/tzdata" // Europe/Stockholm on machines without a zoneinfo database
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+var stockholm = func() *time.Location {
+	loc, err := time.LoadLocation("Europe/Stockholm")
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}()
+
+type historyRow struct{ ISO, When, Status, Message string }
+
+type statusContent struct {
+	Receipt                                 bool
+	ServiceTitle, Reference, Link, LinkText string
+	Created, CreatedISO, Status, StatusText string
+	StatusExplanation, CaseReference        string
+	Delayed                                 bool
+	History                                 []historyRow
+}
+
+// statusPage shows a submission's status; with ?receipt=1, as the receipt.
+func (s *Server) statusPage(c *fiber.Ctx) error {
+	sub, err := s.getSubmission(c)
+	if err != nil {
+		return err
+	}
+	l := s.localizer(c)
+	title := sub.Service
+	if svc, ok := s.Catalog.Get(sub.Service); ok {
+		title = l.T(svc.MsgTitle())
+	}
+	link := "/s/" + sub.ID
+	sc := statusContent{
+		Receipt: c.Query("receipt") == "1", ServiceTitle: title, Reference: sub.Reference,
+		Link: link, LinkText: s.Config.PublicURL + link,
+		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Status: string(sub.Status), StatusText: l.T("status.value." + string(sub.Status)),
+		StatusExplanation: l.T("status.explain." + string(sub.Status)),
+		CaseReference:     sub.CaseReference, Delayed: sub.Delayed,
+	}
+	if sc.LinkText == link {
+		sc.LinkText = c.BaseURL() + link
+	}
+	for _, h := range sub.History {
+		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04"),
+			Status: l.T("status.value." + string(h.Status)), Message: h.Message})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	heading := l.T("status.heading")
+	if sc.Receipt {
+		heading = l.T("receipt.heading")
+	}
+	return s.render(c, fiber.StatusOK, "status", heading, sc)
+}
+
+func (s *Server) getSubmission(c *fiber.Ctx) (*gateway.Submission, error) {
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	return s.Store.Get(ctx, c.Params("id"))
+}
+
+// submissionJSON is a submission as the API shows it: no payload.
+type submissionJSON struct {
+	ID            string                 `json:"id"`
+	Reference     string                 `json:"reference"`
+	Service       string                 `json:"service"`
+	Status        gateway.Status         `json:"status"`
+	CaseReference string                 `json:"case_reference"`
+	Delayed       bool                   `json:"delayed"`
+	CreatedAt     time.Time              `json:"created_at"`
+	History       []gateway.StatusChange `json:"history"`
+	StatusURL     string                 `json:"status_url"`
+	ReceiptURL    string                 `json:"receipt_url"`
+}
+
+// apiGetSubmission: GET /api/v1/submissions/{id} (contract).
+func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
+	sub, err := s.getSubmission(c)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	hist := sub.History
+	if hist == nil {
+		hist = []gateway.StatusChange{}
+	}
+	return c.JSON(submissionJSON{
+		ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
+		CaseReference: sub.CaseReference, Delayed: sub.Delayed, CreatedAt: sub.CreatedAt, History: hist,
+		StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID, ReceiptURL: s.Config.PublicURL + "/s/" + sub.ID,
+	})
+}
+
+// apiSubmit: POST /api/v1/services/{id}/submissions (contract). The same
+// validation as the HTML form; 202 with the receipt once stored durably.
+func (s *Server) apiSubmit(c *fiber.Ctx) error {
+	svc, ok := s.Catalog.Get(c.Params("id"))
+	if !ok {
+		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+	}
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
+		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
+	}
+	values, errs, err := jsonValues(c.Body())
+	if err != nil {
+		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	for k, m := range svc.UnknownFields(keys) {
+		errs[k] = m
+	}
+	if aerr := s.checkAssurance(svc); aerr != nil {
+		return aerr
+	}
+	payload, verrs := svc.Validate(values, s.Config.Now())
+	for k, m := range verrs {
+		if _, seen := errs[k]; !seen {
+			errs[k] = m
+		}
+	}
+	if len(errs) > 0 {
+		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
+	}
+	idem := gateway.Idempotency{}
+	if key := c.Get("Idempotency-Key"); key != "" {
+		if len(key) > 255 {
+			return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.idempotency_key"}}
+		}
+		idem = gateway.Idempotency{Scope: "ip:" + c.IP(), Key: key, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
+	}
+	sub, created, err := s.create(c, svc, payload, gateway.ChannelAPI, idem)
+	if err != nil {
+		return err
+	}
+	if !created {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	c.Set(fiber.HeaderLocation, s.Config.PublicURL+"/api/v1/submissions/"+sub.ID)
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
+		"id": sub.ID, "reference": sub.Reference, "status": sub.Status,
+		"status_url":  s.Config.PublicURL + "/api/v1/submissions/" + sub.ID,
+		"receipt_url": s.Config.PublicURL + "/s/" + sub.ID,
+	})
+}
+
+// jsonValues turns a JSON object of field values into the same
+// name -> []string shape an HTML form gives, so both go through one
+// validation. Strings, numbers, booleans, null and arrays of those are
+// accepted; objects are a field error.
+func jsonValues(body []byte) (map[string][]string, gateway.FieldErrors, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var raw map[string]any
+	if err := dec.Decode(&raw); err != nil {
+		return nil, nil, err
+	}
+	if dec.More() {
+		return nil, nil, fmt.Errorf("trailing data after the JSON object")
+	}
+	values := map[string][]string{}
+	errs := gateway.FieldErrors{}
+	names := make([]string, 0, len(raw))
+	for k := range raw {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		var vs []string
+		ok := true
+		add := func(v any) {
+			switch x := v.(type) {
+			case string:
+				vs = append(vs, x)
+			case json.Number:
+				vs = append(vs, x.String())
+			case bool:
+				vs = append(vs, strconv.FormatBool(x))
+			case nil:
+			default:
+				ok = false
+			}
+		}
+		if arr, isArr := raw[k].([]any); isArr {
+			for _, v := range arr {
+				add(v)
+			}
+		} else {
+			add(raw[k])
+		}
+		if !ok {
+			errs[k] = gateway.Message{ID: gateway.MsgType}
+			continue
+		}
+		values[k] = vs
+	}
+	return values, errs, nil
+}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"testing/fstest"
 
-
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"

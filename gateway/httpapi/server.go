@@ -186,4 +186,30 @@ const (
 	localsLang localsKey = iota
 	localsCSRF
 	localsRequestID
+	localsPrincipal
 )
+
+// principal returns who is making the request, as set by the authentication
+// middleware; nil for an anonymous visitor.
+func principal(c *fiber.Ctx) *gateway.Principal {
+	p, _ := c.Locals(localsPrincipal).(*gateway.Principal)
+	return p
+}
+
+// setPrincipal is called by the authentication middleware.
+func setPrincipal(c *fiber.Ctx, p *gateway.Principal) { c.Locals(localsPrincipal, p) }
+
+// requireRole answers 401 to anonymous callers and 403 to those without any
+// of the roles.
+func requireRole(c *fiber.Ctx, roles ...gateway.Role) (*gateway.Principal, error) {
+	p := principal(c)
+	if p == nil {
+		return nil, gateway.Errorf(gateway.EUnauth, "error.signin_needed", nil)
+	}
+	for _, r := range roles {
+		if p.HasRole(r) {
+			return p, nil
+		}
+	}
+	return nil, gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
+}

@@ -14,6 +14,9 @@ func (s *Server) routes(app *fiber.App) {
 	app.Use(requestLog(s.Logger))
 	app.Use(securityHeaders())
 	app.Use(chooseLanguage())
+	if s.Authenticate != nil {
+		app.Use(s.Authenticate)
+	}
 
 	// Operations.
 	app.Get("/healthz", s.healthz)

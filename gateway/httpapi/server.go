@@ -44,6 +44,10 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 	// Counter backs the rate limits; nil switches them off.
 	Counter Counter
+	// Authenticate is the middleware that sets the request's principal
+	// (session cookie or bearer token) with setPrincipal; nil: everyone is
+	// anonymous.
+	Authenticate fiber.Handler
 	Config  Config
 }
 

@@ -56,7 +56,7 @@ func BenchmarkSubmitAPI(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr})
+	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Logger: quiet})
 	if err != nil {
 		b.Fatal(err)
 	}

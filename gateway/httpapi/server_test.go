@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,9 @@ import (
 	"github.com/kommun/servicegateway/services"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
+
+// quiet discards the request log in tests.
+var quiet = slog.New(slog.DiscardHandler)
 
 type env struct {
 	app   *fiber.App
@@ -39,7 +43,7 @@ func newEnv(t *testing.T, cfg httpapi.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Config: cfg})
+	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Config: cfg, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

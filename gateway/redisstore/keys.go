@@ -17,6 +17,7 @@ const DefaultPrefix = "gw"
 //	gw:{q}:hist:<id>       list    status history, one JSON StatusChange per entry
 //	gw:{q}:ref:<reference> string  reference -> id; makes references unique
 //	gw:{q}:idem:<digest>   hash    idempotency record {id, body}; digest = sha256(scope, key)
+//	gw:{q}:ilock:<digest>  string  a request with that idempotency key is in flight (short TTL)
 //	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
 //	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
@@ -83,6 +84,16 @@ func (k keys) idem(scope, key string) string {
 	h.Write([]byte{0})
 	h.Write([]byte(key))
 	return k.prefix + "idem:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// idemLock marks a request with key within scope as in flight. It shares
+// the digest of idem, so a lock and its record name the same request.
+func (k keys) idemLock(scope, key string) string {
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return k.prefix + "ilock:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is

@@ -53,9 +53,13 @@ return {'ok'}
 // updateStatusScript records a status change from a case system.
 //
 // KEYS: 1 sub, 2 hist
-// ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or ""
+// ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or "",
+// 5 time of the change in ms
 //
-// Replies -1 (no such submission), 0 (recorded, status not moved) or 1 (moved).
+// The status moves to a higher rank, or to the same rank when the change is
+// not older than the one that set the current status (status_at), so that
+// a late needs_info does not undo a newer in_progress. Replies -1 (no such
+// submission), 0 (recorded, status not moved) or 1 (moved).
 var updateStatusScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
@@ -69,8 +73,11 @@ if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'case_reference', ARGV[4])
 end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
-if tonumber(ARGV[2]) >= cur then
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2])
+local rank = tonumber(ARGV[2])
+local at = tonumber(ARGV[5] or '0')
+local curAt = tonumber(redis.call('HGET', KEYS[1], 'status_at') or '0')
+if rank > cur or (rank == cur and at >= curAt) then
+  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
   return 1
 end
 return 0
@@ -236,4 +243,66 @@ if ttl < 0 then
   ttl = tonumber(ARGV[1])
 end
 return {n, ttl}
+`)
+
+// deferScript puts a job back for later without counting an attempt: the
+// back-end's circuit breaker is open, so nothing was tried.
+//
+// KEYS: 1 sub, 2 deliveries, 3 retry
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id
+var deferScript = redis.NewScript(`
+if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`)
+
+// unlockScript releases an in-flight lock only when the caller still holds
+// it (the token matches), so a lock that expired and was taken by another
+// request is not released by the first.
+//
+// KEYS: 1 lock
+// ARGV: 1 token
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// closeDeadScript ends the hand-over of a dead-lettered submission that a
+// person handled another way: it leaves the dead set, its status becomes
+// ARGV[2] ("failed" or "closed"), the payload is deleted at once (it will
+// not be delivered) and the metadata follows the retention.
+//
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 dead
+// ARGV: 1 id, 2 status, 3 its rank, 4 history entry JSON, 5 retention ms
+// (0 = keep), 6 now ms
+//
+// Replies -1 (no such submission), 0 (not dead-lettered) or 1.
+var closeDeadScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+if redis.call('ZREM', KEYS[5], ARGV[1]) == 0 then
+  return 0
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'rank', ARGV[3], 'status_at', ARGV[6], 'delayed', '0')
+redis.call('HDEL', KEYS[1], 'dead_reason')
+redis.call('RPUSH', KEYS[3], ARGV[4])
+local ms = tonumber(ARGV[5])
+if ms > 0 then
+  for i = 1, 4 do
+    if i ~= 2 then
+      redis.call('PEXPIRE', KEYS[i], ms)
+    end
+  end
+end
+return 1
 `)

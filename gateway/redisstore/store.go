@@ -377,7 +377,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, change gateway.Stat
 	defer cancel()
 	n, err := updateStatusScript.Run(ctx, s.rdb,
 		[]string{s.keys.sub(id), s.keys.hist(id)},
-		string(change.Status), change.Status.Rank(), entry, caseRef).Int()
+		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli()).Int()
 	if err != nil {
 		return false, unavailable(err)
 	}

@@ -1,0 +1,188 @@
+package auth
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// JWK is one JSON Web Key (RFC 7517), the public parts only.
+type JWK struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid,omitempty"`
+	Use string `json:"use,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	N   string `json:"n,omitempty"`
+	E   string `json:"e,omitempty"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+}
+
+// JWKSet is a JSON Web Key Set.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// PublicJWK returns the JWK of an RSA or ECDSA public key.
+func PublicJWK(pub crypto.PublicKey, kid, alg string) (JWK, error) {
+	enc := base64.RawURLEncoding.EncodeToString
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return JWK{Kty: "RSA", Kid: kid, Use: "sig", Alg: alg, N: enc(k.N.Bytes()), E: enc(big.NewInt(int64(k.E)).Bytes())}, nil
+	case *ecdsa.PublicKey:
+		size := (k.Curve.Params().BitSize + 7) / 8
+		x, y := make([]byte, size), make([]byte, size)
+		k.X.FillBytes(x)
+		k.Y.FillBytes(y)
+		return JWK{Kty: "EC", Kid: kid, Use: "sig", Alg: alg, Crv: k.Curve.Params().Name, X: enc(x), Y: enc(y)}, nil
+	}
+	return JWK{}, fmt.Errorf("auth: unsupported key type %T", pub)
+}
+
+// Key returns the public key of a JWK.
+func (j JWK) Key() (crypto.PublicKey, error) {
+	dec := base64.RawURLEncoding.DecodeString
+	switch j.Kty {
+	case "RSA":
+		n, err1 := dec(j.N)
+		e, err2 := dec(j.E)
+		if err1 != nil || err2 != nil || len(n) < 256 || len(e) == 0 || len(e) > 4 {
+			return nil, errors.New("auth: bad RSA key (at least 2048 bits)")
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, nil
+	case "EC":
+		var curve elliptic.Curve
+		switch j.Crv {
+		case "P-256":
+			curve = elliptic.P256()
+		case "P-384":
+			curve = elliptic.P384()
+		case "P-521":
+			curve = elliptic.P521()
+		default:
+			return nil, fmt.Errorf("auth: unsupported curve %q", j.Crv)
+		}
+		x, err1 := dec(j.X)
+		y, err2 := dec(j.Y)
+		if err1 != nil || err2 != nil {
+			return nil, errors.New("auth: bad EC key")
+		}
+		pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		if !curve.IsOnCurve(pub.X, pub.Y) { //nolint:staticcheck // validation of untrusted input
+			return nil, errors.New("auth: EC point not on curve")
+		}
+		return pub, nil
+	}
+	return nil, fmt.Errorf("auth: unsupported key type %q", j.Kty)
+}
+
+// KeySet is an issuer's JWKS, fetched over HTTP and cached. A token signed
+// with a key id the cache does not know makes it fetch the set again (the
+// issuer rotated its keys), at most once per MinRefresh.
+type KeySet struct {
+	URL        string
+	Client     *http.Client
+	MinRefresh time.Duration // default 10s
+	MaxAge     time.Duration // refetch after this even without an unknown kid; default 1h
+
+	mu      sync.Mutex
+	keys    map[string]crypto.PublicKey
+	fetched time.Time
+}
+
+// Keyfunc finds the key a token is signed with; for jwt.Parse.
+func (ks *KeySet) Keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		return ks.key(ctx, kid)
+	}
+}
+
+func (ks *KeySet) key(ctx context.Context, kid string) (crypto.PublicKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	minRefresh, maxAge := ks.MinRefresh, ks.MaxAge
+	if minRefresh <= 0 {
+		minRefresh = 10 * time.Second
+	}
+	if maxAge <= 0 {
+		maxAge = time.Hour
+	}
+	lookup := func() (crypto.PublicKey, bool) {
+		if kid == "" && len(ks.keys) == 1 {
+			for _, k := range ks.keys {
+				return k, true
+			}
+		}
+		k, ok := ks.keys[kid]
+		return k, ok
+	}
+	if k, ok := lookup(); ok && time.Since(ks.fetched) < maxAge {
+		return k, nil
+	}
+	if ks.keys == nil || time.Since(ks.fetched) >= minRefresh {
+		if err := ks.fetch(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if k, ok := lookup(); ok {
+		return k, nil
+	}
+	return nil, errors.New("auth: no key with the token's kid in the issuer's JWKS")
+}
+
+// fetch reads the set; the caller holds mu.
+func (ks *KeySet) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var set JWKSet
+	if err := getJSON(ctx, ks.Client, ks.URL, &set); err != nil {
+		return fmt.Errorf("auth: JWKS: %w", err)
+	}
+	keys := map[string]crypto.PublicKey{}
+	for _, j := range set.Keys {
+		if j.Use != "" && j.Use != "sig" {
+			continue
+		}
+		k, err := j.Key()
+		if err != nil {
+			continue // one bad key does not spoil the others
+		}
+		keys[j.Kid] = k
+	}
+	ks.keys = keys
+	ks.fetched = time.Now()
+	return nil
+}
+
+// getJSON fetches a small JSON document.
+func getJSON(ctx context.Context, c *http.Client, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, res.Status)
+	}
+	return json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(v)
+}

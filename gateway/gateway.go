@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -72,14 +73,7 @@ const (
 var Channels = []Channel{ChannelDigital, ChannelAssisted, ChannelPhone, ChannelPaper, ChannelEmail, ChannelAPI}
 
 // Valid reports whether c is one of Channels.
-func (c Channel) Valid() bool {
-	for _, v := range Channels {
-		if c == v {
-			return true
-		}
-	}
-	return false
-}
+func (c Channel) Valid() bool { return slices.Contains(Channels, c) }
 
 // Status is where a submission is in its life. The vocabulary is a contract
 // shared with the departments' case systems.
@@ -100,14 +94,7 @@ const (
 var Statuses = []Status{StatusReceived, StatusDelivered, StatusInProgress, StatusNeedsInfo, StatusDecided, StatusClosed, StatusFailed}
 
 // Valid reports whether s is one of Statuses.
-func (s Status) Valid() bool {
-	for _, v := range Statuses {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
+func (s Status) Valid() bool { return slices.Contains(Statuses, s) }
 
 // Rank orders statuses so that an update never moves a submission backwards.
 // needs_info and in_progress share a rank: a case may go back and forth

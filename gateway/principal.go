@@ -1,5 +1,7 @@
 package gateway
 
+import "slices"
+
 // Role is what a principal may do.
 type Role string
 
@@ -26,15 +28,7 @@ type Principal struct {
 
 // HasRole reports whether p has the role; a nil principal has none.
 func (p *Principal) HasRole(r Role) bool {
-	if p == nil {
-		return false
-	}
-	for _, x := range p.Roles {
-		if x == r {
-			return true
-		}
-	}
-	return false
+	return p != nil && slices.Contains(p.Roles, r)
 }
 
 // Satisfies reports whether p signed in at level a or higher. Anyone,

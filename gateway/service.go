@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -27,14 +28,7 @@ var FieldTypes = []FieldType{FieldText, FieldTextarea, FieldNumber, FieldDate, F
 	FieldSelect, FieldMultiSelect, FieldCheckbox, FieldPersonnummer}
 
 // Valid reports whether t is one of FieldTypes.
-func (t FieldType) Valid() bool {
-	for _, v := range FieldTypes {
-		if t == v {
-			return true
-		}
-	}
-	return false
-}
+func (t FieldType) Valid() bool { return slices.Contains(FieldTypes, t) }
 
 // HasOptions reports whether fields of this type choose among options.
 func (t FieldType) HasOptions() bool { return t == FieldSelect || t == FieldMultiSelect }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,7 +198,7 @@ func (f *Field) validate(s *Service, in []string, now time.Time) (any, *Message)
 			return nil, msg(MsgPhone)
 		}
 	case FieldSelect:
-		if !contains(f.Options, v) {
+		if !slices.Contains(f.Options, v) {
 			return nil, msg(MsgOption)
 		}
 	case FieldPersonnummer:
@@ -225,10 +226,10 @@ func (f *Field) validateMulti(in []string) (any, *Message) {
 		if v == "" {
 			continue
 		}
-		if !contains(f.Options, v) {
+		if !slices.Contains(f.Options, v) {
 			return nil, msg(MsgOption)
 		}
-		if !contains(out, v) {
+		if !slices.Contains(out, v) {
 			out = append(out, v)
 		}
 	}
@@ -249,14 +250,6 @@ func isTrue(v string) bool {
 	return false
 }
 
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 func formatNumber(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 

@@ -250,7 +250,6 @@ func isTrue(v string) bool {
 	return false
 }
 
-
 func formatNumber(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }
 
 // resolveDate turns "today", "today+N", "today-N" (days) or "YYYY-MM-DD"

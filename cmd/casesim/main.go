@@ -39,6 +39,10 @@ Environment:
   CASESIM_ADDR    address to listen on (default ":8090"; "127.0.0.1:0" picks a free port)
   CASESIM_SECRET  shared signing secret (default: the public demo value %q)
   CASESIM_DATA    optional JSON-lines file that keeps cases across restarts
+  CASESIM_GATEWAY_URL  the gateway's base URL, where status updates are sent
+                  (POST /cases/{ref}/status {"status","message"} forwards one, signed)
+  CASESIM_AUTO_STATUS  optional duration such as 10s: move every new case to
+                  in_progress that long after it arrived and tell the gateway
 `
 
 // shutdownTimeout bounds the graceful shutdown.
@@ -87,7 +91,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("CASESIM_DATA is not set: cases are kept in memory and lost when casesim stops")
 	}
 
-	srv, err := casesim.New(casesim.Config{Secret: []byte(secret), DataFile: dataFile, Logger: log})
+	var auto time.Duration
+	if v := getenv("CASESIM_AUTO_STATUS"); v != "" {
+		var perr error
+		if auto, perr = time.ParseDuration(v); perr != nil || auto < 0 {
+			return fmt.Errorf("CASESIM_AUTO_STATUS: want a duration such as 10s, got %q", v)
+		}
+	}
+	srv, err := casesim.New(casesim.Config{Secret: []byte(secret), DataFile: dataFile, Logger: log,
+		GatewayURL: getenv("CASESIM_GATEWAY_URL"), AutoStatus: auto})
 	if err != nil {
 		return err
 	}

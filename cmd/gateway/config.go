@@ -29,8 +29,39 @@ var settings = []setting{
 	{"GATEWAY_RETRY_ATTEMPTS", "10", "attempts before a submission becomes a dead letter"},
 	{"GATEWAY_CLAIM_IDLE", "1m", "how long a delivery may sit with a silent process before another process takes it over"},
 	{"GATEWAY_DELIVERY_TIMEOUT", "30s", "upper bound of one delivery attempt"},
+	{"GATEWAY_BREAKER_FAILURES", "5", "consecutive failed deliveries to one back-end that open its circuit breaker (0: no breakers)"},
+	{"GATEWAY_BREAKER_OPEN", "30s", "how long an open circuit breaker pauses deliveries to its back-end before probing it"},
+	{"GATEWAY_FAULT", "", "fault injection for tests only: exit-after-deliver (SIGKILL after a back-end accepted a delivery, before it is recorded); refused in production"},
 	{"GATEWAY_RATELIMIT", "on", "on or off (off for load tests)"},
 	{"GATEWAY_RATELIMIT_SUBMIT", "20", "submissions per client IP per minute"},
+	{"GATEWAY_OIDC_ISSUER", "", "issuer URL of the OpenID provider residents and staff sign in with (discovery at ISSUER/.well-known/openid-configuration)"},
+	{"GATEWAY_OIDC_CLIENT_ID", "", "the gateway's client id at the OpenID provider"},
+	{"GATEWAY_OIDC_CLIENT_SECRET", "", "the client secret (client_secret_basic); empty: a public client with PKCE only"},
+	{"GATEWAY_OIDC_SCOPES", "openid profile", "scopes asked for, space-separated"},
+	{"GATEWAY_OIDC_ALGORITHMS", "RS256", "ID token signature algorithms accepted, comma-separated (none and HS* are refused)"},
+	{"GATEWAY_OIDC_CLAIM_SUBJECT", "sub", "claim with the provider's subject"},
+	{"GATEWAY_OIDC_CLAIM_PERSONNUMMER", "https://id.oidc.se/claim/personalIdentityNumber", "claim with the personnummer or samordningsnummer; a person with one is a resident"},
+	{"GATEWAY_OIDC_CLAIM_NAME", "name", "claim with the display name"},
+	{"GATEWAY_OIDC_CLAIM_ACR", "acr", "claim with the authentication context class (level of assurance)"},
+	{"GATEWAY_OIDC_CLAIM_GROUPS", "groups", "claim with the person's groups or roles (string or array)"},
+	{"GATEWAY_OIDC_CLAIM_SERVICE_POINT", "service_point", "claim with a staff member's service point id"},
+	{"GATEWAY_OIDC_CLAIM_DEPARTMENT", "department", "claim with a staff member's or administrator's department"},
+	{"GATEWAY_OIDC_STAFF_GROUP", "staff", "group value that makes a person service-point staff"},
+	{"GATEWAY_OIDC_ADMIN_GROUP", "admin", "group value that makes a person an administrator"},
+	{"GATEWAY_OIDC_ACR_MAP", "", "extra acr values, comma-separated value=level (level: low, substantial, high); Sweden Connect loa2-4, eIDAS low/substantial/high and the plain words are known"},
+	{"GATEWAY_OIDC_ACR_VALUES", "", "acr_values asked for per level, comma-separated level=value (default: Sweden Connect loa2, loa3, loa4)"},
+	{"GATEWAY_OIDC_PROVIDERS_FILE", "", "JSON file with further OpenID providers (id, issuer, client_id, client_secret_env, claims, acr), chosen by /auth/login?provider=ID"},
+	{"GATEWAY_DEV_IDP", "auto", "the development identity provider under /dev-idp: on, off, or auto (on in development when no GATEWAY_OIDC_ISSUER); refused in production"},
+	{"GATEWAY_SESSION_KEY", "", "secret (at least 32 bytes) that signs session cookies; required in production, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
+	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
+	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
+	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
+	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
+	{"GATEWAY_USAGE_BUFFER", "10000", "usage events that may wait in memory for the flusher; more are dropped and counted"},
+	{"GATEWAY_USAGE_FLUSH", "1s", "how often usage counters are written to Redis (and always at shutdown)"},
+	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
+	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -49,6 +80,9 @@ type config struct {
 	RetryBase, RetryMax                         time.Duration
 	RetryAttempts                               int
 	ClaimIdle, DeliveryTimeout                  time.Duration
+	BreakerFailures                             int
+	BreakerOpen                                 time.Duration
+	Fault                                       string
 	RateLimit                                   bool
 	SubmitLimit                                 int
 	RedisURL                                    string
@@ -56,6 +90,15 @@ type config struct {
 	RedisMaster, RedisUser, RedisPassword       string
 	RedisPrefix                                 string
 	CasesimURL, CasesimSecret                   string
+	OIDC                                        oidcConfig
+	DevIdP                                      bool
+	SessionKey                                  string
+	SessionIdle, SessionAbsolute                time.Duration
+	ClientsFile, ProvidersFile                  string
+	LoginLimit                                  int
+	Usage                                       bool
+	UsageBuffer, OpenDataMinCount               int
+	UsageFlush, UsageAbandon                    time.Duration
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -103,10 +146,38 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ShutdownTimeout: dur("GATEWAY_SHUTDOWN_TIMEOUT"), TrustedProxies: list("GATEWAY_TRUSTED_PROXIES"),
 		Workers: num("GATEWAY_WORKERS", 1, 256), RetryBase: dur("GATEWAY_RETRY_BASE"), RetryMax: dur("GATEWAY_RETRY_MAX"),
 		RetryAttempts: num("GATEWAY_RETRY_ATTEMPTS", 1, 1000), ClaimIdle: dur("GATEWAY_CLAIM_IDLE"),
-		DeliveryTimeout: dur("GATEWAY_DELIVERY_TIMEOUT"), SubmitLimit: num("GATEWAY_RATELIMIT_SUBMIT", 1, 1000000),
+		DeliveryTimeout: dur("GATEWAY_DELIVERY_TIMEOUT"), BreakerFailures: num("GATEWAY_BREAKER_FAILURES", 0, 1000),
+		BreakerOpen: dur("GATEWAY_BREAKER_OPEN"), Fault: get("GATEWAY_FAULT"), SubmitLimit: num("GATEWAY_RATELIMIT_SUBMIT", 1, 1000000),
 		RedisURL: get("REDIS_URL"), RedisAddrs: list("REDIS_ADDRS"), RedisMaster: get("REDIS_MASTER_NAME"),
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
+	}
+	c.OIDC = oidcConfig{
+		Issuer: strings.TrimRight(get("GATEWAY_OIDC_ISSUER"), "/"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),
+		ClientSecret: get("GATEWAY_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(get("GATEWAY_OIDC_SCOPES")),
+		Algorithms:   list("GATEWAY_OIDC_ALGORITHMS"),
+		ClaimSubject: get("GATEWAY_OIDC_CLAIM_SUBJECT"), ClaimPersonnummer: get("GATEWAY_OIDC_CLAIM_PERSONNUMMER"),
+		ClaimName: get("GATEWAY_OIDC_CLAIM_NAME"), ClaimACR: get("GATEWAY_OIDC_CLAIM_ACR"), ClaimGroups: get("GATEWAY_OIDC_CLAIM_GROUPS"),
+		ClaimServicePoint: get("GATEWAY_OIDC_CLAIM_SERVICE_POINT"), ClaimDepartment: get("GATEWAY_OIDC_CLAIM_DEPARTMENT"),
+		StaffGroup: get("GATEWAY_OIDC_STAFF_GROUP"), AdminGroup: get("GATEWAY_OIDC_ADMIN_GROUP"),
+		ACRMap: list("GATEWAY_OIDC_ACR_MAP"), ACRValues: list("GATEWAY_OIDC_ACR_VALUES"),
+	}
+	c.SessionKey, c.ClientsFile = get("GATEWAY_SESSION_KEY"), get("GATEWAY_CLIENTS_FILE")
+	c.ProvidersFile = get("GATEWAY_OIDC_PROVIDERS_FILE")
+	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
+	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
+	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
+	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
+	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
+	switch get("GATEWAY_USAGE") {
+	case "on":
+		c.Usage = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Sprintf("GATEWAY_USAGE: want on or off, got %q", get("GATEWAY_USAGE")))
+	}
+	if c.UsageFlush <= 0 || c.UsageAbandon <= 0 {
+		errs = append(errs, "GATEWAY_USAGE_FLUSH and GATEWAY_USAGE_ABANDON_AFTER must be above zero")
 	}
 	switch get("GATEWAY_RATELIMIT") {
 	case "on":
@@ -120,6 +191,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.production() && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
 		errs = append(errs, "GATEWAY_ENV=production needs REDIS_URL or REDIS_ADDRS: the embedded Redis keeps nothing")
+	}
+	switch {
+	case c.Fault != "" && c.Fault != "exit-after-deliver":
+		errs = append(errs, fmt.Sprintf("GATEWAY_FAULT: want exit-after-deliver or nothing, got %q", c.Fault))
+	case c.Fault != "" && c.production():
+		errs = append(errs, "GATEWAY_FAULT is for tests only and refused with GATEWAY_ENV=production")
+	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = -1 // delivery: negative switches breakers off
 	}
 	if c.RetryMax < c.RetryBase {
 		errs = append(errs, "GATEWAY_RETRY_MAX must not be less than GATEWAY_RETRY_BASE")

@@ -158,18 +158,21 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		env["CASESIM_SECRET"] = casesim.DemoSecret
 		log.Warn("CASESIM_SECRET unset: using the public demo secret")
 	}
+	var demoCasesim *casesim.Server // told the gateway's address once it listens
 	if cfg.CasesimURL == "" && !cfg.production() {
-		url, stop, err := startCasesim(lookup("CASESIM_SECRET"), log)
+		url, cs, stop, err := startCasesim(lookup("CASESIM_SECRET"), log)
 		if err != nil {
 			return err
 		}
 		cleanups = append(cleanups, stop)
+		demoCasesim = cs
 		env["CASESIM_URL"] = url
 		log.Info("reference case system started in-process", "url", url)
 	}
 
 	// Connectors, one per service.
 	routes := map[string]delivery.Route{}
+	callbacks := map[string]httpapi.CallbackVerifier{} // verify status updates signed by back-ends
 	for _, svc := range loaded.Services {
 		conn, err := loaded.Modules[svc.ID].Provision(lookup)
 		if err != nil {
@@ -179,17 +182,40 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			cleanups = append(cleanups, func() { _ = c.Cleanup() })
 		}
 		routes[svc.ID] = delivery.Route{Connector: conn, Retention: svc.Retention}
+		if v, ok := conn.(httpapi.CallbackVerifier); ok {
+			callbacks[svc.ID] = v
+		}
 	}
 
 	var counter httpapi.Counter
 	if cfg.RateLimit {
 		counter = store
 	}
+	// Listen before the HTTP layer is built: the development identity
+	// provider's issuer is this process's address.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = ln.Close() })
+	identity, err := setupIdentity(cfg, store, "http://"+displayAddr(ln.Addr()), log)
+	if err != nil {
+		return err
+	}
+	metrics := httpapi.NewMetrics(func(ctx context.Context) (httpapi.QueueStats, error) {
+		st, err := store.Stats(ctx)
+		return httpapi.QueueStats{Stream: st.Stream, Pending: st.Pending, Retrying: st.Retrying, Dead: st.Dead, OldestAge: st.OldestAge}, err
+	})
+	// Usage statistics: events buffered in memory, flushed to Redis.
+	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Catalog: catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
-		Ready: store.Ping,
+		Usage: use.tracker, UsageReports: use.reports, // nil interfaces when switched off
+		Metrics:   metrics,
+		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
+		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
+		Ready: store.Ping, Auth: identity,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(),
-			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies},
+			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
 	})
 	if err != nil {
 		return err
@@ -198,6 +224,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	disp := delivery.New(store, func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok }, delivery.Config{
 		Workers: cfg.Workers, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, MaxAttempts: cfg.RetryAttempts,
 		ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, Logger: log,
+		BreakerFailures: cfg.BreakerFailures, BreakerOpen: cfg.BreakerOpen, Observer: metrics,
+		AfterDeliver: faultAfterDeliver(cfg.Fault, log), Usage: use.delivery,
 	})
 	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -208,16 +236,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			log.Error("dispatcher stopped", "error", err)
 		}
 	}()
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		stopDispatch()
-		wg.Wait()
-		return err
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(ln.Addr()))
+	if demoCasesim != nil {
+		demoCasesim.SetGatewayURL("http://" + displayAddr(ln.Addr()))
+	}
 	log.Info("gateway started", "addr", ln.Addr().String(), "services", len(loaded.Services), "env", cfg.Env)
 
 	select {
@@ -237,23 +261,31 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	case <-time.After(cfg.ShutdownTimeout):
 		log.Warn("deliveries still in flight at shutdown; another process will take them over")
 	}
+	// Then the usage counters the requests and deliveries left in memory.
+	usageCtx, cancelUsage := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	use.stop(usageCtx)
+	cancelUsage()
 	log.Info("stopped")
 	return err
 }
 
+// demoAutoStatus is how long after a case arrives the demo's case system
+// moves it to in_progress and tells the gateway, so statuses flow back.
+const demoAutoStatus = 15 * time.Second
+
 // startCasesim serves the reference case system on a loopback port.
-func startCasesim(secret string, log *slog.Logger) (url string, stop func(), err error) {
-	cs, err := casesim.New(casesim.Config{Secret: []byte(secret), Logger: log.With("component", "casesim")})
+func startCasesim(secret string, log *slog.Logger) (url string, cs *casesim.Server, stop func(), err error) {
+	cs, err = casesim.New(casesim.Config{Secret: []byte(secret), Logger: log.With("component", "casesim"), AutoStatus: demoAutoStatus})
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	srv := &http.Server{Handler: cs, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() {
+	return "http://" + ln.Addr().String(), cs, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
@@ -270,4 +302,21 @@ func displayAddr(a net.Addr) string {
 		return "localhost:" + strings.TrimPrefix(s, "0.0.0.0:")
 	}
 	return s
+}
+
+// faultAfterDeliver returns the fault-injection hook GATEWAY_FAULT asks
+// for, or nil. "exit-after-deliver" kills the process with SIGKILL right
+// after the first delivery a back-end accepted, before it is acknowledged
+// in Redis: the crash the delivery guarantee must survive. For tests only;
+// loadConfig refuses it in production.
+func faultAfterDeliver(fault string, log *slog.Logger) func() {
+	if fault != "exit-after-deliver" {
+		return nil
+	}
+	log.Warn("GATEWAY_FAULT=exit-after-deliver: this process kills itself after its first delivery (tests only)")
+	return func() {
+		log.Warn("fault injection: killing the process between delivery and acknowledgement")
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
 }

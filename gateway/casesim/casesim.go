@@ -54,6 +54,12 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives one line per case; default: discard.
 	Logger *slog.Logger
+	// GatewayURL is the gateway's base URL, where status updates are sent
+	// (see SendStatus); it can be set later with SetGatewayURL.
+	GatewayURL string
+	// AutoStatus, when positive, moves every new case to in_progress this
+	// long after it was created and tells the gateway (for the demo).
+	AutoStatus time.Duration
 }
 
 // Case is one case in the case system, as listed by GET /cases.
@@ -96,6 +102,9 @@ type Server struct {
 	counts map[int]int      // year -> last case number of that year
 	store  *store           // nil without DataFile
 	closed bool
+
+	gatewayURL string        // where status updates go
+	autoStatus time.Duration // see Config.AutoStatus
 }
 
 // New returns a Server, loading the cases in cfg.DataFile when it is set.
@@ -110,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 		byKey:  map[string]*Case{},
 		byRef:  map[string]*Case{},
 		counts: map[int]int{},
+
+		gatewayURL: strings.TrimRight(cfg.GatewayURL, "/"),
+		autoStatus: cfg.AutoStatus,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -135,6 +147,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("POST /cases", s.handleCreate)
 	mux.HandleFunc("GET /cases", s.handleList)
 	mux.HandleFunc("GET /cases/{ref}", s.handleGet)
+	mux.HandleFunc("POST /cases/{ref}/status", s.handleStatus)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux = mux
 	return s, nil
@@ -315,6 +328,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	s.byKey[key] = c
 	s.byRef[c.CaseReference] = c
 	s.log.Info("case created", "case_reference", c.CaseReference, "reference", c.Reference)
+	s.autoProgress(c.CaseReference)
 	writeJSON(w, http.StatusCreated, httpjson.Answer{CaseReference: c.CaseReference})
 }
 

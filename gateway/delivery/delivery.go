@@ -24,6 +24,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 )
@@ -45,6 +47,9 @@ type Queue interface {
 	PromoteDue(ctx context.Context, now time.Time, limit int) (int, error)
 	DeadLetter(ctx context.Context, job Job, reason string) error
 	Drop(ctx context.Context, job Job) error
+	// Defer puts a job back until due without counting an attempt (the
+	// back-end's circuit breaker is open).
+	Defer(ctx context.Context, job Job, due time.Time) error
 }
 
 // The store is the queue.
@@ -72,6 +77,28 @@ type Config struct {
 	PollInterval time.Duration // how often due retries are promoted and idle work claimed; default 1s
 	ReadBlock    time.Duration // how long a worker waits for new work per read; default 2s
 	Logger       *slog.Logger  // default slog.Default()
+
+	// BreakerFailures consecutive failures open a back-end's circuit
+	// breaker; default 5; negative switches breakers off.
+	BreakerFailures int
+	// BreakerOpen is how long an open breaker refuses deliveries before it
+	// lets probes through (half-open); default 30s.
+	BreakerOpen time.Duration
+	// BreakerProbes is how many deliveries a half-open breaker lets
+	// through; default 1.
+	BreakerProbes uint32
+
+	// Observer receives outcomes for metrics; default none.
+	Observer Observer
+
+	// AfterDeliver, when set, is called after a back-end accepted a
+	// delivery and before the outcome is recorded. For fault-injection
+	// tests only (the gateway refuses it in production).
+	AfterDeliver func()
+
+	// Usage is told of delivered and dead-lettered submissions (usage
+	// statistics); default none.
+	Usage UsageTracker
 }
 
 // Defaults.
@@ -151,6 +178,18 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.BreakerFailures == 0 {
+		c.BreakerFailures = DefaultBreakerFailures
+	}
+	if c.BreakerOpen <= 0 {
+		c.BreakerOpen = DefaultBreakerOpen
+	}
+	if c.BreakerProbes == 0 {
+		c.BreakerProbes = DefaultBreakerProbes
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
 	return c
 }
 
@@ -161,6 +200,9 @@ type Dispatcher struct {
 	routes func(serviceID string) (Route, bool)
 	cfg    Config
 	log    *slog.Logger
+	obs    Observer
+
+	breakers *breakers
 
 	now     func() time.Time
 	rnd     func(int64) int64
@@ -171,15 +213,18 @@ type Dispatcher struct {
 // route with routes.
 func New(q Queue, routes func(serviceID string) (Route, bool), cfg Config) *Dispatcher {
 	cfg = cfg.withDefaults()
-	return &Dispatcher{
+	d := &Dispatcher{
 		q:       q,
 		routes:  routes,
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "delivery", "consumer", cfg.Consumer),
+		obs:     cfg.Observer,
 		now:     time.Now,
 		rnd:     rand.Int64N,
 		claimed: make(chan Job, cfg.Workers),
 	}
+	d.breakers = &breakers{d: d, m: map[string]*gobreaker.CircuitBreaker[string]{}}
+	return d
 }
 
 // Config returns the configuration in effect, defaults filled in.
@@ -312,7 +357,7 @@ func (d *Dispatcher) claim(ctx context.Context) {
 		return
 	}
 	for _, job := range jobs {
-		d.log.Info("claimed idle work", "submission", job.SubmissionID, "deliveries", job.Deliveries)
+		d.log.Info("claimed idle work", "job", job.StreamID, "deliveries", job.Deliveries)
 		// Only the janitor sends and it claimed no more than the free
 		// capacity, so this does not block.
 		d.claimed <- job
@@ -321,10 +366,11 @@ func (d *Dispatcher) claim(ctx context.Context) {
 
 // handle delivers one job and records its outcome. It runs to the end even
 // when ctx is cancelled: a delivery in flight is finished, bounded by
-// Config.Timeout.
+// Config.Timeout. Logs name the job and the receipt reference, never the
+// submission id: that is the secret of the resident's status link.
 func (d *Dispatcher) handle(parent context.Context, job Job) {
 	ctx := context.WithoutCancel(parent)
-	log := d.log.With("submission", job.SubmissionID)
+	log := d.log.With("job", job.StreamID)
 
 	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	sub, err := d.q.Load(lctx, job)
@@ -333,9 +379,11 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		if code(err) == gateway.ENotFound {
 			log.Warn("submission no longer stored; job dropped")
 			d.drop(ctx, log, job)
+			d.obs.Outcome(OutcomeDropped, 0)
 			return
 		}
 		log.Error("loading submission failed; job stays pending", "error", err)
+		d.obs.Outcome(OutcomeError, 0)
 		return
 	}
 	attempt := sub.Attempts + 1
@@ -344,39 +392,68 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 	if sub.Status.Rank() >= gateway.StatusDelivered.Rank() {
 		log.Info("submission already delivered; job dropped", "status", sub.Status)
 		d.drop(ctx, log, job)
+		d.obs.Outcome(OutcomeDropped, 0)
 		return
 	}
 	if job.Deliveries > int64(d.cfg.MaxAttempts) {
-		d.deadLetter(ctx, log, job, ReasonRedelivered, nil)
+		d.deadLetter(ctx, log, job, ReasonRedelivered, nil, sub)
 		return
 	}
 	route, ok := d.routes(sub.Service)
 	if !ok || route.Connector == nil {
-		d.deadLetter(ctx, log, job, ReasonUnknownService, nil)
+		d.deadLetter(ctx, log, job, ReasonUnknownService, nil, sub)
 		return
 	}
+	backend := backendOf(route, sub)
 
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	start := d.now()
-	caseRef, err := route.Connector.Deliver(dctx, newDelivery(sub, attempt))
+	caseRef, open, err := d.deliver(dctx, route, backend, newDelivery(sub, attempt))
 	cancel()
 	took := d.now().Sub(start)
 
+	if open {
+		// Nothing was tried: no attempt is counted, and the worker is free
+		// at once for other back-ends.
+		wait := d.deferWait(err)
+		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		err2 := d.q.Defer(sctx, job, d.now().Add(wait))
+		cancel()
+		switch {
+		case errors.Is(err2, redisstore.ErrNotPending):
+			d.obs.Outcome(OutcomeSuperseded, 0)
+		case err2 != nil:
+			log.Error("deferring job failed; job stays pending", "error", err2)
+			d.obs.Outcome(OutcomeError, 0)
+		default:
+			log.Debug("back-end paused by its circuit breaker; job deferred", "backend", backend, "retry_in", wait)
+			d.obs.Outcome(OutcomeDeferred, 0)
+		}
+		return
+	}
+
 	if err == nil {
+		if d.cfg.AfterDeliver != nil {
+			d.cfg.AfterDeliver()
+		}
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		err := d.q.Complete(sctx, job, caseRef, route.Retention)
 		cancel()
 		if errors.Is(err, redisstore.ErrNotPending) {
 			log.Info("delivered, but another consumer had finished the job first", "duration", took)
+			d.obs.Outcome(OutcomeSuperseded, took)
 			return
 		}
 		if err != nil {
 			// The back-end has it; the job is redelivered after ClaimIdle
 			// and the back-end deduplicates.
 			log.Error("recording delivery failed; will be redelivered", "error", err)
+			d.obs.Outcome(OutcomeError, took)
 			return
 		}
 		log.Info("delivered", "status", gateway.StatusDelivered, "duration", took)
+		d.obs.Outcome(OutcomeDelivered, took)
+		d.usageDelivered(sub)
 		return
 	}
 
@@ -385,10 +462,10 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 	errors.As(err, &derr)
 	switch {
 	case class == ReasonPermanent:
-		d.deadLetter(ctx, log, job, ReasonPermanent, err)
+		d.deadLetter(ctx, log, job, ReasonPermanent, err, sub)
 		return
 	case attempt >= d.cfg.MaxAttempts:
-		d.deadLetter(ctx, log, job, ReasonMaxAttempts, err)
+		d.deadLetter(ctx, log, job, ReasonMaxAttempts, err, sub)
 		return
 	}
 	wait := Backoff(sub.Attempts, d.cfg.RetryBase, d.cfg.RetryMax, d.rnd)
@@ -400,25 +477,31 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 	cancel()
 	if errors.Is(err2, redisstore.ErrNotPending) {
 		log.Info("delivery failed, but another consumer had finished the job first", "error_class", class)
+		d.obs.Outcome(OutcomeSuperseded, took)
 		return
 	}
 	if err2 != nil {
 		log.Error("scheduling retry failed; job stays pending", "error", err2)
+		d.obs.Outcome(OutcomeError, took)
 		return
 	}
 	log.Warn("delivery failed; will retry", "error_class", class, "error", brief(err), "retry_in", wait, "duration", took)
+	d.obs.Retry(class)
+	d.obs.Outcome(OutcomeRetry, took)
 }
 
-func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, reason string, cause error) {
+func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, reason string, cause error, sub *gateway.Submission) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err := d.q.DeadLetter(sctx, job, reason)
 	cancel()
 	if errors.Is(err, redisstore.ErrNotPending) {
 		log.Info("gave up, but another consumer had finished the job first", "error_class", reason)
+		d.obs.Outcome(OutcomeSuperseded, 0)
 		return
 	}
 	if err != nil {
 		log.Error("dead-lettering failed; job stays pending", "error_class", reason, "error", err)
+		d.obs.Outcome(OutcomeError, 0)
 		return
 	}
 	args := []any{"error_class", reason}
@@ -426,6 +509,9 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, 
 		args = append(args, "error", brief(cause))
 	}
 	log.Error("delivery given up; dead-lettered for a person to handle", args...)
+	d.obs.DeadLetter(reason)
+	d.obs.Outcome(OutcomeDeadLetter, 0)
+	d.usageDeadLettered(sub)
 }
 
 func (d *Dispatcher) drop(ctx context.Context, log *slog.Logger, job Job) {

@@ -335,10 +335,12 @@ func TestRetryThenDeliver(t *testing.T) {
 		t.Errorf("attempt numbers seen by the back-end = %s, want [1 2 3 4]", got)
 	}
 	out := logs.String()
-	if !strings.Contains(out, `"error_class":"temporary"`) || !strings.Contains(out, sub.ID) {
+	if !strings.Contains(out, `"error_class":"temporary"`) || !strings.Contains(out, sub.Reference) {
 		t.Errorf("log lacks the retries:\n%s", out)
 	}
-	for _, private := range []string{subject, secret} {
+	// The submission id is the secret of the status link: logs name the
+	// receipt reference instead.
+	for _, private := range []string{subject, secret, sub.ID} {
 		if strings.Contains(out, private) {
 			t.Errorf("log contains %q", private)
 		}
@@ -397,10 +399,11 @@ type recordingQueue struct {
 }
 
 func (q *recordingQueue) Retry(ctx context.Context, job delivery.Job, due time.Time, reason string) error {
+	err := q.Store.Retry(ctx, job, due, reason)
 	q.mu.Lock()
 	q.dues = append(q.dues, due)
 	q.mu.Unlock()
-	return q.Store.Retry(ctx, job, due, reason)
+	return err
 }
 
 func (q *recordingQueue) retries() []time.Time {

@@ -56,6 +56,7 @@ func (s *Server) catalogPage(c *fiber.Ctx) error {
 	if q != "" {
 		content.ResultText = l.N("catalog.results", len(found), "Query", q)
 	}
+	s.trackVisit(c) // usage statistics
 	return s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), content)
 }
 
@@ -148,6 +149,7 @@ func (s *Server) apiGetService(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
 	}
+	s.trackViewed(c, svc, gateway.ChannelAPI) // usage statistics
 	return c.JSON(s.serviceJSON(s.localizer(c), svc, true))
 }
 

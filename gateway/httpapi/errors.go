@@ -58,6 +58,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	l := s.localizer(c)
 	title := l.T("error.title." + titleKey(status))
 	detail := l.T(msgID)
+	if ge != nil && len(ge.Message.Data) > 0 {
+		detail = l.Message(ge.Message) // a message with data, e.g. the level asked for
+	}
 	if strings.HasPrefix(c.Path(), "/api/") {
 		problem := fiber.Map{"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
 		if ge != nil && len(ge.Fields) > 0 {

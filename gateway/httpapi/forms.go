@@ -34,6 +34,7 @@ type formState struct {
 	errs    gateway.FieldErrors
 	token   string
 	formErr *gateway.Message // a problem with the whole form
+	action  string           // where the form posts; default /services/{id}
 }
 
 type formError struct{ ID, Label, Error string }
@@ -43,6 +44,7 @@ type formContent struct {
 	Action, FormToken, ErrorTitle, FormError     string
 	Fields                                       []formField
 	Errors                                       []formError
+	Started                                      string // signed time the form was first drawn (usage statistics)
 }
 
 // formPage shows a service's form, empty.
@@ -51,7 +53,11 @@ func (s *Server) formPage(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
 	}
-	return s.renderForm(c, fiber.StatusOK, svc, formState{})
+	st := s.draftState(c, svc)
+	if st.token == "" {
+		s.trackStart(c, svc) // usage statistics: a fresh form is viewed and started
+	}
+	return s.renderForm(c, fiber.StatusOK, svc, st)
 }
 
 var formTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{24}$`)
@@ -72,6 +78,10 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	if st.formErr != nil {
 		fc.FormError = l.Message(*st.formErr)
 	}
+	if st.action != "" {
+		fc.Action = st.action
+	}
+	fc.Started = s.formStamp(svc, st.values)
 	if svc.Assurance > gateway.AssuranceNone {
 		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
 	}
@@ -174,45 +184,41 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	delete(values, "_csrf")
 
 	st := formState{values: values, token: formToken}
-	if err := s.checkAssurance(svc); err != nil {
-		st.formErr = &err.Message
-		return s.renderForm(c, fiber.StatusForbidden, svc, st)
+	if err := s.checkAssurance(c, svc); err != nil {
+		return s.stepUp(c, svc, st, err) // sign in at the service's level; the values are kept
 	}
 	payload, errs := svc.Validate(values, s.Config.Now())
 	if len(errs) > 0 {
 		st.errs = errs
+		s.trackInvalid(c, svc, gateway.ChannelDigital, errs) // usage statistics: drop-off by field
 		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
 	}
 	idem := gateway.Idempotency{}
 	if formTokenPattern.MatchString(formToken) {
 		idem = gateway.Idempotency{Scope: "form", Key: formToken, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
 	}
-	sub, _, err := s.create(c, svc, payload, gateway.ChannelDigital, idem)
+	sub, created, err := s.create(c, svc, payload, gateway.ChannelDigital, idem)
 	if err != nil {
 		return err
 	}
+	s.trackSubmitted(c, svc, sub, created, values) // usage statistics
+	s.dropDraft(c)
 	return c.Redirect("/s/"+sub.ID+"?receipt=1", fiber.StatusSeeOther)
-}
-
-// checkAssurance refuses services that need a signed-in resident. Sign-in
-// with e-ID is not built yet, so only services with assurance "none" take
-// submissions; the others can be read and filled in.
-func (s *Server) checkAssurance(svc *gateway.Service) *gateway.Error {
-	if svc.Assurance > gateway.AssuranceNone {
-		return gateway.Errorf(gateway.EUnauth, "error.signin_required", nil)
-	}
-	return nil
 }
 
 // create stores a submission within the store timeout.
 func (s *Server) create(c *fiber.Ctx, svc *gateway.Service, payload map[string]any, ch gateway.Channel, idem gateway.Idempotency) (*gateway.Submission, bool, error) {
 	sub := &gateway.Submission{
 		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
-		Channel: ch, Locale: lang(c).String(), Payload: payload,
+		Channel: ch, Locale: lang(c).String(), Payload: payload, Subject: ownerOf(c),
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	return s.Store.Create(ctx, sub, idem)
+	sub, created, err := s.Store.Create(ctx, sub, idem)
+	if err == nil {
+		s.indexSubmission(c, sub) // My pages and the department's list
+	}
+	return sub, created, err
 }
 
 // bodyHash identifies a payload for idempotency: the same values give the

@@ -11,6 +11,9 @@ import (
 
 // routes lists every route of the gateway. Keep it the one place to look.
 func (s *Server) routes(app *fiber.App) {
+	if s.Metrics != nil {
+		app.Use(s.Metrics.observe()) // outermost: sees the final status
+	}
 	app.Use(requestLog(s.Logger))
 	app.Use(securityHeaders())
 	app.Use(chooseLanguage())
@@ -21,22 +24,76 @@ func (s *Server) routes(app *fiber.App) {
 	// Operations.
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	if s.Metrics != nil {
+		app.Get("/metrics", s.Metrics.handler())
+	}
 
 	// Static assets (one stylesheet), cached for a day.
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
 
-	// JSON for programs. No cookie authentication yet, so no CSRF token.
+	// JSON for programs. Machine clients authenticate with a bearer
+	// assertion; calls authenticated by the session cookie that change
+	// something carry X-CSRF-Token (checked by the authentication).
 	api := app.Group("/api/v1")
 	api.Get("/services", s.apiListServices)
 	api.Get("/services/:id", s.apiGetService)
-	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.apiSubmit)
+	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
 	api.Get("/submissions/:id", s.apiGetSubmission)
+	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
+	// Administration of dead letters (role admin).
+	api.Get("/admin/dead-letters", s.apiDeadLetters)
+	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
+	api.Post("/admin/dead-letters/:id/replay", s.apiReplayDeadLetter)
+	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
+	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
+	if s.Auth != nil {
+		api.Get("/me/submissions", s.apiMySubmissions)                 // a resident's submissions (My pages)
+		api.Get("/department/submissions", s.apiDepartmentSubmissions) // a department client's submissions
+	}
+	api.Get("/usage", s.apiUsage) // usage KPIs, exact (staff, admin); ?from=&to=&service=&department=&granularity=
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+
+	// Open data (CC0): usage aggregates with small counts suppressed, the
+	// service catalog, and their DCAT-AP metadata. No cookies.
+	app.Get("/open-data/usage.csv", s.openUsageCSV)
+	app.Get("/open-data/usage.json", s.openUsageJSON)
+	app.Get("/open-data/services.csv", s.openServicesCSV)
+	app.Get("/open-data/services.json", s.openServicesJSON)
+	app.Get("/open-data/catalog.jsonld", s.openCatalog)
+
+	// Identity, before the form CSRF middleware: the development provider's
+	// machine endpoints (called by the relying party, not by browsers), and
+	// sign-out, which checks either CSRF token itself.
+	if s.Auth != nil {
+		if s.Auth.DevIdP != nil {
+			app.Get("/dev-idp/.well-known/openid-configuration", s.devDiscovery)
+			app.Get("/dev-idp/jwks", s.devJWKS)
+			app.Get("/dev-idp/personas", s.devPersonas)
+			app.Post("/dev-idp/token", s.devToken)
+		}
+		app.Post("/auth/logout", s.logout)
+	}
 
 	// Pages for people. Forms carry a CSRF token.
 	app.Use(csrf(CSRFConfig{Secure: s.Config.Production}))
 	app.Get("/", s.catalogPage)
 	app.Get("/services/:id", s.formPage)
-	app.Post("/services/:id", s.rateLimit("submit"), s.submitForm)
+	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
+	app.Get("/open-data", s.openDataPage)  // also /open-data/: the datasets explained
+	app.Get("/dashboard", s.dashboardPage) // usage dashboard (staff, admin)
+	if s.Auth != nil {
+		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
+		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here
+		app.Get("/my", s.myPage)              // My pages
+		if s.Auth.DevIdP != nil {
+			app.Get("/dev-idp/authorize", s.devAuthorize) // login_hint approves at once; else the persona picker
+			app.Post("/dev-idp/authorize", s.devApprove)
+		}
+	}
+	// Administration pages (role admin); addressed by receipt reference.
+	app.Get("/admin/dead-letters", s.deadLettersPage)
+	app.Get("/admin/dead-letters/:ref", s.deadLetterPage)
+	app.Post("/admin/dead-letters/:ref/replay", s.replayDeadLetterForm)
+	app.Post("/admin/dead-letters/:ref/close", s.closeDeadLetterForm)
 }

@@ -48,7 +48,22 @@ type Deps struct {
 	// (session cookie or bearer token) with setPrincipal; nil: everyone is
 	// anonymous.
 	Authenticate fiber.Handler
-	Config  Config
+	// Auth is sign-in, sessions, machine clients and the development
+	// identity provider; nil: no identity (everyone anonymous). When set
+	// and Authenticate is nil, its middleware is the authentication.
+	Auth *Auth
+	// Metrics, when set, counts requests and is served at GET /metrics.
+	Metrics *Metrics
+	// Callbacks returns the verifier of signed requests from the back-end
+	// of a service (its connector), for status updates; nil or a nil
+	// verifier: signed updates are refused for that service.
+	Callbacks func(serviceID string) CallbackVerifier
+	// Usage receives usage events (gateway/usage); nil: nothing is tracked.
+	Usage Tracker
+	// UsageReports answers the usage API, the dashboard and the open data;
+	// nil: they answer 404 (503 for the API).
+	UsageReports UsageReader
+	Config       Config
 }
 
 // Config holds the HTTP layer's settings.
@@ -70,6 +85,9 @@ type Config struct {
 	BodyLimit int
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
+	// OpenDataMinCount: open data counts from 1 to OpenDataMinCount-1
+	// are suppressed; 0 means usage.DefaultMinCount.
+	OpenDataMinCount int
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -122,6 +140,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		return nil, err
 	}
 	s := &Server{Deps: deps, pages: pages}
+	s.initAuth()
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "servicegateway",
 		ErrorHandler:            s.handleError,
@@ -152,6 +171,9 @@ type page struct {
 	LangLinks []langLink
 	CSRF      string
 	Content   any
+	// Account is the header's link to My pages or to sign in; nil when
+	// there is no sign-in.
+	Account *accountLink
 }
 
 // render writes a page with the layout.
@@ -161,7 +183,7 @@ func (s *Server) render(c *fiber.Ctx, status int, name, title string, content an
 		return errors.New("httpapi: no page template " + name)
 	}
 	l := s.localizer(c)
-	p := page{L: l, Lang: l.Lang.String(), Title: title, LangLinks: langLinks(c, l.Lang), CSRF: csrfToken(c), Content: content}
+	p := page{L: l, Lang: l.Lang.String(), Title: title, LangLinks: langLinks(c, l.Lang), CSRF: csrfToken(c), Content: content, Account: s.accountLink(c)}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		return err

@@ -36,7 +36,7 @@ type statusContent struct {
 
 // statusPage shows a submission's status; with ?receipt=1, as the receipt.
 func (s *Server) statusPage(c *fiber.Ctx) error {
-	sub, err := s.getSubmission(c)
+	sub, err := s.readSubmission(c)
 	if err != nil {
 		return err
 	}
@@ -75,6 +75,17 @@ func (s *Server) getSubmission(c *fiber.Ctx) (*gateway.Submission, error) {
 	return s.Store.Get(ctx, c.Params("id"))
 }
 
+// readSubmission is getSubmission for the status page and API: a
+// submission owned by a signed-in person is shown only to them (and to its
+// department); to anyone else, link or not, it does not exist (404).
+func (s *Server) readSubmission(c *fiber.Ctx) (*gateway.Submission, error) {
+	sub, err := s.getSubmission(c)
+	if err == nil && !canRead(c, sub) {
+		return nil, gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
+	}
+	return sub, err
+}
+
 // submissionJSON is a submission as the API shows it: no payload.
 type submissionJSON struct {
 	ID            string                 `json:"id"`
@@ -91,7 +102,7 @@ type submissionJSON struct {
 
 // apiGetSubmission: GET /api/v1/submissions/{id} (contract).
 func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
-	sub, err := s.getSubmission(c)
+	sub, err := s.readSubmission(c)
 	if err != nil {
 		return err
 	}
@@ -117,6 +128,12 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
 		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
 	}
+	// A request with the same Idempotency-Key still in flight: 409.
+	release, err := s.lockIdempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	values, errs, err := jsonValues(c.Body())
 	if err != nil {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
@@ -128,7 +145,7 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	for k, m := range svc.UnknownFields(keys) {
 		errs[k] = m
 	}
-	if aerr := s.checkAssurance(svc); aerr != nil {
+	if aerr := s.checkAssurance(c, svc); aerr != nil {
 		return aerr
 	}
 	payload, verrs := svc.Validate(values, s.Config.Now())
@@ -138,6 +155,7 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		}
 	}
 	if len(errs) > 0 {
+		s.trackInvalid(c, svc, gateway.ChannelAPI, errs) // usage statistics: drop-off by field
 		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
 	}
 	idem := gateway.Idempotency{}
@@ -145,12 +163,13 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		if len(key) > 255 {
 			return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.idempotency_key"}}
 		}
-		idem = gateway.Idempotency{Scope: "ip:" + c.IP(), Key: key, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
+		idem = gateway.Idempotency{Scope: idempotencyScope(c), Key: key, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
 	}
 	sub, created, err := s.create(c, svc, payload, gateway.ChannelAPI, idem)
 	if err != nil {
 		return err
 	}
+	s.trackSubmitted(c, svc, sub, created, nil) // usage statistics
 	if !created {
 		c.Set("Idempotent-Replayed", "true")
 	}

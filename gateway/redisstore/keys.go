@@ -23,6 +23,21 @@ const DefaultPrefix = "gw"
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
 //	gw:rl:<digest>         string  rate limit counter; digest = sha256(key); no tag,
 //	                               so counters spread over a Cluster
+//	gw:{q}:subj:<digest>   zset    a person's submission ids, score = created (ms);
+//	                               digest = sha256(subject) (My pages)
+//	gw:{q}:dept:<dept>     zset    a department's submission ids, score = created (ms)
+//	gw:sess:<digest>       string  a session (JSON); digest = sha256(session id);
+//	                               expires after the idle timeout, refreshed on use
+//	gw:login:<digest>      string  a sign-in in progress (nonce, PKCE verifier, return
+//	                               path); digest = sha256(state); read once, 10 min
+//	gw:draft:<digest>      string  form values kept across a step-up sign-in; short TTL
+//	gw:jti:<digest>        string  a machine client's assertion id, against replay
+//	gw:{u}:usage:<day>     hash    usage counters of a day (gateway/usage): field
+//	                               service|department|channel|locale|metric -> count
+//	gw:{u}:uv:<day>:<svc>  HLL     distinct visitor hashes of a day; <svc> "" = site;
+//	                               expires after 400 days
+//	gw:{u}:usecret:<name>  string  usage secrets: "salt:<day>" (visitor salt, TTL 26h,
+//	                               never stored elsewhere) and "stamp" (form stamp key)
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
 // idempotency check, the unique reference, the record and the stream entry
@@ -95,6 +110,33 @@ func (k keys) idemLock(scope, key string) string {
 	h.Write([]byte(key))
 	return k.prefix + "ilock:" + hex.EncodeToString(h.Sum(nil))
 }
+
+// Identity keys (see auth.go). Session, sign-in, draft and replay keys
+// stand alone (single-key commands), so they carry no hash tag; the
+// indexes share the submissions' tag. Session ids, states and draft keys
+// are secrets, and subjects hold personnummer, so all are hashed.
+func (k keys) hashed(kind, v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return k.base + kind + ":" + hex.EncodeToString(sum[:16])
+}
+
+func (k keys) session(id string) string      { return k.hashed("sess", id) }
+func (k keys) login(state string) string     { return k.hashed("login", state) }
+func (k keys) draft(key string) string       { return k.hashed("draft", key) }
+func (k keys) jti(key string) string         { return k.hashed("jti", key) }
+func (k keys) dept(department string) string { return k.prefix + "dept:" + department }
+func (k keys) subject(subject string) string {
+	sum := sha256.Sum256([]byte(subject))
+	return k.prefix + "subj:" + hex.EncodeToString(sum[:16])
+}
+
+// Usage keys (see usage.go) share their own tag {u}: unrelated to the
+// submissions, and PFCOUNT over several days needs one slot.
+func (k keys) usageDay(day string) string { return k.base + "{u}:usage:" + day }
+func (k keys) usageVisitors(day, scope string) string {
+	return k.base + "{u}:uv:" + day + ":" + scope
+}
+func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" + name }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

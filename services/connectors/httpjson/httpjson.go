@@ -185,6 +185,7 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	return &Connector{
 		url:     target,
 		host:    u.Host,
+		origin:  u.Scheme + "://" + u.Host,
 		secret:  []byte(secret),
 		timeout: timeout,
 		sem:     make(chan struct{}, n),
@@ -223,6 +224,7 @@ func newTransport() *http.Transport {
 type Connector struct {
 	url     string
 	host    string // for error messages; the full URL may carry a token
+	origin  string // scheme://host[:port], the back-end's circuit-breaker key
 	secret  []byte
 	timeout time.Duration
 	sem     chan struct{}

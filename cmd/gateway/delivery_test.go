@@ -1,0 +1,596 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/services/connectors/httpjson"
+)
+
+// The delivery guarantee under faults, with real processes: gateway
+// binaries, redis-server with AOF "always", casesim, and a proxy in front
+// of casesim that misbehaves on demand. No test asserts a duration; the
+// figures are measured and logged.
+
+const streetFault = `{"kind":"pothole","description":"Djupt hål i cykelbanan vid skolan","location":"Skolgatan 4"}`
+
+// deliveryEnv is gatewayEnv with circuit breakers that pause for one
+// second rather than thirty, so that tests which make a back-end fail
+// do not wait for the production pause.
+func deliveryEnv(redisURL, casesimURL string) map[string]string {
+	env := gatewayEnv(redisURL, casesimURL)
+	env["GATEWAY_BREAKER_OPEN"] = "1s"
+	return env
+}
+
+func streetFaultN(i int) string {
+	return fmt.Sprintf(`{"kind":"pothole","description":"Hål nummer %d i cykelbanan","location":"Skolgatan %d"}`, i, i%100+1)
+}
+
+func mustSubmit(t *testing.T, gw, service, body string) string {
+	t.Helper()
+	code, id, err := submitTo(client, gw, service, body, "")
+	if err != nil || code != http.StatusAccepted {
+		t.Fatalf("submit: %d %v", code, err)
+	}
+	return id
+}
+
+// The back-end is down for a while, then back: every submission is
+// delivered exactly once.
+func TestDeliveryBackendDownThenBack(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	csAddr := freeAddr(t) // nothing listens there yet
+	gw := start(t, gwBin, deliveryEnv(rs.URL(), "http://"+csAddr))
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, mustSubmit(t, gw.URL, "street-fault", streetFaultN(i)))
+	}
+	// Let some attempts fail against the closed port.
+	eventually(t, 30*time.Second, "failed attempts", func() bool {
+		return metric(t, gw.URL, `gateway_delivery_retries_total{reason="temporary"}`) >= 5
+	})
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": csAddr, "CASESIM_SECRET": demoSecret})
+	back := time.Now()
+	for _, id := range ids {
+		eventually(t, 60*time.Second, "delivery after the back-end came back", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	}
+	t.Logf("all %d delivered %v after the back-end came back", len(ids), time.Since(back).Round(time.Millisecond))
+	got := caseRecords(t, cs.URL)
+	if len(got) != len(ids) {
+		t.Fatalf("want %d cases, got %d", len(ids), len(got))
+	}
+	exactlyOnce(t, got, ids)
+	noPayloadInLogs(t, gw, "cykelbanan")
+}
+
+// One department's back-end answers 503 and then hangs: its circuit
+// breaker opens, its jobs wait without using workers or attempts, and the
+// other department's deliveries keep their latency. Latency is measured
+// (casesim's arrival time minus the submission's creation time) and
+// compared with a generous factor; the figures are logged.
+func TestDeliveryBreakerIsolatesDepartments(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	bad := newFaultProxy(t, cs.URL) // department A's back-end
+	env := deliveryEnv(rs.URL(), cs.URL)
+	env["GATEWAY_SERVICES_DIR"] = twoDepartments(t)
+	env["BACKEND_A_URL"] = bad.URL()
+	env["GATEWAY_WORKERS"] = "4"
+	env["GATEWAY_BREAKER_FAILURES"] = "3"
+	env["GATEWAY_BREAKER_OPEN"] = "1s"
+	env["GATEWAY_RETRY_ATTEMPTS"] = "1000"
+	env["GATEWAY_CLAIM_IDLE"] = "30s"
+	gw := start(t, gwBin, env)
+
+	latencies := func(ids []string) []time.Duration {
+		var ds []time.Duration
+		byID := map[string]caseRecord{}
+		for _, c := range caseRecords(t, cs.URL) {
+			byID[c.SubmissionID] = c
+		}
+		for _, id := range ids {
+			var s struct {
+				CreatedAt time.Time `json:"created_at"`
+			}
+			getJSON(t, gw.URL+"/api/v1/submissions/"+id, &s)
+			ds = append(ds, byID[id].ReceivedAt.Sub(s.CreatedAt))
+		}
+		return ds
+	}
+	submitB := func(n int) []string {
+		var ids []string
+		for i := range n {
+			ids = append(ids, mustSubmit(t, gw.URL, "fault-b", fmt.Sprintf(`{"where":"Torget %d"}`, i)))
+			time.Sleep(100 * time.Millisecond)
+		}
+		for _, id := range ids {
+			eventually(t, 60*time.Second, "delivery for department B", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+		}
+		return ids
+	}
+
+	// 1. Baseline: department B alone.
+	base := latencies(submitB(30))
+
+	// 2. Department A's back-end answers 503 until its breaker opens,
+	// then hangs (each attempt takes the 2s connector timeout).
+	bad.setMode(mode503)
+	var aIDs []string
+	for i := range 30 {
+		aIDs = append(aIDs, mustSubmit(t, gw.URL, "fault-a", fmt.Sprintf(`{"where":"Parken %d"}`, i)))
+	}
+	backend := fmt.Sprintf(`gateway_breaker_state{backend=%q}`, bad.URL())
+	eventually(t, 30*time.Second, "department A's breaker opens", func() bool { return metric(t, gw.URL, backend) == 2 })
+	bad.setMode(modeHang)
+	requestsWhenOpen := bad.total()
+	during := latencies(submitB(30))
+	requestsWhileOpen := bad.total() - requestsWhenOpen
+	deferred := metric(t, gw.URL, `gateway_deliveries_total{outcome="deferred"}`)
+
+	mb, md := median(base), median(during)
+	t.Logf("department B delivery latency: median %v alone, %v while department A's back-end failed (breaker open; %d requests reached A meanwhile, %v jobs deferred)",
+		mb, md, requestsWhileOpen, deferred)
+	if limit := max(10*mb, mb+time.Second); md > limit {
+		t.Errorf("department B's median latency %v while A failed, over %v (10× the baseline %v)", md, limit, mb)
+	}
+	if deferred <= 0 {
+		t.Errorf("no job was deferred by the open breaker")
+	}
+	// Without a breaker, 30 jobs would have hammered A during the 30 B
+	// submissions (3 s); with it, only the half-open probes get through.
+	if requestsWhileOpen > 10 {
+		t.Errorf("%d requests reached the failing back-end while its breaker should be open", requestsWhileOpen)
+	}
+
+	// 3. A recovers: a half-open probe succeeds, the breaker closes and
+	// every A submission is delivered, once.
+	bad.setMode(modePass)
+	for _, id := range aIDs {
+		eventually(t, 90*time.Second, "department A delivers after recovery", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	}
+	if v := metric(t, gw.URL, backend); v != 0 {
+		t.Errorf("breaker state %v after recovery, want 0 (closed)", v)
+	}
+	exactlyOnce(t, caseRecords(t, cs.URL), append(aIDs, base2ids(t, cs.URL, "fault-b")...))
+	// Attempts were not burned while the breaker was open: nothing was
+	// dead-lettered and no submission used anywhere near 1000 attempts.
+	if st, err := storeOf(t, rs).Stats(bg(t)); err != nil || st.Dead != 0 {
+		t.Errorf("stats %+v %v: want no dead letters", st, err)
+	}
+}
+
+func base2ids(t *testing.T, casesimURL, service string) []string {
+	var ids []string
+	for _, c := range caseRecords(t, casesimURL) {
+		if c.Service == service {
+			ids = append(ids, c.SubmissionID)
+		}
+	}
+	return ids
+}
+
+// The back-end commits the case, then the connection is cut before the
+// answer: the gateway retries with the same Idempotency-Key and the
+// back-end answers with the same case: one case.
+func TestDeliveryConnectionCutAfterCommit(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	px := newFaultProxy(t, cs.URL)
+	// The first request for each key is cut after the commit.
+	px.setMode(modeCutFirst)
+	gw := start(t, gwBin, deliveryEnv(rs.URL(), px.URL()))
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, mustSubmit(t, gw.URL, "street-fault", streetFaultN(i)))
+	}
+	for _, id := range ids {
+		eventually(t, 60*time.Second, "delivery after the cut", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	}
+	got := exactlyOnce(t, caseRecords(t, cs.URL), ids)
+	if len(got) != len(ids) {
+		t.Fatalf("want %d cases, got %d", len(ids), len(got))
+	}
+	for _, id := range ids {
+		c := got[id]
+		if c.Deliveries < 2 {
+			t.Errorf("case %s was delivered %d times, want the cut one and its retry", c.CaseReference, c.Deliveries)
+		}
+		if s := submission(t, gw.URL, id); s.CaseReference != c.CaseReference {
+			t.Errorf("gateway shows case %q, casesim has %q", s.CaseReference, c.CaseReference)
+		}
+	}
+}
+
+// A gateway is SIGKILLed between the back-end's 2xx and the
+// acknowledgement (GATEWAY_FAULT=exit-after-deliver): another replica
+// completes the job, and the back-end's deduplication keeps it one case.
+func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	// The back-end refuses until the receipt is in hand, so that the
+	// process does not kill itself while answering the submission.
+	px := newFaultProxy(t, cs.URL)
+	px.setMode(mode503)
+	env := deliveryEnv(rs.URL(), px.URL())
+	env["GATEWAY_FAULT"] = "exit-after-deliver"
+	a := start(t, gwBin, env)
+	id := mustSubmit(t, a.URL, "street-fault", streetFault)
+	px.setMode(modePass)
+	select {
+	case <-a.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.out)
+	}
+	if got := caseRecords(t, cs.URL); len(got) != 1 || got[0].Deliveries != 1 {
+		t.Fatalf("before the takeover: %+v, want one case delivered once", got)
+	}
+	store := storeOf(t, rs)
+	if sub, err := store.Get(bg(t), id); err != nil || sub.Status != gateway.StatusReceived {
+		t.Fatalf("the killed gateway recorded the delivery? %+v %v", sub, err)
+	}
+	if st, _ := store.Stats(bg(t)); st.Pending != 1 {
+		t.Fatalf("stats %+v: want the job pending with the dead consumer", st)
+	}
+	b := start(t, gwBin, deliveryEnv(rs.URL(), px.URL()))
+	eventually(t, 60*time.Second, "the other replica completes it", func() bool { return submission(t, b.URL, id).Status == "delivered" })
+	got := caseRecords(t, cs.URL)
+	if len(got) != 1 || got[0].Deliveries != 2 {
+		t.Fatalf("after the takeover: %+v, want one case delivered twice", got)
+	}
+	if s := submission(t, b.URL, id); s.CaseReference != got[0].CaseReference {
+		t.Errorf("case reference %q, casesim has %q", s.CaseReference, got[0].CaseReference)
+	}
+}
+
+// A gateway holding claimed work (deliveries in flight to a back-end that
+// does not answer) is SIGKILLed: another replica claims the work after
+// GATEWAY_CLAIM_IDLE and delivers each submission once.
+func TestDeliveryKillWhileHoldingClaimedWork(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	px := newFaultProxy(t, cs.URL)
+	px.setMode(modeHang)
+	env := deliveryEnv(rs.URL(), px.URL())
+	env["GATEWAY_WORKERS"] = "4"
+	a := start(t, gwBin, env)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, mustSubmit(t, a.URL, "street-fault", streetFaultN(i)))
+	}
+	eventually(t, 30*time.Second, "replica A holds all three", func() bool { return px.hangingNow() == 3 })
+	b := start(t, gwBin, env)
+	a.kill()
+	px.setMode(modePass)
+	for _, id := range ids {
+		eventually(t, 60*time.Second, "replica B completes A's work", func() bool { return submission(t, b.URL, id).Status == "delivered" })
+	}
+	got := caseRecords(t, cs.URL)
+	if len(got) != len(ids) {
+		t.Fatalf("want %d cases, got %d", len(ids), len(got))
+	}
+	exactlyOnce(t, got, ids)
+}
+
+// redis-server is SIGKILLed and restarted (AOF always) during a stream of
+// submissions: every submission that got a receipt (202) is delivered,
+// once.
+func TestDeliveryRedisKilledDuringSubmissions(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	gw := start(t, gwBin, deliveryEnv(rs.URL(), cs.URL))
+
+	var (
+		mu       sync.Mutex
+		receipts []string
+		refused  int
+		stop     atomic.Bool
+	)
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(receipts), refused
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; !stop.Load(); i += 4 {
+				code, id, err := submitTo(hc, gw.URL, "street-fault", streetFaultN(i), "")
+				mu.Lock()
+				if err == nil && code == http.StatusAccepted {
+					receipts = append(receipts, id)
+				} else {
+					refused++
+				}
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	eventually(t, 60*time.Second, "100 receipts", func() bool { n, _ := count(); return n >= 100 })
+	rs.Kill()
+	eventually(t, 60*time.Second, "refusals while Redis is down", func() bool { _, r := count(); return r >= 10 })
+	rs.Restart()
+	before, _ := count()
+	eventually(t, 60*time.Second, "100 more receipts after the restart", func() bool { n, _ := count(); return n >= before+100 })
+	stop.Store(true)
+	wg.Wait()
+	n, r := count()
+	t.Logf("%d receipts, %d requests refused while Redis was down", n, r)
+	for _, id := range receipts {
+		eventually(t, 90*time.Second, "delivery of every receipt", func() bool {
+			var s submissionJSON
+			return getJSON(t, gw.URL+"/api/v1/submissions/"+id, &s) == 200 && s.Status == "delivered"
+		})
+	}
+	exactlyOnce(t, caseRecords(t, cs.URL), receipts)
+}
+
+// A permanent 4xx: the submission is dead-lettered after one attempt (a
+// metric and an error-level log line announce it, the resident is told it
+// is delayed), replayed by an administrator after the back-end is fixed,
+// and then delivered once. The replay is what POST
+// /api/v1/admin/dead-letters/{id}/replay does (Store.Redrive); the handler
+// itself is tested in gateway/httpapi.
+func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	px := newFaultProxy(t, cs.URL)
+	px.setMode(mode400)
+	env := deliveryEnv(rs.URL(), px.URL())
+	env["GATEWAY_LOG_LEVEL"] = "info"
+	gw := start(t, gwBin, env)
+	id := mustSubmit(t, gw.URL, "street-fault", streetFault)
+	store := storeOf(t, rs)
+	eventually(t, 30*time.Second, "dead letter", func() bool {
+		_, dead, err := store.DeadLetterInfo(bg(t), id)
+		return err == nil && dead
+	})
+	dl, _, _ := store.DeadLetterInfo(bg(t), id)
+	if dl.Attempts != 1 || dl.Reason != "permanent" || px.keyCount(id) != 1 {
+		t.Fatalf("dead letter %+v after %d requests, want one attempt, reason permanent", dl, px.keyCount(id))
+	}
+	if v := metric(t, gw.URL, `gateway_dead_letters_total{reason="permanent"}`); v != 1 {
+		t.Errorf("dead letter metric = %v, want 1", v)
+	}
+	if out := gw.out.String(); !strings.Contains(out, `"level":"ERROR","msg":"delivery given up; dead-lettered for a person to handle"`) || !strings.Contains(out, dl.Reference) {
+		t.Errorf("no error-level log line announces the dead letter:\n%s", out)
+	}
+	var s struct {
+		Status  string `json:"status"`
+		Delayed bool   `json:"delayed"`
+	}
+	getJSON(t, gw.URL+"/api/v1/submissions/"+id, &s)
+	if s.Status != "received" || !s.Delayed {
+		t.Errorf("resident sees %+v, want received and delayed", s)
+	}
+	if page := statusPage(t, gw.URL, id); !strings.Contains(page, "försenad") {
+		t.Errorf("status page does not say the hand-over is delayed")
+	}
+	list, total, err := store.DeadLetterPage(bg(t), 0, 10)
+	if err != nil || total != 1 || len(list) != 1 || list[0].ID != id {
+		t.Fatalf("dead letter list %+v %d %v", list, total, err)
+	}
+
+	// The department fixes its system; an administrator replays.
+	px.setMode(modePass)
+	if err := store.Redrive(bg(t), id); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "delivery after the replay", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	got := caseRecords(t, cs.URL)
+	if len(got) != 1 || got[0].Deliveries != 1 || px.keyCount(id) != 2 {
+		t.Fatalf("cases %+v after %d requests, want one case delivered once after one refusal", got, px.keyCount(id))
+	}
+	if _, dead, _ := store.DeadLetterInfo(bg(t), id); dead {
+		t.Errorf("still dead-lettered after delivery")
+	}
+	noPayloadInLogs(t, gw, "cykelbanan", "Skolgatan")
+	if idInLog.MatchString(gw.out.String()) {
+		t.Errorf("a log line names a submission id (the status link's secret)")
+	}
+}
+
+// Idempotency-Key on the submission API, against the real binary.
+func TestDeliveryIdempotencyTable(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	gw := start(t, gwBin, deliveryEnv(rs.URL(), cs.URL))
+	post := func(key, body string) (int, string, http.Header, map[string]any) {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/services/street-fault/submissions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		b, _ := io.ReadAll(res.Body)
+		_ = json.Unmarshal(b, &m)
+		id, _ := m["id"].(string)
+		return res.StatusCode, id, res.Header, m
+	}
+	other := `{"kind":"litter","description":"Nedskräpat vid återvinningen","location":"Stationen"}`
+
+	_, first, _, _ := post("key-1", streetFault)
+	tests := []struct {
+		name, key, body string
+		want            int
+		sameID          bool
+	}{
+		{"repeat: the same receipt", "key-1", streetFault, http.StatusAccepted, true},
+		{"same key, different body", "key-1", other, http.StatusUnprocessableEntity, false},
+		{"another key: a new submission", "key-2", streetFault, http.StatusAccepted, false},
+		{"no key: a new submission", "", streetFault, http.StatusAccepted, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, id, hdr, m := post(tc.key, tc.body)
+			if code != tc.want {
+				t.Fatalf("status %d, want %d: %v", code, tc.want, m)
+			}
+			if tc.sameID != (id == first) {
+				t.Errorf("id %q, first %q, want same=%v", id, first, tc.sameID)
+			}
+			if tc.sameID && hdr.Get("Idempotent-Replayed") != "true" {
+				t.Errorf("a replayed receipt lacks Idempotent-Replayed")
+			}
+		})
+	}
+
+	t.Run("in flight: 409", func(t *testing.T) {
+		// Another request with the key holds the in-flight lock.
+		release, err := storeOf(t, rs).LockIdempotency(bg(t), gateway.Idempotency{Scope: "ip:127.0.0.1", Key: "key-3"}, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, _, m := post("key-3", streetFault)
+		if code != http.StatusConflict || m["code"] != "in_flight" {
+			t.Fatalf("status %d %v, want 409 in_flight", code, m)
+		}
+		release()
+		if code, _, _, _ := post("key-3", streetFault); code != http.StatusAccepted {
+			t.Fatalf("after release: %d", code)
+		}
+	})
+
+	t.Run("concurrent duplicates: one submission", func(t *testing.T) {
+		var (
+			mu    sync.Mutex
+			codes = map[int]int{}
+			ids   = map[string]bool{}
+			wg    sync.WaitGroup
+			start = make(chan struct{})
+		)
+		for range 16 {
+			wg.Go(func() {
+				<-start
+				code, id, _, _ := post("key-4", streetFault)
+				mu.Lock()
+				codes[code]++
+				if id != "" {
+					ids[id] = true
+				}
+				mu.Unlock()
+			})
+		}
+		close(start)
+		wg.Wait()
+		t.Logf("answers to 16 concurrent duplicates: %v", codes)
+		if codes[http.StatusAccepted] < 1 || codes[http.StatusAccepted]+codes[http.StatusConflict] != 16 || len(ids) != 1 {
+			t.Fatalf("answers %v with %d distinct ids, want 202s and 409s for one submission", codes, len(ids))
+		}
+		var id string
+		for k := range ids {
+			id = k
+		}
+		if code, again, _, _ := post("key-4", streetFault); code != http.StatusAccepted || again != id {
+			t.Fatalf("a later repeat: %d %q, want 202 %q", code, again, id)
+		}
+	})
+
+	// Every submission became exactly one case: key-1, key-2, no key,
+	// key-3 and key-4.
+	eventually(t, 30*time.Second, "five cases", func() bool { return len(caseRecords(t, cs.URL)) >= 5 })
+	time.Sleep(500 * time.Millisecond)
+	if got := caseRecords(t, cs.URL); len(got) != 5 {
+		t.Fatalf("want 5 cases, got %d", len(got))
+	}
+}
+
+// Status flows back: casesim moves a case on and tells the gateway with a
+// signed update; the resident sees it with the message. An older update is
+// recorded but does not move the status back; a bad signature is refused.
+func TestDeliveryStatusFlowsBack(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	gwAddr := freeAddr(t)
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret, "CASESIM_GATEWAY_URL": "http://" + gwAddr})
+	env := deliveryEnv(rs.URL(), cs.URL)
+	env["GATEWAY_ADDR"] = gwAddr
+	gw := start(t, gwBin, env)
+	id := mustSubmit(t, gw.URL, "street-fault", streetFault)
+	eventually(t, 30*time.Second, "delivery", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	ref := submission(t, gw.URL, id).CaseReference
+
+	// A case officer starts on it (casesim forwards, signed).
+	code, m := postJSON(t, cs.URL+"/cases/"+ref+"/status", `{"status":"in_progress","message":"Vi lagar hålet under vecka 48."}`)
+	if code != 200 || m["gateway_status"] != float64(200) {
+		t.Fatalf("casesim status: %d %v", code, m)
+	}
+	if s := submission(t, gw.URL, id); s.Status != "in_progress" {
+		t.Fatalf("status %q, want in_progress", s.Status)
+	}
+	if page := statusPage(t, gw.URL, id); !strings.Contains(page, "Vi lagar hålet under vecka 48.") || !strings.Contains(page, "Handläggs") && !strings.Contains(page, "in_progress") {
+		t.Errorf("status page lacks the message")
+	}
+
+	signed := func(body string, sig string) int {
+		ts := fmt.Sprint(time.Now().Unix())
+		if sig == "" {
+			sig = httpjson.Sign([]byte(demoSecret), ts, []byte(body))
+		}
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/submissions/"+id+"/status", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Gateway-Timestamp", ts)
+		req.Header.Set("X-Gateway-Signature", sig)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	// An older needs_info (same rank) and a delivered (lower rank) arrive
+	// late: recorded, status unchanged.
+	old := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	if c := signed(`{"status":"needs_info","message":"Gammalt besked","at":"`+old+`"}`, ""); c != 200 {
+		t.Fatalf("older update: %d", c)
+	}
+	if c := signed(`{"status":"delivered"}`, ""); c != 200 {
+		t.Fatalf("lower update: %d", c)
+	}
+	s := submission(t, gw.URL, id)
+	if s.Status != "in_progress" || len(s.History) != 5 {
+		t.Fatalf("after late updates: %q with %d history entries, want in_progress and 5", s.Status, len(s.History))
+	}
+	if c := signed(`{"status":"closed"}`, "sha256=00"); c != http.StatusUnauthorized {
+		t.Fatalf("bad signature: %d, want 401", c)
+	}
+	if c := signed(`{"status":"decided","message":"Beslut fattat"}`, ""); c != 200 || submission(t, gw.URL, id).Status != "decided" {
+		t.Fatalf("decided: %d", c)
+	}
+}
+
+// GATEWAY_FAULT is for tests only.
+func TestFaultInjectionRefusedInProduction(t *testing.T) {
+	env := map[string]string{"GATEWAY_ENV": "production", "REDIS_URL": "redis://127.0.0.1:1", "GATEWAY_FAULT": "exit-after-deliver"}
+	if _, err := loadConfig(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "GATEWAY_FAULT") {
+		t.Fatalf("production accepted GATEWAY_FAULT: %v", err)
+	}
+	env = map[string]string{"GATEWAY_FAULT": "explode"}
+	if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
+		t.Fatalf("unknown fault accepted")
+	}
+}

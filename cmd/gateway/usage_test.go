@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+)
+
+// signIn signs in through the development identity provider the gateway
+// serves itself (login_hint approves at once) and returns a client with
+// the session cookie.
+func signIn(t *testing.T, gw, persona, returnTo string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	res, err := c.Get(gw + "/auth/login?login_hint=" + persona + "&return_to=" + url.QueryEscape(returnTo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Path != returnTo {
+		t.Fatalf("sign-in as %s ended at %s with %d", persona, res.Request.URL, res.StatusCode)
+	}
+	return c
+}
+
+type openRow struct {
+	Date, Service, Channel     string
+	Viewed, Started, Submitted *int64
+	Delivered                  *int64
+	ValidationFailed           *int64 `json:"validation_failed"`
+}
+
+func openUsage(t *testing.T, gw string) map[string]openRow {
+	t.Helper()
+	var ds struct {
+		Rows []openRow `json:"rows"`
+	}
+	if code := getJSON(t, gw+"/open-data/usage.json", &ds); code != 200 {
+		t.Fatalf("usage.json: %d", code)
+	}
+	out := map[string]openRow{}
+	for _, r := range ds.Rows {
+		out[r.Service+"|"+r.Channel] = r
+	}
+	return out
+}
+
+func val(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// Usage counters are kept in memory until the flusher writes them; a
+// gateway stopped with SIGTERM writes them before it exits. The flush
+// interval is an hour here, so only the shutdown can have written them.
+// Then, through the development identity provider: the dashboard and the
+// usage API answer staff and refuse a resident.
+func TestUsageSurvivesRestart(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t)
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	env := gatewayEnv(rs.URL(), cs.URL)
+	env["GATEWAY_USAGE_FLUSH"] = "1h"
+	env["GATEWAY_OPENDATA_MIN_COUNT"] = "1"
+	gw := start(t, gwBin, env)
+
+	if code := getJSON(t, gw.URL+"/healthz", nil); code != 200 {
+		t.Fatal(code)
+	}
+	formID := submitForm(t, gw.URL, url.Values{"kind": {"streetlight"}, "description": {"Gatlyktan är trasig sedan i måndags"}, "location": {"Kungsgatan 12"}})
+	code, rec := postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"pothole","description":"kort"}`)
+	if code != 422 {
+		t.Fatalf("bad api submit: %d %v", code, rec)
+	}
+	code, rec = postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"pothole","description":"Djupt hål mitt i körbanan","location":"Vaksalagatan 3"}`)
+	if code != 202 {
+		t.Fatalf("api submit: %d %v", code, rec)
+	}
+	apiID, _ := rec["id"].(string)
+	for _, id := range []string{formID, apiID} {
+		eventually(t, 30*time.Second, "delivery of "+id, func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	}
+	if rows := openUsage(t, gw.URL); len(rows) != 0 {
+		t.Fatalf("counters written before the shutdown (flush interval 1h): %+v", rows)
+	}
+	gw.stop()
+
+	gw = start(t, gwBin, env)
+	rows := openUsage(t, gw.URL)
+	digital, api := rows["street-fault|digital"], rows["street-fault|api"]
+	checks := []struct {
+		name      string
+		got, want int64
+	}{
+		{"digital viewed", val(digital.Viewed), 1}, {"digital started", val(digital.Started), 1},
+		{"digital submitted", val(digital.Submitted), 1}, {"digital delivered", val(digital.Delivered), 1},
+		{"api submitted", val(api.Submitted), 1}, {"api delivered", val(api.Delivered), 1},
+		{"api validation failures", val(api.ValidationFailed), 2},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("after restart: %s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+
+	// Staff see the dashboard and the exact figures; a resident does not.
+	staff := signIn(t, gw.URL, "sara", "/dashboard")
+	res, err := staff.Get(gw.URL + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(page), `role="img"`) || !strings.Contains(string(page), "Digital andel") {
+		t.Fatalf("dashboard for staff: %d", res.StatusCode)
+	}
+	res, err = staff.Get(gw.URL + "/api/v1/usage?service=street-fault")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Totals struct {
+			Submitted   int64    `json:"submitted"`
+			AllContacts int64    `json:"all_contacts"`
+			TakeUp      *float64 `json:"digital_take_up"`
+		} `json:"totals"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&rep)
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || rep.Totals.Submitted != 2 || rep.Totals.TakeUp == nil || *rep.Totals.TakeUp != 0.5 {
+		t.Fatalf("usage API for staff: %d %v %+v", res.StatusCode, err, rep.Totals)
+	}
+	resident := signIn(t, gw.URL, "anna", "/")
+	for _, path := range []string{"/dashboard", "/api/v1/usage"} {
+		res, err := resident.Get(gw.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("%s for a resident: %d, want 403", path, res.StatusCode)
+		}
+	}
+	gw.stop()
+}

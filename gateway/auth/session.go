@@ -1,0 +1,171 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// ErrNoSession means the token is invalid or expired, or its session was
+// revoked or timed out: the request is anonymous.
+var ErrNoSession = errors.New("auth: no session")
+
+// SessionStore keeps sessions server-side, by session id. GetSession
+// returns nil and TouchSession false for a missing session.
+type SessionStore interface {
+	PutSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	GetSession(ctx context.Context, id string) ([]byte, error)
+	TouchSession(ctx context.Context, id string, ttl time.Duration) (bool, error)
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// Session is a signed-in person's server-side session.
+type Session struct {
+	ID        string             `json:"-"`
+	Principal *gateway.Principal `json:"principal"`
+	// Personnummer is kept apart: Principal does not serialize it.
+	Personnummer string    `json:"pnr,omitempty"`
+	CSRF         string    `json:"csrf"` // for cookie-authenticated API calls (X-CSRF-Token)
+	Provider     string    `json:"provider"`
+	Created      time.Time `json:"created"`
+}
+
+// Sessions makes, checks and revokes sessions. The browser holds a short
+// token "v1.<session id>.<expiry>.<HMAC>" in a cookie; the session itself
+// lives in the store with an idle timeout (refreshed on use) and an
+// absolute one. A new session id is drawn at every sign-in.
+type Sessions struct {
+	Store    SessionStore
+	Key      []byte        // HMAC key of the cookie tokens, at least 32 bytes
+	Idle     time.Duration // default 30m
+	Absolute time.Duration // default 12h
+	TokenTTL time.Duration // lifetime of a cookie token; default 15m, renewed while in use
+	Now      func() time.Time
+}
+
+func (m *Sessions) defaults() {
+	if m.Idle <= 0 {
+		m.Idle = 30 * time.Minute
+	}
+	if m.Absolute <= 0 {
+		m.Absolute = 12 * time.Hour
+	}
+	if m.TokenTTL <= 0 {
+		m.TokenTTL = 15 * time.Minute
+	}
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+}
+
+// Create starts a new session for p and returns the cookie token.
+func (m *Sessions) Create(ctx context.Context, p *gateway.Principal, provider string) (string, *Session, error) {
+	m.defaults()
+	if len(m.Key) < 32 {
+		return "", nil, errors.New("auth: session key shorter than 32 bytes")
+	}
+	s := &Session{ID: RandomToken(32), Principal: p, Personnummer: p.Personnummer, CSRF: RandomToken(32), Provider: provider, Created: m.Now()}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := m.Store.PutSession(ctx, s.ID, b, min(m.Idle, m.Absolute)); err != nil {
+		return "", nil, err
+	}
+	return m.token(s.ID), s, nil
+}
+
+// Load checks a cookie token and returns its session. renewed is a fresh
+// token when the old one is past half its life ("" otherwise).
+func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed string, err error) {
+	m.defaults()
+	id, exp, ok := m.parse(token)
+	if !ok {
+		return nil, "", ErrNoSession
+	}
+	now := m.Now()
+	if !now.Before(exp) {
+		return nil, "", ErrNoSession
+	}
+	b, err := m.Store.GetSession(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	if b == nil {
+		return nil, "", ErrNoSession
+	}
+	s = &Session{}
+	if err := json.Unmarshal(b, s); err != nil || s.Principal == nil {
+		return nil, "", fmt.Errorf("auth: bad session record: %w", err)
+	}
+	s.ID = strings.Clone(id) // token may be borrowed from the request
+	s.Principal.Personnummer = s.Personnummer
+	left := s.Created.Add(m.Absolute).Sub(now)
+	if left <= 0 {
+		_ = m.Store.DeleteSession(ctx, id)
+		return nil, "", ErrNoSession
+	}
+	if alive, err := m.Store.TouchSession(ctx, id, min(m.Idle, left)); err != nil {
+		return nil, "", err
+	} else if !alive {
+		return nil, "", ErrNoSession
+	}
+	if exp.Sub(now) < m.TokenTTL/2 {
+		renewed = m.token(id)
+	}
+	return s, renewed, nil
+}
+
+// Revoke ends the session the token refers to, at once.
+func (m *Sessions) Revoke(ctx context.Context, token string) error {
+	id, _, ok := m.parse(token)
+	if !ok {
+		return nil
+	}
+	return m.Store.DeleteSession(ctx, id)
+}
+
+// RevokeID ends a session by id.
+func (m *Sessions) RevokeID(ctx context.Context, id string) error {
+	return m.Store.DeleteSession(ctx, id)
+}
+
+func (m *Sessions) token(id string) string {
+	exp := strconv.FormatInt(m.Now().Add(m.TokenTTL).Unix(), 10)
+	body := "v1." + id + "." + exp
+	return body + "." + m.mac(body)
+}
+
+func (m *Sessions) mac(body string) string {
+	h := hmac.New(sha256.New, m.Key)
+	h.Write([]byte(body))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+func (m *Sessions) parse(token string) (id string, exp time.Time, ok bool) {
+	if len(token) > 200 || len(m.Key) < 32 {
+		return "", time.Time{}, false
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 4 || parts[0] != "v1" || len(parts[1]) != 43 {
+		return "", time.Time{}, false
+	}
+	body := strings.Join(parts[:3], ".")
+	if !hmac.Equal([]byte(parts[3]), []byte(m.mac(body))) {
+		return "", time.Time{}, false
+	}
+	secs, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	return parts[1], time.Unix(secs, 0), true
+}

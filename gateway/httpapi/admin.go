@@ -1,0 +1,365 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// deadLetterStore is what the administration of dead letters needs from
+// the store (*redisstore.Store implements it).
+type deadLetterStore interface {
+	DeadLetterPage(ctx context.Context, offset, limit int) ([]gateway.DeadLetter, int64, error)
+	DeadLetterInfo(ctx context.Context, id string) (gateway.DeadLetter, bool, error)
+	Redrive(ctx context.Context, id string) error
+	CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) error
+	LookupReference(ctx context.Context, reference string) (string, error)
+}
+
+// defaultCloseRetention is how long a closed dead letter's metadata is kept
+// when its service is no longer in the catalog.
+const defaultCloseRetention = 30 * 24 * time.Hour
+
+func (s *Server) deadLetters() (deadLetterStore, error) {
+	st, ok := s.Store.(deadLetterStore)
+	if !ok {
+		return nil, gateway.Errorf(gateway.EUnavailable, "error.store_unavailable", errors.New("store has no dead letters"))
+	}
+	return st, nil
+}
+
+// deadLetterID resolves the {id} of an admin route: a submission id or a
+// receipt reference (the pages use references: they are not secrets).
+func (s *Server) deadLetterID(c *fiber.Ctx, st deadLetterStore, param string) (string, error) {
+	p := strings.Clone(strings.TrimSpace(param)) // Fiber lends it
+	if len(p) == 32 && strings.ToLower(p) == p && !strings.Contains(p, "-") {
+		return p, nil
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	return st.LookupReference(ctx, p)
+}
+
+// deadLetterView is a dead letter as the API shows it: never the payload.
+type deadLetterView struct {
+	gateway.DeadLetter
+	DeadLettered bool                   `json:"dead_lettered"`
+	History      []gateway.StatusChange `json:"history,omitempty"`
+}
+
+// apiDeadLetters: GET /api/v1/admin/dead-letters[?offset=&limit=].
+func (s *Server) apiDeadLetters(c *fiber.Ctx) error {
+	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+		return err
+	}
+	st, err := s.deadLetters()
+	if err != nil {
+		return err
+	}
+	offset, limit := pageArgs(c)
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	list, total, err := st.DeadLetterPage(ctx, offset, limit)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"dead_letters": list, "total": total, "offset": offset, "limit": limit})
+}
+
+func pageArgs(c *fiber.Ctx) (offset, limit int) {
+	offset, _ = strconv.Atoi(c.Query("offset"))
+	limit, _ = strconv.Atoi(c.Query("limit"))
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	return max(offset, 0), limit
+}
+
+// loadDeadLetter finds a dead letter by id or reference, with its history.
+func (s *Server) loadDeadLetter(c *fiber.Ctx, param string) (deadLetterView, error) {
+	st, err := s.deadLetters()
+	if err != nil {
+		return deadLetterView{}, err
+	}
+	id, err := s.deadLetterID(c, st, param)
+	if err != nil {
+		return deadLetterView{}, err
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	dl, dead, err := st.DeadLetterInfo(ctx, id)
+	if err != nil {
+		return deadLetterView{}, err
+	}
+	sub, err := s.Store.Get(ctx, id)
+	if err != nil {
+		return deadLetterView{}, err
+	}
+	return deadLetterView{DeadLetter: dl, DeadLettered: dead, History: sub.History}, nil
+}
+
+// apiDeadLetter: GET /api/v1/admin/dead-letters/{id}: reason, attempts and
+// history; never the payload.
+func (s *Server) apiDeadLetter(c *fiber.Ctx) error {
+	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+		return err
+	}
+	v, err := s.loadDeadLetter(c, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(v)
+}
+
+// replay sends a dead letter to the queue again with a fresh count of
+// attempts.
+func (s *Server) replay(c *fiber.Ctx, p *gateway.Principal, param string) (string, error) {
+	st, err := s.deadLetters()
+	if err != nil {
+		return "", err
+	}
+	id, err := s.deadLetterID(c, st, param)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	dl, _, err := st.DeadLetterInfo(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	if err := st.Redrive(ctx, id); err != nil {
+		return "", err
+	}
+	s.Logger.Warn("dead letter replayed", "request_id", c.Locals(localsRequestID), "reference", dl.Reference,
+		"service", dl.Service, "admin", p.Subject)
+	return dl.Reference, nil
+}
+
+// closeDead ends a dead letter that was handled another way.
+func (s *Server) closeDead(c *fiber.Ctx, p *gateway.Principal, param string, status gateway.Status, message string) (string, error) {
+	st, err := s.deadLetters()
+	if err != nil {
+		return "", err
+	}
+	if status == "" {
+		status = gateway.StatusFailed
+	}
+	msg := strings.TrimSpace(message)
+	if status != gateway.StatusFailed && status != gateway.StatusClosed {
+		return "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
+			Fields: gateway.FieldErrors{"status": {ID: "admin.dead.close_status_invalid"}}}
+	}
+	if len([]rune(msg)) > maxStatusMessage {
+		return "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
+			Fields: gateway.FieldErrors{"message": {ID: "validation.max_length", Data: map[string]any{"Max": maxStatusMessage}}}}
+	}
+	id, err := s.deadLetterID(c, st, param)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	dl, _, err := st.DeadLetterInfo(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	retention := defaultCloseRetention
+	if svc, ok := s.Catalog.Get(dl.Service); ok && svc.Retention > 0 {
+		retention = svc.Retention
+	}
+	if err := st.CloseDeadLetter(ctx, id, status, msg, retention); err != nil {
+		return "", err
+	}
+	s.Logger.Warn("dead letter closed", "request_id", c.Locals(localsRequestID), "reference", dl.Reference,
+		"service", dl.Service, "status", status, "admin", p.Subject)
+	return dl.Reference, nil
+}
+
+// apiReplayDeadLetter: POST /api/v1/admin/dead-letters/{id}/replay.
+func (s *Server) apiReplayDeadLetter(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	ref, err := s.replay(c, p, c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"reference": ref, "replayed": true})
+}
+
+// apiCloseDeadLetter: POST /api/v1/admin/dead-letters/{id}/close with an
+// optional JSON body {"status": "failed"|"closed", "message": "..."}.
+func (s *Server) apiCloseDeadLetter(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Status  gateway.Status `json:"status"`
+		Message string         `json:"message"`
+	}
+	if body := c.Body(); len(strings.TrimSpace(string(body))) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
+		}
+	}
+	ref, err := s.closeDead(c, p, c.Params("id"), req.Status, req.Message)
+	if err != nil {
+		return err
+	}
+	status := req.Status
+	if status == "" {
+		status = gateway.StatusFailed
+	}
+	return c.JSON(fiber.Map{"reference": ref, "closed": true, "status": status})
+}
+
+// --- pages ---------------------------------------------------------------
+
+type deadLetterRow struct {
+	Reference, Service, Department, Reason, LastError string
+	Attempts                                          int
+	DeadAt, DeadAtISO, Created                        string
+	Link                                              string
+}
+
+type deadLettersContent struct {
+	Rows   []deadLetterRow
+	Total  int
+	Notice string
+}
+
+func (s *Server) deadLetterRow(c *fiber.Ctx, dl gateway.DeadLetter) deadLetterRow {
+	l := s.localizer(c)
+	title := dl.Service
+	if svc, ok := s.Catalog.Get(dl.Service); ok {
+		title = l.T(svc.MsgTitle())
+	}
+	r := deadLetterRow{Reference: dl.Reference, Service: title, Department: l.T(gateway.MsgDepartment(dl.Department)),
+		Reason: reasonText(l.T, dl.Reason), LastError: dl.LastError, Attempts: dl.Attempts,
+		Created: dl.CreatedAt.In(stockholm).Format("2006-01-02 15:04"),
+		Link:    "/admin/dead-letters/" + url.PathEscape(dl.Reference)}
+	if !dl.DeadAt.IsZero() {
+		r.DeadAt, r.DeadAtISO = dl.DeadAt.In(stockholm).Format("2006-01-02 15:04"), dl.DeadAt.Format(time.RFC3339)
+	}
+	return r
+}
+
+// reasonText names a dead-letter reason for people.
+func reasonText(t func(string, ...any) string, reason string) string {
+	switch reason {
+	case "permanent":
+		return t("admin.dead.reason.permanent")
+	case "max_attempts":
+		return t("admin.dead.reason.max_attempts")
+	case "unknown_service":
+		return t("admin.dead.reason.unknown_service")
+	case "redelivered":
+		return t("admin.dead.reason.redelivered")
+	}
+	return reason
+}
+
+// notice turns ?done= after a form post into a message.
+func notice(t func(string, ...any) string, c *fiber.Ctx) string {
+	ref := c.Query("ref")
+	switch c.Query("done") {
+	case "replayed":
+		return t("admin.dead.replayed", "Reference", ref)
+	case "closed":
+		return t("admin.dead.closed", "Reference", ref)
+	}
+	return ""
+}
+
+// deadLettersPage: GET /admin/dead-letters.
+func (s *Server) deadLettersPage(c *fiber.Ctx) error {
+	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+		return err
+	}
+	st, err := s.deadLetters()
+	if err != nil {
+		return err
+	}
+	offset, limit := pageArgs(c)
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	list, total, err := st.DeadLetterPage(ctx, offset, limit)
+	if err != nil {
+		return err
+	}
+	l := s.localizer(c)
+	dc := deadLettersContent{Total: int(total), Notice: notice(l.T, c)}
+	for _, dl := range list {
+		dc.Rows = append(dc.Rows, s.deadLetterRow(c, dl))
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, fiber.StatusOK, "admin_dead_letters", l.T("admin.dead.title"), dc)
+}
+
+type historyView struct{ ISO, When, Status, Note, Message string }
+
+type deadLetterContent struct {
+	Row          deadLetterRow
+	DeadLettered bool
+	Status       string
+	History      []historyView
+}
+
+// deadLetterPage: GET /admin/dead-letters/{reference}.
+func (s *Server) deadLetterPage(c *fiber.Ctx) error {
+	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+		return err
+	}
+	v, err := s.loadDeadLetter(c, c.Params("ref"))
+	if err != nil {
+		return err
+	}
+	l := s.localizer(c)
+	dc := deadLetterContent{Row: s.deadLetterRow(c, v.DeadLetter), DeadLettered: v.DeadLettered,
+		Status: l.T("status.value." + v.Status)}
+	for _, h := range v.History {
+		dc.History = append(dc.History, historyView{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04:05"),
+			Status: l.T("status.value." + string(h.Status)), Note: h.Note, Message: h.Message})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, fiber.StatusOK, "admin_dead_letter", l.T("admin.dead.detail_title", "Reference", v.Reference), dc)
+}
+
+// replayDeadLetterForm: POST /admin/dead-letters/{reference}/replay.
+func (s *Server) replayDeadLetterForm(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	ref, err := s.replay(c, p, c.Params("ref"))
+	if err != nil {
+		return err
+	}
+	return c.Redirect("/admin/dead-letters?done=replayed&ref="+url.QueryEscape(ref), fiber.StatusSeeOther)
+}
+
+// closeDeadLetterForm: POST /admin/dead-letters/{reference}/close.
+func (s *Server) closeDeadLetterForm(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	ref, err := s.closeDead(c, p, c.Params("ref"), gateway.Status(c.FormValue("status")), c.FormValue("message"))
+	if err != nil {
+		return err
+	}
+	return c.Redirect("/admin/dead-letters?done=closed&ref="+url.QueryEscape(ref), fiber.StatusSeeOther)
+}

@@ -1,0 +1,186 @@
+package httpapi
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/personnummer"
+)
+
+func maskPnr(s string) string { return personnummer.Number(s).Masked() }
+
+// ownerOf is the subject a new submission belongs to: the signed-in
+// resident (a person, not a machine), or "" for an anonymous one.
+func ownerOf(c *fiber.Ctx) string {
+	p := principal(c)
+	if p == nil || p.Machine || !p.HasRole(gateway.RoleResident) {
+		return ""
+	}
+	return p.Subject
+}
+
+// canRead: an anonymous submission is read by whoever holds its link; a
+// submission that belongs to a person only by that person and by the
+// department that owns the service. Everyone else gets 404, as if it did
+// not exist, so a link says nothing about a submission it cannot show.
+func canRead(c *fiber.Ctx, sub *gateway.Submission) bool {
+	if sub.Subject == "" {
+		return true
+	}
+	p := principal(c)
+	if p == nil {
+		return false
+	}
+	if !p.Machine && p.Subject == sub.Subject {
+		return true
+	}
+	return p.HasRole(gateway.RoleDepartment) && p.Department != "" && p.Department == sub.Department
+}
+
+// indexSubmission records a new submission in its department's and owner's
+// lists. The submission itself is already durable; a failure here is
+// logged, and the receipt still shown.
+func (s *Server) indexSubmission(c *fiber.Ctx, sub *gateway.Submission) {
+	if s.Auth == nil || s.Auth.Store == nil {
+		return
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	if err := s.Auth.Store.IndexSubmission(ctx, sub); err != nil {
+		s.Logger.Warn("index submission", "request_id", c.Locals(localsRequestID), "error", err)
+	}
+}
+
+// mySubmissionJSON is one row of a person's or a department's list.
+type mySubmissionJSON struct {
+	ID            string         `json:"id"`
+	Reference     string         `json:"reference"`
+	Service       string         `json:"service"`
+	Title         string         `json:"title"`
+	Department    string         `json:"department"`
+	Channel       string         `json:"channel,omitempty"`
+	Status        gateway.Status `json:"status"`
+	CaseReference string         `json:"case_reference"`
+	CreatedAt     time.Time      `json:"created_at"`
+	StatusURL     string         `json:"status_url"`
+}
+
+func (s *Server) listJSON(c *fiber.Ctx, subs []*gateway.Submission) []mySubmissionJSON {
+	l := s.localizer(c)
+	out := make([]mySubmissionJSON, 0, len(subs))
+	for _, sub := range subs {
+		title := sub.Service
+		if svc, ok := s.Catalog.Get(sub.Service); ok {
+			title = l.T(svc.MsgTitle())
+		}
+		out = append(out, mySubmissionJSON{ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Title: title,
+			Department: sub.Department, Channel: string(sub.Channel), Status: sub.Status, CaseReference: sub.CaseReference,
+			CreatedAt: sub.CreatedAt, StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID})
+	}
+	return out
+}
+
+func (s *Server) mySubmissions(c *fiber.Ctx, p *gateway.Principal) ([]*gateway.Submission, error) {
+	if s.Auth == nil {
+		return []*gateway.Submission{}, nil
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	return s.Auth.Store.SubjectSubmissions(ctx, p.Subject, 200)
+}
+
+// apiMySubmissions: GET /api/v1/me/submissions, a signed-in person's
+// submissions across departments, newest first.
+func (s *Server) apiMySubmissions(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleResident)
+	if err != nil {
+		return err
+	}
+	if p.Machine {
+		return gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
+	}
+	subs, err := s.mySubmissions(c, p)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"submissions": s.listJSON(c, subs)})
+}
+
+// apiDepartmentSubmissions: GET /api/v1/department/submissions[?service=],
+// the submissions of the calling department's services (metadata only, no
+// payload), newest first. Department principals only; each sees its own.
+func (s *Server) apiDepartmentSubmissions(c *fiber.Ctx) error {
+	p, err := requireRole(c, gateway.RoleDepartment)
+	if err != nil {
+		return err
+	}
+	if p.Department == "" || s.Auth == nil {
+		return gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	subs, err := s.Auth.Store.DepartmentSubmissions(ctx, p.Department, 500)
+	if err != nil {
+		return err
+	}
+	if svc := c.Query("service"); svc != "" {
+		kept := subs[:0]
+		for _, sub := range subs {
+			if sub.Service == svc {
+				kept = append(kept, sub)
+			}
+		}
+		subs = kept
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"department": p.Department, "submissions": s.listJSON(c, subs)})
+}
+
+type myRow struct {
+	Href, Title, Reference, Created, CreatedISO, Status, StatusCode, CaseReference string
+}
+
+type myContent struct {
+	Name, Personnummer, Assurance string
+	Rows                          []myRow
+}
+
+// myPage: GET /my, My pages: who is signed in and their submissions.
+func (s *Server) myPage(c *fiber.Ctx) error {
+	p := principal(c)
+	if p == nil || p.Machine {
+		return c.Redirect("/auth/login?return_to="+url.QueryEscape("/my"), fiber.StatusSeeOther)
+	}
+	subs, err := s.mySubmissions(c, p)
+	if err != nil {
+		return err
+	}
+	l := s.localizer(c)
+	mc := myContent{Name: p.Name, Assurance: l.T("assurance." + p.Assurance.String())}
+	if p.Personnummer != "" {
+		mc.Personnummer = maskPnr(p.Personnummer)
+	}
+	for _, r := range s.listJSON(c, subs) {
+		mc.Rows = append(mc.Rows, myRow{Href: "/s/" + r.ID, Title: r.Title, Reference: r.Reference,
+			Created: r.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: r.CreatedAt.Format(time.RFC3339),
+			Status: l.T("status.value." + string(r.Status)), StatusCode: string(r.Status), CaseReference: r.CaseReference})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, fiber.StatusOK, "my", l.T("my.title"), mc)
+}
+
+type accountLink struct{ SignedIn bool }
+
+// accountLink is the header's link: My pages for a signed-in person, sign
+// in otherwise; nil when the gateway has no sign-in.
+func (s *Server) accountLink(c *fiber.Ctx) *accountLink {
+	if s.Auth == nil || len(s.Auth.Providers) == 0 {
+		return nil
+	}
+	p := principal(c)
+	return &accountLink{SignedIn: p != nil && !p.Machine}
+}

@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// CallbackVerifier checks a request signed by a service's back-end with the
+// route's secret (the http connector implements it: X-Gateway-Timestamp and
+// X-Gateway-Signature over timestamp + "." + body).
+type CallbackVerifier interface {
+	VerifyCallback(timestamp, signature string, body []byte) error
+}
+
+// Headers of a signed status update: the same as a delivery's.
+const (
+	headerTimestamp = "X-Gateway-Timestamp"
+	headerSignature = "X-Gateway-Signature"
+)
+
+// statusUpdater is the part of the store status updates need.
+type statusUpdater interface {
+	UpdateStatus(ctx context.Context, id string, change gateway.StatusChange, caseRef string) (bool, error)
+}
+
+// Limits of a status update.
+const (
+	maxStatusMessage = 2000 // characters
+	maxCaseReference = 256  // bytes
+	maxClockAhead    = 5 * time.Minute
+)
+
+// statusUpdateRequest is the body of POST /api/v1/submissions/{id}/status.
+type statusUpdateRequest struct {
+	Status        gateway.Status `json:"status"`
+	Message       string         `json:"message"`
+	CaseReference string         `json:"case_reference"`
+	At            string         `json:"at"`
+}
+
+// apiStatusUpdate: POST /api/v1/submissions/{id}/status. A back-end reports
+// how its case is going. The caller is the owning department (a principal
+// with role department and the service's department) or presents a
+// signature made with the service's route secret. The update is always
+// added to the history; the status only moves forwards (see
+// redisstore.UpdateStatus).
+func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
+	st, ok := s.Store.(statusUpdater)
+	if !ok {
+		return gateway.Errorf(gateway.EUnavailable, "error.store_unavailable", errors.New("store cannot update statuses"))
+	}
+	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
+		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
+	}
+	sub, err := s.getSubmission(c)
+	if err != nil {
+		return err
+	}
+	how, err := s.authorizeStatusUpdate(c, sub)
+	if err != nil {
+		return err
+	}
+	change, caseRef, err := parseStatusUpdate(c.Body(), s.Config.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	moved, err := st.UpdateStatus(ctx, sub.ID, change, caseRef)
+	if err != nil {
+		return err
+	}
+	current := sub.Status
+	if moved {
+		current = change.Status
+		s.trackStatusChanged(sub) // usage statistics
+	}
+	s.Logger.Info("status update", "request_id", c.Locals(localsRequestID), "reference", sub.Reference,
+		"service", sub.Service, "status", change.Status, "moved", moved, "auth", how)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"reference": sub.Reference, "status": current, "moved": moved})
+}
+
+// authorizeStatusUpdate lets the owning department through, or a request
+// signed with the service's route secret. It returns how the caller was
+// recognised ("department" or "signature"), for the log.
+func (s *Server) authorizeStatusUpdate(c *fiber.Ctx, sub *gateway.Submission) (string, error) {
+	p := principal(c)
+	if p.HasRole(gateway.RoleDepartment) {
+		if p.Department != "" && p.Department == sub.Department {
+			return "department", nil
+		}
+		return "", gateway.Errorf(gateway.EForbidden, "error.forbidden", errors.New("department principal of another department"))
+	}
+	sig := c.Get(headerSignature)
+	if sig == "" {
+		if p != nil {
+			return "", gateway.Errorf(gateway.EForbidden, "error.forbidden", errors.New("not a department"))
+		}
+		return "", gateway.Errorf(gateway.EUnauth, "delivery.status_update.unauthorized", errors.New("no credentials"))
+	}
+	var v CallbackVerifier
+	if s.Callbacks != nil {
+		v = s.Callbacks(sub.Service)
+	}
+	if v == nil {
+		return "", gateway.Errorf(gateway.EUnauth, "delivery.status_update.unauthorized", errors.New("service has no signing secret"))
+	}
+	if err := v.VerifyCallback(c.Get(headerTimestamp), sig, c.Body()); err != nil {
+		return "", gateway.Errorf(gateway.EUnauth, "delivery.status_update.unauthorized", err)
+	}
+	return "signature", nil
+}
+
+// parseStatusUpdate decodes and checks a status update.
+func parseStatusUpdate(body []byte, now time.Time) (gateway.StatusChange, string, error) {
+	var req statusUpdateRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return gateway.StatusChange{}, "", gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
+	}
+	errs := gateway.FieldErrors{}
+	if !req.Status.Valid() || req.Status == gateway.StatusReceived {
+		errs["status"] = gateway.Message{ID: "delivery.status_update.status"}
+	}
+	msg := strings.TrimSpace(req.Message)
+	switch {
+	case !utf8.ValidString(msg) || strings.ContainsFunc(msg, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
+		errs["message"] = gateway.Message{ID: "validation.encoding"}
+	case utf8.RuneCountInString(msg) > maxStatusMessage:
+		errs["message"] = gateway.Message{ID: "validation.max_length", Data: map[string]any{"Max": maxStatusMessage}}
+	}
+	ref := strings.TrimSpace(req.CaseReference)
+	switch {
+	case len(ref) > maxCaseReference:
+		errs["case_reference"] = gateway.Message{ID: "validation.max_length", Data: map[string]any{"Max": maxCaseReference}}
+	case !utf8.ValidString(ref) || strings.ContainsFunc(ref, unicode.IsControl):
+		errs["case_reference"] = gateway.Message{ID: "validation.encoding"}
+	}
+	at := now.UTC()
+	if req.At != "" {
+		t, err := time.Parse(time.RFC3339Nano, req.At)
+		if err != nil || t.After(now.Add(maxClockAhead)) {
+			errs["at"] = gateway.Message{ID: "delivery.status_update.at"}
+		} else {
+			at = t.UTC()
+		}
+	}
+	if len(errs) > 0 {
+		return gateway.StatusChange{}, "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
+	}
+	return gateway.StatusChange{Status: req.Status, At: at, Note: "status_update", Message: msg}, ref, nil
+}

@@ -1,0 +1,225 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// DeadLetter describes a dead-lettered submission (the domain type).
+type DeadLetter = gateway.DeadLetter
+
+// DeadLetterPage lists up to limit dead letters, oldest first, starting
+// after offset entries, and the total number of dead letters. Entries whose
+// record is gone (expired) are skipped.
+func (s *Store) DeadLetterPage(ctx context.Context, offset, limit int) ([]DeadLetter, int64, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 100
+	}
+	offset = max(offset, 0)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		total *redis.IntCmd
+		zs    *redis.ZSliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		total = p.ZCard(ctx, s.keys.dead())
+		zs = p.ZRangeWithScores(ctx, s.keys.dead(), int64(offset), int64(offset+limit-1))
+		return nil
+	})
+	if err != nil {
+		return nil, 0, unavailable(err)
+	}
+	entries := zs.Val()
+	if len(entries) == 0 {
+		return []DeadLetter{}, total.Val(), nil
+	}
+	metas := make([]*redis.SliceCmd, len(entries))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, z := range entries {
+			id, _ := z.Member.(string)
+			metas[i] = p.HMGet(ctx, s.keys.sub(id), fReference, fService, fDepartment, fDeadReason, fLastError, fAttempts, fStatus, fCreatedAt)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, 0, unavailable(err)
+	}
+	out := make([]DeadLetter, 0, len(entries))
+	for i, z := range entries {
+		id, _ := z.Member.(string)
+		v := metas[i].Val()
+		str := func(j int) string {
+			if j < len(v) {
+				s, _ := v[j].(string)
+				return s
+			}
+			return ""
+		}
+		if str(0) == "" {
+			continue // the record is gone
+		}
+		dl := DeadLetter{ID: id, Reference: str(0), Service: str(1), Department: str(2), Reason: str(3), LastError: str(4),
+			Status: str(6), DeadAt: time.UnixMilli(int64(z.Score)).UTC()}
+		dl.Attempts, _ = strconv.Atoi(str(5))
+		dl.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(7))
+		out = append(out, dl)
+	}
+	return out, total.Val(), nil
+}
+
+// DeadLetterInfo returns the dead-letter details of a submission and
+// whether it is dead-lettered now. The submission itself comes from Get.
+func (s *Store) DeadLetterInfo(ctx context.Context, id string) (DeadLetter, bool, error) {
+	if !validID(id) {
+		return DeadLetter{}, false, notFound(id)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var (
+		score *redis.FloatCmd
+		meta  *redis.SliceCmd
+	)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		score = p.ZScore(ctx, s.keys.dead(), id)
+		meta = p.HMGet(ctx, s.keys.sub(id), fReference, fService, fDepartment, fDeadReason, fLastError, fAttempts, fStatus, fCreatedAt)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return DeadLetter{}, false, unavailable(err)
+	}
+	v := meta.Val()
+	str := func(j int) string {
+		if j < len(v) {
+			s, _ := v[j].(string)
+			return s
+		}
+		return ""
+	}
+	if str(0) == "" {
+		return DeadLetter{}, false, notFound(id)
+	}
+	dl := DeadLetter{ID: id, Reference: str(0), Service: str(1), Department: str(2), Reason: str(3), LastError: str(4), Status: str(6)}
+	dl.Attempts, _ = strconv.Atoi(str(5))
+	dl.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(7))
+	dead := score.Err() == nil
+	if dead {
+		dl.DeadAt = time.UnixMilli(int64(score.Val())).UTC()
+	}
+	return dl, dead, nil
+}
+
+// CloseDeadLetter ends a dead letter that a person handled another way
+// (e.g. passed on by hand, or the resident was contacted): it leaves the
+// dead set, its status becomes status (failed or closed) with a history
+// entry carrying message (to the resident, may be empty), its payload is
+// deleted at once, and the rest expires after retention (0 = kept). It
+// returns an ENotFound error for an unknown submission and an EConflict
+// error when the submission is not dead-lettered.
+func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) error {
+	if !validID(id) {
+		return notFound(id)
+	}
+	if status != gateway.StatusFailed && status != gateway.StatusClosed {
+		return gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("a dead letter closes as failed or closed, not %q", status))
+	}
+	now := s.now().UTC()
+	entry, err := json.Marshal(gateway.StatusChange{Status: status, At: now, Note: "dead_letter_closed", Message: message})
+	if err != nil {
+		return gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ref, err := s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
+	if errors.Is(err, redis.Nil) {
+		return notFound(id)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	k := s.keys
+	n, err := closeDeadScript.Run(ctx, s.rdb,
+		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead()},
+		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli()).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	switch n {
+	case -1:
+		return notFound(id)
+	case 0:
+		return gateway.Errorf(gateway.EConflict, "error.not_dead_lettered", fmt.Errorf("submission %s is not dead-lettered", id))
+	}
+	return nil
+}
+
+// Defer puts a job back in the retry set until due without counting an
+// attempt, because nothing was tried (the back-end's circuit breaker is
+// open). It returns ErrNotPending, doing nothing, when the job was already
+// acknowledged.
+func (s *Store) Defer(ctx context.Context, job Job, due time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	k := s.keys
+	id := job.SubmissionID
+	return outcome(deferScript.Run(ctx, s.rdb,
+		[]string{k.sub(id), k.deliveries(), k.retry()},
+		group, job.StreamID, due.UnixMilli(), id).Int())
+}
+
+// ErrInFlight is the cause of the error LockIdempotency returns when another
+// request with the same idempotency key (and scope) is being handled; the
+// error itself is a *gateway.Error with code CodeInFlight (409 at the edge).
+var ErrInFlight = errors.New("redisstore: a request with this idempotency key is in flight")
+
+// CodeInFlight is the gateway.Error code of ErrInFlight.
+const CodeInFlight = "in_flight"
+
+// DefaultLockTTL bounds how long an in-flight lock is held when its holder
+// dies without releasing it.
+const DefaultLockTTL = 10 * time.Second
+
+// LockIdempotency marks the request with idem's key and scope as in flight
+// for at most ttl (DefaultLockTTL when <= 0). It returns a function that
+// releases the lock (call it when the request is done; it takes its own
+// timeout) or ErrInFlight when another request holds the lock. Without a
+// key it does nothing.
+func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.Duration) (release func(), err error) {
+	if idem.Key == "" {
+		return func() {}, nil
+	}
+	if ttl <= 0 {
+		ttl = DefaultLockTTL
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	token := base64.RawURLEncoding.EncodeToString(b[:])
+	key := s.keys.idemLock(idem.Scope, idem.Key)
+	lctx, cancel := s.bound(ctx)
+	defer cancel()
+	ok, err := s.rdb.SetNX(lctx, key, token, ttl).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if !ok {
+		return nil, &gateway.Error{Code: CodeInFlight, Message: gateway.Message{ID: "error.idempotency_in_flight"}, Cause: ErrInFlight}
+	}
+	return func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.OpTimeout)
+		defer cancel()
+		// A lock that cannot be released expires on its own.
+		_ = unlockScript.Run(rctx, s.rdb, []string{key}, token).Err()
+	}, nil
+}

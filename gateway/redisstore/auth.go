@@ -1,0 +1,210 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// Identity: sessions, sign-ins in progress, form drafts kept across a
+// step-up, machine clients' assertion ids, and the per-person and
+// per-department indexes of submissions. Keys are in keys.go.
+
+// PutSession stores a session for ttl.
+func (s *Store) PutSession(ctx context.Context, id string, data []byte, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.keys.session(id), data, ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// GetSession returns a session; nil when there is none.
+func (s *Store) GetSession(ctx context.Context, id string) ([]byte, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := s.rdb.Get(ctx, s.keys.session(id)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return b, nil
+}
+
+// TouchSession sets a session's remaining life (idle timeout); false when
+// the session is gone.
+func (s *Store) TouchSession(ctx context.Context, id string, ttl time.Duration) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ok, err := s.rdb.PExpire(ctx, s.keys.session(id), ttl).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return ok, nil
+}
+
+// DeleteSession revokes a session.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Del(ctx, s.keys.session(id)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// PutLogin remembers a sign-in in progress under its state.
+func (s *Store) PutLogin(ctx context.Context, state string, data []byte, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.keys.login(state), data, ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// TakeLogin returns and deletes a sign-in in progress (each state is used
+// once); nil when there is none.
+func (s *Store) TakeLogin(ctx context.Context, state string) ([]byte, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := s.rdb.GetDel(ctx, s.keys.login(state)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return b, nil
+}
+
+// PutDraft keeps form values for ttl.
+func (s *Store) PutDraft(ctx context.Context, key string, data []byte, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.keys.draft(key), data, ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// GetDraft returns kept form values; nil when there are none.
+func (s *Store) GetDraft(ctx context.Context, key string) ([]byte, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	b, err := s.rdb.Get(ctx, s.keys.draft(key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return b, nil
+}
+
+// DeleteDraft forgets kept form values.
+func (s *Store) DeleteDraft(ctx context.Context, key string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Del(ctx, s.keys.draft(key)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// FirstUse remembers key for ttl and reports whether it was new (SET NX):
+// replay protection for machine clients' assertion ids.
+func (s *Store) FirstUse(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if ttl < time.Second {
+		ttl = time.Second
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ok, err := s.rdb.SetNX(ctx, s.keys.jti(key), "1", ttl).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return ok, nil
+}
+
+// IndexSubmission adds a submission to its department's index and, when it
+// has a subject, to that person's index (My pages). Adding twice is
+// harmless.
+func (s *Store) IndexSubmission(ctx context.Context, sub *gateway.Submission) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	z := redis.Z{Score: float64(sub.CreatedAt.UnixMilli()), Member: sub.ID}
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, s.keys.dept(sub.Department), z)
+		if sub.Subject != "" {
+			p.ZAdd(ctx, s.keys.subject(sub.Subject), z)
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// SubjectSubmissions lists a person's submissions, newest first, without
+// payloads.
+func (s *Store) SubjectSubmissions(ctx context.Context, subject string, limit int) ([]*gateway.Submission, error) {
+	return s.listIndex(ctx, s.keys.subject(subject), limit)
+}
+
+// DepartmentSubmissions lists a department's submissions, newest first,
+// without payloads.
+func (s *Store) DepartmentSubmissions(ctx context.Context, department string, limit int) ([]*gateway.Submission, error) {
+	return s.listIndex(ctx, s.keys.dept(department), limit)
+}
+
+func (s *Store) listIndex(ctx context.Context, key string, limit int) ([]*gateway.Submission, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 500
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ids, err := s.rdb.ZRevRange(ctx, key, 0, int64(limit-1)).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(ids) == 0 {
+		return []*gateway.Submission{}, nil
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HGetAll(ctx, s.keys.sub(id))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*gateway.Submission, 0, len(ids))
+	var gone []any
+	for i, c := range cmds {
+		m := c.Val()
+		if len(m) == 0 { // past its retention: drop from the index
+			gone = append(gone, ids[i])
+			continue
+		}
+		sub, err := decodeMeta(m)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out = append(out, sub)
+	}
+	if len(gone) > 0 {
+		_ = s.rdb.ZRem(ctx, key, gone...).Err()
+	}
+	return out, nil
+}

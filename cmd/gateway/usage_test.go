@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,70 @@ func TestUsageSurvivesRestart(t *testing.T) {
 			t.Errorf("%s for a resident: %d, want 403", path, res.StatusCode)
 		}
 	}
+	gw.stop()
+}
+
+// usageMetric reads one sample from the gateway's /metrics text.
+func usageMetric(t *testing.T, gw, series string) float64 {
+	t.Helper()
+	res, err := client.Get(gw + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %q", series, v)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", series)
+	return 0
+}
+
+// With redis-server killed, the catalog still answers and the usage
+// events are dropped and counted in a metric; nothing waits for Redis.
+func TestUsageRedisOutage(t *testing.T) {
+	gwBin, csBin := binaries(t)
+	rs := redistest.Start(t)
+	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	env := gatewayEnv(rs.URL(), cs.URL)
+	env["GATEWAY_USAGE_FLUSH"] = "100ms"
+	gw := start(t, gwBin, env)
+	const dropped = `gateway_usage_events_dropped_total{reason="store"}`
+	if n := usageMetric(t, gw.URL, dropped); n != 0 {
+		t.Fatalf("dropped before the outage: %v", n)
+	}
+	rs.Kill()
+	for range 10 {
+		res, err := client.Get(gw.URL + "/?lang=en")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !strings.Contains(string(b), "Find an e-service") {
+			t.Fatalf("catalog during the Redis outage: %d", res.StatusCode)
+		}
+	}
+	eventually(t, 30*time.Second, "dropped usage events counted", func() bool { return usageMetric(t, gw.URL, dropped) >= 10 })
+	// Redis back: counting resumes.
+	rs.Restart()
+	written := usageMetric(t, gw.URL, "gateway_usage_events_written_total")
+	if code := getJSON(t, gw.URL+"/healthz", nil); code != 200 {
+		t.Fatal(code)
+	}
+	res, err := client.Get(gw.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	eventually(t, 30*time.Second, "usage written after Redis is back", func() bool {
+		return usageMetric(t, gw.URL, "gateway_usage_events_written_total") > written
+	})
 	gw.stop()
 }

@@ -119,6 +119,12 @@ func (s *Server) autoProgress(ref string) {
 		return
 	}
 	time.AfterFunc(s.autoStatus, func() {
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return
+		}
 		if _, err := s.SendStatus(context.Background(), ref, "in_progress", "En handläggare har börjat titta på ditt ärende."); err != nil {
 			s.log.Warn("automatic status update failed", "case_reference", ref, "error", err.Error())
 		}

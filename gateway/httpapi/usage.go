@@ -36,7 +36,7 @@ const stampField = "_started"
 // service, such as the catalog). Everything in the event is owned: ids
 // come from the catalog, not from the request.
 func (s *Server) track(c *fiber.Ctx, kind usage.Kind, svc *gateway.Service, ch gateway.Channel) {
-	if s.Usage == nil {
+	if s.Usage == nil || c.Method() == fiber.MethodHead { // HEAD: monitors and link checkers, not visits
 		return
 	}
 	now := s.Config.Now()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -92,6 +93,9 @@ func (e *usageEnv) journey(t *testing.T) {
 	t.Helper()
 	if r := e.get(t, "/"); r.status != 200 {
 		t.Fatalf("catalog %d", r.status)
+	}
+	if r := e.do(t, httptest.NewRequest("HEAD", "/", nil)); r.status != 200 { // not a visit
+		t.Fatalf("HEAD catalog %d", r.status)
 	}
 	// Three form pages drawn (three starts); the resident fills in the last.
 	e.get(t, "/services/street-fault?lang=en")

@@ -12,9 +12,6 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
 	"github.com/kommun/servicegateway/gateway/redisstore"
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
-	"github.com/kommun/servicegateway/locales"
-	"github.com/kommun/servicegateway/services"
 	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -40,32 +37,19 @@ func (testVerifier) VerifyCallback(ts, sig string, body []byte) error {
 // verifier of signed status updates.
 func newDeliveryEnv(t *testing.T) (*env, *httpapi.Metrics) {
 	t.Helper()
-	srv := redistest.Start(t)
-	store := redisstore.New(srv.Client(t), "test")
-	tr, err := locales.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cat, err := services.LoadCatalog(services.Builtin, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps, store, _ := baseDeps(t)
 	m := httpapi.NewMetrics(func(ctx context.Context) (httpapi.QueueStats, error) {
 		st, err := store.Stats(ctx)
 		return httpapi.QueueStats{Stream: st.Stream, Pending: st.Pending, Retrying: st.Retrying, Dead: st.Dead, OldestAge: st.OldestAge}, err
 	})
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Ready: store.Ping, Logger: quiet,
-		Authenticate: httpapi.FakeAuthenticateForTests(testPrincipals), Metrics: m,
-		Callbacks: func(id string) httpapi.CallbackVerifier {
-			if id == "street-fault" {
-				return testVerifier{}
-			}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
+	deps.Authenticate, deps.Metrics = httpapi.AuthenticateForTests(testPrincipals), m
+	deps.Callbacks = func(id string) httpapi.CallbackVerifier {
+		if id == "street-fault" {
+			return testVerifier{}
+		}
+		return nil
 	}
-	return &env{app: app, store: store}, m
+	return &env{app: build(t, deps), store: store}, m
 }
 
 const payloadText = "Trasig lyktstolpe vid dammen"

@@ -7,27 +7,14 @@ import (
 	"time"
 
 	"github.com/kommun/servicegateway/gateway"
-	"github.com/kommun/servicegateway/gateway/httpapi"
-	"github.com/kommun/servicegateway/gateway/redisstore"
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
-	"github.com/kommun/servicegateway/locales"
-	"github.com/kommun/servicegateway/services"
 )
 
 // BenchmarkSubmitPath measures what a submission costs before the receipt:
 // validation plus the durable write (one Lua script: record, payload,
 // history, idempotency key, stream entry) on a real redis-server.
 func BenchmarkSubmitPath(b *testing.B) {
-	srv := redistest.Start(b)
-	store := redisstore.New(srv.Client(b), "bench")
-	tr, err := locales.New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, cat, err := services.LoadCatalog(services.Builtin, tr)
-	if err != nil {
-		b.Fatal(err)
-	}
+	deps, store, _ := baseDeps(b)
+	cat := deps.Catalog
 	svc, _ := cat.Get("street-fault")
 	values := map[string][]string{"kind": {"pothole"}, "description": {"Ett djupt hål i cykelbanan vid bron"}, "location": {"Storgatan 1"}, "email": {"anna@example.se"}}
 	ctx := b.Context()
@@ -49,17 +36,8 @@ func BenchmarkSubmitPath(b *testing.B) {
 // BenchmarkSubmitAPI is the whole request in process: fiber routing, JSON
 // decoding, validation, the durable write and the 202 answer.
 func BenchmarkSubmitAPI(b *testing.B) {
-	srv := redistest.Start(b)
-	store := redisstore.New(srv.Client(b), "bench")
-	tr, _ := locales.New()
-	_, cat, err := services.LoadCatalog(services.Builtin, tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	deps, _, _ := baseDeps(b)
+	app := build(b, deps)
 	body := `{"kind":"pothole","description":"Ett djupt hål i cykelbanan vid bron","location":"Storgatan 1"}`
 	b.ReportAllocs()
 	b.ResetTimer()

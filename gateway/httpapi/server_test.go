@@ -30,8 +30,9 @@ type env struct {
 	store *redisstore.Store
 }
 
-// newEnv builds the real HTTP layer on a real redis-server.
-func newEnv(t *testing.T, cfg httpapi.Config) *env {
+// baseDeps starts a real redis-server and returns what every test server
+// shares: the built-in catalog, translations and the real store.
+func baseDeps(t testing.TB) (httpapi.Deps, *redisstore.Store, *redistest.Server) {
 	t.Helper()
 	srv := redistest.Start(t)
 	store := redisstore.New(srv.Client(t), "test")
@@ -43,11 +44,25 @@ func newEnv(t *testing.T, cfg httpapi.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Config: cfg, Logger: quiet})
+	return httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
+}
+
+// build makes the fiber app from deps.
+func build(t testing.TB, deps httpapi.Deps) *fiber.App {
+	t.Helper()
+	app, err := httpapi.NewServer(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{app: app, store: store}
+	return app
+}
+
+// newEnv builds the real HTTP layer on a real redis-server.
+func newEnv(t *testing.T, cfg httpapi.Config) *env {
+	t.Helper()
+	deps, store, _ := baseDeps(t)
+	deps.Counter, deps.Config = store, cfg
+	return &env{app: build(t, deps), store: store}
 }
 
 type resp struct {

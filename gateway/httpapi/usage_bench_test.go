@@ -9,12 +9,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/kommun/servicegateway/gateway/httpapi"
-	"github.com/kommun/servicegateway/gateway/redisstore"
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 	"github.com/kommun/servicegateway/gateway/usage"
-	"github.com/kommun/servicegateway/locales"
-	"github.com/kommun/servicegateway/services"
 )
 
 // The cost of usage tracking on the hot paths: the catalog page and the
@@ -31,25 +26,14 @@ func cpuTime() time.Duration {
 }
 
 func runHandler(b *testing.B, tracking bool, method, path, body string, want int) {
-	srv := redistest.Start(b)
-	store := redisstore.New(srv.Client(b), "bench")
-	tr, _ := locales.New()
-	_, cat, err := services.LoadCatalog(services.Builtin, tr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	deps := httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Logger: quiet}
+	deps, store, _ := baseDeps(b)
 	var rec *usage.Recorder
 	if tracking {
 		rec = usage.New(store, usage.Config{Logger: quiet})
 		rec.Start(context.Background())
 		deps.Usage, deps.UsageReports = rec, usage.NewReader(store, usage.Config{})
 	}
-	app, err := httpapi.NewServer(deps)
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := app.Handler()
+	h := build(b, deps).Handler()
 	var req fasthttp.Request
 	req.Header.SetMethod(method)
 	req.SetRequestURI(path)

@@ -15,14 +15,11 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
-	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 	"github.com/kommun/servicegateway/gateway/usage"
-	"github.com/kommun/servicegateway/locales"
-	"github.com/kommun/servicegateway/services"
 )
 
-// Personas for the test-only authentication: the header X-Test-Persona
+// Personas for the test-only authentication: the header X-Test-Principal
 // names one. (The real identity work signs in through the development
 // identity provider; cmd/gateway has a real-process test through it.)
 var testPersonas = map[string]*gateway.Principal{
@@ -32,7 +29,7 @@ var testPersonas = map[string]*gateway.Principal{
 }
 
 func testAuthenticate() fiber.Handler {
-	return httpapi.AuthenticateForTests(func(c *fiber.Ctx) *gateway.Principal { return testPersonas[c.Get("X-Test-Persona")] })
+	return httpapi.AuthenticateForTests(testPersonas)
 }
 
 type usageEnv struct {
@@ -44,16 +41,7 @@ type usageEnv struct {
 
 func newUsageEnv(t *testing.T, ucfg usage.Config, minCount int) *usageEnv {
 	t.Helper()
-	srv := redistest.Start(t)
-	store := redisstore.New(srv.Client(t), "test")
-	tr, err := locales.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, cat, err := services.LoadCatalog(services.Builtin, tr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	deps, store, srv := baseDeps(t)
 	if ucfg.Logger == nil {
 		ucfg.Logger = quiet
 	}
@@ -63,13 +51,9 @@ func newUsageEnv(t *testing.T, ucfg usage.Config, minCount int) *usageEnv {
 	rec.Start(ctx)
 	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
 	rd := usage.NewReader(store, ucfg)
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Ready: store.Ping, Logger: quiet,
-		Authenticate: testAuthenticate(), Usage: rec, UsageReports: rd,
-		Config: httpapi.Config{OpenDataMinCount: minCount, PublicURL: "https://e-tjanster.example.se"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &usageEnv{env: &env{app: app, store: store}, srv: srv, rec: rec, rd: rd}
+	deps.Authenticate, deps.Usage, deps.UsageReports = testAuthenticate(), rec, rd
+	deps.Config = httpapi.Config{OpenDataMinCount: minCount, PublicURL: "https://e-tjanster.example.se"}
+	return &usageEnv{env: &env{app: build(t, deps), store: store}, srv: srv, rec: rec, rd: rd}
 }
 
 // flush stops the recorder, which writes everything tracked so far: the
@@ -134,7 +118,7 @@ func (e *usageEnv) journey(t *testing.T) {
 
 func (e *usageEnv) report(t *testing.T, query string) usage.Report {
 	t.Helper()
-	r := e.get(t, "/api/v1/usage?"+query, "X-Test-Persona", "staff")
+	r := e.get(t, "/api/v1/usage?"+query, "X-Test-Principal", "staff")
 	if r.status != 200 {
 		t.Fatalf("usage API %d: %s", r.status, r.body)
 	}
@@ -181,7 +165,7 @@ func TestUsageFromRequests(t *testing.T) {
 	if rep := e.report(t, "department=education"); rep.Totals.AllContacts != 0 {
 		t.Errorf("education: %+v", rep.Totals)
 	}
-	if r := e.get(t, "/api/v1/usage?granularity=year", "X-Test-Persona", "staff"); r.status != 422 {
+	if r := e.get(t, "/api/v1/usage?granularity=year", "X-Test-Principal", "staff"); r.status != 422 {
 		t.Errorf("bad granularity: %d", r.status)
 	}
 }
@@ -204,7 +188,7 @@ func TestUsageAccess(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.persona+tc.path, func(t *testing.T) {
-			r := e.get(t, tc.path, "X-Test-Persona", tc.persona)
+			r := e.get(t, tc.path, "X-Test-Principal", tc.persona)
 			if r.status != tc.status {
 				t.Fatalf("status %d, want %d", r.status, tc.status)
 			}

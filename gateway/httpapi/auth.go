@@ -24,7 +24,6 @@ type AuthStore interface {
 	PutDraft(ctx context.Context, key string, data []byte, ttl time.Duration) error
 	GetDraft(ctx context.Context, key string) ([]byte, error)
 	DeleteDraft(ctx context.Context, key string) error
-	IndexSubmission(ctx context.Context, sub *gateway.Submission) error
 	SubjectSubmissions(ctx context.Context, subject string, limit int) ([]*gateway.Submission, error)
 	DepartmentSubmissions(ctx context.Context, department string, limit int) ([]*gateway.Submission, error)
 }

@@ -214,11 +214,9 @@ func (s *Server) create(c *fiber.Ctx, svc *gateway.Service, payload map[string]a
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	sub, created, err := s.Store.Create(ctx, sub, idem)
-	if err == nil {
-		s.indexSubmission(c, sub) // My pages and the department's list
-	}
-	return sub, created, err
+	// The store lists it on the owner's My pages and in the department's
+	// list in the same atomic write.
+	return s.Store.Create(ctx, sub, idem)
 }
 
 // bodyHash identifies a payload for idempotency: the same values give the

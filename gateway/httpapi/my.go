@@ -40,20 +40,6 @@ func canRead(c *fiber.Ctx, sub *gateway.Submission) bool {
 	return p.HasRole(gateway.RoleDepartment) && p.Department != "" && p.Department == sub.Department
 }
 
-// indexSubmission records a new submission in its department's and owner's
-// lists. The submission itself is already durable; a failure here is
-// logged, and the receipt still shown.
-func (s *Server) indexSubmission(c *fiber.Ctx, sub *gateway.Submission) {
-	if s.Auth == nil || s.Auth.Store == nil {
-		return
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	if err := s.Auth.Store.IndexSubmission(ctx, sub); err != nil {
-		s.Logger.Warn("index submission", "request_id", c.Locals(localsRequestID), "error", err)
-	}
-}
-
 // mySubmissionJSON is one row of a person's or a department's list.
 type mySubmissionJSON struct {
 	ID            string         `json:"id"`

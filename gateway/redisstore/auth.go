@@ -134,26 +134,6 @@ func (s *Store) FirstUse(ctx context.Context, key string, ttl time.Duration) (bo
 	return ok, nil
 }
 
-// IndexSubmission adds a submission to its department's index and, when it
-// has a subject, to that person's index (My pages). Adding twice is
-// harmless.
-func (s *Store) IndexSubmission(ctx context.Context, sub *gateway.Submission) error {
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	z := redis.Z{Score: float64(sub.CreatedAt.UnixMilli()), Member: sub.ID}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, s.keys.dept(sub.Department), z)
-		if sub.Subject != "" {
-			p.ZAdd(ctx, s.keys.subject(sub.Subject), z)
-		}
-		return nil
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
-
 // SubjectSubmissions lists a person's submissions, newest first, without
 // payloads.
 func (s *Store) SubjectSubmissions(ctx context.Context, subject string, limit int) ([]*gateway.Submission, error) {

@@ -15,9 +15,12 @@ import "github.com/redis/go-redis/v9"
 
 // createScript accepts a submission.
 //
-// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 idem, 6 deliveries
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 idem, 6 deliveries,
+// 7 the department's index, 8 the owner's index (My pages; the same key as
+// 7 when the submission has no owner)
 // ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
-// 5 id, 6 payload JSON, 7 history entry JSON, 8.. metadata field/value pairs
+// 5 id, 6 payload JSON, 7 history entry JSON, 8 created (ms, the index
+// score), 9.. metadata field/value pairs
 //
 // Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
 // {"id"} (id taken).
@@ -38,10 +41,14 @@ end
 if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
   return {'ref'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 redis.call('SET', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
+redis.call('ZADD', KEYS[7], ARGV[8], ARGV[5])
+if KEYS[8] ~= KEYS[7] then
+  redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
+end
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[5])
   redis.call('HSET', KEYS[5], 'id', ARGV[5], 'body', ARGV[2])

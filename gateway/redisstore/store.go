@@ -58,6 +58,10 @@ const (
 	fCreatedAt      = "created_at"
 	fLastError      = "last_error"
 	fDeadReason     = "dead_reason"
+	// Filed on a resident's behalf at a service point (see gateway.Submission).
+	fActor         = "actor"
+	fServicePoint  = "service_point"
+	fIdentityCheck = "identity_check"
 )
 
 // Store is the gateway's Redis store. It is safe for concurrent use.
@@ -199,7 +203,7 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 
 	for range maxReferenceTries {
 		id, ref := s.newID(), s.newRef(now)
-		args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON,
+		args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
 			fID, id,
 			fReference, ref,
 			fService, sub.Service,
@@ -216,7 +220,15 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 		if sub.Subject != "" {
 			args = append(args, fSubject, sub.Subject)
 		}
-		keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries()}
+		if sub.Actor != "" {
+			args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
+		}
+		owner := s.keys.dept(sub.Department)
+		if sub.Subject != "" {
+			owner = s.keys.subject(sub.Subject)
+		}
+		keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
+			s.keys.dept(sub.Department), owner}
 		reply, err := createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 		if err != nil {
 			return nil, false, unavailable(err)
@@ -318,6 +330,9 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		Status:         gateway.Status(m[fStatus]),
 		CaseReference:  m[fCaseReference],
 		Delayed:        m[fDelayed] == "1",
+		Actor:          m[fActor],
+		ServicePoint:   m[fServicePoint],
+		IdentityCheck:  m[fIdentityCheck],
 	}
 	if v := m[fAttempts]; v != "" {
 		n, err := strconv.Atoi(v)

@@ -753,3 +753,31 @@ func TestHit(t *testing.T) {
 		}
 	})
 }
+
+// Create lists a submission in its owner's and its department's index in
+// the same atomic write, so My pages never miss a submission that has a
+// receipt; one without an owner is listed for the department only.
+func TestCreateIndexesOwnerAndDepartment(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		owned := mustCreate(t, s)
+		anon := newSubmission()
+		anon.Subject = ""
+		anonSub, _, err := s.Create(ctx, anon, Idempotency{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine, err := s.SubjectSubmissions(ctx, "199001012384", 10)
+		if err != nil || len(mine) != 1 || mine[0].ID != owned.ID {
+			t.Fatalf("owner's list: %v %+v", err, mine)
+		}
+		dept, err := s.DepartmentSubmissions(ctx, "streets", 10)
+		if err != nil || len(dept) != 2 {
+			t.Fatalf("department's list: %v %d", err, len(dept))
+		}
+		ids := map[string]bool{dept[0].ID: true, dept[1].ID: true}
+		if !ids[owned.ID] || !ids[anonSub.ID] {
+			t.Fatalf("department's list lacks a submission: %v", ids)
+		}
+	})
+}

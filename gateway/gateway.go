@@ -127,21 +127,27 @@ type StatusChange struct {
 
 // Submission is a filled-in form accepted by the gateway.
 type Submission struct {
-	ID             string         `json:"id"`        // unguessable, used in the status link
-	Reference      string         `json:"reference"` // short and human-friendly, shown on the receipt
-	Service        string         `json:"service"`
-	ServiceVersion string         `json:"service_version"`
-	Department     string         `json:"department"`
-	Channel        Channel        `json:"channel"`
-	Locale         string         `json:"locale"`
-	Subject        string         `json:"subject,omitempty"` // who it concerns, when signed in
-	Payload        map[string]any `json:"payload,omitempty"`
-	Status         Status         `json:"status"`
-	CaseReference  string         `json:"case_reference,omitempty"`
-	Attempts       int            `json:"attempts"`
-	Delayed        bool           `json:"delayed,omitempty"` // delivery is late; a person is on it
-	CreatedAt      time.Time      `json:"created_at"`
-	History        []StatusChange `json:"history"`
+	ID             string  `json:"id"`        // unguessable, used in the status link
+	Reference      string  `json:"reference"` // short and human-friendly, shown on the receipt
+	Service        string  `json:"service"`
+	ServiceVersion string  `json:"service_version"`
+	Department     string  `json:"department"`
+	Channel        Channel `json:"channel"`
+	Locale         string  `json:"locale"`
+	Subject        string  `json:"subject,omitempty"` // who it concerns, when signed in
+	// Filed on the subject's behalf at a service point (channel assisted):
+	// the staff member's subject, the service point's id and how the
+	// visitor's identity was checked (id_document, eid, known).
+	Actor         string         `json:"actor,omitempty"`
+	ServicePoint  string         `json:"service_point,omitempty"`
+	IdentityCheck string         `json:"identity_check,omitempty"`
+	Payload       map[string]any `json:"payload,omitempty"`
+	Status        Status         `json:"status"`
+	CaseReference string         `json:"case_reference,omitempty"`
+	Attempts      int            `json:"attempts"`
+	Delayed       bool           `json:"delayed,omitempty"` // delivery is late; a person is on it
+	CreatedAt     time.Time      `json:"created_at"`
+	History       []StatusChange `json:"history"`
 }
 
 // Delivery is what a connector hands to a department's case system.

@@ -62,6 +62,7 @@ var settings = []setting{
 	{"GATEWAY_USAGE_FLUSH", "1s", "how often usage counters are written to Redis (and always at shutdown)"},
 	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
+	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -99,6 +100,7 @@ type config struct {
 	Usage                                       bool
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
+	ServicePointsFile                           string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -169,6 +171,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
+	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true

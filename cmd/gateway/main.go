@@ -114,6 +114,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return fmt.Errorf("services:\n%w", err)
 	}
+	points, err := loadServicePoints(cfg.ServicePointsFile) // the staff desk's service points
+	if err != nil {
+		return err
+	}
 	var cleanups []func()
 	defer func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -209,7 +213,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	// Usage statistics: events buffered in memory, flushed to Redis.
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Usage: use.tracker, UsageReports: use.reports, // nil interfaces when switched off
+		ServicePoints: points,
+		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
 		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
 		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,

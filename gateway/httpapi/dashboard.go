@@ -130,6 +130,13 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 	}), s.groupTable(l, l.T("usage.dash.by_department"), l.T("usage.dash.department"), rep.Departments, func(k string) string {
 		return l.T(gateway.MsgDepartment(k))
 	}))
+	// Service points: contacts by point, channel and outcome; assisted share
+	// per service; the services that most often need help (desk_stats.go).
+	deskTables, err := s.deskDashboard(c, l, q, rep)
+	if err != nil {
+		return err
+	}
+	dc.Tables = append(dc.Tables, deskTables...)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "dashboard", l.T("usage.dash.title"), dc)
 }

@@ -48,6 +48,7 @@ type mySubmissionJSON struct {
 	Title         string         `json:"title"`
 	Department    string         `json:"department"`
 	Channel       string         `json:"channel,omitempty"`
+	ServicePoint  string         `json:"service_point,omitempty"` // filed with help at this service point
 	Status        gateway.Status `json:"status"`
 	CaseReference string         `json:"case_reference"`
 	CreatedAt     time.Time      `json:"created_at"`
@@ -64,7 +65,7 @@ func (s *Server) listJSON(c *fiber.Ctx, subs []*gateway.Submission) []mySubmissi
 		}
 		out = append(out, mySubmissionJSON{ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Title: title,
 			Department: sub.Department, Channel: string(sub.Channel), Status: sub.Status, CaseReference: sub.CaseReference,
-			CreatedAt: sub.CreatedAt, StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID})
+			CreatedAt: sub.CreatedAt, StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID, ServicePoint: sub.ServicePoint})
 	}
 	return out
 }
@@ -128,6 +129,7 @@ func (s *Server) apiDepartmentSubmissions(c *fiber.Ctx) error {
 
 type myRow struct {
 	Href, Title, Reference, Created, CreatedISO, Status, StatusCode, CaseReference string
+	Assisted                                                                       string // "filed with help at service point X" (desk.go)
 }
 
 type myContent struct {
@@ -153,7 +155,8 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	for _, r := range s.listJSON(c, subs) {
 		mc.Rows = append(mc.Rows, myRow{Href: "/s/" + r.ID, Title: r.Title, Reference: r.Reference,
 			Created: r.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: r.CreatedAt.Format(time.RFC3339),
-			Status: l.T("status.value." + string(r.Status)), StatusCode: string(r.Status), CaseReference: r.CaseReference})
+			Status: l.T("status.value." + string(r.Status)), StatusCode: string(r.Status), CaseReference: r.CaseReference,
+			Assisted: s.assistedNote(l, r.ServicePoint)})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "my", l.T("my.title"), mc)

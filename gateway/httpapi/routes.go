@@ -51,6 +51,12 @@ func (s *Server) routes(app *fiber.App) {
 		api.Get("/department/submissions", s.apiDepartmentSubmissions) // a department client's submissions
 	}
 	api.Get("/usage", s.apiUsage) // usage KPIs, exact (staff, admin); ?from=&to=&service=&department=&granularity=
+	// Service-point desk (staff): contacts that did not start digitally,
+	// this week's work; filing on behalf is the submissions route above
+	// with on_behalf_of. The audit of actions on behalf of residents (admin).
+	api.Post("/contacts", s.apiContact)                // {"service","channel","outcome","language"}
+	api.Get("/desk/submissions", s.apiDeskSubmissions) // the service point's filings this week, subjects masked
+	api.Get("/admin/audit", s.apiAudit)                // ?before=&limit=
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
 	// Open data (CC0): usage aggregates with small counts suppressed, the
@@ -96,4 +102,12 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/admin/dead-letters/:ref", s.deadLetterPage)
 	app.Post("/admin/dead-letters/:ref/replay", s.replayDeadLetterForm)
 	app.Post("/admin/dead-letters/:ref/close", s.closeDeadLetterForm)
+	app.Get("/admin/audit", s.auditPage) // the audit stream (role admin); ?before=
+	// The service-point desk (role staff).
+	app.Get("/desk", s.deskPage)                  // ?q= searches the catalog
+	app.Post("/desk/point", s.deskChoosePoint)    // staff without a point from sign-in choose one
+	app.Post("/desk/contacts", s.deskContactForm) // register a contact: service, channel, outcome
+	app.Get("/desk/services/:id", s.deskFormPage) // a service's form, filled in for a visitor
+	app.Post("/desk/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.deskSubmitForm)
+	app.Get("/desk/receipt/:id", s.deskReceipt) // printable receipt in the visitor's language
 }

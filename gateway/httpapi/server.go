@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	"github.com/kommun/servicegateway/web"
@@ -63,7 +64,10 @@ type Deps struct {
 	// UsageReports answers the usage API, the dashboard and the open data;
 	// nil: they answer 404 (503 for the API).
 	UsageReports UsageReader
-	Config       Config
+	// ServicePoints are the configured service points for the staff desk
+	// (desk.go); nil: no desk (its routes answer 404).
+	ServicePoints *servicepoint.Directory
+	Config        Config
 }
 
 // Config holds the HTTP layer's settings.

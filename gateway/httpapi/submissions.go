@@ -128,6 +128,10 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
 		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
 	}
+	// Staff filing on a visitor's behalf (desk_api.go); 403 for anyone else.
+	if obo, rest, ok := splitOnBehalf(c.Body()); ok {
+		return s.apiSubmitOnBehalf(c, svc, obo, rest)
+	}
 	// A request with the same Idempotency-Key still in flight: 409.
 	release, err := s.lockIdempotencyKey(c)
 	if err != nil {

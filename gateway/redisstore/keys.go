@@ -38,6 +38,13 @@ const DefaultPrefix = "gw"
 //	                               expires after 400 days
 //	gw:{u}:usecret:<name>  string  usage secrets: "salt:<day>" (visitor salt, TTL 26h,
 //	                               never stored elsewhere) and "stamp" (form stamp key)
+//	gw:{q}:desk:<point>    zset    submissions filed on a visitor's behalf at a service
+//	                               point, score = created (ms); entries older than 8 days
+//	                               are trimmed on write (the desk shows this week)
+//	gw:{u}:desk:<day>      hash    contacts registered at service points (desk.go):
+//	                               field point|service|channel|outcome -> count; kept
+//	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
+//	                               (who, when, where, masked subject, what); never trimmed
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
 // idempotency check, the unique reference, the record and the stream entry
@@ -137,6 +144,13 @@ func (k keys) usageVisitors(day, scope string) string {
 	return k.base + "{u}:uv:" + day + ":" + scope
 }
 func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" + name }
+
+// Service-point keys (see desk.go). The desk index shares the submissions'
+// tag so that it can be read together with their records; the contact
+// counters share the usage tag; the audit stream stands alone.
+func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
+func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
+func (k keys) audit() string                 { return k.base + "{a}:audit" }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

@@ -1,0 +1,656 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/language"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/auth"
+	"github.com/kommun/servicegateway/gateway/personnummer"
+	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
+	"github.com/kommun/servicegateway/locales"
+)
+
+// The service-point desk: staff file on a visitor's behalf (channel
+// assisted) and register contacts that did not start digitally. Access:
+// role staff (a person, not a machine client); the service point comes from
+// the identity provider's claim, or, when the claim gives none, is chosen on
+// the desk from the configured points (cookie gw_desk_point). Staff see what
+// their service point filed this week; nothing else of residents'. Every
+// action on behalf of a resident goes to the audit stream (audit.go).
+
+// deskStore is what the desk needs from the store (*redisstore.Store).
+type deskStore interface {
+	IndexDesk(ctx context.Context, sub *gateway.Submission) error
+	DeskSubmissions(ctx context.Context, point string, since time.Time, limit int) ([]*gateway.Submission, error)
+	AddDeskContact(ctx context.Context, day, point, service, channel, outcome string) error
+	DeskContacts(ctx context.Context, days []string) ([]redisstore.DeskContactCount, error)
+	AppendAudit(ctx context.Context, e servicepoint.AuditEntry) error
+	Audit(ctx context.Context, before string, limit int) ([]servicepoint.AuditEntry, int64, error)
+}
+
+func (s *Server) desk() (deskStore, error) {
+	st, ok := s.Store.(deskStore)
+	if !ok || s.ServicePoints == nil {
+		return nil, gateway.Errorf(gateway.ENotFound, "desk.error.off", nil)
+	}
+	return st, nil
+}
+
+const deskPointCookie = "gw_desk_point"
+
+// requireStaff: a signed-in person with the staff role (401 anonymous,
+// 403 anyone else, machine clients included).
+func requireStaff(c *fiber.Ctx) (*gateway.Principal, error) {
+	p, err := requireRole(c, gateway.RoleStaff)
+	if err != nil {
+		return nil, err
+	}
+	if p.Machine {
+		return nil, gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
+	}
+	return p, nil
+}
+
+// staffPoint returns the staff member's service point: the identity
+// provider's claim when it names one (then nothing else is accepted), else
+// asked (an API call's service_point), else the desk's choice (cookie).
+// ok is false when there is none yet; err when the claim or the request
+// names a point that is not configured, or another than the claim.
+func (s *Server) staffPoint(c *fiber.Ctx, p *gateway.Principal, asked string) (servicepoint.Point, bool, error) {
+	if p.ServicePoint != "" {
+		if asked != "" && asked != p.ServicePoint {
+			return servicepoint.Point{}, false, gateway.Errorf(gateway.EForbidden, "desk.error.other_point", nil)
+		}
+		pt, ok := s.ServicePoints.Get(p.ServicePoint)
+		if !ok {
+			return servicepoint.Point{}, false, gateway.Errorf(gateway.EForbidden, "desk.error.unknown_point", nil)
+		}
+		return pt, true, nil
+	}
+	id := asked
+	if id == "" {
+		id = c.Cookies(deskPointCookie)
+	}
+	if id == "" {
+		return servicepoint.Point{}, false, nil
+	}
+	pt, ok := s.ServicePoints.Get(id)
+	if !ok {
+		if asked != "" {
+			return servicepoint.Point{}, false, gateway.Errorf(gateway.EInvalid, "desk.error.unknown_point", nil)
+		}
+		return servicepoint.Point{}, false, nil
+	}
+	return pt, true, nil
+}
+
+// weekStart is the start of the current week (Monday 00:00, Stockholm) and
+// of today.
+func weekStart(now time.Time) (week, today time.Time) {
+	t := now.In(stockholm)
+	today = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, stockholm)
+	wd := (int(today.Weekday()) + 6) % 7 // Monday = 0
+	return today.AddDate(0, 0, -wd), today
+}
+
+// staffMayRead: staff may read a submission filed on a visitor's behalf at
+// their own service point this week, and nothing else of residents'.
+func (s *Server) staffMayRead(p *gateway.Principal, point string, sub *gateway.Submission) bool {
+	if p == nil || p.Machine || !p.HasRole(gateway.RoleStaff) || sub.Actor == "" || point == "" {
+		return false
+	}
+	week, _ := weekStart(s.Config.Now())
+	return sub.ServicePoint == point && !sub.CreatedAt.Before(week)
+}
+
+// maskSubject shows a subject as little as possible: a person's
+// personnummer masked (date of birth and four stars), anything else "–".
+func maskSubject(subject string) string {
+	if n, ok := strings.CutPrefix(subject, "se-pnr:"); ok {
+		return maskPnr(n)
+	}
+	return "–"
+}
+
+// visitor is what staff enter about the visitor.
+type visitor struct {
+	Personnummer  personnummer.Number
+	IdentityCheck servicepoint.IdentityCheck
+}
+
+// parseVisitor validates the visitor's number, the identity check and the
+// consent; errors are keyed by the given names.
+func parseVisitor(pnr, check string, consent bool, now time.Time, names [3]string) (visitor, gateway.FieldErrors) {
+	errs := gateway.FieldErrors{}
+	var v visitor
+	n, err := personnummer.ParseAt(pnr, now.In(stockholm))
+	if strings.TrimSpace(pnr) == "" {
+		errs[names[0]] = gateway.Message{ID: "desk.error.pnr_required"}
+	} else if err != nil {
+		errs[names[0]] = gateway.Message{ID: "desk.error.pnr_invalid"}
+	}
+	v.Personnummer = n
+	v.IdentityCheck = servicepoint.IdentityCheck(check)
+	if !v.IdentityCheck.Valid() {
+		errs[names[1]] = gateway.Message{ID: "desk.error.identity_check"}
+	}
+	if !consent {
+		errs[names[2]] = gateway.Message{ID: "desk.error.consent"}
+	}
+	return v, errs
+}
+
+// checkVisitorAssurance refuses a service that needs a higher level than
+// the identity check supports (capped by the staff member's own sign-in).
+func (s *Server) checkVisitorAssurance(c *fiber.Ctx, p *gateway.Principal, svc *gateway.Service, check servicepoint.IdentityCheck) *gateway.Error {
+	level := check.Assurance()
+	if p.Assurance < level {
+		level = p.Assurance
+	}
+	if svc.Assurance <= level {
+		return nil
+	}
+	l := s.localizer(c)
+	return &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "desk.error.assurance", Data: map[string]any{
+		"Level": l.T("assurance." + svc.Assurance.String()), "Check": l.T("desk.check." + string(check)), "Got": l.T("assurance." + level.String())}}}
+}
+
+// filing is one submission filed on a visitor's behalf.
+type filing struct {
+	p       *gateway.Principal
+	point   servicepoint.Point
+	svc     *gateway.Service
+	visitor visitor
+	payload map[string]any
+	locale  string // the visitor's language (receipt)
+	token   string // idempotency key (form token or Idempotency-Key)
+}
+
+// fileOnBehalf stores the submission with the visitor as subject, the staff
+// member as actor, the service point and channel assisted; then (when it is
+// new) indexes it for the desk, counts the desk contact, records usage and
+// writes the audit entry.
+func (s *Server) fileOnBehalf(c *fiber.Ctx, st deskStore, f filing) (*gateway.Submission, bool, error) {
+	subject := auth.PersonSubject(f.visitor.Personnummer)
+	sub := &gateway.Submission{
+		Service: f.svc.ID, ServiceVersion: f.svc.Version, Department: f.svc.Department,
+		Channel: gateway.ChannelAssisted, Locale: f.locale, Payload: f.payload, Subject: subject,
+		Actor: f.p.Subject, ServicePoint: f.point.ID, IdentityCheck: string(f.visitor.IdentityCheck),
+	}
+	idem := gateway.Idempotency{}
+	if f.token != "" {
+		h := sha256.Sum256([]byte(bodyHash(f.svc, f.payload) + "\x00" + subject + "\x00" + f.point.ID))
+		idem = gateway.Idempotency{Scope: "desk:" + f.p.Subject, Key: f.token, BodyHash: hex.EncodeToString(h[:]), TTL: s.Config.IdempotencyTTL}
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	sub, created, err := s.Store.Create(ctx, sub, idem)
+	if err != nil || !created {
+		return sub, created, err
+	}
+	if err := st.IndexDesk(ctx, sub); err != nil {
+		s.Logger.Warn("desk index", "request_id", c.Locals(localsRequestID), "reference", sub.Reference, "error", err)
+	}
+	// The desk's own statistics: a visit whose outcome was filing with
+	// help. (Usage counts the submission itself, channel assisted.)
+	day := s.Config.Now().In(stockholm).Format(time.DateOnly)
+	if err := st.AddDeskContact(ctx, day, f.point.ID, f.svc.ID, string(servicepoint.ContactVisit), string(servicepoint.OutcomeFiledWithHelp)); err != nil {
+		s.Logger.Warn("desk contact", "request_id", c.Locals(localsRequestID), "error", err)
+	}
+	s.trackSubmitted(c, f.svc, sub, created, nil)
+	// The submission stands whatever happens now: failing the request would
+	// make staff file it twice. An audit entry that cannot be written is
+	// logged as an error with the reference (audit logs it).
+	_ = s.audit(c, st, f.p, f.point.ID, servicepoint.AuditEntry{Subject: f.visitor.Personnummer.Masked(), Action: servicepoint.ActionFiled,
+		Service: f.svc.ID, Reference: sub.Reference, IdentityCheck: string(f.visitor.IdentityCheck)})
+	return sub, created, nil
+}
+
+// visitorLocale is a shipped language tag for the receipt, from what staff
+// chose; the page's language otherwise.
+func visitorLocale(c *fiber.Ctx, chosen string) string {
+	for _, t := range locales.Shipped {
+		if chosen == t.String() {
+			return chosen
+		}
+	}
+	return lang(c).String()
+}
+
+// --- pages ---
+
+type deskOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+type deskService struct {
+	ID, Title, Department, Href, Assurance string
+}
+
+type deskRow struct {
+	Time, TimeISO, Service, Reference, Subject, By, Status, ReceiptHref string
+	Today                                                               bool
+}
+
+type deskContent struct {
+	Point                            servicepoint.Point
+	PointFixed, NeedPoint            bool
+	Points                           []deskOption
+	Languages                        string
+	Query, ResultText, Notice        string
+	Services                         []deskService
+	Channels, Outcomes, ContactLangs []deskOption
+	Today, Week                      []deskRow
+	ContactsToday                    []deskOption // Label = outcome, Value = count
+}
+
+// deskPage: GET /desk, the staff desk.
+func (s *Server) deskPage(c *fiber.Ctx) error {
+	p := principal(c)
+	if p == nil {
+		return c.Redirect("/auth/login?return_to="+url.QueryEscape("/desk"), fiber.StatusSeeOther)
+	}
+	if _, err := requireStaff(c); err != nil {
+		return err
+	}
+	st, err := s.desk()
+	if err != nil {
+		return err
+	}
+	l := s.localizer(c)
+	dc := deskContent{PointFixed: p.ServicePoint != ""}
+	pt, ok, err := s.staffPoint(c, p, "")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		dc.NeedPoint = true
+		for _, sp := range s.ServicePoints.All() {
+			dc.Points = append(dc.Points, deskOption{Value: sp.ID, Label: sp.Name})
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return s.render(c, fiber.StatusOK, "desk", l.T("desk.title"), dc)
+	}
+	dc.Point = pt
+	var langs []string
+	for _, tag := range pt.Languages {
+		langs = append(langs, langLabel(l, tag))
+	}
+	dc.Languages = strings.Join(langs, ", ")
+	if !dc.PointFixed {
+		for _, sp := range s.ServicePoints.All() {
+			dc.Points = append(dc.Points, deskOption{Value: sp.ID, Label: sp.Name, Selected: sp.ID == pt.ID})
+		}
+	}
+	q := c.Query("q")
+	dc.Query = q
+	found := s.Catalog.Search(q)
+	for _, svc := range found {
+		dc.Services = append(dc.Services, deskService{ID: svc.ID, Title: l.T(svc.MsgTitle()),
+			Department: l.T(gateway.MsgDepartment(svc.Department)), Href: "/desk/services/" + svc.ID,
+			Assurance: l.T("assurance." + svc.Assurance.String())})
+	}
+	if q != "" {
+		dc.ResultText = l.N("catalog.results", len(found), "Query", q)
+	}
+	for _, ch := range servicepoint.ContactChannels {
+		dc.Channels = append(dc.Channels, deskOption{Value: string(ch), Label: l.T("desk.channel." + string(ch)), Selected: ch == servicepoint.ContactVisit})
+	}
+	for _, o := range servicepoint.Outcomes {
+		dc.Outcomes = append(dc.Outcomes, deskOption{Value: string(o), Label: l.T("desk.outcome." + string(o))})
+	}
+	dc.ContactLangs = append(dc.ContactLangs, deskOption{Value: "", Label: l.T("desk.contact.language_none"), Selected: true})
+	for _, tag := range pt.Languages {
+		dc.ContactLangs = append(dc.ContactLangs, deskOption{Value: tag, Label: langLabel(l, tag)})
+	}
+	switch c.Query("done") {
+	case "contact":
+		dc.Notice = l.T("desk.contact.registered")
+	case "contact_filed":
+		dc.Notice = l.T("desk.contact.registered_filed")
+	}
+	// Today's and this week's work at this service point.
+	now := s.Config.Now()
+	week, today := weekStart(now)
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	subs, err := st.DeskSubmissions(ctx, pt.ID, week, 200)
+	if err != nil {
+		return err
+	}
+	for _, sub := range subs {
+		r := s.deskRow(l, p, sub)
+		if !sub.CreatedAt.Before(today) {
+			r.Today = true
+			dc.Today = append(dc.Today, r)
+		} else {
+			dc.Week = append(dc.Week, r)
+		}
+	}
+	counts, err := st.DeskContacts(ctx, []string{today.Format(time.DateOnly)})
+	if err != nil {
+		return err
+	}
+	byOutcome := map[string]int64{}
+	for _, n := range counts {
+		if n.Point == pt.ID {
+			byOutcome[n.Outcome] += n.Count
+		}
+	}
+	for _, o := range servicepoint.Outcomes {
+		dc.ContactsToday = append(dc.ContactsToday, deskOption{Value: num(byOutcome[string(o)]), Label: l.T("desk.outcome." + string(o))})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, fiber.StatusOK, "desk", l.T("desk.title"), dc)
+}
+
+func (s *Server) deskRow(l *locales.Localizer, p *gateway.Principal, sub *gateway.Submission) deskRow {
+	title := sub.Service
+	if svc, ok := s.Catalog.Get(sub.Service); ok {
+		title = l.T(svc.MsgTitle())
+	}
+	by := l.T("desk.work.by_colleague")
+	if sub.Actor == p.Subject {
+		by = l.T("desk.work.by_you")
+	}
+	return deskRow{Time: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), TimeISO: sub.CreatedAt.Format(time.RFC3339),
+		Service: title, Reference: sub.Reference, Subject: maskSubject(sub.Subject), By: by,
+		Status: l.T("status.value." + string(sub.Status)), ReceiptHref: "/desk/receipt/" + sub.ID}
+}
+
+// langLabel names a language tag in the page's language ("arabiska").
+func langLabel(l *locales.Localizer, tag string) string {
+	if t, err := language.Parse(tag); err == nil {
+		if s := l.Optional("desk.language." + t.String()); s != "" {
+			return s
+		}
+	}
+	return tag
+}
+
+// deskChoosePoint: POST /desk/point, staff without a service point in
+// their sign-in choose one of the configured points.
+func (s *Server) deskChoosePoint(c *fiber.Ctx) error {
+	p, err := requireStaff(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.desk(); err != nil {
+		return err
+	}
+	if p.ServicePoint != "" {
+		return gateway.Errorf(gateway.EForbidden, "desk.error.other_point", nil)
+	}
+	pt, ok := s.ServicePoints.Get(c.FormValue("point"))
+	if !ok {
+		return gateway.Errorf(gateway.EInvalid, "desk.error.unknown_point", nil)
+	}
+	s.setCookie(c, deskPointCookie, pt.ID, "/", 12*3600)
+	return c.Redirect("/desk", fiber.StatusSeeOther)
+}
+
+type deskFormContent struct {
+	formContent
+	Point                       servicepoint.Point
+	VisitorPnr, VisitorPnrError string
+	CheckError, ConsentError    string
+	Checks, Langs               []deskOption
+	Consent                     bool
+	LevelNote, PnrAgain         string
+}
+
+// deskState is what staff sent, kept to draw the desk form again.
+type deskState struct {
+	formState
+	pnr, check, visitorLang string
+	consent, pnrAgain       bool
+	visitorErrs             gateway.FieldErrors
+}
+
+// Names of the visitor's fields on the desk form; they start with "_" so
+// that they cannot collide with a service's fields.
+var visitorFields = [3]string{"_visitor", "_identity_check", "_consent"}
+
+// deskFormPage: GET /desk/services/{id}, a service's form filled in by
+// staff for a visitor.
+func (s *Server) deskFormPage(c *fiber.Ctx) error {
+	p, err := requireStaff(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.desk(); err != nil {
+		return err
+	}
+	svc, ok := s.Catalog.Get(c.Params("id"))
+	if !ok {
+		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+	}
+	pt, ok, err := s.staffPoint(c, p, "")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.Redirect("/desk", fiber.StatusSeeOther)
+	}
+	return s.renderDeskForm(c, fiber.StatusOK, svc, pt, deskState{})
+}
+
+func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, pt servicepoint.Point, st deskState) error {
+	l := s.localizer(c)
+	formToken := st.token
+	if !formTokenPattern.MatchString(formToken) {
+		formToken = randomToken(18)
+	}
+	fc := deskFormContent{Point: pt, VisitorPnr: st.pnr, Consent: st.consent}
+	if st.pnrAgain {
+		fc.PnrAgain = l.T("desk.form.pnr_again")
+	}
+	fc.formContent = formContent{Title: l.T(svc.MsgTitle()), Department: l.T(gateway.MsgDepartment(svc.Department)),
+		Description: l.Optional(svc.MsgDescription()), Action: "/desk/services/" + svc.ID, FormToken: formToken,
+		ErrorTitle: l.T("form.error_summary")}
+	if st.formErr != nil {
+		fc.FormError = l.Message(*st.formErr)
+	}
+	fc.LevelNote = l.T("desk.form.level_note", "Level", l.T("assurance."+svc.Assurance.String()))
+	for _, ch := range servicepoint.IdentityChecks {
+		fc.Checks = append(fc.Checks, deskOption{Value: string(ch), Label: l.T("desk.check." + string(ch)), Selected: string(ch) == st.check})
+	}
+	chosen := visitorLocale(c, st.visitorLang)
+	for _, t := range locales.Shipped {
+		fc.Langs = append(fc.Langs, deskOption{Value: t.String(), Label: langName(t), Selected: t.String() == chosen})
+	}
+	// The visitor's fields first in the error summary, in form order.
+	labels := map[string]string{visitorFields[0]: l.T("desk.form.pnr"), visitorFields[1]: l.T("desk.form.check"), visitorFields[2]: l.T("desk.form.consent")}
+	ids := map[string]string{visitorFields[0]: "visitor-pnr", visitorFields[1]: "visitor-check-0", visitorFields[2]: "visitor-consent"}
+	for _, name := range visitorFields {
+		if m, bad := st.visitorErrs[name]; bad {
+			msg := l.Message(m)
+			switch name {
+			case visitorFields[0]:
+				fc.VisitorPnrError = msg
+			case visitorFields[1]:
+				fc.CheckError = msg
+			default:
+				fc.ConsentError = msg
+			}
+			fc.Errors = append(fc.Errors, formError{ID: ids[name], Label: labels[name], Error: msg})
+		}
+	}
+	for i := range svc.Fields {
+		f := &svc.Fields[i]
+		ff := viewField(l, svc, f, st.values[f.Name])
+		if m, bad := st.errs[f.Name]; bad {
+			ff.Error = l.Message(m)
+			fc.Errors = append(fc.Errors, formError{ID: ff.ID, Label: ff.Label, Error: ff.Error})
+		}
+		ff.Describedby = describedBy(ff)
+		fc.Fields = append(fc.Fields, ff)
+	}
+	title := l.T("desk.form.title", "Title", fc.Title)
+	if len(fc.Errors) > 0 || fc.FormError != "" {
+		title = l.T("form.error_title_prefix", "Title", title)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, status, "desk_form", title, fc)
+}
+
+// deskSubmitForm: POST /desk/services/{id}, staff file for a visitor.
+func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
+	p, err := requireStaff(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.desk()
+	if err != nil {
+		return err
+	}
+	svc, ok := s.Catalog.Get(c.Params("id"))
+	if !ok {
+		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+	}
+	pt, ok, err := s.staffPoint(c, p, "")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.Redirect("/desk", fiber.StatusSeeOther)
+	}
+	values := map[string][]string{}
+	c.Request().PostArgs().VisitAll(func(k, v []byte) {
+		key := string(k)
+		values[key] = append(values[key], string(v))
+	})
+	ds := deskState{pnr: firstValue(values[visitorFields[0]]), check: firstValue(values[visitorFields[1]]),
+		consent: firstValue(values[visitorFields[2]]) == "true", visitorLang: firstValue(values["_visitor_lang"])}
+	ds.token = firstValue(values["_form"])
+	for _, k := range []string{"_form", "_csrf", "_visitor_lang", visitorFields[0], visitorFields[1], visitorFields[2]} {
+		delete(values, k)
+	}
+	ds.values = values
+	now := s.Config.Now()
+	v, verrs := parseVisitor(ds.pnr, ds.check, ds.consent, now, visitorFields)
+	if _, bad := verrs[visitorFields[0]]; !bad {
+		// Once valid, the number is never shown in full again: a form
+		// drawn again asks for it anew.
+		ds.pnr, ds.pnrAgain = "", true
+	}
+	if !svcAllows(svc, gateway.ChannelAssisted) {
+		ds.formErr = &gateway.Message{ID: "desk.error.channel"}
+		return s.renderDeskForm(c, fiber.StatusForbidden, svc, pt, ds)
+	}
+	if len(verrs) == 0 {
+		if aerr := s.checkVisitorAssurance(c, p, svc, v.IdentityCheck); aerr != nil {
+			if err := s.audit(c, st, p, pt.ID, servicepoint.AuditEntry{Subject: v.Personnummer.Masked(), Action: servicepoint.ActionRefused,
+				Service: svc.ID, IdentityCheck: string(v.IdentityCheck)}); err != nil {
+				return err
+			}
+			ds.formErr = &aerr.Message
+			return s.renderDeskForm(c, fiber.StatusForbidden, svc, pt, ds)
+		}
+	}
+	payload, errs := svc.Validate(values, now)
+	if len(errs) > 0 || len(verrs) > 0 {
+		ds.errs, ds.visitorErrs = errs, verrs
+		s.trackInvalid(c, svc, gateway.ChannelAssisted, errs)
+		return s.renderDeskForm(c, fiber.StatusUnprocessableEntity, svc, pt, ds)
+	}
+	token := ""
+	if formTokenPattern.MatchString(ds.token) {
+		token = ds.token
+	}
+	sub, _, err := s.fileOnBehalf(c, st, filing{p: p, point: pt, svc: svc, visitor: v, payload: payload,
+		locale: visitorLocale(c, ds.visitorLang), token: token})
+	if err != nil {
+		return err
+	}
+	return c.Redirect("/desk/receipt/"+sub.ID, fiber.StatusSeeOther)
+}
+
+func svcAllows(svc *gateway.Service, ch gateway.Channel) bool {
+	for _, c := range svc.Channels {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+type deskReceiptContent struct {
+	ServiceTitle, Reference, Link, LinkText string
+	Created, CreatedISO, Subject            string
+	Point                                   servicepoint.Point
+	SignInHint                              string
+}
+
+// deskReceipt: GET /desk/receipt/{id}, the printable receipt for the
+// visitor, in the visitor's language (the submission's locale, chosen on
+// the desk form; ?lang= overrides it). The staff member's own language
+// setting is left alone. Only for staff of the
+// service point that filed it, this week. No more personal data than the
+// masked personnummer.
+func (s *Server) deskReceipt(c *fiber.Ctx) error {
+	p, err := requireStaff(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.desk()
+	if err != nil {
+		return err
+	}
+	pt, ok, err := s.staffPoint(c, p, "")
+	if err != nil {
+		return err
+	}
+	sub, err := s.getSubmission(c)
+	if err != nil {
+		return err
+	}
+	if !ok || !s.staffMayRead(p, pt.ID, sub) {
+		return gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
+	}
+	if err := s.audit(c, st, p, pt.ID, servicepoint.AuditEntry{Subject: maskSubject(sub.Subject), Action: servicepoint.ActionReceiptPrinted,
+		Service: sub.Service, Reference: sub.Reference}); err != nil {
+		return err
+	}
+	if t, ok := locales.Parse(sub.Locale); ok && c.Query("lang") == "" {
+		c.Locals(localsLang, t) // this page only; no cookie
+	}
+	l := s.localizer(c)
+	title := sub.Service
+	if svc, ok := s.Catalog.Get(sub.Service); ok {
+		title = l.T(svc.MsgTitle())
+	}
+	link := "/s/" + sub.ID
+	base := s.Config.PublicURL
+	if base == "" {
+		base = c.BaseURL()
+	}
+	rc := deskReceiptContent{ServiceTitle: title, Reference: sub.Reference, Link: link, LinkText: base + link,
+		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Subject: maskSubject(sub.Subject), Point: pt, SignInHint: l.T("desk.receipt.sign_in", "URL", base+"/my")}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return s.render(c, fiber.StatusOK, "desk_receipt", l.T("desk.receipt.title"), rc)
+}
+
+// assistedNote is My pages' remark on a submission filed with help at a
+// service point ("" for one the resident filed alone).
+func (s *Server) assistedNote(l *locales.Localizer, point string) string {
+	if point == "" {
+		return ""
+	}
+	name := point
+	if pt, ok := s.ServicePoints.Get(point); ok {
+		name = pt.Name
+	}
+	return l.T("desk.my.filed_with_help", "Point", name)
+}

@@ -1,18 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // The resident's sign-in journey in headless Chromium against real
@@ -21,50 +16,13 @@ import (
 // that needs a higher level, step up, send, find the case on My pages,
 // sign out. No JavaScript on any page: links, forms and redirects only.
 func TestBrowserSignInJourney(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		msg := "no Chromium found (looked for /usr/bin/chromium, and chromium, chromium-browser, google-chrome on PATH)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI must have one")
-		}
-		t.Skip(msg + "; install chromium to run the browser test")
-	}
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, gatewayEnv(rs.URL(), cs.URL)) // no issuer: the development provider is on
-
-	shots := []string{t.TempDir()}
-	if dir := os.Getenv("BROWSER_SCREENSHOTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		shots = append(shots, dir)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("lang", "sv-SE"), chromedp.Flag("accept-lang", "sv-SE,sv"),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600),
-	)
-	defer cancelAlloc()
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	b := &browser{t: t, ctx: tabCtx, shots: shots}
-	path := func() string {
-		u, err := url.Parse(b.location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.Path
-	}
+	chrome := needChromium(t)
+	_, _, gw := startStack(t, nil) // no issuer: the development provider is on
+	b := newBrowser(t, chrome)
 	pick := func(persona string) {
 		t.Helper()
 		b.do("wait for the persona picker", chromedp.WaitVisible(chromedp.CSS(`input[name="persona"]`)))
-		if path() != "/dev-idp/authorize" {
+		if b.path() != "/dev-idp/authorize" {
 			t.Fatalf("expected the persona picker, at %s", b.location())
 		}
 		b.do("choose "+persona, chromedp.Click(chromedp.CSS("#persona-"+persona)))
@@ -82,7 +40,7 @@ func TestBrowserSignInJourney(t *testing.T) {
 	}
 	b.screenshot("auth-1-picker")
 	pick("anna")
-	if path() != "/my" || b.text("#my-name") != "Anna Andersson" || b.text("#my-personnummer") != "19850709-****" {
+	if b.path() != "/my" || b.text("#my-name") != "Anna Andersson" || b.text("#my-personnummer") != "19850709-****" {
 		t.Fatalf("after sign-in: %s, name %q", b.location(), b.text("#my-name"))
 	}
 	b.screenshot("auth-2-my-anna")
@@ -115,7 +73,7 @@ func TestBrowserSignInJourney(t *testing.T) {
 	pick("bertil")
 	// Back at the form, everything typed still there.
 	b.do("wait for the form", chromedp.WaitVisible(chromedp.CSS("#f-needs")))
-	if path() != "/services/home-care" {
+	if b.path() != "/services/home-care" {
 		t.Fatalf("after step-up at %s", b.location())
 	}
 	if got := b.value("#f-needs"); got != needs {
@@ -166,13 +124,13 @@ func TestBrowserSignInJourney(t *testing.T) {
 	if code := b.navigate("sign out", chromedp.Click(chromedp.CSS("#sign-out"))); code != 200 {
 		t.Fatalf("sign out: %d", code)
 	}
-	if path() != "/" {
+	if b.path() != "/" {
 		t.Errorf("after sign-out at %s", b.location())
 	}
 	if code := b.navigate("open My pages signed out", chromedp.Navigate(gw.URL+"/my")); code != 200 {
 		t.Fatalf("my: %d", code)
 	}
-	if path() != "/dev-idp/authorize" {
+	if b.path() != "/dev-idp/authorize" {
 		t.Fatalf("signed out, /my went to %s", b.location())
 	}
 }

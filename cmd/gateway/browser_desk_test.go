@@ -3,18 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
-
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // The service-point desk in headless Chromium against real processes: the
@@ -23,46 +18,9 @@ import (
 // language and checks the print view, then registers a phone contact in
 // three clicks. No JavaScript on any page.
 func TestBrowserDesk(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		msg := "no Chromium found (looked for /usr/bin/chromium, and chromium, chromium-browser, google-chrome on PATH)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI must have one")
-		}
-		t.Skip(msg + "; install chromium to run the browser test")
-	}
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, gatewayEnv(rs.URL(), cs.URL))
-
-	shots := []string{t.TempDir()}
-	if dir := os.Getenv("BROWSER_SCREENSHOTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		shots = append(shots, dir)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("lang", "sv-SE"), chromedp.Flag("accept-lang", "sv-SE,sv"),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1600),
-	)
-	defer cancelAlloc()
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	b := &browser{t: t, ctx: tabCtx, shots: shots}
-	path := func() string {
-		u, err := url.Parse(b.location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u.Path
-	}
+	chrome := needChromium(t)
+	_, _, gw := startStack(t, nil)
+	b := newBrowser(t, chrome)
 
 	// 1. The desk needs a sign-in: the persona picker; Sara signs in.
 	if code := b.navigate("open the desk", chromedp.Navigate(gw.URL+"/desk")); code != 200 {
@@ -73,7 +31,7 @@ func TestBrowserDesk(t *testing.T) {
 	if code := b.navigate("sign in as sara", chromedp.Click(chromedp.CSS(`main form button[type="submit"]`))); code != 200 {
 		b.fail("sign in as sara", fmt.Errorf("status %d", code))
 	}
-	if path() != "/desk" || b.text("#point-name") != "Servicepunkt Centrum" {
+	if b.path() != "/desk" || b.text("#point-name") != "Servicepunkt Centrum" {
 		t.Fatalf("after sign-in at %s, point %q", b.location(), b.text("#point-name"))
 	}
 	b.screenshot("desk-1-desk")
@@ -82,7 +40,7 @@ func TestBrowserDesk(t *testing.T) {
 	if code := b.navigate("start the form", chromedp.Click(chromedp.CSS(`a.desk-start[data-service="street-fault"]`))); code != 200 {
 		t.Fatalf("desk form: %d", code)
 	}
-	if path() != "/desk/services/street-fault" {
+	if b.path() != "/desk/services/street-fault" {
 		t.Fatalf("form at %s", b.location())
 	}
 	b.do("fill in the visitor and the form",

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // The resident's journey in a real browser (headless Chromium), against real
@@ -32,6 +30,62 @@ func chromiumPath() string {
 		}
 	}
 	return ""
+}
+
+// needChromium returns the Chromium to drive. Without one the test is
+// skipped, or fails under CI, which must have one.
+func needChromium(t *testing.T) string {
+	t.Helper()
+	chrome := chromiumPath()
+	if chrome == "" {
+		msg := "no Chromium found (looked for /usr/bin/chromium, and chromium, chromium-browser, google-chrome on PATH)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg + "; CI must have one")
+		}
+		t.Skip(msg + "; install chromium to run the browser test")
+	}
+	return chrome
+}
+
+// newBrowser starts headless chrome and opens one tab in it. Screenshots go
+// to a temporary directory and to $BROWSER_SCREENSHOTS if set. The browser
+// is closed when the test ends.
+func newBrowser(t *testing.T, chrome string) *browser {
+	t.Helper()
+	shots := []string{t.TempDir()}
+	if dir := os.Getenv("BROWSER_SCREENSHOTS"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		shots = append(shots, dir)
+	}
+
+	// The whole browser session is bounded, so the test cannot hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chrome),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		// A Swedish resident's browser: headless Chromium would otherwise
+		// send Accept-Language: en-US and rightly get English pages.
+		chromedp.Flag("lang", "sv-SE"),
+		chromedp.Flag("accept-lang", "sv-SE,sv"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1600),
+	)
+	// Closes the browser and waits for it; registered after the first
+	// t.TempDir, so it runs before the temp dirs go.
+	t.Cleanup(cancelAlloc)
+	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	return &browser{t: t, ctx: tabCtx, shots: shots}
 }
 
 // browser drives one tab. Every step fails the test with the page it was on.
@@ -121,6 +175,16 @@ func (b *browser) location() string {
 	return loc
 }
 
+// path is the path of the tab's address.
+func (b *browser) path() string {
+	b.t.Helper()
+	u, err := url.Parse(b.location())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return u.Path
+}
+
 func (b *browser) count(sel string) int {
 	b.t.Helper()
 	n, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll(`+jsString(sel)+`).length`))
@@ -151,51 +215,9 @@ func (b *browser) screenshot(name string) {
 func jsString(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
 
 func TestBrowserJourney(t *testing.T) {
-	chrome := chromiumPath()
-	if chrome == "" {
-		msg := "no Chromium found (looked for /usr/bin/chromium, and chromium, chromium-browser, google-chrome on PATH)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + "; CI must have one")
-		}
-		t.Skip(msg + "; install chromium to run the browser test")
-	}
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, gatewayEnv(rs.URL(), cs.URL))
-
-	shots := []string{t.TempDir()}
-	if dir := os.Getenv("BROWSER_SCREENSHOTS"); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		shots = append(shots, dir)
-	}
-
-	// The whole browser session is bounded, so the test cannot hang.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chrome),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		// A Swedish resident's browser: headless Chromium would otherwise
-		// send Accept-Language: en-US and rightly get English pages.
-		chromedp.Flag("lang", "sv-SE"),
-		chromedp.Flag("accept-lang", "sv-SE,sv"),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1600),
-	)
-	defer cancelAlloc() // closes the browser and waits for it, before the temp dirs go
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	b := &browser{t: t, ctx: tabCtx, shots: shots}
+	chrome := needChromium(t)
+	_, cs, gw := startStack(t, nil)
+	b := newBrowser(t, chrome)
 
 	// 1. The catalog, in Swedish for a browser that asks for Swedish.
 	if code := b.navigate("open the catalog", chromedp.Navigate(gw.URL+"/")); code != 200 {

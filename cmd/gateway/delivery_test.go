@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,13 +24,28 @@ import (
 
 const streetFault = `{"kind":"pothole","description":"Djupt hål i cykelbanan vid skolan","location":"Skolgatan 4"}`
 
-// deliveryEnv is gatewayEnv with circuit breakers that pause for one
-// second rather than thirty, so that tests which make a back-end fail
-// do not wait for the production pause.
+// fastBreaker makes circuit breakers pause for one second rather than
+// thirty, so that tests which make a back-end fail do not wait for the
+// production pause.
+var fastBreaker = map[string]string{"GATEWAY_BREAKER_OPEN": "1s"}
+
+// deliveryEnv is gatewayEnv with fastBreaker.
 func deliveryEnv(redisURL, casesimURL string) map[string]string {
 	env := gatewayEnv(redisURL, casesimURL)
-	env["GATEWAY_BREAKER_OPEN"] = "1s"
+	maps.Copy(env, fastBreaker)
 	return env
+}
+
+// proxiedCasesim runs redis-server (AOF always) and casesim behind a fault
+// proxy in mode; env is deliveryEnv for a gateway that delivers through
+// the proxy.
+func proxiedCasesim(t *testing.T, mode string) (rs *redistest.Server, cs *proc, px *faultProxy, env map[string]string) {
+	t.Helper()
+	rs = redistest.Start(t, redistest.WithAOF("always"))
+	cs = casesimProc(t)
+	px = newFaultProxy(t, cs.URL)
+	px.setMode(mode)
+	return rs, cs, px, deliveryEnv(rs.URL(), px.URL())
 }
 
 func streetFaultN(i int) string {
@@ -48,10 +64,10 @@ func mustSubmit(t *testing.T, gw, service, body string) string {
 // The back-end is down for a while, then back: every submission is
 // delivered exactly once.
 func TestDeliveryBackendDownThenBack(t *testing.T) {
-	gwBin, csBin := binaries(t)
+	_, csBin := binaries(t)
 	rs := redistest.Start(t, redistest.WithAOF("always"))
 	csAddr := freeAddr(t) // nothing listens there yet
-	gw := start(t, gwBin, deliveryEnv(rs.URL(), "http://"+csAddr))
+	gw := gatewayProc(t, deliveryEnv(rs.URL(), "http://"+csAddr))
 	var ids []string
 	for i := range 20 {
 		ids = append(ids, mustSubmit(t, gw.URL, "street-fault", streetFaultN(i)))
@@ -62,9 +78,7 @@ func TestDeliveryBackendDownThenBack(t *testing.T) {
 	})
 	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": csAddr, "CASESIM_SECRET": demoSecret})
 	back := time.Now()
-	for _, id := range ids {
-		eventually(t, 60*time.Second, "delivery after the back-end came back", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
-	}
+	waitDelivered(t, 60*time.Second, "delivery after the back-end came back", gw.URL, ids...)
 	t.Logf("all %d delivered %v after the back-end came back", len(ids), time.Since(back).Round(time.Millisecond))
 	got := caseRecords(t, cs.URL)
 	if len(got) != len(ids) {
@@ -80,9 +94,8 @@ func TestDeliveryBackendDownThenBack(t *testing.T) {
 // (casesim's arrival time minus the submission's creation time) and
 // compared with a generous factor; the figures are logged.
 func TestDeliveryBreakerIsolatesDepartments(t *testing.T) {
-	gwBin, csBin := binaries(t)
 	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	cs := casesimProc(t)
 	bad := newFaultProxy(t, cs.URL) // department A's back-end
 	env := deliveryEnv(rs.URL(), cs.URL)
 	env["GATEWAY_SERVICES_DIR"] = twoDepartments(t)
@@ -92,7 +105,7 @@ func TestDeliveryBreakerIsolatesDepartments(t *testing.T) {
 	env["GATEWAY_BREAKER_OPEN"] = "1s"
 	env["GATEWAY_RETRY_ATTEMPTS"] = "1000"
 	env["GATEWAY_CLAIM_IDLE"] = "30s"
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 
 	latencies := func(ids []string) []time.Duration {
 		var ds []time.Duration
@@ -115,9 +128,7 @@ func TestDeliveryBreakerIsolatesDepartments(t *testing.T) {
 			ids = append(ids, mustSubmit(t, gw.URL, "fault-b", fmt.Sprintf(`{"where":"Torget %d"}`, i)))
 			time.Sleep(100 * time.Millisecond)
 		}
-		for _, id := range ids {
-			eventually(t, 60*time.Second, "delivery for department B", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
-		}
+		waitDelivered(t, 60*time.Second, "delivery for department B", gw.URL, ids...)
 		return ids
 	}
 
@@ -157,9 +168,7 @@ func TestDeliveryBreakerIsolatesDepartments(t *testing.T) {
 	// 3. A recovers: a half-open probe succeeds, the breaker closes and
 	// every A submission is delivered, once.
 	bad.setMode(modePass)
-	for _, id := range aIDs {
-		eventually(t, 90*time.Second, "department A delivers after recovery", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
-	}
+	waitDelivered(t, 90*time.Second, "department A delivers after recovery", gw.URL, aIDs...)
 	if v := metric(t, gw.URL, backend); v != 0 {
 		t.Errorf("breaker state %v after recovery, want 0 (closed)", v)
 	}
@@ -185,20 +194,14 @@ func base2ids(t *testing.T, casesimURL, service string) []string {
 // answer: the gateway retries with the same Idempotency-Key and the
 // back-end answers with the same case: one case.
 func TestDeliveryConnectionCutAfterCommit(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	px := newFaultProxy(t, cs.URL)
 	// The first request for each key is cut after the commit.
-	px.setMode(modeCutFirst)
-	gw := start(t, gwBin, deliveryEnv(rs.URL(), px.URL()))
+	_, cs, _, env := proxiedCasesim(t, modeCutFirst)
+	gw := gatewayProc(t, env)
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, mustSubmit(t, gw.URL, "street-fault", streetFaultN(i)))
 	}
-	for _, id := range ids {
-		eventually(t, 60*time.Second, "delivery after the cut", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
-	}
+	waitDelivered(t, 60*time.Second, "delivery after the cut", gw.URL, ids...)
 	got := exactlyOnce(t, caseRecords(t, cs.URL), ids)
 	if len(got) != len(ids) {
 		t.Fatalf("want %d cases, got %d", len(ids), len(got))
@@ -218,16 +221,11 @@ func TestDeliveryConnectionCutAfterCommit(t *testing.T) {
 // acknowledgement (GATEWAY_FAULT=exit-after-deliver): another replica
 // completes the job, and the back-end's deduplication keeps it one case.
 func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
 	// The back-end refuses until the receipt is in hand, so that the
 	// process does not kill itself while answering the submission.
-	px := newFaultProxy(t, cs.URL)
-	px.setMode(mode503)
-	env := deliveryEnv(rs.URL(), px.URL())
+	rs, cs, px, env := proxiedCasesim(t, mode503)
 	env["GATEWAY_FAULT"] = "exit-after-deliver"
-	a := start(t, gwBin, env)
+	a := gatewayProc(t, env)
 	id := mustSubmit(t, a.URL, "street-fault", streetFault)
 	px.setMode(modePass)
 	select {
@@ -245,8 +243,8 @@ func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
 	if st, _ := store.Stats(bg(t)); st.Pending != 1 {
 		t.Fatalf("stats %+v: want the job pending with the dead consumer", st)
 	}
-	b := start(t, gwBin, deliveryEnv(rs.URL(), px.URL()))
-	eventually(t, 60*time.Second, "the other replica completes it", func() bool { return submission(t, b.URL, id).Status == "delivered" })
+	b := gatewayProc(t, deliveryEnv(rs.URL(), px.URL()))
+	waitDelivered(t, 60*time.Second, "the other replica completes it", b.URL, id)
 	got := caseRecords(t, cs.URL)
 	if len(got) != 1 || got[0].Deliveries != 2 {
 		t.Fatalf("after the takeover: %+v, want one case delivered twice", got)
@@ -260,25 +258,18 @@ func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
 // does not answer) is SIGKILLed: another replica claims the work after
 // GATEWAY_CLAIM_IDLE and delivers each submission once.
 func TestDeliveryKillWhileHoldingClaimedWork(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	px := newFaultProxy(t, cs.URL)
-	px.setMode(modeHang)
-	env := deliveryEnv(rs.URL(), px.URL())
+	_, cs, px, env := proxiedCasesim(t, modeHang)
 	env["GATEWAY_WORKERS"] = "4"
-	a := start(t, gwBin, env)
+	a := gatewayProc(t, env)
 	var ids []string
 	for i := range 3 {
 		ids = append(ids, mustSubmit(t, a.URL, "street-fault", streetFaultN(i)))
 	}
 	eventually(t, 30*time.Second, "replica A holds all three", func() bool { return px.hangingNow() == 3 })
-	b := start(t, gwBin, env)
+	b := gatewayProc(t, env)
 	a.kill()
 	px.setMode(modePass)
-	for _, id := range ids {
-		eventually(t, 60*time.Second, "replica B completes A's work", func() bool { return submission(t, b.URL, id).Status == "delivered" })
-	}
+	waitDelivered(t, 60*time.Second, "replica B completes A's work", b.URL, ids...)
 	got := caseRecords(t, cs.URL)
 	if len(got) != len(ids) {
 		t.Fatalf("want %d cases, got %d", len(ids), len(got))
@@ -290,10 +281,7 @@ func TestDeliveryKillWhileHoldingClaimedWork(t *testing.T) {
 // submissions: every submission that got a receipt (202) is delivered,
 // once.
 func TestDeliveryRedisKilledDuringSubmissions(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, deliveryEnv(rs.URL(), cs.URL))
+	rs, cs, gw := startStack(t, fastBreaker)
 
 	var (
 		mu       sync.Mutex
@@ -349,14 +337,9 @@ func TestDeliveryRedisKilledDuringSubmissions(t *testing.T) {
 // /api/v1/admin/dead-letters/{id}/replay does (Store.Redrive); the handler
 // itself is tested in gateway/httpapi.
 func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	px := newFaultProxy(t, cs.URL)
-	px.setMode(mode400)
-	env := deliveryEnv(rs.URL(), px.URL())
+	rs, cs, px, env := proxiedCasesim(t, mode400)
 	env["GATEWAY_LOG_LEVEL"] = "info"
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 	id := mustSubmit(t, gw.URL, "street-fault", streetFault)
 	store := storeOf(t, rs)
 	eventually(t, 30*time.Second, "dead letter", func() bool {
@@ -394,7 +377,7 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 	if err := store.Redrive(bg(t), id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "delivery after the replay", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	waitDelivered(t, 30*time.Second, "delivery after the replay", gw.URL, id)
 	got := caseRecords(t, cs.URL)
 	if len(got) != 1 || got[0].Deliveries != 1 || px.keyCount(id) != 2 {
 		t.Fatalf("cases %+v after %d requests, want one case delivered once after one refusal", got, px.keyCount(id))
@@ -410,10 +393,7 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 
 // Idempotency-Key on the submission API, against the real binary.
 func TestDeliveryIdempotencyTable(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, deliveryEnv(rs.URL(), cs.URL))
+	rs, cs, gw := startStack(t, fastBreaker)
 	post := func(key, body string) (int, string, http.Header, map[string]any) {
 		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/services/street-fault/submissions", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
@@ -523,15 +503,15 @@ func TestDeliveryIdempotencyTable(t *testing.T) {
 // signed update; the resident sees it with the message. An older update is
 // recorded but does not move the status back; a bad signature is refused.
 func TestDeliveryStatusFlowsBack(t *testing.T) {
-	gwBin, csBin := binaries(t)
+	_, csBin := binaries(t)
 	rs := redistest.Start(t, redistest.WithAOF("always"))
 	gwAddr := freeAddr(t)
 	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret, "CASESIM_GATEWAY_URL": "http://" + gwAddr})
 	env := deliveryEnv(rs.URL(), cs.URL)
 	env["GATEWAY_ADDR"] = gwAddr
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 	id := mustSubmit(t, gw.URL, "street-fault", streetFault)
-	eventually(t, 30*time.Second, "delivery", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+	waitDelivered(t, 30*time.Second, "delivery", gw.URL, id)
 	ref := submission(t, gw.URL, id).CaseReference
 
 	// A case officer starts on it (casesim forwards, signed).

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // csrfOf returns the session's CSRF token of a signed-in client.
@@ -63,10 +61,7 @@ const deskHomeCare = `"applying_for":"self","personnummer":"19900101-3011","help
 // a resident at the desk or filing on behalf, staff reading what a
 // resident filed alone.
 func TestDeskFilesForResident(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, gatewayEnv(rs.URL(), cs.URL))
+	_, cs, gw := startStack(t, nil)
 
 	sara := signIn(t, gw.URL, "sara", "/desk")
 	saraCSRF := csrfOf(t, sara, gw.URL)

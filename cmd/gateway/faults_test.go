@@ -226,10 +226,8 @@ timeout = "2s"
 	return dir
 }
 
-// metric returns the value of the first /metrics sample whose line starts
-// with prefix (name and labels, e.g. `gateway_breaker_state{backend="x"}`),
-// or -1.
-func metric(t *testing.T, gw, prefix string) float64 {
+// metricLines fetches the gateway's /metrics text, line by line.
+func metricLines(t *testing.T, gw string) []string {
 	t.Helper()
 	res, err := client.Get(gw + "/metrics")
 	if err != nil {
@@ -237,7 +235,15 @@ func metric(t *testing.T, gw, prefix string) float64 {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	return strings.Split(string(b), "\n")
+}
+
+// metric returns the value of the first /metrics sample whose line starts
+// with prefix (name and labels, e.g. `gateway_breaker_state{backend="x"}`),
+// or -1.
+func metric(t *testing.T, gw, prefix string) float64 {
+	t.Helper()
+	for _, line := range metricLines(t, gw) {
 		if strings.HasPrefix(line, prefix+" ") {
 			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, prefix)), 64)
 			if err == nil {

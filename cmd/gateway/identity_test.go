@@ -114,9 +114,8 @@ func TestProvidersFile(t *testing.T) {
 // department's system does not see them; an ID token from the development
 // provider is no API token.
 func TestMachineClientsBinary(t *testing.T) {
-	gwBin, csBin := binaries(t)
 	rs := redistest.Start(t)
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	cs := casesimProc(t)
 	keys := map[string]*ecdsa.PrivateKey{}
 	var clients []map[string]string
 	for id, dept := range map[string]string{"streets-system": "streets-parks", "care-system": "social-care"} {
@@ -136,13 +135,9 @@ func TestMachineClientsBinary(t *testing.T) {
 	}
 	env := gatewayEnv(rs.URL(), cs.URL)
 	env["GATEWAY_CLIENTS_FILE"] = file
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 
-	code, rec := postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"litter","description":"Överfull papperskorg vid torget","location":"Stora torget"}`)
-	if code != 202 {
-		t.Fatalf("submit: %d", code)
-	}
-	id, _ := rec["id"].(string)
+	id := mustSubmit(t, gw.URL, "street-fault", `{"kind":"litter","description":"Överfull papperskorg vid torget","location":"Stora torget"}`)
 	assertion := func(client string) string {
 		now := time.Now()
 		s, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": client, "sub": client, "aud": gw.URL,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -72,20 +71,13 @@ func statusPage(t *testing.T, gw, id string) string {
 // The whole journey through real processes: HTML form and JSON API in, one
 // case each in casesim, the case number on the status page.
 func TestEndToEnd(t *testing.T) {
-	gwBin, csBin := binaries(t)
-	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
-	gw := start(t, gwBin, gatewayEnv(rs.URL(), cs.URL))
+	_, cs, gw := startStack(t, nil)
 
 	formID := submitForm(t, gw.URL, url.Values{"kind": {"streetlight"}, "description": {"Gatlyktan är trasig sedan i måndags"}, "location": {"Kungsgatan 12"}})
-	code, rec := postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"pothole","description":"Djupt hål mitt i körbanan","location":"Vaksalagatan 3"}`)
-	if code != 202 {
-		t.Fatalf("api submit: %d %v", code, rec)
-	}
-	apiID, _ := rec["id"].(string)
+	apiID := mustSubmit(t, gw.URL, "street-fault", `{"kind":"pothole","description":"Djupt hål mitt i körbanan","location":"Vaksalagatan 3"}`)
 
 	for _, id := range []string{formID, apiID} {
-		eventually(t, 30*time.Second, "delivery of "+id, func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+		waitDelivered(t, 30*time.Second, "delivery of "+id, gw.URL, id)
 		s := submission(t, gw.URL, id)
 		if !regexp.MustCompile(`^KS-\d{4}-\d{6}$`).MatchString(s.CaseReference) {
 			t.Fatalf("case reference %q", s.CaseReference)
@@ -112,24 +104,15 @@ func TestEndToEnd(t *testing.T) {
 func TestRestartDeliversOnce(t *testing.T) {
 	for _, how := range []string{"sigterm", "sigkill"} {
 		t.Run(how, func(t *testing.T) {
-			gwBin, csBin := binaries(t)
+			_, csBin := binaries(t)
 			rs := redistest.Start(t, redistest.WithAOF("always"))
 			// The case system is not there yet: its port is reserved and closed.
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			csAddr := ln.Addr().String()
-			ln.Close()
+			csAddr := freeAddr(t)
 			env := gatewayEnv(rs.URL(), "http://"+csAddr)
-			gw := start(t, gwBin, env)
+			gw := gatewayProc(t, env)
 			var ids []string
 			for i := 0; i < 3; i++ {
-				code, rec := postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"litter","description":"Överfull papperskorg vid busshållplatsen","location":"Centralstationen"}`)
-				if code != 202 {
-					t.Fatalf("submit: %d %v", code, rec)
-				}
-				ids = append(ids, rec["id"].(string))
+				ids = append(ids, mustSubmit(t, gw.URL, "street-fault", `{"kind":"litter","description":"Överfull papperskorg vid busshållplatsen","location":"Centralstationen"}`))
 			}
 			if s := submission(t, gw.URL, ids[0]); s.Status != "received" {
 				t.Fatalf("delivered with no back-end? %+v", s)
@@ -140,10 +123,8 @@ func TestRestartDeliversOnce(t *testing.T) {
 				gw.kill()
 			}
 			cs := start(t, csBin, map[string]string{"CASESIM_ADDR": csAddr, "CASESIM_SECRET": demoSecret})
-			gw = start(t, gwBin, env)
-			for _, id := range ids {
-				eventually(t, 60*time.Second, "delivery after restart", func() bool { return submission(t, gw.URL, id).Status == "delivered" })
-			}
+			gw = gatewayProc(t, env)
+			waitDelivered(t, 60*time.Second, "delivery after restart", gw.URL, ids...)
 			got := cases(t, cs.URL)
 			if len(got) != len(ids) {
 				t.Fatalf("want %d cases, got %d", len(ids), len(got))

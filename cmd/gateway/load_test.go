@@ -22,9 +22,8 @@ func TestDeliveryTenThousandThreeReplicas(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("TENK_SUBMISSIONS")); err == nil && v > 0 {
 		total = v
 	}
-	gwBin, csBin := binaries(t)
 	rs := redistest.Start(t, redistest.WithAOF("always"))
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	cs := casesimProc(t)
 	px := newFaultProxy(t, cs.URL)
 	began := time.Now()
 	px.setModeFn(func() string {
@@ -44,7 +43,7 @@ func TestDeliveryTenThousandThreeReplicas(t *testing.T) {
 	env["GATEWAY_BREAKER_OPEN"] = "300ms"
 	env["GATEWAY_CLAIM_IDLE"] = "3s"
 	env["GATEWAY_DELIVERY_TIMEOUT"] = "2s"
-	replicas := []*proc{start(t, gwBin, env), start(t, gwBin, env), start(t, gwBin, env)}
+	replicas := []*proc{gatewayProc(t, env), gatewayProc(t, env), gatewayProc(t, env)}
 	var dead atomic.Bool // replica 0 killed
 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}

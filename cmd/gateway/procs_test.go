@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // Integration tests run the real binaries: the gateway, casesim and
@@ -128,6 +131,31 @@ func start(t *testing.T, bin string, env map[string]string, args ...string) *pro
 	return p
 }
 
+// casesimProc runs casesim on a free port with the demo secret.
+func casesimProc(t *testing.T) *proc {
+	t.Helper()
+	_, csBin := binaries(t)
+	return start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+}
+
+// gatewayProc runs the gateway binary with env.
+func gatewayProc(t *testing.T, env map[string]string) *proc {
+	t.Helper()
+	gwBin, _ := binaries(t)
+	return start(t, gwBin, env)
+}
+
+// startStack runs redis-server (AOF always), casesim and the gateway with
+// gatewayEnv and extraEnv on top of it.
+func startStack(t *testing.T, extraEnv map[string]string) (rs *redistest.Server, cs, gw *proc) {
+	t.Helper()
+	rs = redistest.Start(t, redistest.WithAOF("always"))
+	cs = casesimProc(t)
+	env := gatewayEnv(rs.URL(), cs.URL)
+	maps.Copy(env, extraEnv)
+	return rs, cs, gatewayProc(t, env)
+}
+
 // stop sends SIGTERM and waits for a graceful exit.
 func (p *proc) stop() {
 	p.t.Helper()
@@ -180,6 +208,15 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 			t.Fatalf("gave up waiting: %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitDelivered waits, for each id in turn, until the gateway shows the
+// submission delivered.
+func waitDelivered(t *testing.T, within time.Duration, what, gw string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		eventually(t, within, what, func() bool { return submission(t, gw, id).Status == "delivered" })
 	}
 }
 

@@ -67,13 +67,12 @@ func val(p *int64) int64 {
 // Then, through the development identity provider: the dashboard and the
 // usage API answer staff and refuse a resident.
 func TestUsageSurvivesRestart(t *testing.T) {
-	gwBin, csBin := binaries(t)
 	rs := redistest.Start(t)
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	cs := casesimProc(t)
 	env := gatewayEnv(rs.URL(), cs.URL)
 	env["GATEWAY_USAGE_FLUSH"] = "1h"
 	env["GATEWAY_OPENDATA_MIN_COUNT"] = "1"
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 
 	if code := getJSON(t, gw.URL+"/healthz", nil); code != 200 {
 		t.Fatal(code)
@@ -83,20 +82,16 @@ func TestUsageSurvivesRestart(t *testing.T) {
 	if code != 422 {
 		t.Fatalf("bad api submit: %d %v", code, rec)
 	}
-	code, rec = postJSON(t, gw.URL+"/api/v1/services/street-fault/submissions", `{"kind":"pothole","description":"Djupt hål mitt i körbanan","location":"Vaksalagatan 3"}`)
-	if code != 202 {
-		t.Fatalf("api submit: %d %v", code, rec)
-	}
-	apiID, _ := rec["id"].(string)
+	apiID := mustSubmit(t, gw.URL, "street-fault", `{"kind":"pothole","description":"Djupt hål mitt i körbanan","location":"Vaksalagatan 3"}`)
 	for _, id := range []string{formID, apiID} {
-		eventually(t, 30*time.Second, "delivery of "+id, func() bool { return submission(t, gw.URL, id).Status == "delivered" })
+		waitDelivered(t, 30*time.Second, "delivery of "+id, gw.URL, id)
 	}
 	if rows := openUsage(t, gw.URL); len(rows) != 0 {
 		t.Fatalf("counters written before the shutdown (flush interval 1h): %+v", rows)
 	}
 	gw.stop()
 
-	gw = start(t, gwBin, env)
+	gw = gatewayProc(t, env)
 	rows := openUsage(t, gw.URL)
 	digital, api := rows["street-fault|digital"], rows["street-fault|api"]
 	checks := []struct {
@@ -158,13 +153,7 @@ func TestUsageSurvivesRestart(t *testing.T) {
 // usageMetric reads one sample from the gateway's /metrics text.
 func usageMetric(t *testing.T, gw, series string) float64 {
 	t.Helper()
-	res, err := client.Get(gw + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range metricLines(t, gw) {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
@@ -180,12 +169,11 @@ func usageMetric(t *testing.T, gw, series string) float64 {
 // With redis-server killed, the catalog still answers and the usage
 // events are dropped and counted in a metric; nothing waits for Redis.
 func TestUsageRedisOutage(t *testing.T) {
-	gwBin, csBin := binaries(t)
 	rs := redistest.Start(t)
-	cs := start(t, csBin, map[string]string{"CASESIM_ADDR": "127.0.0.1:0", "CASESIM_SECRET": demoSecret})
+	cs := casesimProc(t)
 	env := gatewayEnv(rs.URL(), cs.URL)
 	env["GATEWAY_USAGE_FLUSH"] = "100ms"
-	gw := start(t, gwBin, env)
+	gw := gatewayProc(t, env)
 	const dropped = `gateway_usage_events_dropped_total{reason="store"}`
 	if n := usageMetric(t, gw.URL, dropped); n != 0 {
 		t.Fatalf("dropped before the outage: %v", n)

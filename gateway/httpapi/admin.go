@@ -55,19 +55,26 @@ type deadLetterView struct {
 	History      []gateway.StatusChange `json:"history,omitempty"`
 }
 
-// apiDeadLetters: GET /api/v1/admin/dead-letters[?offset=&limit=].
-func (s *Server) apiDeadLetters(c *fiber.Ctx) error {
+// readDeadLetterPage checks the admin role and reads the page of dead letters
+// that ?offset=&limit= ask for.
+func (s *Server) readDeadLetterPage(c *fiber.Ctx) (list []gateway.DeadLetter, total int64, offset, limit int, err error) {
 	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
-		return err
+		return nil, 0, 0, 0, err
 	}
 	st, err := s.deadLetters()
 	if err != nil {
-		return err
+		return nil, 0, 0, 0, err
 	}
-	offset, limit := pageArgs(c)
+	offset, limit = pageArgs(c)
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	list, total, err := st.DeadLetterPage(ctx, offset, limit)
+	list, total, err = st.DeadLetterPage(ctx, offset, limit)
+	return list, total, offset, limit, err
+}
+
+// apiDeadLetters: GET /api/v1/admin/dead-letters[?offset=&limit=].
+func (s *Server) apiDeadLetters(c *fiber.Ctx) error {
+	list, total, offset, limit, err := s.readDeadLetterPage(c)
 	if err != nil {
 		return err
 	}
@@ -286,17 +293,7 @@ func notice(t func(string, ...any) string, c *fiber.Ctx) string {
 
 // deadLettersPage: GET /admin/dead-letters.
 func (s *Server) deadLettersPage(c *fiber.Ctx) error {
-	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
-		return err
-	}
-	st, err := s.deadLetters()
-	if err != nil {
-		return err
-	}
-	offset, limit := pageArgs(c)
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	list, total, err := st.DeadLetterPage(ctx, offset, limit)
+	list, total, _, _, err := s.readDeadLetterPage(c)
 	if err != nil {
 		return err
 	}

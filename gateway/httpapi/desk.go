@@ -29,7 +29,6 @@ import (
 
 // deskStore is what the desk needs from the store (*redisstore.Store).
 type deskStore interface {
-	IndexDesk(ctx context.Context, sub *gateway.Submission) error
 	DeskSubmissions(ctx context.Context, point string, since time.Time, limit int) ([]*gateway.Submission, error)
 	AddDeskContact(ctx context.Context, day, point, service, channel, outcome string) error
 	DeskContacts(ctx context.Context, days []string) ([]redisstore.DeskContactCount, error)
@@ -176,9 +175,10 @@ type filing struct {
 }
 
 // fileOnBehalf stores the submission with the visitor as subject, the staff
-// member as actor, the service point and channel assisted; then (when it is
-// new) indexes it for the desk, counts the desk contact, records usage and
-// writes the audit entry.
+// member as actor, the service point and channel assisted (Create also adds
+// it to the service point's desk list, in the same atomic step); then (when
+// it is new) counts the desk contact, records usage and writes the audit
+// entry.
 func (s *Server) fileOnBehalf(c *fiber.Ctx, st deskStore, f filing) (*gateway.Submission, bool, error) {
 	subject := auth.PersonSubject(f.visitor.Personnummer)
 	sub := &gateway.Submission{
@@ -196,9 +196,6 @@ func (s *Server) fileOnBehalf(c *fiber.Ctx, st deskStore, f filing) (*gateway.Su
 	sub, created, err := s.Store.Create(ctx, sub, idem)
 	if err != nil || !created {
 		return sub, created, err
-	}
-	if err := st.IndexDesk(ctx, sub); err != nil {
-		s.Logger.Warn("desk index", "request_id", c.Locals(localsRequestID), "reference", sub.Reference, "error", err)
 	}
 	// The desk's own statistics: a visit whose outcome was filing with
 	// help. (Usage counts the submission itself, channel assisted.)
@@ -242,6 +239,13 @@ type deskRow struct {
 	Today                                                               bool
 }
 
+// deskWork is a table of the desk's work: what was filed today, or earlier
+// this week.
+type deskWork struct {
+	ID, Heading string
+	Rows        []deskRow
+}
+
 type deskContent struct {
 	Point                            servicepoint.Point
 	PointFixed, NeedPoint            bool
@@ -250,7 +254,7 @@ type deskContent struct {
 	Query, ResultText, Notice        string
 	Services                         []deskService
 	Channels, Outcomes, ContactLangs []deskOption
-	Today, Week                      []deskRow
+	Work                             [2]deskWork  // today's, then the rest of this week's
 	ContactsToday                    []deskOption // Label = outcome, Value = count
 }
 
@@ -328,13 +332,14 @@ func (s *Server) deskPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	dc.Work = [2]deskWork{{ID: "work-today", Heading: l.T("desk.work.today")}, {ID: "work-week", Heading: l.T("desk.work.week")}}
 	for _, sub := range subs {
 		r := s.deskRow(l, p, sub)
 		if !sub.CreatedAt.Before(today) {
 			r.Today = true
-			dc.Today = append(dc.Today, r)
+			dc.Work[0].Rows = append(dc.Work[0].Rows, r)
 		} else {
-			dc.Week = append(dc.Week, r)
+			dc.Work[1].Rows = append(dc.Work[1].Rows, r)
 		}
 	}
 	counts, err := st.DeskContacts(ctx, []string{today.Format(time.DateOnly)})
@@ -424,42 +429,40 @@ var visitorFields = [3]string{"_visitor", "_identity_check", "_consent"}
 // deskFormPage: GET /desk/services/{id}, a service's form filled in by
 // staff for a visitor.
 func (s *Server) deskFormPage(c *fiber.Ctx) error {
-	p, err := requireStaff(c)
-	if err != nil {
+	_, _, svc, pt, ok, err := s.deskFormTarget(c)
+	if err != nil || !ok {
 		return err
-	}
-	if _, err := s.desk(); err != nil {
-		return err
-	}
-	svc, ok := s.Catalog.Get(c.Params("id"))
-	if !ok {
-		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
-	}
-	pt, ok, err := s.staffPoint(c, p, "")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return c.Redirect("/desk", fiber.StatusSeeOther)
 	}
 	return s.renderDeskForm(c, fiber.StatusOK, svc, pt, deskState{})
 }
 
+// deskFormTarget starts the desk form's routes: staff only, the desk on,
+// the service {id} and the staff member's service point. ok is false (and
+// the response a redirect to the desk) when no point is chosen yet.
+func (s *Server) deskFormTarget(c *fiber.Ctx) (p *gateway.Principal, st deskStore, svc *gateway.Service, pt servicepoint.Point, ok bool, err error) {
+	if p, err = requireStaff(c); err != nil {
+		return
+	}
+	if st, err = s.desk(); err != nil {
+		return
+	}
+	if svc, ok = s.Catalog.Get(c.Params("id")); !ok {
+		err = gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+		return
+	}
+	if pt, ok, err = s.staffPoint(c, p, ""); err != nil || ok {
+		return
+	}
+	err = c.Redirect("/desk", fiber.StatusSeeOther)
+	return
+}
+
 func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, pt servicepoint.Point, st deskState) error {
 	l := s.localizer(c)
-	formToken := st.token
-	if !formTokenPattern.MatchString(formToken) {
-		formToken = randomToken(18)
-	}
-	fc := deskFormContent{Point: pt, VisitorPnr: st.pnr, Consent: st.consent}
+	fc := deskFormContent{formContent: newFormContent(l, svc, "/desk/services/"+svc.ID, st.formState),
+		Point: pt, VisitorPnr: st.pnr, Consent: st.consent}
 	if st.pnrAgain {
 		fc.PnrAgain = l.T("desk.form.pnr_again")
-	}
-	fc.formContent = formContent{Title: l.T(svc.MsgTitle()), Department: l.T(gateway.MsgDepartment(svc.Department)),
-		Description: l.Optional(svc.MsgDescription()), Action: "/desk/services/" + svc.ID, FormToken: formToken,
-		ErrorTitle: l.T("form.error_summary")}
-	if st.formErr != nil {
-		fc.FormError = l.Message(*st.formErr)
 	}
 	fc.LevelNote = l.T("desk.form.level_note", "Level", l.T("assurance."+svc.Assurance.String()))
 	for _, ch := range servicepoint.IdentityChecks {
@@ -486,16 +489,7 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 			fc.Errors = append(fc.Errors, formError{ID: ids[name], Label: labels[name], Error: msg})
 		}
 	}
-	for i := range svc.Fields {
-		f := &svc.Fields[i]
-		ff := viewField(l, svc, f, st.values[f.Name])
-		if m, bad := st.errs[f.Name]; bad {
-			ff.Error = l.Message(m)
-			fc.Errors = append(fc.Errors, formError{ID: ff.ID, Label: ff.Label, Error: ff.Error})
-		}
-		ff.Describedby = describedBy(ff)
-		fc.Fields = append(fc.Fields, ff)
-	}
+	fc.addFields(l, svc, st.formState)
 	title := l.T("desk.form.title", "Title", fc.Title)
 	if len(fc.Errors) > 0 || fc.FormError != "" {
 		title = l.T("form.error_title_prefix", "Title", title)
@@ -506,30 +500,11 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 
 // deskSubmitForm: POST /desk/services/{id}, staff file for a visitor.
 func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
-	p, err := requireStaff(c)
-	if err != nil {
+	p, st, svc, pt, ok, err := s.deskFormTarget(c)
+	if err != nil || !ok {
 		return err
 	}
-	st, err := s.desk()
-	if err != nil {
-		return err
-	}
-	svc, ok := s.Catalog.Get(c.Params("id"))
-	if !ok {
-		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
-	}
-	pt, ok, err := s.staffPoint(c, p, "")
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return c.Redirect("/desk", fiber.StatusSeeOther)
-	}
-	values := map[string][]string{}
-	c.Request().PostArgs().VisitAll(func(k, v []byte) {
-		key := string(k)
-		values[key] = append(values[key], string(v))
-	})
+	values := postValues(c)
 	ds := deskState{pnr: firstValue(values[visitorFields[0]]), check: firstValue(values[visitorFields[1]]),
 		consent: firstValue(values[visitorFields[2]]) == "true", visitorLang: firstValue(values["_visitor_lang"])}
 	ds.token = firstValue(values["_form"])

@@ -103,22 +103,9 @@ func (s *Server) apiSubmitOnBehalf(c *fiber.Ctx, svc *gateway.Service, oboRaw js
 			return aerr
 		}
 	}
-	values, ferrs, err := jsonValues(rest)
+	payload, ferrs, err := validateJSON(svc, rest, now)
 	if err != nil {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
-	}
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	for k, m := range svc.UnknownFields(keys) {
-		ferrs[k] = m
-	}
-	payload, verrs := svc.Validate(values, now)
-	for k, m := range verrs {
-		if _, seen := ferrs[k]; !seen {
-			ferrs[k] = m
-		}
 	}
 	if len(ferrs) > 0 {
 		s.trackInvalid(c, svc, gateway.ChannelAssisted, ferrs)
@@ -141,16 +128,12 @@ func (s *Server) apiSubmitOnBehalf(c *fiber.Ctx, svc *gateway.Service, oboRaw js
 	if !created {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	c.Set(fiber.HeaderLocation, s.Config.PublicURL+"/api/v1/submissions/"+sub.ID)
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
-		"id": sub.ID, "reference": sub.Reference, "status": sub.Status,
-		"status_url":    s.Config.PublicURL + "/api/v1/submissions/" + sub.ID,
-		"receipt_url":   s.Config.PublicURL + "/s/" + sub.ID,
-		"channel":       sub.Channel,
-		"service_point": sub.ServicePoint,
-		"subject":       maskSubject(sub.Subject),
-		"print_url":     s.Config.PublicURL + "/desk/receipt/" + sub.ID,
-	})
+	out := s.acceptedJSON(c, sub)
+	out["channel"] = sub.Channel
+	out["service_point"] = sub.ServicePoint
+	out["subject"] = maskSubject(sub.Subject)
+	out["print_url"] = s.Config.PublicURL + "/desk/receipt/" + sub.ID
+	return c.Status(fiber.StatusAccepted).JSON(out)
 }
 
 type deskSubmissionJSON struct {

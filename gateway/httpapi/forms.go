@@ -66,25 +66,44 @@ var formTokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{24}$`)
 // errors found, so that nothing typed is lost.
 func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st formState) error {
 	l := s.localizer(c)
+	action := "/services/" + svc.ID
+	if st.action != "" {
+		action = st.action
+	}
+	fc := newFormContent(l, svc, action, st)
+	fc.Started = s.formStamp(svc, st.values)
+	if svc.Assurance > gateway.AssuranceNone {
+		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
+	}
+	fc.addFields(l, svc, st)
+	if len(fc.Errors) > 0 || fc.FormError != "" {
+		return s.render(c, status, "service", l.T("form.error_title_prefix", "Title", fc.Title), fc)
+	}
+	return s.render(c, status, "service", fc.Title, fc)
+}
+
+// newFormContent is the head of a service's form that posts to action:
+// its title, department and description, the form token (st's when it is
+// well-formed, a new one otherwise) and a problem with the whole form.
+func newFormContent(l *locales.Localizer, svc *gateway.Service, action string, st formState) formContent {
 	formToken := st.token
 	if !formTokenPattern.MatchString(formToken) {
 		formToken = randomToken(18)
 	}
 	fc := formContent{
 		Title: l.T(svc.MsgTitle()), Department: l.T(gateway.MsgDepartment(svc.Department)),
-		Description: l.Optional(svc.MsgDescription()), Action: "/services/" + svc.ID, FormToken: formToken,
+		Description: l.Optional(svc.MsgDescription()), Action: action, FormToken: formToken,
 		ErrorTitle: l.T("form.error_summary"),
 	}
 	if st.formErr != nil {
 		fc.FormError = l.Message(*st.formErr)
 	}
-	if st.action != "" {
-		fc.Action = st.action
-	}
-	fc.Started = s.formStamp(svc, st.values)
-	if svc.Assurance > gateway.AssuranceNone {
-		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
-	}
+	return fc
+}
+
+// addFields adds the service's fields with the values and errors of st;
+// each error also goes to the error summary, in form order.
+func (fc *formContent) addFields(l *locales.Localizer, svc *gateway.Service, st formState) {
 	for i := range svc.Fields {
 		f := &svc.Fields[i]
 		ff := viewField(l, svc, f, st.values[f.Name])
@@ -95,10 +114,6 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 		ff.Describedby = describedBy(ff)
 		fc.Fields = append(fc.Fields, ff)
 	}
-	if len(fc.Errors) > 0 || fc.FormError != "" {
-		return s.render(c, status, "service", l.T("form.error_title_prefix", "Title", fc.Title), fc)
-	}
-	return s.render(c, status, "service", fc.Title, fc)
 }
 
 func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, vals []string) formField {
@@ -171,15 +186,8 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
 	}
-	values := map[string][]string{}
-	c.Request().PostArgs().VisitAll(func(k, v []byte) {
-		key := string(k)
-		values[key] = append(values[key], string(v))
-	})
-	formToken := ""
-	if t := values["_form"]; len(t) > 0 {
-		formToken = t[0]
-	}
+	values := postValues(c)
+	formToken := firstValue(values["_form"])
 	delete(values, "_form")
 	delete(values, "_csrf")
 
@@ -204,6 +212,16 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	s.trackSubmitted(c, svc, sub, created, values) // usage statistics
 	s.dropDraft(c)
 	return c.Redirect("/s/"+sub.ID+"?receipt=1", fiber.StatusSeeOther)
+}
+
+// postValues is the posted form: name -> values, in the order sent.
+func postValues(c *fiber.Ctx) map[string][]string {
+	values := map[string][]string{}
+	c.Request().PostArgs().VisitAll(func(k, v []byte) {
+		key := string(k)
+		values[key] = append(values[key], string(v))
+	})
+	return values
 }
 
 // create stores a submission within the store timeout.

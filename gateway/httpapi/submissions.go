@@ -138,25 +138,12 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		return err
 	}
 	defer release()
-	values, errs, err := jsonValues(c.Body())
+	payload, errs, err := validateJSON(svc, c.Body(), s.Config.Now())
 	if err != nil {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
 	}
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	for k, m := range svc.UnknownFields(keys) {
-		errs[k] = m
-	}
 	if aerr := s.checkAssurance(c, svc); aerr != nil {
 		return aerr
-	}
-	payload, verrs := svc.Validate(values, s.Config.Now())
-	for k, m := range verrs {
-		if _, seen := errs[k]; !seen {
-			errs[k] = m
-		}
 	}
 	if len(errs) > 0 {
 		s.trackInvalid(c, svc, gateway.ChannelAPI, errs) // usage statistics: drop-off by field
@@ -177,12 +164,43 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	if !created {
 		c.Set("Idempotent-Replayed", "true")
 	}
+	return c.Status(fiber.StatusAccepted).JSON(s.acceptedJSON(c, sub))
+}
+
+// acceptedJSON is the answer to an accepted submission (contract): it sets
+// Location to the status URL and returns the receipt's members.
+func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
 	c.Set(fiber.HeaderLocation, s.Config.PublicURL+"/api/v1/submissions/"+sub.ID)
-	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{
+	return fiber.Map{
 		"id": sub.ID, "reference": sub.Reference, "status": sub.Status,
 		"status_url":  s.Config.PublicURL + "/api/v1/submissions/" + sub.ID,
 		"receipt_url": s.Config.PublicURL + "/s/" + sub.ID,
-	})
+	}
+}
+
+// validateJSON validates a JSON object of field values as the HTML form
+// is validated, and also reports keys that are not fields of the service.
+// A field keeps the first error found for it. err is a body that is not a
+// JSON object of field values.
+func validateJSON(svc *gateway.Service, body []byte, now time.Time) (map[string]any, gateway.FieldErrors, error) {
+	values, errs, err := jsonValues(body)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	for k, m := range svc.UnknownFields(keys) {
+		errs[k] = m
+	}
+	payload, verrs := svc.Validate(values, now)
+	for k, m := range verrs {
+		if _, seen := errs[k]; !seen {
+			errs[k] = m
+		}
+	}
+	return payload, errs, nil
 }
 
 // jsonValues turns a JSON object of field values into the same

@@ -48,7 +48,7 @@ func (s *Store) DeadLetterPage(ctx context.Context, offset, limit int) ([]DeadLe
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, z := range entries {
 			id, _ := z.Member.(string)
-			metas[i] = p.HMGet(ctx, s.keys.sub(id), fReference, fService, fDepartment, fDeadReason, fLastError, fAttempts, fStatus, fCreatedAt)
+			metas[i] = p.HMGet(ctx, s.keys.sub(id), deadLetterFields...)
 		}
 		return nil
 	})
@@ -58,24 +58,37 @@ func (s *Store) DeadLetterPage(ctx context.Context, offset, limit int) ([]DeadLe
 	out := make([]DeadLetter, 0, len(entries))
 	for i, z := range entries {
 		id, _ := z.Member.(string)
-		v := metas[i].Val()
-		str := func(j int) string {
-			if j < len(v) {
-				s, _ := v[j].(string)
-				return s
-			}
-			return ""
-		}
-		if str(0) == "" {
+		dl, ok := decodeDeadLetter(id, metas[i].Val())
+		if !ok {
 			continue // the record is gone
 		}
-		dl := DeadLetter{ID: id, Reference: str(0), Service: str(1), Department: str(2), Reason: str(3), LastError: str(4),
-			Status: str(6), DeadAt: time.UnixMilli(int64(z.Score)).UTC()}
-		dl.Attempts, _ = strconv.Atoi(str(5))
-		dl.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(7))
+		dl.DeadAt = time.UnixMilli(int64(z.Score)).UTC()
 		out = append(out, dl)
 	}
 	return out, total.Val(), nil
+}
+
+// deadLetterFields are the fields of a submission's record that describe
+// it as a dead letter, in the order decodeDeadLetter reads them (HMGET).
+var deadLetterFields = []string{fReference, fService, fDepartment, fDeadReason, fLastError, fAttempts, fStatus, fCreatedAt}
+
+// decodeDeadLetter reads the reply of HMGET of deadLetterFields; ok is
+// false when the record is gone. DeadAt is left to the caller.
+func decodeDeadLetter(id string, v []any) (dl DeadLetter, ok bool) {
+	str := func(j int) string {
+		if j < len(v) {
+			s, _ := v[j].(string)
+			return s
+		}
+		return ""
+	}
+	if str(0) == "" {
+		return DeadLetter{}, false
+	}
+	dl = DeadLetter{ID: id, Reference: str(0), Service: str(1), Department: str(2), Reason: str(3), LastError: str(4), Status: str(6)}
+	dl.Attempts, _ = strconv.Atoi(str(5))
+	dl.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(7))
+	return dl, true
 }
 
 // DeadLetterInfo returns the dead-letter details of a submission and
@@ -92,26 +105,16 @@ func (s *Store) DeadLetterInfo(ctx context.Context, id string) (DeadLetter, bool
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		score = p.ZScore(ctx, s.keys.dead(), id)
-		meta = p.HMGet(ctx, s.keys.sub(id), fReference, fService, fDepartment, fDeadReason, fLastError, fAttempts, fStatus, fCreatedAt)
+		meta = p.HMGet(ctx, s.keys.sub(id), deadLetterFields...)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return DeadLetter{}, false, unavailable(err)
 	}
-	v := meta.Val()
-	str := func(j int) string {
-		if j < len(v) {
-			s, _ := v[j].(string)
-			return s
-		}
-		return ""
-	}
-	if str(0) == "" {
+	dl, ok := decodeDeadLetter(id, meta.Val())
+	if !ok {
 		return DeadLetter{}, false, notFound(id)
 	}
-	dl := DeadLetter{ID: id, Reference: str(0), Service: str(1), Department: str(2), Reason: str(3), LastError: str(4), Status: str(6)}
-	dl.Attempts, _ = strconv.Atoi(str(5))
-	dl.CreatedAt, _ = time.Parse(time.RFC3339Nano, str(7))
 	dead := score.Err() == nil
 	if dead {
 		dl.DeadAt = time.UnixMilli(int64(score.Val())).UTC()
@@ -151,16 +154,7 @@ func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.S
 	n, err := closeDeadScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead()},
 		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli()).Int()
-	if err != nil {
-		return unavailable(err)
-	}
-	switch n {
-	case -1:
-		return notFound(id)
-	case 0:
-		return gateway.Errorf(gateway.EConflict, "error.not_dead_lettered", fmt.Errorf("submission %s is not dead-lettered", id))
-	}
-	return nil
+	return deadOutcome(id, n, err)
 }
 
 // Defer puts a job back in the retry set until due without counting an

@@ -156,8 +156,22 @@ func (s *Store) listIndex(ctx context.Context, key string, limit int) ([]*gatewa
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	out, gone, err := s.records(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if len(gone) > 0 { // past their retention: drop from the index
+		_ = s.rdb.ZRem(ctx, key, gone...).Err()
+	}
+	return out, nil
+}
+
+// records reads the records (without payloads) of ids, in their order;
+// gone are the ids whose record is past its retention.
+func (s *Store) records(ctx context.Context, ids []string) (out []*gateway.Submission, gone []any, err error) {
+	out = make([]*gateway.Submission, 0, len(ids))
 	if len(ids) == 0 {
-		return []*gateway.Submission{}, nil
+		return out, nil, nil
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -167,24 +181,19 @@ func (s *Store) listIndex(ctx context.Context, key string, limit int) ([]*gatewa
 		return nil
 	})
 	if err != nil {
-		return nil, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
-	out := make([]*gateway.Submission, 0, len(ids))
-	var gone []any
 	for i, c := range cmds {
 		m := c.Val()
-		if len(m) == 0 { // past its retention: drop from the index
+		if len(m) == 0 {
 			gone = append(gone, ids[i])
 			continue
 		}
 		sub, err := decodeMeta(m)
 		if err != nil {
-			return nil, unavailable(err)
+			return nil, nil, unavailable(err)
 		}
 		out = append(out, sub)
 	}
-	if len(gone) > 0 {
-		_ = s.rdb.ZRem(ctx, key, gone...).Err()
-	}
-	return out, nil
+	return out, gone, nil
 }

@@ -20,29 +20,10 @@ import (
 // stream of actions on behalf of residents. Keys are in keys.go.
 
 // deskKeep is how long the desk index keeps an entry: the desk shows this
-// week (at most 7 days back) and a day of slack.
+// week (at most 7 days back) and a day of slack. Create adds a submission
+// filed at a service point to that point's index and trims older entries,
+// in the create script.
 const deskKeep = 8 * 24 * time.Hour
-
-// IndexDesk adds a submission filed at a service point to that point's
-// index, and trims entries older than deskKeep.
-func (s *Store) IndexDesk(ctx context.Context, sub *gateway.Submission) error {
-	if sub.ServicePoint == "" {
-		return errors.New("redisstore: IndexDesk: no service point")
-	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	key := s.keys.deskPoint(sub.ServicePoint)
-	cutoff := sub.CreatedAt.Add(-deskKeep).UnixMilli()
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, key, redis.Z{Score: float64(sub.CreatedAt.UnixMilli()), Member: sub.ID})
-		p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(cutoff, 10))
-		return nil
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
-}
 
 // DeskSubmissions lists what was filed at a service point since a time,
 // newest first, without payloads.
@@ -59,30 +40,9 @@ func (s *Store) DeskSubmissions(ctx context.Context, point string, since time.Ti
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	out := make([]*gateway.Submission, 0, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	cmds := make([]*redis.MapStringStringCmd, len(ids))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.HGetAll(ctx, s.keys.sub(id))
-		}
-		return nil
-	})
+	out, _, err := s.records(ctx, ids) // those past their retention are left out
 	if err != nil {
-		return nil, unavailable(err)
-	}
-	for _, c := range cmds {
-		m := c.Val()
-		if len(m) == 0 { // past its retention
-			continue
-		}
-		sub, err := decodeMeta(m)
-		if err != nil {
-			return nil, unavailable(err)
-		}
-		out = append(out, sub)
+		return nil, err
 	}
 	return out, nil
 }

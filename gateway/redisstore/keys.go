@@ -101,21 +101,22 @@ func (k keys) rate(key string) string {
 
 // idem is the idempotency record of key within scope.
 func (k keys) idem(scope, key string) string {
-	h := sha256.New()
-	h.Write([]byte(scope))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	return k.prefix + "idem:" + hex.EncodeToString(h.Sum(nil))
+	return k.prefix + "idem:" + idemDigest(scope, key)
 }
 
 // idemLock marks a request with key within scope as in flight. It shares
 // the digest of idem, so a lock and its record name the same request.
 func (k keys) idemLock(scope, key string) string {
+	return k.prefix + "ilock:" + idemDigest(scope, key)
+}
+
+// idemDigest names an idempotency key within its scope: sha256(scope, 0, key).
+func idemDigest(scope, key string) string {
 	h := sha256.New()
 	h.Write([]byte(scope))
 	h.Write([]byte{0})
 	h.Write([]byte(key))
-	return k.prefix + "ilock:" + hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Identity keys (see auth.go). Session, sign-in, draft and replay keys

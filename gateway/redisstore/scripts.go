@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua scripts. Each runs atomically on the node that owns the "{q}"
 // slot (see keys.go). They are sent with EVALSHA and fall back to EVAL when
@@ -17,10 +21,12 @@ import "github.com/redis/go-redis/v9"
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 idem, 6 deliveries,
 // 7 the department's index, 8 the owner's index (My pages; the same key as
-// 7 when the submission has no owner)
+// 7 when the submission has no owner), 9 the service point's desk index
+// (only when the submission was filed at a service point)
 // ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
 // 5 id, 6 payload JSON, 7 history entry JSON, 8 created (ms, the index
-// score), 9.. metadata field/value pairs
+// score), 9 the desk index's cutoff (ms; older entries are trimmed),
+// 10.. metadata field/value pairs
 //
 // Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
 // {"id"} (id taken).
@@ -41,13 +47,17 @@ end
 if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
   return {'ref'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9))
+redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 redis.call('SET', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
 redis.call('ZADD', KEYS[7], ARGV[8], ARGV[5])
 if KEYS[8] ~= KEYS[7] then
   redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
+end
+if KEYS[9] then
+  redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. ARGV[9])
 end
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[5])
@@ -90,6 +100,23 @@ end
 return 0
 `)
 
+// ackJob is the prologue of the scripts that end a job (Complete, Retry,
+// DeadLetter, Defer): XACK and XDEL of the job's entry in the deliveries
+// stream, KEYS[stream]; ARGV 1 is the group and 2 the stream id. The script
+// replies 0 and does nothing else when the entry was already acknowledged,
+// and -1 when the submission (KEYS[1]) is gone.
+func ackJob(stream int) string {
+	d := "KEYS[" + strconv.Itoa(stream) + "]"
+	return `
+if redis.call('XACK', ` + d + `, ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', ` + d + `, ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end`
+}
+
 // completeScript records a successful delivery.
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead
@@ -98,14 +125,7 @@ return 0
 //
 // Replies 0 (job already acknowledged: nothing done), -1 (no such
 // submission) or 1.
-var completeScript = redis.NewScript(`
-if redis.call('XACK', KEYS[5], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
-redis.call('XDEL', KEYS[5], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
-end
+var completeScript = redis.NewScript(ackJob(5) + `
 redis.call('ZREM', KEYS[6], ARGV[8])
 redis.call('ZREM', KEYS[7], ARGV[8])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
@@ -132,14 +152,7 @@ return 1
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
 // ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason
-var retryScript = redis.NewScript(`
-if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
-redis.call('XDEL', KEYS[2], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
-end
+var retryScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'last_error', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
@@ -150,14 +163,7 @@ return 1
 //
 // KEYS: 1 sub, 2 deliveries, 3 dead
 // ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason
-var deadLetterScript = redis.NewScript(`
-if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
-redis.call('XDEL', KEYS[2], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
-end
+var deadLetterScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'delayed', '1', 'dead_reason', ARGV[5], 'last_error', ARGV[5])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
@@ -257,14 +263,7 @@ return {n, ttl}
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
 // ARGV: 1 group, 2 stream id, 3 due ms, 4 id
-var deferScript = redis.NewScript(`
-if redis.call('XACK', KEYS[2], ARGV[1], ARGV[2]) == 0 then
-  return 0
-end
-redis.call('XDEL', KEYS[2], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return -1
-end
+var deferScript = redis.NewScript(ackJob(2) + `
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return 1
 `)

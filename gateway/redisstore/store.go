@@ -204,6 +204,7 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 	for range maxReferenceTries {
 		id, ref := s.newID(), s.newRef(now)
 		args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
+			now.Add(-deskKeep).UnixMilli(),
 			fID, id,
 			fReference, ref,
 			fService, sub.Service,
@@ -229,6 +230,9 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 		}
 		keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
 			s.keys.dept(sub.Department), owner}
+		if sub.Actor != "" && sub.ServicePoint != "" {
+			keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
+		}
 		reply, err := createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 		if err != nil {
 			return nil, false, unavailable(err)
@@ -661,6 +665,13 @@ func (s *Store) Redrive(ctx context.Context, id string) error {
 	defer cancel()
 	k := s.keys
 	n, err := redriveScript.Run(ctx, s.rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id).Int()
+	return deadOutcome(id, n, err)
+}
+
+// deadOutcome is the error of a script that acts on a dead letter
+// (redrive, close): its reply -1 is no such submission, 0 not
+// dead-lettered.
+func deadOutcome(id string, n int, err error) error {
 	if err != nil {
 		return unavailable(err)
 	}

@@ -147,14 +147,21 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 	return rdb
 }
 
+// take returns the running server process, if any, and forgets it: the
+// caller ends it.
+func (s *Server) take() *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proc
+	s.proc = nil
+	return p
+}
+
 // Kill sends SIGKILL to the server and waits for it to exit. Data not yet
 // written to the append-only file is lost, as in a crash. Killing a server
 // that is not running does nothing.
 func (s *Server) Kill() {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
+	p := s.take()
 	if p == nil {
 		return
 	}
@@ -165,10 +172,7 @@ func (s *Server) Kill() {
 // Stop asks the server to shut down (SIGTERM, which flushes the append-only
 // file) and waits; after 10 seconds it kills it.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	p := s.proc
-	s.proc = nil
-	s.mu.Unlock()
+	p := s.take()
 	if p == nil {
 		return
 	}

@@ -207,6 +207,12 @@ type Dispatcher struct {
 	now     func() time.Time
 	rnd     func(int64) int64
 	claimed chan Job // work taken over from dead consumers, for the workers
+
+	// inFlight holds the stream ids this process is delivering right now.
+	// XAUTOCLAIM also returns the process's own pending entries once they
+	// have been idle for ClaimIdle, e.g. a delivery slower than that; they
+	// are not handed out a second time.
+	inFlight sync.Map
 }
 
 // New returns a dispatcher taking work from q and finding each service's
@@ -357,6 +363,9 @@ func (d *Dispatcher) claim(ctx context.Context) {
 		return
 	}
 	for _, job := range jobs {
+		if _, busy := d.inFlight.Load(job.StreamID); busy {
+			continue // our own delivery, still running
+		}
 		d.log.Info("claimed idle work", "job", job.StreamID, "deliveries", job.Deliveries)
 		// Only the janitor sends and it claimed no more than the free
 		// capacity, so this does not block.
@@ -369,6 +378,8 @@ func (d *Dispatcher) claim(ctx context.Context) {
 // Config.Timeout. Logs name the job and the receipt reference, never the
 // submission id: that is the secret of the resident's status link.
 func (d *Dispatcher) handle(parent context.Context, job Job) {
+	d.inFlight.Store(job.StreamID, struct{}{})
+	defer d.inFlight.Delete(job.StreamID)
 	ctx := context.WithoutCancel(parent)
 	log := d.log.With("job", job.StreamID)
 

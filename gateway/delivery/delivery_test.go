@@ -688,3 +688,37 @@ func TestRunLeavesNoGoroutines(t *testing.T) {
 	stop()
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 }
+
+// countingConnector is slowConnector that counts its calls.
+type countingConnector struct {
+	slowConnector
+	mu    sync.Mutex
+	calls int
+}
+
+func (c *countingConnector) Deliver(ctx context.Context, d *gateway.Delivery) (string, error) {
+	c.mu.Lock()
+	c.calls++
+	c.mu.Unlock()
+	return c.slowConnector.Deliver(ctx, d)
+}
+
+// A delivery slower than ClaimIdle is not claimed and sent a second time
+// by the very process that is still delivering it.
+func TestOwnSlowDeliveryNotReclaimed(t *testing.T) {
+	srv := redistest.Start(t)
+	s := newStore(t, srv)
+	conn := &countingConnector{slowConnector: slowConnector{entered: make(chan struct{}), delay: 600 * time.Millisecond}}
+	cfg := fastConfig(t, "a")
+	cfg.ClaimIdle = 50 * time.Millisecond // far shorter than the delivery
+	start(t, s, routeTo(conn), cfg)
+
+	sub := submit(t, s, service)
+	waitFor(t, "delivery", isDelivered(t, s, sub.ID))
+	conn.mu.Lock()
+	calls := conn.calls
+	conn.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("back-end called %d times for one submission, want 1", calls)
+	}
+}

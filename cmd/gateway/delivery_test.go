@@ -332,10 +332,9 @@ func TestDeliveryRedisKilledDuringSubmissions(t *testing.T) {
 
 // A permanent 4xx: the submission is dead-lettered after one attempt (a
 // metric and an error-level log line announce it, the resident is told it
-// is delayed), replayed by an administrator after the back-end is fixed,
-// and then delivered once. The replay is what POST
-// /api/v1/admin/dead-letters/{id}/replay does (Store.Redrive); the handler
-// itself is tested in gateway/httpapi.
+// is delayed), replayed by an administrator through
+// POST /api/v1/admin/dead-letters/{id}/replay after the back-end is fixed,
+// and then delivered once.
 func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 	rs, cs, px, env := proxiedCasesim(t, mode400)
 	env["GATEWAY_LOG_LEVEL"] = "info"
@@ -372,10 +371,18 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 		t.Fatalf("dead letter list %+v %d %v", list, total, err)
 	}
 
-	// The department fixes its system; an administrator replays.
+	// The department fixes its system; an administrator, signed in through
+	// the development identity provider, replays through the admin API. A
+	// resident may not.
 	px.setMode(modePass)
-	if err := store.Redrive(bg(t), id); err != nil {
-		t.Fatal(err)
+	if code := adminReplay(t, gw.URL, "anna", "/my", id); code != 403 {
+		t.Fatalf("a resident's replay answered %d, want 403", code)
+	}
+	if _, dead, _ := store.DeadLetterInfo(bg(t), id); !dead {
+		t.Fatal("a refused replay changed the dead letter")
+	}
+	if code := adminReplay(t, gw.URL, "admin", "/admin/dead-letters", id); code != 202 {
+		t.Fatalf("the administrator's replay answered %d, want 202", code)
 	}
 	waitDelivered(t, 30*time.Second, "delivery after the replay", gw.URL, id)
 	got := caseRecords(t, cs.URL)
@@ -573,4 +580,31 @@ func TestFaultInjectionRefusedInProduction(t *testing.T) {
 	if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
 		t.Fatalf("unknown fault accepted")
 	}
+}
+
+// adminReplay signs in as persona and posts a replay of the dead letter
+// with the session cookie and its CSRF token; it returns the status.
+func adminReplay(t *testing.T, gw, persona, landing, id string) int {
+	t.Helper()
+	c := signIn(t, gw, persona, landing)
+	var me struct {
+		CSRF string `json:"csrf_token"`
+	}
+	res, err := c.Get(gw + "/api/v1/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(res.Body).Decode(&me)
+	res.Body.Close()
+	if err != nil || me.CSRF == "" {
+		t.Fatalf("/api/v1/me as %s: %v %+v", persona, err, me)
+	}
+	req, _ := http.NewRequest("POST", gw+"/api/v1/admin/dead-letters/"+id+"/replay", nil)
+	req.Header.Set("X-CSRF-Token", me.CSRF)
+	res, err = c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }

@@ -32,7 +32,7 @@ import (
 const (
 	modePass = "pass" // forward to the case system
 	mode503  = "503"  // answer 503 Service Unavailable
-	modeHang = "hang" // hold the request until the client gives up or the test releases it
+	modeHang = "hang" // hold the request until the client gives up or the proxy closes
 	mode400  = "400"  // a permanent refusal
 	modeCut  = "cut"  // forward (the case is committed), then cut the connection before the reply
 	// modeCutFirst cuts the first request for each Idempotency-Key like
@@ -43,14 +43,13 @@ const (
 // faultProxy stands between the gateway and casesim and misbehaves as
 // told. mode decides per request; the default is modePass.
 type faultProxy struct {
-	t       *testing.T
-	srv     *httptest.Server
-	target  string
-	mode    atomic.Value // string
-	modeFn  atomic.Value // func() string, overrides mode when set
-	release chan struct{}
-	closed  chan struct{}
-	fwd     *http.Client
+	t      *testing.T
+	srv    *httptest.Server
+	target string
+	mode   atomic.Value // string
+	modeFn atomic.Value // func() string, overrides mode when set
+	closed chan struct{}
+	fwd    *http.Client
 
 	mu       sync.Mutex
 	requests map[string]int // mode -> requests answered in that mode
@@ -59,7 +58,7 @@ type faultProxy struct {
 }
 
 func newFaultProxy(t *testing.T, target string) *faultProxy {
-	p := &faultProxy{t: t, target: target, release: make(chan struct{}), closed: make(chan struct{}),
+	p := &faultProxy{t: t, target: target, closed: make(chan struct{}),
 		fwd: &http.Client{Timeout: 10 * time.Second}, requests: map[string]int{}, byKey: map[string]int{}}
 	p.mode.Store(modePass)
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
@@ -73,10 +72,6 @@ func (p *faultProxy) URL() string { return p.srv.URL }
 func (p *faultProxy) setMode(m string) { p.mode.Store(m) }
 
 func (p *faultProxy) setModeFn(f func() string) { p.modeFn.Store(f) }
-
-// releaseHanging lets every request held in modeHang go on (they are then
-// answered 503).
-func (p *faultProxy) releaseHanging() { close(p.release) }
 
 func (p *faultProxy) count(mode string) int {
 	p.mu.Lock()
@@ -139,7 +134,6 @@ func (p *faultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.mu.Unlock()
 		select {
 		case <-r.Context().Done():
-		case <-p.release:
 		case <-p.closed:
 		case <-time.After(60 * time.Second):
 		}

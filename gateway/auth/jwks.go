@@ -44,11 +44,12 @@ func PublicJWK(pub crypto.PublicKey, kid, alg string) (JWK, error) {
 	case *rsa.PublicKey:
 		return JWK{Kty: "RSA", Kid: kid, Use: "sig", Alg: alg, N: enc(k.N.Bytes()), E: enc(big.NewInt(int64(k.E)).Bytes())}, nil
 	case *ecdsa.PublicKey:
-		size := (k.Curve.Params().BitSize + 7) / 8
-		x, y := make([]byte, size), make([]byte, size)
-		k.X.FillBytes(x)
-		k.Y.FillBytes(y)
-		return JWK{Kty: "EC", Kid: kid, Use: "sig", Alg: alg, Crv: k.Curve.Params().Name, X: enc(x), Y: enc(y)}, nil
+		raw, err := k.Bytes() // 0x04 || X || Y, each coordinate full length
+		if err != nil {
+			return JWK{}, fmt.Errorf("auth: %w", err)
+		}
+		size := (len(raw) - 1) / 2
+		return JWK{Kty: "EC", Kid: kid, Use: "sig", Alg: alg, Crv: k.Curve.Params().Name, X: enc(raw[1 : 1+size]), Y: enc(raw[1+size:])}, nil
 	}
 	return JWK{}, fmt.Errorf("auth: unsupported key type %T", pub)
 }
@@ -76,13 +77,15 @@ func (j JWK) Key() (crypto.PublicKey, error) {
 		default:
 			return nil, fmt.Errorf("auth: unsupported curve %q", j.Crv)
 		}
+		size := (curve.Params().BitSize + 7) / 8
 		x, err1 := dec(j.X)
 		y, err2 := dec(j.Y)
-		if err1 != nil || err2 != nil {
+		if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
 			return nil, errors.New("auth: bad EC key")
 		}
-		pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
-		if !curve.IsOnCurve(pub.X, pub.Y) { //nolint:staticcheck // validation of untrusted input
+		// ParseUncompressedPublicKey refuses points that are not on the curve.
+		pub, err := ecdsa.ParseUncompressedPublicKey(curve, append(append([]byte{4}, x...), y...))
+		if err != nil {
 			return nil, errors.New("auth: EC point not on curve")
 		}
 		return pub, nil

@@ -72,6 +72,10 @@ type Route struct {
 	Kind string // the connector kind, e.g. "http"
 }
 
+// AllowsChannel reports whether the manifest lists ch among the channels
+// the service may be used through.
+func (s *Service) AllowsChannel(ch Channel) bool { return slices.Contains(s.Channels, ch) }
+
 // Field returns the field with the name, or nil.
 func (s *Service) Field(name string) *Field {
 	for i := range s.Fields {

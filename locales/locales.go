@@ -11,6 +11,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -176,8 +177,21 @@ func (l *Localizer) N(id string, count int, data ...any) string {
 	return l.localize(id, count, data)
 }
 
-// Message translates a domain message.
-func (l *Localizer) Message(m gateway.Message) string { return l.T(m.ID, m.Data) }
+// Message translates a domain message. Template data that is itself a
+// message (a level of assurance's name, a channel's) is translated first,
+// so domain code can name such words without a localizer.
+func (l *Localizer) Message(m gateway.Message) string {
+	data, cloned := m.Data, false
+	for k, v := range m.Data {
+		if inner, ok := v.(gateway.Message); ok {
+			if !cloned {
+				data, cloned = maps.Clone(m.Data), true
+			}
+			data[k] = l.Message(inner)
+		}
+	}
+	return l.T(m.ID, data)
+}
 
 func (l *Localizer) localize(id string, count any, data []any) string {
 	var td map[string]any

@@ -23,6 +23,7 @@ import (
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
@@ -212,7 +213,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	})
 	// Usage statistics: events buffered in memory, flushed to Redis.
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
+	// The one intake: every channel's submit rules. The store takes the
+	// writes, the idempotency lock and the desk's records.
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Logger: log})
+	if err != nil {
+		return err
+	}
 	app, err := httpapi.NewServer(httpapi.Deps{
+		Intake: in, Desk: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,

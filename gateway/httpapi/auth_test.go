@@ -115,11 +115,8 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	if o.submitLimit == 0 {
 		o.submitLimit = 1000
 	}
-	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
+	app := build(t, httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
 		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
 	return e

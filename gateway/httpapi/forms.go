@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"regexp"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/locales"
 )
 
@@ -179,8 +178,10 @@ func describedBy(ff formField) string {
 	return ids
 }
 
-// submitForm accepts a form post: validate, keep everything typed on error,
-// store durably, then show the receipt.
+// submitForm accepts a form post and hands it to the intake: on a problem
+// the form is drawn again with everything typed kept; a sign-in below the
+// service's level keeps the values and sends the browser to sign in; once
+// stored durably, the receipt.
 func (s *Server) submitForm(c *fiber.Ctx) error {
 	svc, ok := s.Catalog.Get(c.Params("id"))
 	if !ok {
@@ -190,28 +191,29 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	formToken := firstValue(values["_form"])
 	delete(values, "_form")
 	delete(values, "_csrf")
-
 	st := formState{values: values, token: formToken}
-	if err := s.checkAssurance(c, svc); err != nil {
-		return s.stepUp(c, svc, st, err) // sign in at the service's level; the values are kept
-	}
-	payload, errs := svc.Validate(values, s.Config.Now())
-	if len(errs) > 0 {
-		st.errs = errs
-		s.trackInvalid(c, svc, gateway.ChannelDigital, errs) // usage statistics: drop-off by field
-		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
-	}
-	idem := gateway.Idempotency{}
+	req := intake.Request{Service: svc, Channel: gateway.ChannelDigital, Principal: principal(c), Values: values,
+		Locale: lang(c).String(), Started: firstValue(values[stampField])}
 	if formTokenPattern.MatchString(formToken) {
-		idem = gateway.Idempotency{Scope: "form", Key: formToken, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
+		req.IdempotencyKey, req.IdempotencyScope = formToken, "form"
 	}
-	sub, created, err := s.create(c, svc, payload, gateway.ChannelDigital, idem)
-	if err != nil {
+	res, err := s.Intake.Submit(c.UserContext(), req)
+	var gerr *gateway.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, intake.ErrStepUp) && errors.As(err, &gerr):
+		return s.stepUp(c, svc, st, gerr) // sign in at the service's level; the values are kept
+	case errors.As(err, &gerr) && gerr.Code == gateway.EInvalid:
+		st.errs = gerr.Fields
+		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
+	case errors.As(err, &gerr) && gerr.Code == gateway.EForbidden:
+		st.formErr = &gerr.Message
+		return s.renderForm(c, fiber.StatusForbidden, svc, st)
+	default:
 		return err
 	}
-	s.trackSubmitted(c, svc, sub, created, values) // usage statistics
 	s.dropDraft(c)
-	return c.Redirect("/s/"+sub.ID+"?receipt=1", fiber.StatusSeeOther)
+	return c.Redirect("/s/"+res.Submission.ID+"?receipt=1", fiber.StatusSeeOther)
 }
 
 // postValues is the posted form: name -> values, in the order sent.
@@ -224,25 +226,4 @@ func postValues(c *fiber.Ctx) map[string][]string {
 	return values
 }
 
-// create stores a submission within the store timeout.
-func (s *Server) create(c *fiber.Ctx, svc *gateway.Service, payload map[string]any, ch gateway.Channel, idem gateway.Idempotency) (*gateway.Submission, bool, error) {
-	sub := &gateway.Submission{
-		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
-		Channel: ch, Locale: lang(c).String(), Payload: payload, Subject: ownerOf(c),
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	// The store lists it on the owner's My pages and in the department's
-	// list in the same atomic write.
-	return s.Store.Create(ctx, sub, idem)
-}
 
-// bodyHash identifies a payload for idempotency: the same values give the
-// same hash whatever their order.
-func bodyHash(svc *gateway.Service, payload map[string]any) string {
-	b, _ := json.Marshal(payload) // map keys are sorted
-	h := sha256.New()
-	h.Write([]byte(svc.ID + "\x00" + svc.Version + "\x00"))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
-}

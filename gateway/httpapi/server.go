@@ -17,16 +17,15 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	"github.com/kommun/servicegateway/web"
 )
 
-// SubmissionStore keeps submissions durably. Create must have written the
-// submission and its delivery job before it returns without error.
+// SubmissionStore reads submissions; they are written by the intake.
 type SubmissionStore interface {
-	Create(ctx context.Context, sub *gateway.Submission, idem gateway.Idempotency) (*gateway.Submission, bool, error)
 	Get(ctx context.Context, id string) (*gateway.Submission, error)
 }
 
@@ -37,8 +36,13 @@ type Counter interface {
 
 // Deps is what the HTTP layer needs from the rest of the gateway.
 type Deps struct {
-	Catalog      *services.Catalog
-	Store        SubmissionStore
+	Catalog *services.Catalog
+	// Intake runs the submit rules for every channel (gateway/intake).
+	Intake *intake.Intake
+	// Store reads submissions (status pages, My pages).
+	Store SubmissionStore
+	// Desk is the service-point desk's store; nil: no desk.
+	Desk         DeskStore
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).

@@ -117,8 +117,6 @@ func maskSubject(subject string) string {
 	return "–"
 }
 
-
-
 // visitorLocale is a shipped language tag for the receipt, from what staff
 // chose; the page's language otherwise.
 func visitorLocale(c *fiber.Ctx, chosen string) string {
@@ -453,7 +451,6 @@ func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
 	}
 	return s.renderDeskForm(c, fiber.StatusUnprocessableEntity, svc, pt, ds)
 }
-
 
 type deskReceiptContent struct {
 	ServiceTitle, Reference, Link, LinkText string

@@ -225,5 +225,3 @@ func postValues(c *fiber.Ctx) map[string][]string {
 	})
 	return values
 }
-
-

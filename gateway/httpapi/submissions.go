@@ -180,7 +180,6 @@ func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
 	}
 }
 
-
 // jsonValues turns a JSON object of field values into the same
 // name -> []string shape an HTML form gives, so both go through one
 // validation. Strings, numbers, booleans, null and arrays of those are

@@ -78,14 +78,12 @@ func (s *Server) formStamp(svc *gateway.Service, values map[string][]string) str
 	return s.Usage.Stamp(svc.ID, now)
 }
 
-
 func firstValue(vs []string) string {
 	if len(vs) == 0 {
 		return ""
 	}
 	return vs[0]
 }
-
 
 // trackStatusChanged records a status change posted for a submission.
 func (s *Server) trackStatusChanged(sub *gateway.Submission) {

@@ -196,6 +196,7 @@ version = "1.0.0"
 department = %q
 category = "streets-traffic"
 assurance = "none"
+channels = ["digital", "api"]
 retention_days = 30
 
 [[fields]]

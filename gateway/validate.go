@@ -56,13 +56,18 @@ const DateLayout = "2006-01-02"
 // Validate checks submitted values against the service's fields and returns
 // the typed payload: strings, float64 for numbers, bool for checkboxes,
 // []string for multi-selects and the 12-digit form of personnummer. Empty
-// optional fields are left out. The HTML form and the JSON API both call it,
+// optional fields and fields hidden by their conditions (show_if) are left
+// out. The HTML form and the JSON API both call it,
 // so they accept exactly the same input. now is the reference for "today".
 func (s *Service) Validate(values map[string][]string, now time.Time) (map[string]any, FieldErrors) {
 	payload := make(map[string]any, len(s.Fields))
 	errs := FieldErrors{}
+	shown := s.Shown(values)
 	for i := range s.Fields {
 		f := &s.Fields[i]
+		if !shown[f.Name] {
+			continue // hidden by its conditions: neither validated nor stored
+		}
 		v, msg := f.validate(s, values[f.Name], now)
 		if msg != nil {
 			errs[f.Name] = *msg

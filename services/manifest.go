@@ -37,6 +37,7 @@ type manifest struct {
 	Channels      []string        `toml:"channels"`
 	RetentionDays int             `toml:"retention_days"`
 	Fields        []fieldManifest `toml:"fields"`
+	Steps         []stepManifest  `toml:"steps"`
 	Route         struct {
 		Kind     string         `toml:"kind"`
 		Settings toml.Primitive `toml:"settings"`
@@ -56,6 +57,8 @@ type fieldManifest struct {
 	MaxDate      string   `toml:"max_date"`
 	Options      []string `toml:"options"`
 	Autocomplete string   `toml:"autocomplete"`
+	// ShowIf: the field is shown only when these hold (steps.go).
+	ShowIf []conditionManifest `toml:"show_if"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -197,6 +200,7 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 		f := v.field(i, fm, names)
 		svc.Fields = append(svc.Fields, f)
 	}
+	v.steps(svc, m.Steps, m.Fields)
 
 	// The route: a registered connector kind, its settings decoded strictly.
 	var mod ConnectorModule

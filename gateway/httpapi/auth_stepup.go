@@ -87,7 +87,8 @@ func (s *Server) draftState(c *fiber.Ctx, svc *gateway.Service) formState {
 	if json.Unmarshal(b, &d) != nil || d.Service != svc.ID || subtle.ConstantTimeCompare([]byte(d.Owner), []byte(draftOwner(c))) != 1 {
 		return formState{}
 	}
-	return formState{values: d.Values, token: d.Token, action: "/services/" + svc.ID + "?draft=" + key}
+	// A multi-step form comes back on its check-your-answers page.
+	return formState{values: d.Values, token: d.Token, action: "/services/" + svc.ID + "?draft=" + key, check: len(svc.Steps) > 0}
 }
 
 // dropDraft forgets the kept values once the form has been sent.

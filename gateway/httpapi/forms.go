@@ -34,6 +34,8 @@ type formState struct {
 	token   string
 	formErr *gateway.Message // a problem with the whole form
 	action  string           // where the form posts; default /services/{id}
+	step    int              // a multi-step form's page (steps.go)
+	check   bool             // a multi-step form's check-your-answers page
 }
 
 type formError struct{ ID, Label, Error string }
@@ -44,6 +46,11 @@ type formContent struct {
 	Fields                                       []formField
 	Errors                                       []formError
 	Started                                      string // signed time the form was first drawn (usage statistics)
+	// A multi-step form (steps.go): the page's place, the answers carried
+	// through it, and on the last page every answer to check.
+	Step   *stepView
+	Hidden []hiddenInput
+	Check  []checkStep
 }
 
 // formPage shows a service's form, empty.
@@ -74,11 +81,26 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	if svc.Assurance > gateway.AssuranceNone {
 		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
 	}
-	fc.addFields(l, svc, st)
-	if len(fc.Errors) > 0 || fc.FormError != "" {
-		return s.render(c, status, "service", l.T("form.error_title_prefix", "Title", fc.Title), fc)
+	page, title := "service", fc.Title
+	switch {
+	case st.check && len(svc.Steps) > 0:
+		page, title = "check", l.T("form.check.title", "Title", fc.Title)
+		fc.Check = s.checkAnswers(l, svc, st.values)
+		fc.Hidden = hiddenValues(svc, st.values, nil)
+	case len(svc.Steps) > 0:
+		st.step = min(max(st.step, 0), len(svc.Steps)-1)
+		fc.addStep(l, svc, st)
+		title = l.T("form.step.title", "Step", fc.Step.Title, "Title", fc.Title)
+	default:
+		fc.addFields(l, svc, st)
 	}
-	return s.render(c, status, "service", fc.Title, fc)
+	if len(st.values) > 0 {
+		c.Set(fiber.HeaderCacheControl, "no-store") // what a resident typed
+	}
+	if len(fc.Errors) > 0 || fc.FormError != "" {
+		return s.render(c, status, page, l.T("form.error_title_prefix", "Title", title), fc)
+	}
+	return s.render(c, status, page, title, fc)
 }
 
 // newFormContent is the head of a service's form that posts to action:
@@ -103,8 +125,16 @@ func newFormContent(l *locales.Localizer, svc *gateway.Service, action string, s
 // addFields adds the service's fields with the values and errors of st;
 // each error also goes to the error summary, in form order.
 func (fc *formContent) addFields(l *locales.Localizer, svc *gateway.Service, st formState) {
+	fc.addFieldsWhere(l, svc, st, func(*gateway.Field) bool { return true })
+}
+
+// addFieldsWhere is addFields for the fields that keep says to draw.
+func (fc *formContent) addFieldsWhere(l *locales.Localizer, svc *gateway.Service, st formState, keep func(*gateway.Field) bool) {
 	for i := range svc.Fields {
 		f := &svc.Fields[i]
+		if !keep(f) {
+			continue
+		}
 		ff := viewField(l, svc, f, st.values[f.Name])
 		if m, bad := st.errs[f.Name]; bad {
 			ff.Error = l.Message(m)
@@ -192,6 +222,9 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	delete(values, "_form")
 	delete(values, "_csrf")
 	st := formState{values: values, token: formToken}
+	if nav := takeNav(svc, values); nav.action != "send" {
+		return s.navigate(c, svc, st, nav) // a multi-step form's pages
+	}
 	req := intake.Request{Service: svc, Channel: gateway.ChannelDigital, Principal: principal(c), Values: values,
 		Locale: lang(c).String(), Started: firstValue(values[stampField])}
 	if formTokenPattern.MatchString(formToken) {
@@ -204,10 +237,10 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	case errors.Is(err, intake.ErrStepUp) && errors.As(err, &gerr):
 		return s.stepUp(c, svc, st, gerr) // sign in at the service's level; the values are kept
 	case errors.As(err, &gerr) && gerr.Code == gateway.EInvalid:
-		st.errs = gerr.Fields
+		st.errs, st.step = gerr.Fields, stepOfFirstError(svc, gerr.Fields)
 		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
 	case errors.As(err, &gerr) && gerr.Code == gateway.EForbidden:
-		st.formErr = &gerr.Message
+		st.formErr, st.check = &gerr.Message, true
 		return s.renderForm(c, fiber.StatusForbidden, svc, st)
 	default:
 		return err

@@ -28,6 +28,7 @@ import (
 	"github.com/kommun/servicegateway/services"
 
 	// Connector kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 

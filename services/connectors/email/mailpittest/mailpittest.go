@@ -84,15 +84,15 @@ type Options struct {
 // database stay the same across Stop and Start, so what it received
 // survives a restart.
 type Server struct {
-	t              testing.TB
-	bin, dir       string
-	smtp, http     int
-	args           []string
-	mu             sync.Mutex
-	cmd            *exec.Cmd
-	done           chan struct{}
-	out            *bytes.Buffer
-	outMu          sync.Mutex
+	t          testing.TB
+	bin, dir   string
+	smtp, http int
+	args       []string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	done       chan struct{}
+	out        *bytes.Buffer
+	outMu      sync.Mutex
 }
 
 // Start runs mailpit on free loopback ports and waits until it is ready.

@@ -175,6 +175,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		log.Info("reference case system started in-process", "url", url)
 	}
 
+	// E-mail routes: the configured SMTP server, or the demo's mail catcher.
+	stopMail, err := setupMail(cfg, env, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopMail)
+
 	// Connectors, one per service.
 	routes := map[string]delivery.Route{}
 	callbacks := map[string]httpapi.CallbackVerifier{} // verify status updates signed by back-ends

@@ -78,6 +78,9 @@ type Options struct {
 	// AllowedRecipients is a regular expression; other recipients get a
 	// permanent 550 at RCPT TO.
 	AllowedRecipients string
+	// IgnoreDuplicateIDs keeps one message per Message-ID, as a mailbox
+	// that deduplicates does.
+	IgnoreDuplicateIDs bool
 }
 
 // Server is one mailpit, stopped when the test ends. Its ports and
@@ -112,6 +115,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	if o.AllowedRecipients != "" {
 		s.args = append(s.args, "--smtp-allowed-recipients", o.AllowedRecipients)
+	}
+	if o.IgnoreDuplicateIDs {
+		s.args = append(s.args, "--ignore-duplicate-ids")
 	}
 	t.Cleanup(s.Stop)
 	var err error

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/services/connectors/email"
+	"github.com/kommun/servicegateway/services/connectors/email/mailpittest"
+)
+
+// E-mail routes under faults, with real processes: the gateway binary,
+// redis-server with AOF always, mailpit as the department's mail server
+// (STARTTLS with a throw-away certificate, AUTH required), and a TCP proxy
+// between them that can hold connections.
+
+// tcpProxy forwards TCP connections to target. While hold is set it
+// accepts connections and forwards nothing, so an SMTP client waits for a
+// greeting that does not come: its delivery is in flight.
+type tcpProxy struct {
+	ln       net.Listener
+	target   string
+	hold     atomic.Bool
+	held     atomic.Int32 // connections accepted while holding
+	passed   atomic.Int32 // connections forwarded
+	mu       sync.Mutex
+	conns    []net.Conn
+	stopOnce sync.Once
+}
+
+func newTCPProxy(t *testing.T, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &tcpProxy{ln: ln, target: target}
+	t.Cleanup(p.close)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.track(c)
+			if p.hold.Load() {
+				p.held.Add(1)
+				continue // never answered; closed with the proxy or by the client
+			}
+			p.passed.Add(1)
+			go p.forward(c)
+		}
+	}()
+	return p
+}
+
+func (p *tcpProxy) port() string { return fmt.Sprint(p.ln.Addr().(*net.TCPAddr).Port) }
+
+func (p *tcpProxy) track(c net.Conn) {
+	p.mu.Lock()
+	p.conns = append(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *tcpProxy) forward(c net.Conn) {
+	defer c.Close()
+	up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+	if err != nil {
+		return
+	}
+	p.track(up)
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+}
+
+func (p *tcpProxy) close() {
+	p.stopOnce.Do(func() {
+		p.ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+}
+
+// emailStack runs redis-server and mailpit, and returns the gateway
+// environment for sending the example service feedback to mailpit through
+// smtpPort (mailpit's own, or a proxy's).
+func emailStack(t *testing.T, o mailpittest.Options) (*redistest.Server, *mailpittest.Server, map[string]string) {
+	t.Helper()
+	rs := redistest.Start(t, redistest.WithAOF("always"))
+	dir := t.TempDir()
+	cert, key := mailpittest.SelfSigned(t, dir)
+	auth := filepath.Join(dir, "auth")
+	if err := os.WriteFile(auth, []byte("gateway:smtp-lösen\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o.CertFile, o.KeyFile, o.RequireSTARTTLS, o.AuthFile = cert, key, true, auth
+	mp := mailpittest.Start(t, o)
+	env := deliveryEnv(rs.URL(), "")
+	for k, v := range map[string]string{
+		"SMTP_HOST": "127.0.0.1", "SMTP_PORT": mp.SMTPPort(), "SMTP_CA_FILE": cert,
+		"SMTP_USERNAME": "gateway", "SMTP_PASSWORD": "smtp-lösen",
+		"MAIL_FROM": "e-tjanster@kommun.example", "CITY_OFFICE_MAILBOX": "registrator@kommun.example",
+	} {
+		env[k] = v
+	}
+	return rs, mp, env
+}
+
+func feedbackN(i int) string {
+	return fmt.Sprintf(`{"topic":"suggestion","message":"Förslag nummer %d: fler bänkar vid ån","wants_reply":false}`, i)
+}
+
+// exactlyOneMailEach fails unless mailpit holds exactly one message per
+// submission, identified by the Message-ID derived from its id.
+func exactlyOneMailEach(t *testing.T, gw string, mp *mailpittest.Server, ids []string) {
+	t.Helper()
+	byMsgID := map[string]int{}
+	msgs := mp.Messages(t)
+	for _, m := range msgs {
+		byMsgID[m.MessageID]++
+	}
+	for _, id := range ids {
+		s := submission(t, gw, id)
+		want := email.MessageID(id, s.Reference, "kommun.example")
+		if n := byMsgID[want]; n != 1 {
+			t.Errorf("submission %s: %d messages with Message-ID %s, want 1", s.Reference, n, want)
+		}
+		if s.CaseReference != s.Reference {
+			t.Errorf("case reference %q, want the receipt reference %q", s.CaseReference, s.Reference)
+		}
+	}
+	if len(msgs) != len(ids) {
+		t.Errorf("mailpit holds %d messages for %d submissions", len(msgs), len(ids))
+	}
+}
+
+// A gateway is SIGKILLed while its deliveries are in flight to the mail
+// server; a restarted gateway takes them over, and the mail server receives
+// exactly one message per submission.
+func TestEmailKillWhileDeliveringThenRestart(t *testing.T) {
+	_, mp, env := emailStack(t, mailpittest.Options{})
+	px := newTCPProxy(t, mp.SMTPAddr())
+	px.hold.Store(true)
+	env["SMTP_PORT"] = px.port()
+	a := gatewayProc(t, env)
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, mustSubmit(t, a.URL, "feedback", feedbackN(i)))
+	}
+	eventually(t, 30*time.Second, "deliveries in flight", func() bool { return px.held.Load() >= 4 })
+	a.kill()
+	if n := len(mp.Messages(t)); n != 0 {
+		t.Fatalf("%d messages arrived while the proxy held every connection", n)
+	}
+	px.hold.Store(false)
+	b := gatewayProc(t, env)
+	waitDelivered(t, 90*time.Second, "the restarted gateway delivers", b.URL, ids...)
+	exactlyOneMailEach(t, b.URL, mp, ids)
+	noPayloadInLogs(t, b, "fler bänkar")
+}
+
+// The mail server is down (connections refused), then up: the attempts
+// meanwhile fail as temporary, and afterwards each submission arrives once.
+func TestEmailServerRefusedThenAccepted(t *testing.T) {
+	_, mp, env := emailStack(t, mailpittest.Options{})
+	mp.Stop()
+	gw := gatewayProc(t, env)
+	var ids []string
+	for i := range 12 {
+		ids = append(ids, mustSubmit(t, gw.URL, "feedback", feedbackN(i)))
+	}
+	eventually(t, 30*time.Second, "refused attempts", func() bool {
+		return metric(t, gw.URL, `gateway_delivery_retries_total{reason="temporary"}`) >= 5
+	})
+	mp.Start()
+	waitDelivered(t, 90*time.Second, "delivery after the mail server came up", gw.URL, ids...)
+	exactlyOneMailEach(t, gw.URL, mp, ids)
+}
+
+// The window SMTP cannot close: the server accepted the message (250) and
+// the gateway died before recording it. The restarted gateway sends the
+// same message again, with the same Message-ID, and a mailbox that
+// deduplicates on Message-ID (here mailpit --ignore-duplicate-ids) keeps
+// one.
+func TestEmailKillAfterServerAcceptedDuplicateHasSameMessageID(t *testing.T) {
+	_, mp, env := emailStack(t, mailpittest.Options{IgnoreDuplicateIDs: true})
+	px := newTCPProxy(t, mp.SMTPAddr())
+	px.hold.Store(true) // until the receipt is in hand
+	env["SMTP_PORT"] = px.port()
+	env["GATEWAY_FAULT"] = "exit-after-deliver"
+	env["GATEWAY_WORKERS"] = "1"
+	a := gatewayProc(t, env)
+	id := mustSubmit(t, a.URL, "feedback", feedbackN(1))
+	px.hold.Store(false)
+	// Connections held so far are closed: the attempt fails and is retried.
+	px.mu.Lock()
+	for _, c := range px.conns {
+		c.Close()
+	}
+	px.mu.Unlock()
+	select {
+	case <-a.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.out)
+	}
+	if n := len(mp.Messages(t)); n != 1 {
+		t.Fatalf("before the restart: %d messages, want 1", n)
+	}
+	delete(env, "GATEWAY_FAULT")
+	b := gatewayProc(t, env)
+	waitDelivered(t, 90*time.Second, "the restarted gateway delivers", b.URL, id)
+	if got := px.passed.Load(); got < 2 {
+		t.Fatalf("%d SMTP sessions reached the server; want the message sent twice", got)
+	}
+	exactlyOneMailEach(t, b.URL, mp, []string{id})
+}

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"net/smtp"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,4 +231,81 @@ func TestEmailKillAfterServerAcceptedDuplicateHasSameMessageID(t *testing.T) {
 		t.Fatalf("%d SMTP sessions reached the server; want the message sent twice", got)
 	}
 	exactlyOneMailEach(t, b.URL, mp, []string{id})
+}
+
+// The demo without SMTP_HOST: the example e-mail service delivers to the
+// in-process mail catcher, which logs the reference and never the text.
+func TestEmailDemoMailCatcher(t *testing.T) {
+	rs := redistest.Start(t)
+	env := gatewayEnv(rs.URL(), "")
+	env["GATEWAY_LOG_LEVEL"] = "info"
+	gw := gatewayProc(t, env)
+	id := mustSubmit(t, gw.URL, "feedback", feedbackN(7))
+	waitDelivered(t, 30*time.Second, "delivery to the mail catcher", gw.URL, id)
+	s := submission(t, gw.URL, id)
+	msgID := email.MessageID(id, s.Reference, "kommun.example")
+	eventually(t, 10*time.Second, "the catcher's log line", func() bool {
+		return strings.Contains(gw.out.String(), `"msg":"mail catcher received a message","component":"mail-catcher","reference":"`+s.Reference+`","service":"feedback","message_id":"<`+msgID+`>"`)
+	})
+	noPayloadInLogs(t, gw, "fler bänkar")
+}
+
+// The catcher takes mail only after STARTTLS, and refuses a message over
+// its size limit without keeping it.
+func TestMailCatcherRequiresSTARTTLSAndBoundsMessages(t *testing.T) {
+	m, err := startMailCatcher(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.stop()
+	c, err := smtp.Dial(m.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@kommun.example"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@kommun.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Data(); err == nil || !strings.Contains(err.Error(), "530") {
+		t.Fatalf("DATA without STARTTLS: want 530, got %v", err)
+	}
+	pem, err := os.ReadFile(m.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	if err := c.StartTLS(&tls.Config{ServerName: "127.0.0.1", RootCAs: pool}); err != nil {
+		t.Fatal(err)
+	}
+	send := func(size int) error {
+		if err := c.Mail("a@kommun.example"); err != nil {
+			return err
+		}
+		if err := c.Rcpt("b@kommun.example"); err != nil {
+			return err
+		}
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		line := strings.Repeat("x", 998) + "\r\n"
+		fmt.Fprint(w, "Subject: test\r\n\r\n.leading dot\r\n")
+		for n := 0; n < size; n += len(line) {
+			io.WriteString(w, line)
+		}
+		return w.Close()
+	}
+	if err := send(1000); err != nil {
+		t.Fatalf("a small message: %v", err)
+	}
+	if err := send(catcherMaxMessage + 1); err == nil || !strings.Contains(err.Error(), "552") {
+		t.Fatalf("a message over the limit: want 552, got %v", err)
+	}
+	if err := send(1000); err != nil {
+		t.Fatalf("the session goes on after a refused message: %v", err)
+	}
 }

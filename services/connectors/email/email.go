@@ -75,6 +75,7 @@ const (
 	MaxMaxConcurrency     = 64
 	MaxRecipients         = 10
 	maxCAFile             = 1 << 20 // bytes of PEM read from ca_file
+	maxServerBytes        = 1 << 20 // bytes read from the SMTP server in one session
 )
 
 // TLS modes.
@@ -414,11 +415,12 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 // c.timeout; the context's end closes the connection.
 func (c *Connector) send(ctx context.Context, body []byte) (err error) {
 	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	conn, err := c.dial(dctx, "tcp", c.addr)
+	raw, err := c.dial(dctx, "tcp", c.addr)
 	cancel()
 	if err != nil {
 		return temporary(fmt.Errorf("smtp %s: connect: %w", c.addr, unwrapOp(err)))
 	}
+	conn := &limitedConn{Conn: raw, left: maxServerBytes}
 	// The context's end (shutdown, the delivery's deadline) closes the
 	// connection, which ends whatever step is waiting.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -487,6 +489,28 @@ func (c *Connector) send(ctx context.Context, body []byte) (err error) {
 	_ = conn.SetDeadline(time.Now().Add(c.timeout))
 	_ = cl.Quit()
 	return nil
+}
+
+// limitedConn ends a session when the server sends more than a session
+// needs (replies are a few lines), so a broken or hostile server cannot
+// make the gateway read without end.
+type limitedConn struct {
+	net.Conn
+	left int64
+}
+
+var errTooChatty = errors.New("the server sent more than 1 MiB of replies")
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errTooChatty
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // classify turns an SMTP or network error into a delivery error: 5xx

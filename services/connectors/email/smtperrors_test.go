@@ -143,6 +143,7 @@ func TestDeliverClassifiesSMTPReplies(t *testing.T) {
 		{"cut after the dot", map[string]string{".": "close"}, "none", false, "DATA", 0},
 		{"no answer after the dot", map[string]string{".": "hang"}, "none", false, "timeout", 0},
 		{"no STARTTLS offered", nil, "starttls", false, "does not offer STARTTLS", 0},
+		{"endless reply", map[string]string{"MAIL": "250-" + strings.Repeat("x", 2<<20) + "\r\n250 ok"}, "none", false, "more than 1 MiB", 0},
 		{"accepted", nil, "none", false, "", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,6 +160,13 @@ func TestDeliverClassifiesSMTPReplies(t *testing.T) {
 				t.Errorf("server accepted %d messages, want %d", got, tc.accepted)
 			}
 		})
+	}
+}
+
+func TestTargetNamesTheSMTPServer(t *testing.T) {
+	s := startScripted(t, nil)
+	if got, want := s.connector(t, "none").Target(), "smtp://"+s.ln.Addr().String(); got != want {
+		t.Fatalf("Target() = %q, want %q", got, want)
 	}
 }
 

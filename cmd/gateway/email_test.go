@@ -1,12 +1,19 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/mail"
 	"net/smtp"
 	"os"
 	"path/filepath"
@@ -15,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 	"github.com/kommun/servicegateway/services/connectors/email"
@@ -307,5 +316,111 @@ func TestMailCatcherRequiresSTARTTLSAndBoundsMessages(t *testing.T) {
 	}
 	if err := send(1000); err != nil {
 		t.Fatalf("the session goes on after a refused message: %v", err)
+	}
+}
+
+// A refused recipient (a 5xx) is permanent: a dead letter after one
+// attempt. After the mailbox setting is fixed, an administrator's replay
+// delivers it once.
+func TestEmailRefusedRecipientDeadLetterThenReplay(t *testing.T) {
+	rs, mp, env := emailStack(t, mailpittest.Options{AllowedRecipients: `^registrator@kommun\.example$`})
+	env["CITY_OFFICE_MAILBOX"] = "registartor@kommun.example" // a typo in the setting
+	a := gatewayProc(t, env)
+	id := mustSubmit(t, a.URL, "feedback", feedbackN(3))
+	store := storeOf(t, rs)
+	eventually(t, 30*time.Second, "dead letter", func() bool {
+		_, dead, err := store.DeadLetterInfo(bg(t), id)
+		return err == nil && dead
+	})
+	if dl, _, _ := store.DeadLetterInfo(bg(t), id); dl.Attempts != 1 || dl.Reason != "permanent" {
+		t.Fatalf("dead letter %+v, want one attempt, reason permanent", dl)
+	}
+	if n := len(mp.Messages(t)); n != 0 {
+		t.Fatalf("%d messages for a refused recipient", n)
+	}
+	a.stop()
+	env["CITY_OFFICE_MAILBOX"] = "registrator@kommun.example"
+	b := gatewayProc(t, env)
+	if code := adminReplay(t, b.URL, "admin", "/admin/dead-letters", id); code != 202 {
+		t.Fatalf("the administrator's replay answered %d, want 202", code)
+	}
+	waitDelivered(t, 30*time.Second, "delivery after the replay", b.URL, id)
+	exactlyOneMailEach(t, b.URL, mp, []string{id})
+}
+
+// Status flows back from a department that works from its mailbox through
+// the department client API: the client finds the submission by the
+// reference in the e-mail and posts a status update.
+func TestEmailStatusFromDepartmentClient(t *testing.T) {
+	_, mp, env := emailStack(t, mailpittest.Options{})
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	file := filepath.Join(t.TempDir(), "clients.json")
+	b, _ := json.Marshal(map[string]any{"clients": []map[string]string{{"id": "registrator", "department": "city-office",
+		"algorithm": "ES256", "public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))}}})
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env["GATEWAY_CLIENTS_FILE"] = file
+	gw := gatewayProc(t, env)
+	id := mustSubmit(t, gw.URL, "feedback", feedbackN(5))
+	waitDelivered(t, 30*time.Second, "delivery to the mailbox", gw.URL, id)
+
+	// What staff have: the reference in the e-mail's header.
+	msgs := mp.Messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	raw := mp.Raw(t, msgs[0].ID)
+	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := msg.Header.Get("X-Gateway-Reference")
+
+	call := func(method, path, body string) (int, []byte) {
+		now := time.Now()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": "registrator", "sub": "registrator", "aud": gw.URL,
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": fmt.Sprint(now.UnixNano())}).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(method, gw.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return res.StatusCode, out
+	}
+	code, body := call("GET", "/api/v1/department/submissions?service=feedback", "")
+	var list struct {
+		Submissions []struct{ ID, Reference string } `json:"submissions"`
+	}
+	if err := json.Unmarshal(body, &list); code != 200 || err != nil {
+		t.Fatalf("department list: %d %s", code, body)
+	}
+	found := ""
+	for _, s := range list.Submissions {
+		if s.Reference == ref {
+			found = s.ID
+		}
+	}
+	if found != id {
+		t.Fatalf("reference %q from the e-mail not found in the department's list %s", ref, body)
+	}
+	if code, body := call("POST", "/api/v1/submissions/"+found+"/status", `{"status":"in_progress","message":"Vi har tagit emot ditt förslag."}`); code != 200 {
+		t.Fatalf("status update: %d %s", code, body)
+	}
+	if s := submission(t, gw.URL, id); s.Status != "in_progress" || s.CaseReference != ref {
+		t.Fatalf("after the update: %+v", s)
 	}
 }

@@ -1,7 +1,7 @@
 // Package email is the connector kind "email", for departments without an
 // API: each submission becomes one e-mail (RFC 5322, MIME, UTF-8) to the
-// department's functional mailbox, sent over SMTP with STARTTLS and AUTH
-// PLAIN.
+// department's functional mailbox (plain text with an HTML alternative),
+// sent over SMTP with STARTTLS and AUTH PLAIN.
 //
 // The Message-ID is derived from the submission id, so every attempt sends
 // the same message and a mailbox (or a person) can recognise a repeat. The

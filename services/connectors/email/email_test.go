@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"mime"
+	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
 	"os"
@@ -90,6 +91,7 @@ func delivery(id, ref string) *gateway.Delivery {
 			"message":     "Gångvägen vid Åby skola är inte plogad.\nBarnen halkar varje morgon – snälla åtgärda!",
 			"wants_reply": true,
 			"email":       "anna@example.se",
+			"name":        "Anna <script>alert(1)</script>",
 		},
 	}
 }
@@ -146,16 +148,47 @@ func TestDeliverThroughMailpitWithSTARTTLSAndAuth(t *testing.T) {
 	}
 	for k, want := range map[string]string{"Auto-Submitted": "auto-generated", "X-Gateway-Reference": "ABC-234",
 		"X-Gateway-Service": "feedback", "X-Gateway-Channel": "digital", "MIME-Version": "1.0",
-		"Content-Transfer-Encoding": "quoted-printable", "Content-Type": "text/plain; charset=utf-8"} {
+	} {
 		if got := h.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	body, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
-	if err != nil {
-		t.Fatal(err)
+	mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+	if err != nil || mt != "multipart/alternative" {
+		t.Fatalf("Content-Type %q, want multipart/alternative", h.Get("Content-Type"))
 	}
-	text := strings.ReplaceAll(string(body), "\r\n", "\n")
+	parts := map[string]string{} // content type -> decoded body
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Header.Get("Content-Transfer-Encoding") != "quoted-printable" {
+			t.Errorf("part %q is not quoted-printable", p.Header.Get("Content-Type"))
+		}
+		b, err := io.ReadAll(quotedprintable.NewReader(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts[p.Header.Get("Content-Type")] = strings.ReplaceAll(string(b), "\r\n", "\n")
+	}
+	text, html := parts["text/plain; charset=utf-8"], parts["text/html; charset=utf-8"]
+	if len(parts) != 2 || text == "" || html == "" {
+		t.Fatalf("want a plain text and an HTML part, got %v", parts)
+	}
+	for _, want := range []string{`<html lang="sv">`, "<th scope=\"row\"", "Vad gäller det?</dt>", ">Klagomål</dd>",
+		"Anna &lt;script&gt;alert(1)&lt;/script&gt;</dd>", "Gångvägen vid Åby skola är inte plogad.\nBarnen halkar"} {
+		if !strings.Contains(html, want) {
+			t.Errorf("HTML lacks %q:\n%s", want, html)
+		}
+	}
+	if strings.Contains(html, "<script>") {
+		t.Error("the resident's text is not escaped in the HTML")
+	}
 	for _, want := range []string{
 		"Referens: ABC-234\n",
 		"E-tjänst: Lämna synpunkter eller klagomål (feedback 1.0.0)\n",
@@ -165,6 +198,7 @@ func TestDeliverThroughMailpitWithSTARTTLSAndAuth(t *testing.T) {
 		"Dina synpunkter\n  Gångvägen vid Åby skola är inte plogad.\n  Barnen halkar varje morgon – snälla åtgärda!\n",
 		"Jag vill ha svar\n  Ja\n",
 		"E-postadress (frivilligt)\n  anna@example.se\n",
+		"Namn (frivilligt)\n  Anna <script>alert(1)</script>\n",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("body lacks %q:\n%s", want, text)

@@ -2,8 +2,9 @@ package email
 
 import (
 	"bufio"
-	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,9 @@ import (
 // Message is one RFC 5322 e-mail with a UTF-8 text body. WriteTo renders it
 // as MIME: a single text/plain part when there are no attachments, and
 // multipart/mixed (the text first, then each attachment, base64) when there
-// are. Submissions do not carry files yet; when the intake adds them, the
-// connector fills Attachments and nothing else changes.
+// are. With HTML the text becomes multipart/alternative (plain text first,
+// then the HTML). Submissions do not carry files yet; when the intake adds
+// them, the connector fills Attachments and nothing else changes.
 type Message struct {
 	From      *mail.Address
 	To        []*mail.Address
@@ -28,10 +30,11 @@ type Message struct {
 	MessageID string      // without angle brackets: "local@domain"
 	Headers   [][2]string // extra headers (names must be ASCII tokens), values may be UTF-8
 	Text      string
+	// HTML is an optional rendering of Text for mail programs that prefer
+	// it; it must say the same as Text.
+	HTML string
 	// Attachments are added as parts of a multipart/mixed message.
 	Attachments []Attachment
-	// boundary is the multipart boundary; random when empty.
-	boundary string
 }
 
 // Attachment is a file sent with the message.
@@ -66,16 +69,13 @@ func (m *Message) WriteTo(dst io.Writer) (int64, error) {
 	}
 	header(w, "MIME-Version", "1.0")
 	if len(m.Attachments) == 0 {
-		textPart(w, m.Text)
+		m.content(w)
 	} else {
-		b := m.boundary
-		if b == "" {
-			b = randomBoundary()
-		}
+		b := m.boundary("mixed")
 		header(w, "Content-Type", mime.FormatMediaType("multipart/mixed", map[string]string{"boundary": b}))
 		w.WriteString("\r\nThis is a multipart message in MIME format.\r\n")
 		w.WriteString("\r\n--" + b + "\r\n")
-		textPart(w, m.Text)
+		m.content(w)
 		for _, a := range m.Attachments {
 			w.WriteString("\r\n--" + b + "\r\n")
 			attachmentPart(w, a)
@@ -88,10 +88,41 @@ func (m *Message) WriteTo(dst io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
+// content writes the message's text: text/plain, or multipart/alternative
+// with the HTML.
+func (m *Message) content(w *bufio.Writer) {
+	if m.HTML == "" {
+		textPart(w, "text/plain", m.Text)
+		return
+	}
+	b := m.boundary("alt")
+	header(w, "Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": b}))
+	w.WriteString("\r\n--" + b + "\r\n")
+	textPart(w, "text/plain", m.Text)
+	w.WriteString("\r\n--" + b + "\r\n")
+	textPart(w, "text/html", m.HTML)
+	w.WriteString("\r\n--" + b + "--\r\n")
+}
+
+// boundary derives a multipart boundary from the message's content, so
+// that every attempt writes the same bytes. Content cannot contain a
+// boundary made from a hash of itself.
+func (m *Message) boundary(kind string) string {
+	h := sha256.New()
+	for _, s := range []string{kind, m.MessageID, m.Text, m.HTML} {
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	for _, a := range m.Attachments {
+		fmt.Fprintf(h, "%d:%s%d:%s%d:", len(a.Filename), a.Filename, len(a.ContentType), a.ContentType, len(a.Data))
+		h.Write(a.Data)
+	}
+	return "gw-" + kind + "-" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
 // textPart writes the headers and the quoted-printable body of a UTF-8
-// text/plain part.
-func textPart(w *bufio.Writer, text string) {
-	header(w, "Content-Type", "text/plain; charset=utf-8")
+// text part.
+func textPart(w *bufio.Writer, mediaType, text string) {
+	header(w, "Content-Type", mediaType+"; charset=utf-8")
 	header(w, "Content-Transfer-Encoding", "quoted-printable")
 	w.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(w)
@@ -173,12 +204,6 @@ func noControls(s string) string {
 		}
 		return r
 	}, s)
-}
-
-func randomBoundary() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:])
-	return "gw-" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 type countWriter struct {

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net/mail"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -162,3 +163,76 @@ func TestMessageIDIsStableAndHidesTheSubmissionID(t *testing.T) {
 }
 
 func newBase64Decoder(r io.Reader) io.Reader { return base64.NewDecoder(base64.StdEncoding, r) }
+
+// parts reads a multipart body into its parts' headers and decoded bodies.
+func parts(t *testing.T, contentType string, body io.Reader) (mt string, hdrs []textproto.MIMEHeader, bodies [][]byte) {
+	t.Helper()
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		return mt, nil, nil
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		p, err := mr.NextRawPart()
+		if err == io.EOF {
+			return mt, hdrs, bodies
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Header.Get("Content-Transfer-Encoding") == "quoted-printable" {
+			if b, err = io.ReadAll(quotedprintable.NewReader(bytes.NewReader(b))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		hdrs = append(hdrs, p.Header)
+		bodies = append(bodies, b)
+	}
+}
+
+func TestMessageHTMLAlternativeAndAttachments(t *testing.T) {
+	m := &Message{
+		From: &mail.Address{Address: "a@kommun.example"}, To: []*mail.Address{{Address: "b@kommun.example"}},
+		Subject: "Hej", Date: time.Now(), MessageID: "x@kommun.example",
+		Text: "Hej på dig.", HTML: "<p>Hej på dig.</p>",
+	}
+	if m.String() != m.String() {
+		t.Fatal("two renderings of one message differ")
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(m.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, hdrs, bodies := parts(t, msg.Header.Get("Content-Type"), msg.Body)
+	if mt != "multipart/alternative" || len(hdrs) != 2 ||
+		hdrs[0].Get("Content-Type") != "text/plain; charset=utf-8" || hdrs[1].Get("Content-Type") != "text/html; charset=utf-8" ||
+		strings.TrimSpace(string(bodies[0])) != m.Text || strings.TrimSpace(string(bodies[1])) != m.HTML {
+		t.Fatalf("%s %v %q", mt, hdrs, bodies)
+	}
+
+	m.Attachments = []Attachment{{Filename: "karta.png", ContentType: "image/png", Data: []byte("\x89PNG...")}}
+	raw := m.String()
+	checkWireFormat(t, []byte(raw))
+	if raw != m.String() {
+		t.Fatal("two renderings of one message with an attachment differ")
+	}
+	msg, err = mail.ReadMessage(strings.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, hdrs, bodies = parts(t, msg.Header.Get("Content-Type"), msg.Body)
+	if mt != "multipart/mixed" || len(hdrs) != 2 || hdrs[1].Get("Content-Type") != "image/png" {
+		t.Fatalf("%s %v", mt, hdrs)
+	}
+	inner, ih, _ := parts(t, hdrs[0].Get("Content-Type"), bytes.NewReader(bodies[0]))
+	if inner != "multipart/alternative" || len(ih) != 2 {
+		t.Fatalf("first part of the mixed message: %s with %d parts", inner, len(ih))
+	}
+}

@@ -2,6 +2,7 @@ package email
 
 import (
 	"fmt"
+	"html/template"
 	"slices"
 	"sort"
 	"strconv"
@@ -47,27 +48,39 @@ func (c *Connector) Compose(d *gateway.Delivery) *Message {
 	l := c.tr.Localizer(c.lang)
 	data := map[string]any{"Title": title, "Reference": d.Reference}
 
+	v := view{
+		Lang: c.lang.String(), Subject: l.T("email.subject", data), Intro: l.T("email.intro"),
+		Meta: []renderedField{
+			{l.T("email.reference"), d.Reference},
+			{l.T("email.service"), fmt.Sprintf("%s (%s %s)", title, d.Service, d.ServiceVersion)},
+			{l.T("email.received"), received},
+			{l.T("email.channel"), channel},
+		},
+		Fields: c.fields(d.Payload), Footer: l.T("email.footer", data),
+	}
 	var b strings.Builder
-	b.WriteString(l.T("email.intro") + "\n\n")
-	row := func(label, value string) { fmt.Fprintf(&b, "%s: %s\n", label, value) }
-	row(l.T("email.reference"), d.Reference)
-	row(l.T("email.service"), fmt.Sprintf("%s (%s %s)", title, d.Service, d.ServiceVersion))
-	row(l.T("email.received"), received)
-	row(l.T("email.channel"), channel)
+	b.WriteString(v.Intro + "\n\n")
+	for _, r := range v.Meta {
+		fmt.Fprintf(&b, "%s: %s\n", r.Label, r.Value)
+	}
 	b.WriteString("\n")
-	for _, f := range c.fields(d.Payload) {
-		b.WriteString(f.label + "\n")
-		for _, line := range strings.Split(f.value, "\n") {
+	for _, f := range v.Fields {
+		b.WriteString(f.Label + "\n")
+		for _, line := range strings.Split(f.Value, "\n") {
 			b.WriteString("  " + strings.TrimRight(line, "\r") + "\n")
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("-- \n" + l.T("email.footer", data) + "\n")
+	b.WriteString("-- \n" + v.Footer + "\n")
+	var h strings.Builder
+	if err := htmlBody.Execute(&h, v); err != nil {
+		h.Reset() // cannot happen with these types; the text alone is complete
+	}
 
 	return &Message{
 		From:      c.from,
 		To:        c.to,
-		Subject:   l.T("email.subject", data),
+		Subject:   v.Subject,
 		Date:      d.SubmittedAt,
 		MessageID: MessageID(d.SubmissionID, d.Reference, c.domain),
 		Headers: [][2]string{
@@ -77,6 +90,7 @@ func (c *Connector) Compose(d *gateway.Delivery) *Message {
 			{HeaderChannel, string(d.Channel)},
 		},
 		Text: b.String(),
+		HTML: h.String(),
 	}
 }
 
@@ -86,7 +100,33 @@ func (c *Connector) texts() func(id string) string {
 	return c.tr.Localizer(c.lang).Optional
 }
 
-type renderedField struct{ label, value string }
+type renderedField struct{ Label, Value string }
+
+// view is what the e-mail says, rendered as text and as HTML.
+type view struct {
+	Lang, Subject, Intro string
+	Meta, Fields         []renderedField
+	Footer               string
+}
+
+// htmlBody is the HTML alternative: the same as the text, escaped by
+// html/template, light and without images or links.
+var htmlBody = template.Must(template.New("email").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}">
+<head><meta charset="utf-8"><title>{{.Subject}}</title></head>
+<body style="font-family: sans-serif; line-height: 1.4">
+<p>{{.Intro}}</p>
+<table>
+{{range .Meta}}<tr><th scope="row" style="text-align: left; padding-right: 1em">{{.Label}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+<dl>
+{{range .Fields}}<dt style="font-weight: bold; margin-top: 1em">{{.Label}}</dt><dd style="white-space: pre-wrap; margin-left: 1em">{{.Value}}</dd>
+{{end}}</dl>
+<hr>
+<p><small>{{.Footer}}</small></p>
+</body>
+</html>
+`))
 
 // fields renders the payload in the order of the form, with labels and
 // option labels; values without a field in the manifest follow by name.
@@ -106,7 +146,7 @@ func (c *Connector) fields(payload map[string]any) []renderedField {
 			if label == "" {
 				label = f.Name
 			}
-			out = append(out, renderedField{label, c.value(f, v)})
+			out = append(out, renderedField{Label: label, Value: c.value(f, v)})
 		}
 	}
 	var rest []string
@@ -117,7 +157,7 @@ func (c *Connector) fields(payload map[string]any) []renderedField {
 	}
 	sort.Strings(rest)
 	for _, k := range rest {
-		out = append(out, renderedField{k, c.value(nil, payload[k])})
+		out = append(out, renderedField{Label: k, Value: c.value(nil, payload[k])})
 	}
 	return out
 }

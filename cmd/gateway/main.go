@@ -29,6 +29,7 @@ import (
 	"github.com/kommun/servicegateway/services"
 
 	// Connector kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -174,6 +175,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		env["CASESIM_URL"] = url
 		log.Info("reference case system started in-process", "url", url)
 	}
+
+	// E-mail routes: the configured SMTP server, or the demo's mail catcher.
+	stopMail, err := setupMail(cfg, env, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopMail)
 
 	// Connectors, one per service.
 	routes := map[string]delivery.Route{}

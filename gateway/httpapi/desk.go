@@ -368,7 +368,7 @@ func (s *Server) deskRow(l *locales.Localizer, p *gateway.Principal, sub *gatewa
 	if sub.Actor == p.Subject {
 		by = l.T("desk.work.by_you")
 	}
-	return deskRow{Time: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), TimeISO: sub.CreatedAt.Format(time.RFC3339),
+	return deskRow{Time: l.DateTime(sub.CreatedAt.In(stockholm)), TimeISO: sub.CreatedAt.Format(time.RFC3339),
 		Service: title, Reference: sub.Reference, Subject: maskSubject(sub.Subject), By: by,
 		Status: l.T("status.value." + string(sub.Status)), ReceiptHref: "/desk/receipt/" + sub.ID}
 }
@@ -611,7 +611,7 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 		base = c.BaseURL()
 	}
 	rc := deskReceiptContent{ServiceTitle: title, Reference: sub.Reference, Link: link, LinkText: base + link,
-		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Subject: maskSubject(sub.Subject), Point: pt, SignInHint: l.T("desk.receipt.sign_in", "URL", base+"/my")}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "desk_receipt", l.T("desk.receipt.title"), rc)

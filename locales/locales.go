@@ -247,3 +247,18 @@ func (l *Localizer) Optional(id string) string {
 	}
 	return s
 }
+
+// Strict translates like N (or T, when count is nil) but reports what the
+// lenient methods hide: a message missing in this language (go-i18n then
+// falls back to Swedish), a plural form missing for the count, a template
+// that fails. Tests use it to prove every language is complete.
+func (l *Localizer) Strict(id string, count any, data map[string]any) (string, error) {
+	s, tag, err := l.l.LocalizeWithTag(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
+	if err != nil {
+		return s, err
+	}
+	if tag != l.Lang {
+		return s, fmt.Errorf("%s: %q came from %s", l.Lang, id, tag)
+	}
+	return s, nil
+}

@@ -406,3 +406,18 @@ func TestNumbersAndDatesFromCLDR(t *testing.T) {
 		}
 	}
 }
+
+// Languages the desk messages do not name still get a name from CLDR in
+// the page's language.
+func TestLanguageNameInThePagesLanguage(t *testing.T) {
+	tr, err := locales.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	uk := language.Ukrainian
+	for lang, want := range map[language.Tag]string{language.Swedish: "ukrainska", language.Finnish: "ukraina", language.Arabic: "الأوكرانية", uk: "українська"} {
+		if got := tr.Localizer(lang).LanguageName(uk); got != want {
+			t.Errorf("%s names Ukrainian %q, want %q", lang, got, want)
+		}
+	}
+}

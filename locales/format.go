@@ -106,3 +106,9 @@ func (l *Localizer) Timestamp(t time.Time) string {
 	}
 	return t.Format(time.DateTime)
 }
+
+// LanguageName names a language in the localizer's language, from CLDR
+// ("arabiska" on a Swedish page); "" when CLDR has no name for it there.
+func (l *Localizer) LanguageName(t language.Tag) string {
+	return display.Tags(l.Lang).Name(t)
+}

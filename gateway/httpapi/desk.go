@@ -373,11 +373,15 @@ func (s *Server) deskRow(l *locales.Localizer, p *gateway.Principal, sub *gatewa
 		Status: l.T("status.value." + string(sub.Status)), ReceiptHref: "/desk/receipt/" + sub.ID}
 }
 
-// langLabel names a language tag in the page's language ("arabiska").
+// langLabel names a language tag in the page's language ("arabiska"): the
+// translators' word first, else CLDR's.
 func langLabel(l *locales.Localizer, tag string) string {
 	if t, err := language.Parse(tag); err == nil {
 		if s := l.Optional("desk.language." + t.String()); s != "" {
 			return s
+		}
+		if s := l.LanguageName(t); s != "" {
+			return s // from CLDR, for languages the desk messages do not name
 		}
 	}
 	return tag

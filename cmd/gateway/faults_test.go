@@ -197,6 +197,7 @@ department = %q
 category = "streets-traffic"
 assurance = "none"
 retention_days = 30
+fallback_language = "sv" # translated into Swedish and English only
 
 [[fields]]
 name = "where"

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -338,11 +337,11 @@ func dur(l *locales.Localizer, secs *float64) string {
 	var s string
 	switch {
 	case v < 120:
-		s = fmt.Sprintf("%d s", v)
+		s = l.T("usage.unit.seconds", "Value", l.Int(v))
 	case v < 2*3600:
-		s = fmt.Sprintf("%d min", v/60)
+		s = l.T("usage.unit.minutes", "Value", l.Int(v/60))
 	default:
-		s = fmt.Sprintf("%d h", v/3600)
+		s = l.T("usage.unit.hours", "Value", l.Int(v/3600))
 	}
 	return l.T("usage.at_most", "Value", s)
 }

@@ -295,6 +295,15 @@ func TestSearch(t *testing.T) {
 		{"livsmedel", "food-business-registration"},
 		{"hemtjänst", "home-care"},
 		{"home care", "home-care"},
+		// Every shipped language finds the services in its own words.
+		{"päiväkoti", "preschool-place"},
+		{"kotipalvelu", "home-care"},
+		{"حفرة", "street-fault"},
+		{"رخصة بناء", "building-permit-advice"},
+		{"xannaano", "preschool-place"},
+		{"daryeelka guriga", "home-care"},
+		{"дитячий садок", "preschool-place"},
+		{"дозвіл на паркування", "parking-permit"},
 	}
 	for _, tc := range cases {
 		if got := ids(tc.q); !has(got, tc.want) {

@@ -2,9 +2,11 @@
 // message files (one per language), and the translation machinery the rest
 // of the gateway uses. Swedish is the default language; English is complete.
 //
-// To add a language: copy active.en.toml to active.<tag>.toml, translate it,
-// add departments.<tag>.toml, add the tag to Shipped, and give every service
-// a messages.<tag>.toml. The tests fail until every message is there.
+// The shipped languages are the ones with an active.<tag>.toml here: to add
+// a language, translate every <area>.sv.toml into <area>.<tag>.toml and give
+// every service a messages.<tag>.toml (or let it declare a fallback). No Go
+// code names a language; names, text direction, plural rules and number and
+// date formats come from CLDR. The tests fail until every message is there.
 package locales
 
 import (
@@ -13,6 +15,7 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -27,11 +30,39 @@ import (
 //go:embed *.toml
 var files embed.FS
 
-// Shipped lists the languages the gateway ships, default first.
-var Shipped = []language.Tag{language.Swedish, language.English}
+// Default is the language used when nothing else is asked for; its files
+// are the source every other language is translated from.
+var Default = language.Swedish
 
-// Default is the language used when nothing else is asked for.
-var Default = Shipped[0]
+// Shipped lists the languages the gateway ships, Default first and the rest
+// sorted by tag. It is derived from the active.<tag>.toml files present.
+var Shipped = shipped(files)
+
+var activeFile = regexp.MustCompile(`^active\.([A-Za-z-]+)\.toml$`)
+
+// shipped lists the tags of the active.<tag>.toml files in fsys.
+func shipped(fsys fs.FS) []language.Tag {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		panic(err)
+	}
+	out := []language.Tag{Default}
+	for _, e := range entries {
+		m := activeFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		tag, err := language.Parse(m[1])
+		if err != nil {
+			panic(fmt.Sprintf("locales: %s: %v", e.Name(), err))
+		}
+		if tag != Default {
+			out = append(out, tag)
+		}
+	}
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].String() < out[1+j].String() })
+	return out
+}
 
 // Translations is the message bundle plus an index of which message IDs each
 // language has, so that checks can tell a missing translation from a fallback.
@@ -229,4 +260,19 @@ func (l *Localizer) Optional(id string) string {
 		return ""
 	}
 	return s
+}
+
+// Strict translates like N (or T, when count is nil) but reports what the
+// lenient methods hide: a message missing in this language (go-i18n then
+// falls back to Swedish), a plural form missing for the count, a template
+// that fails. Tests use it to prove every language is complete.
+func (l *Localizer) Strict(id string, count any, data map[string]any) (string, error) {
+	s, tag, err := l.l.LocalizeWithTag(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
+	if err != nil {
+		return s, err
+	}
+	if tag != l.Lang {
+		return s, fmt.Errorf("%s: %q came from %s", l.Lang, id, tag)
+	}
+	return s, nil
 }

@@ -198,6 +198,7 @@ category = "streets-traffic"
 assurance = "none"
 channels = ["digital", "api"]
 retention_days = 30
+fallback_language = "sv" # translated into Swedish and English only
 
 [[fields]]
 name = "where"

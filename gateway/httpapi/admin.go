@@ -256,10 +256,10 @@ func (s *Server) deadLetterRow(c *fiber.Ctx, dl gateway.DeadLetter) deadLetterRo
 	}
 	r := deadLetterRow{Reference: dl.Reference, Service: title, Department: l.T(gateway.MsgDepartment(dl.Department)),
 		Reason: reasonText(l.T, dl.Reason), LastError: dl.LastError, Attempts: dl.Attempts,
-		Created: dl.CreatedAt.In(stockholm).Format("2006-01-02 15:04"),
+		Created: l.DateTime(dl.CreatedAt.In(stockholm)),
 		Link:    "/admin/dead-letters/" + url.PathEscape(dl.Reference)}
 	if !dl.DeadAt.IsZero() {
-		r.DeadAt, r.DeadAtISO = dl.DeadAt.In(stockholm).Format("2006-01-02 15:04"), dl.DeadAt.Format(time.RFC3339)
+		r.DeadAt, r.DeadAtISO = l.DateTime(dl.DeadAt.In(stockholm)), dl.DeadAt.Format(time.RFC3339)
 	}
 	return r
 }
@@ -328,7 +328,7 @@ func (s *Server) deadLetterPage(c *fiber.Ctx) error {
 	dc := deadLetterContent{Row: s.deadLetterRow(c, v.DeadLetter), DeadLettered: v.DeadLettered,
 		Status: l.T("status.value." + v.Status)}
 	for _, h := range v.History {
-		dc.History = append(dc.History, historyView{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04:05"),
+		dc.History = append(dc.History, historyView{ISO: h.At.Format(time.RFC3339), When: l.Timestamp(h.At.In(stockholm)),
 			Status: l.T("status.value." + string(h.Status)), Note: h.Note, Message: h.Message})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

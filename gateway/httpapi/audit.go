@@ -77,7 +77,7 @@ func (s *Server) auditPage(c *fiber.Ctx) error {
 		r := auditRow{WhenISO: e.At, Who: e.ActorName, Where: e.ServicePoint, Subject: e.Subject,
 			Action: l.T("desk.audit.action." + e.Action), Service: e.Service, Reference: e.Reference}
 		if t, err := time.Parse(time.RFC3339Nano, e.At); err == nil {
-			r.When = t.In(stockholm).Format("2006-01-02 15:04:05")
+			r.When = l.Timestamp(t.In(stockholm))
 		}
 		if pt, ok := s.ServicePoints.Get(e.ServicePoint); ok {
 			r.Where = pt.Name

@@ -273,16 +273,20 @@ func (s *Server) deskRow(l *locales.Localizer, p *gateway.Principal, sub *gatewa
 	if sub.Actor == p.Subject {
 		by = l.T("desk.work.by_you")
 	}
-	return deskRow{Time: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), TimeISO: sub.CreatedAt.Format(time.RFC3339),
+	return deskRow{Time: l.DateTime(sub.CreatedAt.In(stockholm)), TimeISO: sub.CreatedAt.Format(time.RFC3339),
 		Service: title, Reference: sub.Reference, Subject: maskSubject(sub.Subject), By: by,
 		Status: l.T("status.value." + string(sub.Status)), ReceiptHref: "/desk/receipt/" + sub.ID}
 }
 
-// langLabel names a language tag in the page's language ("arabiska").
+// langLabel names a language tag in the page's language ("arabiska"): the
+// translators' word first, else CLDR's.
 func langLabel(l *locales.Localizer, tag string) string {
 	if t, err := language.Parse(tag); err == nil {
 		if s := l.Optional("desk.language." + t.String()); s != "" {
 			return s
+		}
+		if s := l.LanguageName(t); s != "" {
+			return s // from CLDR, for languages the desk messages do not name
 		}
 	}
 	return tag
@@ -502,7 +506,7 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 		base = c.BaseURL()
 	}
 	rc := deskReceiptContent{ServiceTitle: title, Reference: sub.Reference, Link: link, LinkText: base + link,
-		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Subject: maskSubject(sub.Subject), Point: pt, SignInHint: l.T("desk.receipt.sign_in", "URL", base+"/my")}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "desk_receipt", l.T("desk.receipt.title"), rc)

@@ -98,8 +98,8 @@ func chooseLanguage() fiber.Handler {
 }
 
 type langLink struct {
-	Lang, Name, Href string
-	Current          bool
+	Lang, Dir, Name, Href string
+	Current               bool
 }
 
 // langLinks returns links to the current page in every shipped language.
@@ -113,21 +113,14 @@ func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
 			}
 		})
 		q.Set("lang", t.String())
-		out = append(out, langLink{Lang: t.String(), Name: langName(t), Href: c.Path() + "?" + q.Encode(), Current: t == current})
+		out = append(out, langLink{Lang: t.String(), Dir: locales.Dir(t), Name: langName(t), Href: c.Path() + "?" + q.Encode(), Current: t == current})
 	}
 	return out
 }
 
-// langName is a language's name in that language, as language switches show.
-func langName(t language.Tag) string {
-	switch t {
-	case language.Swedish:
-		return "Svenska"
-	case language.English:
-		return "English"
-	}
-	return t.String()
-}
+// langName is a language's name in that language (CLDR), as language
+// switches show it.
+func langName(t language.Tag) string { return locales.Name(t) }
 
 // CSRFConfig configures the CSRF middleware: a double-submit token. The
 // token lives in an HttpOnly, SameSite=Lax cookie and must come back in the

@@ -154,7 +154,7 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	}
 	for _, r := range s.listJSON(c, subs) {
 		mc.Rows = append(mc.Rows, myRow{Href: "/s/" + r.ID, Title: r.Title, Reference: r.Reference,
-			Created: r.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: r.CreatedAt.Format(time.RFC3339),
+			Created: l.DateTime(r.CreatedAt.In(stockholm)), CreatedISO: r.CreatedAt.Format(time.RFC3339),
 			Status: l.T("status.value." + string(r.Status)), StatusCode: string(r.Status), CaseReference: r.CaseReference,
 			Assisted: s.assistedNote(l, r.ServicePoint)})
 	}

@@ -177,7 +177,7 @@ func TestCatalogPageLanguages(t *testing.T) {
 			if r.status != 200 {
 				t.Fatalf("status %d", r.status)
 			}
-			if !strings.Contains(r.body, `<html lang="`+tc.lang+`">`) || !strings.Contains(r.body, tc.text) {
+			if !strings.Contains(r.body, `<html lang="`+tc.lang+`" dir="ltr">`) || !strings.Contains(r.body, tc.text) {
 				t.Fatalf("want lang %s and %q in page:\n%.600s", tc.lang, tc.text, r.body)
 			}
 			// A language switch on every page.

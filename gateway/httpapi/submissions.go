@@ -50,7 +50,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	sc := statusContent{
 		Receipt: c.Query("receipt") == "1", ServiceTitle: title, Reference: sub.Reference,
 		Link: link, LinkText: s.Config.PublicURL + link,
-		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Status: string(sub.Status), StatusText: l.T("status.value." + string(sub.Status)),
 		StatusExplanation: l.T("status.explain." + string(sub.Status)),
 		CaseReference:     sub.CaseReference, Delayed: sub.Delayed,
@@ -59,7 +59,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 		sc.LinkText = c.BaseURL() + link
 	}
 	for _, h := range sub.History {
-		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04"),
+		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: l.DateTime(h.At.In(stockholm)),
 			Status: l.T("status.value." + string(h.Status)), Message: h.Message})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -30,8 +30,8 @@ type draft struct {
 
 var draftKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`)
 
-func draftOwner(c *fiber.Ctx) string {
-	sum := sha256.Sum256([]byte("draft\x00" + c.Cookies(CSRFConfigDefault.CookieName)))
+func (s *Server) draftOwner(c *fiber.Ctx) string {
+	sum := sha256.Sum256([]byte("draft\x00" + c.Cookies(s.cookieName(CSRFConfigDefault.CookieName))))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -51,12 +51,12 @@ func (s *Server) checkAssurance(c *fiber.Ctx, svc *gateway.Service) *gateway.Err
 
 // stepUp keeps the form values and sends the browser to sign in.
 func (s *Server) stepUp(c *fiber.Ctx, svc *gateway.Service, st formState, aerr *gateway.Error) error {
-	if s.Auth == nil || len(s.Auth.Providers) == 0 || c.Cookies(CSRFConfigDefault.CookieName) == "" {
+	if s.Auth == nil || len(s.Auth.Providers) == 0 || c.Cookies(s.cookieName(CSRFConfigDefault.CookieName)) == "" {
 		st.formErr = &aerr.Message
 		return s.renderForm(c, fiber.StatusForbidden, svc, st)
 	}
 	key := auth.RandomToken(24)
-	b, err := json.Marshal(draft{Service: svc.ID, Values: st.values, Token: st.token, Owner: draftOwner(c)})
+	b, err := json.Marshal(draft{Service: svc.ID, Values: st.values, Token: st.token, Owner: s.draftOwner(c)})
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (s *Server) draftState(c *fiber.Ctx, svc *gateway.Service) formState {
 		return formState{}
 	}
 	var d draft
-	if json.Unmarshal(b, &d) != nil || d.Service != svc.ID || subtle.ConstantTimeCompare([]byte(d.Owner), []byte(draftOwner(c))) != 1 {
+	if json.Unmarshal(b, &d) != nil || d.Service != svc.ID || subtle.ConstantTimeCompare([]byte(d.Owner), []byte(s.draftOwner(c))) != 1 {
 		return formState{}
 	}
 	return formState{values: d.Values, token: d.Token, action: "/services/" + svc.ID + "?draft=" + key}

@@ -26,7 +26,7 @@ func idempotencyScope(c *fiber.Ctx) string {
 	if p := principal(c); p != nil && p.Subject != "" {
 		return "user:" + p.Subject
 	}
-	return "ip:" + c.IP()
+	return "ip:" + clientIP(c)
 }
 
 // lockIdempotencyKey takes the in-flight lock for the request's

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -129,8 +130,9 @@ func (c Config) withDefaults() Config {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	pages map[string]*template.Template
-	app   *fiber.App
+	pages   map[string]*template.Template
+	app     *fiber.App
+	trusted []netip.Prefix // trusted proxies (clientip.go)
 }
 
 // NewServer builds the fiber app with every route.
@@ -143,7 +145,11 @@ func NewServer(deps Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Deps: deps, pages: pages}
+	trusted, err := parseTrusted(deps.Config.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Deps: deps, pages: pages, trusted: trusted}
 	s.initAuth()
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "servicegateway",
@@ -154,6 +160,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,
 		DisableStartupMessage:   true,
+		CaseSensitive:           true, // "/API/v1/..." is not "/api/v1/...": no second way around path-based checks
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          deps.Config.TrustedProxies,
 		ProxyHeader:             fiber.HeaderXForwardedFor,
@@ -217,6 +224,7 @@ const (
 	localsCSRF
 	localsRequestID
 	localsPrincipal
+	localsClientIP
 )
 
 // principal returns who is making the request, as set by the authentication

@@ -1,0 +1,234 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/kommun/servicegateway/gateway/httpapi"
+)
+
+// Regression tests for issue 9 (hardening), the HTTP-layer items. Each
+// runs the real HTTP layer against a real redis-server; those about
+// addresses and connections run on a real listener.
+
+const streetFault = `{"kind":"litter","description":"Mycket skräp vid bänkarna","location":"Stadsparken"}`
+
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Item 1: a compressed request body is refused with 415 before anything
+// reads (and inflates) it; nothing is stored. Identity is accepted.
+func TestCompressedBodyRefused(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	before := e.snapshot(t)
+	twice := gz(t, gz(t, []byte(streetFault)))
+	for _, tc := range []struct {
+		name, encoding string
+		body           []byte
+	}{
+		{"gzip", "gzip", gz(t, []byte(streetFault))},
+		{"gzip twice", "gzip, gzip", twice},
+		{"brotli", "br", []byte{0x1b, 0x00}},
+		{"deflate upper case", "DEFLATE", []byte{0x78, 0x9c}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := e.browser(t).do("POST", "/api/v1/services/street-fault/submissions", bytes.NewReader(tc.body),
+				"Content-Type", "application/json", "Content-Encoding", tc.encoding)
+			if a.status != 415 || !strings.HasPrefix(a.header.Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("status %d %s: %s", a.status, a.header.Get("Content-Type"), a.body)
+			}
+			// The form route too.
+			f := e.browser(t).do("POST", "/services/street-fault", bytes.NewReader(tc.body),
+				"Content-Type", "application/x-www-form-urlencoded", "Content-Encoding", tc.encoding)
+			if f.status != 415 {
+				t.Fatalf("form: status %d", f.status)
+			}
+		})
+	}
+	if after := e.snapshot(t); after != before {
+		t.Fatalf("a compressed body was stored:\n%s\n%s", before, after)
+	}
+	a := e.browser(t).do("POST", "/api/v1/services/street-fault/submissions", strings.NewReader(streetFault),
+		"Content-Type", "application/json", "Content-Encoding", "identity")
+	if a.status != 202 {
+		t.Fatalf("identity: %d %s", a.status, a.body)
+	}
+}
+
+// Item 2: behind a trusted proxy the client is the rightmost address of
+// X-Forwarded-For that is not a trusted proxy; what the client wrote to
+// the left of it is never believed; IPv6 clients share a bucket per /64;
+// without the header the client is the peer.
+func TestClientAddressBehindProxies(t *testing.T) {
+	cases := []struct {
+		name    string
+		trusted []string
+		xff     []string // "-": no header
+		want    []int
+	}{
+		{"client-chosen prefix does not give a fresh bucket", []string{"127.0.0.1"},
+			[]string{"10.0.0.1, 203.0.113.7", "10.0.0.2, 203.0.113.7", "10.0.0.3, 203.0.113.7"}, []int{303, 303, 429}},
+		{"chain of trusted proxies: the rightmost untrusted address", []string{"127.0.0.1", "10.0.0.0/8"},
+			[]string{"198.51.100.1, 203.0.113.7, 10.1.1.1", "198.51.100.2, 203.0.113.7, 10.2.2.2", "203.0.113.7, 10.1.1.1"}, []int{303, 303, 429}},
+		{"the chain's clients are told apart", []string{"127.0.0.1", "10.0.0.0/8"},
+			[]string{"203.0.113.1, 10.1.1.1", "203.0.113.2, 10.1.1.1", "203.0.113.3, 10.1.1.1"}, []int{303, 303, 303}},
+		{"IPv6 grouped by /64", []string{"127.0.0.1"},
+			[]string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "[2001:db8:1:2:aaaa::1]:443"}, []int{303, 303, 429}},
+		{"IPv6 in other /64s are apart", []string{"127.0.0.1"},
+			[]string{"2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:1:4::1"}, []int{303, 303, 303}},
+		{"no header: the peer", []string{"127.0.0.1"}, []string{"-", "-", "127.0.0.1"}, []int{303, 303, 429}},
+		{"garbage in the header: the proxy", []string{"127.0.0.1"}, []string{"not-an-ip", "203.0.113.7, x", "-"}, []int{303, 303, 429}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newAuthEnv(t, authOpts{trustedProxies: tc.trusted, loginLimit: 2})
+			for i, ip := range tc.xff {
+				var hdr []string
+				if ip != "-" {
+					hdr = []string{"X-Forwarded-For", ip}
+				}
+				if r := e.browser(t).get("/auth/login", hdr...); r.status != tc.want[i] {
+					t.Fatalf("request %d (%s): %d, want %d", i+1, ip, r.status, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+// Item 2: the anonymous idempotency scope is the same client address, so a
+// retry through the proxy finds its first answer whatever the client
+// wrote to the left of its address.
+func TestIdempotencyScopeBehindProxy(t *testing.T) {
+	e := newAuthEnv(t, authOpts{trustedProxies: []string{"127.0.0.1"}})
+	ids := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		a := e.browser(t).postJSON("/api/v1/services/street-fault/submissions", streetFault,
+			"Idempotency-Key", "retry-1", "X-Forwarded-For", fmt.Sprintf("10.0.0.%d, 203.0.113.7", i))
+		var r struct{ ID string }
+		if err := json.Unmarshal([]byte(a.body), &r); err != nil || (a.status != 202 && a.status != 200) {
+			t.Fatalf("submit %d: %d %s", i, a.status, a.body)
+		}
+		ids[r.ID] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("one client's retry made %d submissions", len(ids))
+	}
+}
+
+// Item 3: the CSRF check for cookie-authenticated requests cannot be
+// bypassed by the path's case, and covers every unsafe method on any path.
+func TestCSRFPathCase(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	b.signIn("bertil", "/my")
+	before := e.snapshot(t)
+	for _, tc := range []struct{ method, path, body string }{
+		{"POST", "/API/v1/services/street-fault/submissions", streetFault},
+		{"POST", "/Api/V1/contacts", `{"service":"street-fault","channel":"phone","outcome":"answered","language":"sv"}`},
+		{"POST", "/API/v1/admin/dead-letters/x/close", `{}`},
+		{"PUT", "/api/v1/services/street-fault/submissions", streetFault},
+		{"DELETE", "/api/v1/me", ""},
+		{"POST", "/SERVICES/street-fault", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			a := b.do(tc.method, tc.path, strings.NewReader(tc.body), "Content-Type", "application/json")
+			if a.status != 403 || !strings.Contains(a.body, "gått ut") { // error.csrf
+				t.Fatalf("status %d: %.300s", a.status, a.body)
+			}
+		})
+	}
+	if after := e.snapshot(t); after != before {
+		t.Fatalf("a request without CSRF token changed something:\n%s\n%s", before, after)
+	}
+	// Routing is case-sensitive: with the token, the upper-case path is
+	// not a route.
+	_, tok := b.me()
+	if a := b.postJSON("/API/v1/services/street-fault/submissions", streetFault, "X-CSRF-Token", tok); a.status != 404 {
+		t.Fatalf("upper-case path with token: %d", a.status)
+	}
+}
+
+// Item 3: a signed-in person's forms carry the session's token; a
+// double-submit pair planted by someone else (a cookie they set and the
+// same value in the form) is refused.
+func TestCSRFBoundToSession(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	b.signIn("bertil", "/my")
+	_, sessTok := b.me()
+	csrf, form := b.formTokens("/services/street-fault")
+	if csrf != sessTok {
+		t.Fatalf("a signed-in form carries %q, not the session's token", csrf)
+	}
+	planted := strings.Repeat("A", 43)
+	b.setCookie("gw_csrf", planted)
+	v := url.Values{"_csrf": {planted}, "_form": {form}, "kind": {"litter"}, "description": {"Mycket skräp vid bänkarna"}, "location": {"Stadsparken"}}
+	before := e.snapshot(t)
+	if a := b.post("/services/street-fault", v); a.status != 403 {
+		t.Fatalf("planted double-submit pair: %d", a.status)
+	}
+	if after := e.snapshot(t); after != before {
+		t.Fatal("the forged form was stored")
+	}
+	v.Set("_csrf", sessTok)
+	if a := b.post("/services/street-fault", v); a.status != 303 {
+		t.Fatalf("the session's token: %d %.300s", a.status, a.body)
+	}
+}
+
+// Item 3: in production the CSRF cookie carries the __Host- prefix (Secure,
+// Path=/, no Domain) and the posted form is checked against it.
+func TestHostPrefixInProduction(t *testing.T) {
+	e := newEnv(t, httpapi.Config{Production: true})
+	r := e.get(t, "/services/street-fault")
+	var ck string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "__Host-gw_csrf=") {
+			ck = c
+		}
+		if strings.HasPrefix(c, "gw_csrf=") {
+			t.Fatalf("cookie without prefix: %s", c)
+		}
+	}
+	low := strings.ToLower(ck)
+	if ck == "" || !strings.Contains(low, "secure") || !strings.Contains(low, "path=/") || strings.Contains(low, "domain=") {
+		t.Fatalf("CSRF cookie %q", ck)
+	}
+	tok := hidden(t, r.body, "_csrf")
+	form := hidden(t, r.body, "_form")
+	v := url.Values{"_csrf": {tok}, "_form": {form}, "kind": {"litter"}, "description": {"Mycket skräp vid bänkarna"}, "location": {"Stadsparken"}}
+	if a := e.postForm(t, "/services/street-fault", "gw_csrf="+tok, v); a.status != 403 {
+		t.Fatalf("the unprefixed cookie was accepted: %d", a.status)
+	}
+	if a := e.postForm(t, "/services/street-fault", strings.SplitN(ck, ";", 2)[0], v); a.status != 303 {
+		t.Fatalf("the prefixed cookie: %d %.300s", a.status, a.body)
+	}
+	if hsts := r.header.Get("Strict-Transport-Security"); !strings.Contains(hsts, "max-age=31536000") {
+		t.Fatalf("no HSTS in production: %q", hsts)
+	}
+	if d := e.get(t, "/"); d.header.Get("Strict-Transport-Security") == "" {
+		t.Fatal("no HSTS on the catalog")
+	}
+	dev := newEnv(t, httpapi.Config{})
+	if h := dev.get(t, "/").header.Get("Strict-Transport-Security"); h != "" {
+		t.Fatalf("HSTS in development: %q", h)
+	}
+}
+
+var _ = httptest.NewRequest

@@ -193,9 +193,15 @@ func (s *Server) clearCookie(c *fiber.Ctx, name, path string) {
 		Secure: s.secureCookies(c), SameSite: fiber.CookieSameSiteLaxMode})
 }
 
-// limit counts a hit against key; over limit per window it answers 429.
-// When Redis does not answer, requests pass.
+// limit counts a hit against key; over limit per window it answers 429
+// with the sign-in limit's message. When Redis does not answer, requests
+// pass.
 func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration) error {
+	return s.limitMsg(c, key, limit, window, "auth.rate_limited")
+}
+
+// limitMsg is limit with its own message for the 429.
+func (s *Server) limitMsg(c *fiber.Ctx, key string, limit int, window time.Duration, msgID string) error {
 	if s.Counter == nil || limit <= 0 {
 		return nil
 	}
@@ -208,7 +214,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 	}
 	if n > int64(limit) {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ttl.Seconds())+1))
-		return gateway.Errorf(gateway.ETooMany, "auth.rate_limited", nil)
+		return gateway.Errorf(gateway.ETooMany, msgID, nil)
 	}
 	return nil
 }
@@ -218,7 +224,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 func (s *Server) personLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 {
-			if err := s.limit(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow); err != nil {
+			if err := s.limitMsg(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow, "error.rate_limited_person"); err != nil {
 				return err
 			}
 		}
@@ -411,7 +417,11 @@ func (s *Server) apiMe(c *fiber.Ctx) error {
 	if p == nil {
 		return gateway.Errorf(gateway.EUnauth, "error.signin_needed", nil)
 	}
-	out := meJSON{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
+	subject := p.Subject
+	if n, ok := strings.CutPrefix(subject, "se-pnr:"); ok {
+		subject = "se-pnr:" + maskPnr(n) // the personnummer is never shown in full, here neither
+	}
+	out := meJSON{Subject: subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
 		Department: p.Department, ServicePoint: p.ServicePoint, Machine: p.Machine}
 	if p.Personnummer != "" {
 		out.Personnummer = maskPnr(p.Personnummer)

@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -231,4 +230,70 @@ func TestHostPrefixInProduction(t *testing.T) {
 	}
 }
 
-var _ = httptest.NewRequest
+// Item 8: the language links of a page at "//evil.example/phish" (the 404
+// page) stay on the site.
+func TestLanguageLinksStayLocal(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	for _, p := range []string{"//evil.example/phish", "///evil.example"} {
+		a := e.browser(t).get(p)
+		if strings.Contains(a.body, "evil.example") {
+			t.Fatalf("GET %s (%d) links off the site:\n%.1500s", p, a.status, a.body)
+		}
+		if !strings.Contains(a.body, `href="/?lang=en"`) {
+			t.Fatalf("GET %s: no language link to the start page:\n%.1500s", p, a.body)
+		}
+	}
+	// An ordinary page keeps its own path.
+	if a := e.browser(t).get("/services/street-fault"); !strings.Contains(a.body, `href="/services/street-fault?lang=en"`) {
+		t.Fatal("the language link lost the page's path")
+	}
+}
+
+// Item 9: pages showing what a resident typed are never cached: a form
+// drawn again with errors, and a form kept across sign-in (?draft=).
+func TestTypedPagesNotCached(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	csrf, form := b.formTokens("/services/street-fault")
+	a := b.post("/services/street-fault", url.Values{"_csrf": {csrf}, "_form": {form}, "description": {"Hemligt: 19900101-3011"}})
+	if a.status != 422 || !strings.Contains(a.body, "19900101-3011") {
+		t.Fatalf("re-drawn form: %d", a.status)
+	}
+	if cc := a.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("form with errors: Cache-Control %q", cc)
+	}
+	csrf, form = b.formTokens("/services/home-care")
+	a = b.post("/services/home-care", url.Values{"_csrf": {csrf}, "_form": {form}, "needs": {"Hjälp med medicinering efter stroke"}})
+	page, at := b.follow(a.header.Get("Location") + "&login_hint=bertil")
+	if !strings.Contains(at, "?draft=") || !strings.Contains(page.body, "efter stroke") {
+		t.Fatalf("draft page %s: %d", at, page.status)
+	}
+	if cc := page.header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("?draft= page: Cache-Control %q", cc)
+	}
+}
+
+// Item 11: API problems say their charset; the per-person submission
+// limit has its own message (not the sign-in limit's); /api/v1/me masks
+// the personnummer in subject too (see TestMockProviderSignsIn).
+func TestProblemCharsetAndPersonLimitMessage(t *testing.T) {
+	e := newAuthEnv(t, authOpts{trustedProxies: []string{"127.0.0.1"}, submitLimit: 1})
+	b := e.browser(t)
+	b.signIn("bertil", "/my")
+	_, csrf := b.me()
+	if r := b.postJSON("/api/v1/services/street-fault/submissions", streetFault, "X-CSRF-Token", csrf, "X-Forwarded-For", "203.0.113.1"); r.status != 202 {
+		t.Fatalf("first: %d", r.status)
+	}
+	r := b.postJSON("/api/v1/services/street-fault/submissions", streetFault, "X-CSRF-Token", csrf, "X-Forwarded-For", "203.0.113.2")
+	if r.status != 429 || !strings.Contains(r.body, "från ditt konto") || strings.Contains(r.body, "inloggningsförsök") {
+		t.Fatalf("person limit: %d %s", r.status, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json; charset=utf-8" {
+		t.Fatalf("problem Content-Type %q", ct)
+	}
+	var me struct{ Subject string }
+	_ = json.Unmarshal([]byte(b.get("/api/v1/me").body), &me)
+	if me.Subject != "se-pnr:19900101-****" {
+		t.Fatalf("subject %q", me.Subject)
+	}
+}

@@ -132,9 +132,24 @@ type langLink struct {
 	Current          bool
 }
 
+// localPath is the request's path when it is a plain local path ("/x"),
+// and "/" otherwise: "//evil.example/x" or "/\\evil.example" in a link's
+// href would leave the site.
+func localPath(c *fiber.Ctx) string {
+	p := c.Path()
+	if p == "" || p[0] != '/' || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n\t") || len(p) > 1024 {
+		return "/"
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return p
+}
+
 // langLinks returns links to the current page in every shipped language.
 func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
 	out := make([]langLink, 0, len(locales.Shipped))
+	path := localPath(c)
 	for _, t := range locales.Shipped {
 		q := url.Values{}
 		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
@@ -143,7 +158,7 @@ func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
 			}
 		})
 		q.Set("lang", t.String())
-		out = append(out, langLink{Lang: t.String(), Name: langName(t), Href: c.Path() + "?" + q.Encode(), Current: t == current})
+		out = append(out, langLink{Lang: t.String(), Name: langName(t), Href: path + "?" + q.Encode(), Current: t == current})
 	}
 	return out
 }

@@ -201,6 +201,14 @@ func (s *Server) render(c *fiber.Ctx, status int, name, title string, content an
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderContentLanguage, p.Lang)
+	// Pages are drawn per person and per request: forms with what a
+	// resident typed (re-drawn with errors, or kept across a sign-in under
+	// ?draft=), receipts, status, My pages. None may stay in a shared
+	// browser's cache (kiosk computers at service points) or a proxy's.
+	// A handler that set its own policy (the open data page) keeps it.
+	if len(c.Response().Header.Peek(fiber.HeaderCacheControl)) == 0 {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
 	return c.Status(status).Send(buf.Bytes())
 }
 

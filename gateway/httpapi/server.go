@@ -88,6 +88,9 @@ type Config struct {
 	TrustedProxies []string
 	// BodyLimit caps request bodies, in bytes.
 	BodyLimit int
+	// ReadTimeout bounds reading one request, headers and body: a slow
+	// sender holding a body buffer is cut off after it.
+	ReadTimeout time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
 	// OpenDataMinCount: open data counts from 1 to OpenDataMinCount-1
@@ -103,6 +106,7 @@ var ConfigDefault = Config{
 	SubmitLimit:    20,
 	SubmitWindow:   time.Minute,
 	BodyLimit:      256 * 1024,
+	ReadTimeout:    15 * time.Second,
 	IdempotencyTTL: 24 * time.Hour,
 	Now:            time.Now,
 }
@@ -117,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = d.BodyLimit
+	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
 	}
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = d.IdempotencyTTL
@@ -156,7 +163,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ErrorHandler:            s.handleError,
 		BodyLimit:               deps.Config.BodyLimit,
 		ReadBufferSize:          16 * 1024, // caps request headers
-		ReadTimeout:             30 * time.Second,
+		ReadTimeout:             deps.Config.ReadTimeout,
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,
 		DisableStartupMessage:   true,

@@ -1,13 +1,18 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kommun/servicegateway/gateway/httpapi"
 )
@@ -295,5 +300,93 @@ func TestProblemCharsetAndPersonLimitMessage(t *testing.T) {
 	_ = json.Unmarshal([]byte(b.get("/api/v1/me").body), &me)
 	if me.Subject != "se-pnr:19900101-****" {
 		t.Fatalf("subject %q", me.Subject)
+	}
+}
+
+// listen serves the HTTP layer with cfg on a real listener, wrapped by
+// LimitConnsPerIP(max, trusted).
+func listen(t *testing.T, cfg httpapi.Config, max int, trusted []string) string {
+	t.Helper()
+	deps, store, _ := baseDeps(t)
+	deps.Counter, deps.Config = store, cfg
+	app := build(t, deps)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	wrapped, err := httpapi.LimitConnsPerIP(ln, max, trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(wrapped) }()
+	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
+	return addr
+}
+
+const slowHead = "POST /api/v1/services/street-fault/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 262000\r\n\r\n{"
+
+// firstLine sends what on a new connection and reads the first line of
+// the answer ("" when the server closes without answering).
+func firstLine(t *testing.T, addr, what string) (string, net.Conn) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c.Write([]byte(what)); err != nil {
+		return "", c
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the server still holds the connection: %v", err)
+		}
+	}
+	return line, c
+}
+
+// Item 7: a client address holds at most max connections (the next is
+// answered 429 before anything is read); a trusted proxy is not limited;
+// a slow sender is cut off at the read deadline.
+func TestSlowSendersBounded(t *testing.T) {
+	addr := listen(t, httpapi.Config{}, 2, nil)
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(slowHead)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if line, _ := firstLine(t, addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(line, "HTTP/1.1 429") {
+		t.Fatalf("a third connection: %q", line)
+	}
+
+	proxied := listen(t, httpapi.Config{TrustedProxies: []string{"127.0.0.1"}}, 2, []string{"127.0.0.1"})
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", proxied)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(slowHead)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if line, _ := firstLine(t, proxied, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("through a trusted proxy: %q", line)
+	}
+
+	// The read deadline: a body announced and never sent is dropped (the
+	// test's own deadline is 20 s; the server's is 1 s here).
+	cut := listen(t, httpapi.Config{ReadTimeout: time.Second}, 0, nil)
+	if line, _ := firstLine(t, cut, slowHead); line != "" && !strings.HasPrefix(line, "HTTP/1.1 408") {
+		t.Fatalf("slow sender answered %q", line)
 	}
 }

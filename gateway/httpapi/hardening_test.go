@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -388,5 +389,50 @@ func TestSlowSendersBounded(t *testing.T) {
 	cut := listen(t, httpapi.Config{ReadTimeout: time.Second}, 0, nil)
 	if line, _ := firstLine(t, cut, slowHead); line != "" && !strings.HasPrefix(line, "HTTP/1.1 408") {
 		t.Fatalf("slow sender answered %q", line)
+	}
+}
+
+// Item 5: a step-up draft keeps only the service's fields, within their
+// maximum lengths, and a browser can park only a few.
+func TestStepUpDraftsBounded(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	ctx := context.Background()
+	b := e.browser(t)
+	csrf, form := b.formTokens("/services/home-care")
+	v := url.Values{"_csrf": {csrf}, "_form": {form}, "needs": {strings.Repeat("a", 60000)},
+		"junk": {strings.Repeat("x", 100000)}, "help_types": {"shopping", "shopping", "shopping", "shopping", "shopping", "shopping", "shopping", "shopping", "shopping"}}
+	if a := b.post("/services/home-care", v); a.status != 303 {
+		t.Fatalf("step-up: %d %.300s", a.status, a.body)
+	}
+	keys := e.rdb.Keys(ctx, "test:draft:*").Val()
+	if len(keys) != 1 {
+		t.Fatalf("%d drafts", len(keys))
+	}
+	raw := e.rdb.Get(ctx, keys[0]).Val()
+	if len(raw) > 32*1024 || strings.Contains(raw, "junk") || strings.Contains(raw, "xxxx") {
+		t.Fatalf("draft of %d bytes, junk kept: %v", len(raw), strings.Contains(raw, "junk"))
+	}
+	var d struct{ Values map[string][]string }
+	if err := json.Unmarshal([]byte(raw), &d); err != nil || len([]rune(d.Values["needs"][0])) != 4000 {
+		t.Fatalf("needs not kept to its maximum length: %v", err)
+	}
+	// More step-ups from the same browser: at most 5 drafts, then the
+	// form is drawn again with what was typed, and nothing is stored.
+	for i := 2; i <= 6; i++ {
+		csrf, form := b.formTokens("/services/home-care")
+		a := b.post("/services/home-care", url.Values{"_csrf": {csrf}, "_form": {form}, "needs": {fmt.Sprintf("Utkast nummer %d med text", i)}})
+		want := 303
+		if i == 6 {
+			want = 429
+		}
+		if a.status != want {
+			t.Fatalf("step-up %d: %d, want %d", i, a.status, want)
+		}
+		if i == 6 && !strings.Contains(a.body, "Utkast nummer 6") {
+			t.Fatal("the refused form lost what was typed")
+		}
+	}
+	if n := e.count(t, "test:draft:*"); n != 5 {
+		t.Fatalf("%d drafts from one browser, want 5", n)
 	}
 }

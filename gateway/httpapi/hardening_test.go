@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
 )
 
@@ -434,5 +435,55 @@ func TestStepUpDraftsBounded(t *testing.T) {
 	}
 	if n := e.count(t, "test:draft:*"); n != 5 {
 		t.Fatalf("%d drafts from one browser, want 5", n)
+	}
+}
+
+// Item 11: an administrator with a department claim administers only that
+// department's dead letters; others are "not found" and stay untouched.
+// An administrator without a department sees all.
+func TestDeadLettersByDepartment(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	deps.Authenticate = httpapi.AuthenticateForTests(map[string]*gateway.Principal{
+		"admin":        {Subject: "admin-1", Roles: []gateway.Role{gateway.RoleAdmin}},
+		"admin-social": {Subject: "admin-2", Roles: []gateway.Role{gateway.RoleAdmin}, Department: "social-care"},
+		"admin-street": {Subject: "admin-3", Roles: []gateway.Role{gateway.RoleAdmin}, Department: "streets-parks"},
+	})
+	e := &env{app: build(t, deps), store: store}
+	sub := deadLetter(t, store) // streets-parks
+	list := func(who string) (int, string) {
+		r := e.get(t, "/api/v1/admin/dead-letters", "X-Test-Principal", who)
+		var v struct{ Total int }
+		_ = json.Unmarshal([]byte(r.body), &v)
+		return v.Total, r.body
+	}
+	if n, body := list("admin-social"); n != 0 || strings.Contains(body, sub.Reference) {
+		t.Fatalf("another department's admin lists it: %s", body)
+	}
+	for _, who := range []string{"admin", "admin-street"} {
+		if n, _ := list(who); n != 1 {
+			t.Fatalf("%s lists %d", who, n)
+		}
+	}
+	for _, tc := range []struct{ method, path string }{
+		{"GET", "/api/v1/admin/dead-letters/" + sub.ID},
+		{"GET", "/admin/dead-letters/" + sub.Reference},
+		{"POST", "/api/v1/admin/dead-letters/" + sub.ID + "/close"},
+		{"POST", "/api/v1/admin/dead-letters/" + sub.Reference + "/replay"},
+	} {
+		var r resp
+		if tc.method == "GET" {
+			r = e.get(t, tc.path, "X-Test-Principal", "admin-social")
+		} else {
+			r = e.postJSON(t, tc.path, `{}`, "X-Test-Principal", "admin-social")
+		}
+		if r.status != 404 {
+			t.Errorf("%s %s as another department's admin: %d", tc.method, tc.path, r.status)
+		}
+	}
+	if _, dead, _ := store.DeadLetterInfo(context.Background(), sub.ID); !dead {
+		t.Fatal("another department's admin changed the dead letter")
+	}
+	if r := e.postJSON(t, "/api/v1/admin/dead-letters/"+sub.ID+"/close", `{"status":"closed","message":"Handled by phone"}`, "X-Test-Principal", "admin-street"); r.status != 200 {
+		t.Fatalf("own department's admin closes: %d %s", r.status, r.body)
 	}
 }

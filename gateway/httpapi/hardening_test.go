@@ -17,6 +17,7 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 )
 
 // Regression tests for issue 9 (hardening), the HTTP-layer items. Each
@@ -485,5 +486,56 @@ func TestDeadLettersByDepartment(t *testing.T) {
 	}
 	if r := e.postJSON(t, "/api/v1/admin/dead-letters/"+sub.ID+"/close", `{"status":"closed","message":"Handled by phone"}`, "X-Test-Principal", "admin-street"); r.status != 200 {
 		t.Fatalf("own department's admin closes: %d %s", r.status, r.body)
+	}
+}
+
+// Item 11: the desk's choice of service point is a cookie signed for the
+// staff member: a hand-made cookie, or another staff member's, is ignored.
+func TestDeskPointCookieSigned(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	personas := map[string]*gateway.Principal{}
+	for k, v := range deskPersonas {
+		personas[k] = v
+	}
+	personas["ulla"] = &gateway.Principal{Subject: "dev:ulla", Name: "Ulla utan punkt", Roles: []gateway.Role{gateway.RoleStaff}, Assurance: gateway.AssuranceSubstantial}
+	deps.Authenticate = httpapi.AuthenticateForTests(personas)
+	deps.ServicePoints = servicepoint.Default()
+	e := &env{app: build(t, deps), store: store}
+	choosing := func(cookie, who string) bool {
+		r := e.get(t, "/desk", "X-Test-Principal", who, "Cookie", cookie)
+		if r.status != 200 {
+			t.Fatalf("desk as %s: %d", who, r.status)
+		}
+		return strings.Contains(r.body, `id="choose-point"`)
+	}
+	if !choosing("gw_desk_point=sp-centrum", "olle") {
+		t.Fatal("a hand-made point cookie was taken")
+	}
+	// Olle chooses through the form.
+	r := e.get(t, "/desk", "X-Test-Principal", "olle")
+	var csrfCookie string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "gw_csrf=") {
+			csrfCookie = strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	a := e.postForm(t, "/desk/point", csrfCookie, url.Values{"_csrf": {hidden(t, r.body, "_csrf")}, "point": {"sp-centrum"}}, "X-Test-Principal", "olle")
+	var point string
+	for _, c := range a.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "gw_desk_point=") {
+			point = strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	if a.status != 303 || point == "" {
+		t.Fatalf("choose point: %d %q", a.status, point)
+	}
+	if choosing(point, "olle") {
+		t.Fatal("olle's own signed choice was not taken")
+	}
+	if !choosing(point, "ulla") {
+		t.Fatal("another staff member's cookie was taken")
+	}
+	if !choosing(strings.Replace(point, "sp-centrum", "sp-norr", 1), "olle") {
+		t.Fatal("an edited cookie was taken")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -140,6 +141,9 @@ type Server struct {
 	pages   map[string]*template.Template
 	app     *fiber.App
 	trusted []netip.Prefix // trusted proxies (clientip.go)
+
+	pointKeyOnce  sync.Once // desk_point.go
+	pointKeyBytes []byte
 }
 
 // NewServer builds the fiber app with every route.

@@ -53,6 +53,7 @@ type authOpts struct {
 	trustedProxies []string
 	loginLimit     int
 	submitLimit    int // default 1000
+	production     bool
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {
@@ -116,7 +117,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 		o.submitLimit = 1000
 	}
 	app, err := httpapi.NewServer(httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
-		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit}})
+		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit, Production: o.production}})
 	if err != nil {
 		t.Fatal(err)
 	}

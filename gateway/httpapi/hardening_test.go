@@ -539,3 +539,34 @@ func TestDeskPointCookieSigned(t *testing.T) {
 		t.Fatal("an edited cookie was taken")
 	}
 }
+
+// Item 3: in production the session cookie is named with the __Host-
+// prefix too; the unprefixed name is not read.
+func TestHostPrefixedSessionInProduction(t *testing.T) {
+	e := newAuthEnv(t, authOpts{production: true})
+	b := e.browser(t)
+	b.c.Jar = nil // cookies by hand
+	cookieOf := func(a answer, name string) (string, string) {
+		for _, c := range a.header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, name+"=") {
+				return strings.SplitN(c, ";", 2)[0], c
+			}
+		}
+		return "", ""
+	}
+	a := b.get("/auth/login?login_hint=bertil&return_to=/my")
+	login, _ := cookieOf(a, "gw_login")
+	a = b.get(a.header.Get("Location")) // the provider approves
+	a = b.get(strings.TrimPrefix(a.header.Get("Location"), e.base), "Cookie", login)
+	sess, full := cookieOf(a, "__Host-gw_session")
+	low := strings.ToLower(full)
+	if a.status != 303 || sess == "" || !strings.Contains(low, "secure") || !strings.Contains(low, "path=/") || strings.Contains(low, "domain=") {
+		t.Fatalf("callback %d, session cookie %q; all: %v", a.status, full, a.header.Values("Set-Cookie"))
+	}
+	if r := b.get("/api/v1/me", "Cookie", sess); r.status != 200 {
+		t.Fatalf("me with the prefixed cookie: %d", r.status)
+	}
+	if r := b.get("/api/v1/me", "Cookie", strings.TrimPrefix(sess, "__Host-")); r.status != 401 {
+		t.Fatalf("me with the unprefixed name: %d", r.status)
+	}
+}

@@ -95,6 +95,7 @@ func identityEncodingOnly() fiber.Handler {
 			}
 		})
 		if bad {
+			c.Set(fiber.HeaderAcceptEncoding, "identity") // RFC 9110, 15.5.16: the codings accepted
 			return gateway.Errorf("unsupported_media_type", "error.content_encoding", nil)
 		}
 		return c.Next()

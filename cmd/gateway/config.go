@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kommun/servicegateway/gateway/casesim"
 )
 
 // setting is one environment variable. The list below is the only place
@@ -22,6 +25,9 @@ var settings = []setting{
 	{"GATEWAY_SERVICES_DIR", "", "folder with service manifests (default: the services built into the binary)"},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"GATEWAY_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and deliveries in flight"},
+	{"GATEWAY_DRAIN_DELAY", "5s", "at SIGTERM, how long /readyz answers 503 (while requests are still served) before the listener closes, so the load balancer stops sending first; a second SIGTERM ends the wait"},
+	{"GATEWAY_READ_TIMEOUT", "15s", "longest time to read one request, headers and body; slower senders are cut off"},
+	{"GATEWAY_MAX_CONNS_PER_IP", "64", "open connections per client address (IPv6: per /64), over it 429; peers in GATEWAY_TRUSTED_PROXIES are not limited; 0: no limit"},
 	{"GATEWAY_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed"},
 	{"GATEWAY_WORKERS", "4", "delivery workers per process"},
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
@@ -82,7 +88,8 @@ var settings = []setting{
 
 type config struct {
 	Addr, Env, PublicURL, ServicesDir, LogLevel string
-	ShutdownTimeout                             time.Duration
+	ShutdownTimeout, DrainDelay, ReadTimeout    time.Duration
+	MaxConnsPerIP                               int
 	TrustedProxies                              []string
 	Workers                                     int
 	RetryBase, RetryMax                         time.Duration
@@ -155,6 +162,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr: get("GATEWAY_ADDR"), Env: get("GATEWAY_ENV"), PublicURL: strings.TrimRight(get("GATEWAY_PUBLIC_URL"), "/"),
 		ServicesDir: get("GATEWAY_SERVICES_DIR"), LogLevel: get("GATEWAY_LOG_LEVEL"),
 		ShutdownTimeout: dur("GATEWAY_SHUTDOWN_TIMEOUT"), TrustedProxies: list("GATEWAY_TRUSTED_PROXIES"),
+		DrainDelay: dur("GATEWAY_DRAIN_DELAY"), ReadTimeout: dur("GATEWAY_READ_TIMEOUT"), MaxConnsPerIP: num("GATEWAY_MAX_CONNS_PER_IP", 0, 1000000),
 		Workers: num("GATEWAY_WORKERS", 1, 256), RetryBase: dur("GATEWAY_RETRY_BASE"), RetryMax: dur("GATEWAY_RETRY_MAX"),
 		RetryAttempts: num("GATEWAY_RETRY_ATTEMPTS", 1, 1000), ClaimIdle: dur("GATEWAY_CLAIM_IDLE"),
 		DeliveryTimeout: dur("GATEWAY_DELIVERY_TIMEOUT"), BreakerFailures: num("GATEWAY_BREAKER_FAILURES", 0, 1000),
@@ -211,6 +219,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case c.Fault != "" && c.production():
 		errs = append(errs, "GATEWAY_FAULT is for tests only and refused with GATEWAY_ENV=production")
 	}
+	if c.ReadTimeout <= 0 {
+		errs = append(errs, "GATEWAY_READ_TIMEOUT must be above zero")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Sprintf("GATEWAY_TRUSTED_PROXIES: want IP addresses or CIDRs, got %q", p))
+			}
+		}
+	}
+	if c.production() {
+		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)
+		errs = append(errs, checkSecret("GATEWAY_SESSION_KEY", c.SessionKey)...)
+	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = -1 // delivery: negative switches breakers off
 	}
@@ -221,6 +243,37 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return c, nil
+}
+
+// demoSecrets are secrets published with the project (the demo, the
+// README, the tests): production refuses them under any name.
+var demoSecrets = []string{casesim.DemoSecret, "0123456789abcdef0123456789abcdef"}
+
+// isDemoSecret: a published secret, or one that says it is a placeholder.
+func isDemoSecret(v string) bool {
+	low := strings.ToLower(v)
+	for _, d := range demoSecrets {
+		if v == d {
+			return true
+		}
+	}
+	return strings.Contains(low, "change-me") || strings.Contains(low, "changeme")
+}
+
+// checkSecret refuses, in production, a set secret that is a known demo
+// value or shorter than 32 bytes (an HMAC key that short can be guessed
+// offline from one signed request). Unset secrets are checked where they
+// are required.
+func checkSecret(name, v string) []string {
+	switch {
+	case v == "":
+		return nil
+	case isDemoSecret(v):
+		return []string{name + ": a published demo value, refused with GATEWAY_ENV=production"}
+	case len(v) < 32:
+		return []string{name + ": want at least 32 bytes with GATEWAY_ENV=production (e.g. openssl rand -base64 48)"}
+	}
+	return nil
 }
 
 func printHelp(w io.Writer) {

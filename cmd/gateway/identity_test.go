@@ -22,7 +22,7 @@ import (
 )
 
 func TestIdentityConfig(t *testing.T) {
-	redis := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "GATEWAY_ENV": "production", "CASESIM_URL": "http://cs", "CASESIM_SECRET": "x"}
+	redis := map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "GATEWAY_ENV": "production", "CASESIM_URL": "http://cs", "CASESIM_SECRET": strings.Repeat("s", 40)}
 	with := func(base map[string]string, kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -211,7 +212,11 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		return err
 	}
 	cleanups = append(cleanups, func() { _ = ln.Close() })
-	identity, err := setupIdentity(cfg, store, "http://"+displayAddr(ln.Addr()), log)
+	addr := ln.Addr()
+	if ln, err = httpapi.LimitConnsPerIP(ln, cfg.MaxConnsPerIP, cfg.TrustedProxies); err != nil {
+		return err
+	}
+	identity, err := setupIdentity(cfg, store, "http://"+displayAddr(addr), log)
 	if err != nil {
 		return err
 	}
@@ -227,6 +232,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
 		Intake: in, Desk: store,
 		ServicePoints: points,
@@ -234,8 +240,14 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		Metrics:   metrics,
 		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
 		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
-		Ready: store.Ping, Auth: identity,
-		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(),
+		Ready: func(ctx context.Context) error {
+			if draining.Load() {
+				return errDraining
+			}
+			return store.Ready(ctx) // a write: Redis out of memory is not ready
+		},
+		Auth: identity,
+		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
 	})
 	if err != nil {
@@ -259,14 +271,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
-	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(ln.Addr()))
+	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(addr))
 	if demoCasesim != nil {
-		demoCasesim.SetGatewayURL("http://" + displayAddr(ln.Addr()))
+		demoCasesim.SetGatewayURL("http://" + displayAddr(addr))
 	}
-	log.Info("gateway started", "addr", ln.Addr().String(), "services", len(loaded.Services), "env", cfg.Env)
+	log.Info("gateway started", "addr", addr.String(), "services", len(loaded.Services), "env", cfg.Env)
 
 	select {
 	case <-ctx.Done():
+		drain(cfg.DrainDelay, &draining, log)
 	case err = <-serveErr:
 	}
 	// Stop taking requests, finish those in flight, then the deliveries.
@@ -288,6 +301,30 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	cancelUsage()
 	log.Info("stopped")
 	return err
+}
+
+var errDraining = errors.New("draining: shutting down")
+
+// drain marks the process as draining (/readyz answers 503) and keeps
+// serving for delay, so the load balancer takes this replica out before
+// its listener closes and no request meets a closed port. A second
+// SIGTERM or interrupt ends the wait.
+func drain(delay time.Duration, draining *atomic.Bool, log *slog.Logger) {
+	if delay <= 0 {
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	draining.Store(true)
+	log.Info("draining: /readyz answers 503 until the listener closes", "delay", delay.String())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-again:
+		log.Info("second signal: closing the listener now")
+	}
 }
 
 // demoAutoStatus is how long after a case arrives the demo's case system

@@ -84,8 +84,10 @@ func (s *Server) initAuth() {
 // authenticate sets the request's principal: a machine client's bearer
 // assertion, or the session cookie. A bad Authorization header is refused
 // outright (401); a bad or revoked cookie makes the request anonymous.
-// Cookie-authenticated API calls that change something must carry the
-// session's CSRF token in X-CSRF-Token.
+// Every request authenticated by the session cookie that changes something
+// (any unsafe method, on any path, whatever its case) must carry the
+// session's CSRF token: in X-CSRF-Token, or in the form field _csrf (forms
+// drawn for a signed-in person carry the session's token, see csrf).
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	if strings.HasPrefix(c.Path(), "/dev-idp/") || strings.HasPrefix(c.Path(), "/static/") || c.Path() == "/healthz" || c.Path() == "/readyz" {
 		return c.Next()
@@ -109,28 +111,46 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		setPrincipal(c, p)
 		return c.Next()
 	}
-	if tok := c.Cookies(sessionCookie); tok != "" && s.Auth.Sessions != nil {
+	if tok := c.Cookies(s.cookieName(sessionCookie)); tok != "" && s.Auth.Sessions != nil {
 		ctx, cancel := s.storeCtx(c)
 		sess, renewed, err := s.Auth.Sessions.Load(ctx, tok)
 		cancel()
 		switch {
 		case errors.Is(err, auth.ErrNoSession):
-			s.clearCookie(c, sessionCookie, "/")
+			s.clearCookie(c, s.cookieName(sessionCookie), "/")
 		case err != nil:
 			return unavailableErr(err)
 		default:
 			setPrincipal(c, sess.Principal)
 			c.Locals(localsSession, sess)
 			if renewed != "" {
-				s.setCookie(c, sessionCookie, renewed, "/", 0)
+				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if strings.HasPrefix(c.Path(), "/api/") && !safeMethod(c.Method()) &&
-				subtle.ConstantTimeCompare([]byte(c.Get("X-CSRF-Token")), []byte(sess.CSRF)) != 1 {
+			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}
 	}
 	return c.Next()
+}
+
+// sessionCSRFOK: the request carries the session's CSRF token, in the
+// X-CSRF-Token header or the _csrf form field.
+func sessionCSRFOK(c *fiber.Ctx, sess *auth.Session) bool {
+	sent := c.Get(CSRFConfigDefault.Header)
+	if sent == "" {
+		sent = c.FormValue(CSRFConfigDefault.FormField)
+	}
+	return sent != "" && sess.CSRF != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(sess.CSRF)) == 1
+}
+
+// cookieName is a cookie's name: with the __Host- prefix in production, so
+// that no other host (a sibling subdomain) can set or overwrite it.
+func (s *Server) cookieName(base string) string {
+	if s.Config.Production {
+		return "__Host-" + base
+	}
+	return base
 }
 
 func safeMethod(m string) bool {
@@ -173,9 +193,15 @@ func (s *Server) clearCookie(c *fiber.Ctx, name, path string) {
 		Secure: s.secureCookies(c), SameSite: fiber.CookieSameSiteLaxMode})
 }
 
-// limit counts a hit against key; over limit per window it answers 429.
-// When Redis does not answer, requests pass.
+// limit counts a hit against key; over limit per window it answers 429
+// with the sign-in limit's message. When Redis does not answer, requests
+// pass.
 func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration) error {
+	return s.limitMsg(c, key, limit, window, "auth.rate_limited")
+}
+
+// limitMsg is limit with its own message for the 429.
+func (s *Server) limitMsg(c *fiber.Ctx, key string, limit int, window time.Duration, msgID string) error {
 	if s.Counter == nil || limit <= 0 {
 		return nil
 	}
@@ -188,7 +214,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 	}
 	if n > int64(limit) {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ttl.Seconds())+1))
-		return gateway.Errorf(gateway.ETooMany, "auth.rate_limited", nil)
+		return gateway.Errorf(gateway.ETooMany, msgID, nil)
 	}
 	return nil
 }
@@ -198,7 +224,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 func (s *Server) personLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 {
-			if err := s.limit(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow); err != nil {
+			if err := s.limitMsg(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow, "error.rate_limited_person"); err != nil {
 				return err
 			}
 		}
@@ -237,7 +263,7 @@ func (s *Server) redirectURI(c *fiber.Ctx) string {
 
 // login starts a sign-in (GET /auth/login?return_to=&login_hint=&level=&provider=).
 func (s *Server) login(c *fiber.Ctx) error {
-	if err := s.limit(c, "login:ip:"+c.IP(), s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
+	if err := s.limit(c, "login:ip:"+clientIP(c), s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
 		return err
 	}
 	if len(s.Auth.Providers) == 0 {
@@ -324,29 +350,34 @@ func (s *Server) callback(c *fiber.Ctx) error {
 		return &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "auth.level_too_low",
 			Data: map[string]any{"Level": s.localizer(c).T("assurance." + ar.Level.String()), "Got": s.localizer(c).T("assurance." + p.Assurance.String())}}}
 	}
-	if old := c.Cookies(sessionCookie); old != "" {
+	if old := c.Cookies(s.cookieName(sessionCookie)); old != "" {
 		_ = s.Auth.Sessions.Revoke(ctx, old) // no fixation: whatever the browser held ends here
 	}
 	tok, _, err := s.Auth.Sessions.Create(ctx, p, rp.ID())
 	if err != nil {
 		return unavailableErr(err)
 	}
-	s.setCookie(c, sessionCookie, tok, "/", 0)
+	s.setCookie(c, s.cookieName(sessionCookie), tok, "/", 0)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(safeReturn(ar.ReturnTo), fiber.StatusSeeOther)
 }
 
-// logout ends the session at once (POST /auth/logout). It needs the form's
-// CSRF token (_csrf, the double-submit cookie) or the session's CSRF token
-// in X-CSRF-Token. Answers 303 to the start page, or 204 to API callers.
+// logout ends the session at once (POST /auth/logout). It needs the
+// session's CSRF token, in the form field _csrf (as the page's sign-out
+// form sends it) or in X-CSRF-Token; without a session, the form's
+// double-submit token. Answers 303 to the start page, or 204 to API callers.
 func (s *Server) logout(c *fiber.Ctx) error {
 	if s.Auth == nil {
 		return fiber.ErrNotFound
 	}
 	sess := session(c)
 	formOK := false
-	if sent, ck := c.FormValue("_csrf"), c.Cookies(CSRFConfigDefault.CookieName); sent != "" && ck != "" {
-		formOK = subtle.ConstantTimeCompare([]byte(sent), []byte(ck)) == 1
+	if sent := c.FormValue("_csrf"); sent != "" {
+		want := c.Cookies(s.cookieName(CSRFConfigDefault.CookieName))
+		if sess != nil {
+			want = sess.CSRF
+		}
+		formOK = want != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
 	}
 	headerOK := sess != nil && subtle.ConstantTimeCompare([]byte(c.Get("X-CSRF-Token")), []byte(sess.CSRF)) == 1
 	if !formOK && !headerOK {
@@ -360,7 +391,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 			return unavailableErr(err)
 		}
 	}
-	s.clearCookie(c, sessionCookie, "/")
+	s.clearCookie(c, s.cookieName(sessionCookie), "/")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if headerOK && !formOK {
 		return c.SendStatus(fiber.StatusNoContent)
@@ -386,7 +417,11 @@ func (s *Server) apiMe(c *fiber.Ctx) error {
 	if p == nil {
 		return gateway.Errorf(gateway.EUnauth, "error.signin_needed", nil)
 	}
-	out := meJSON{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
+	subject := p.Subject
+	if n, ok := strings.CutPrefix(subject, "se-pnr:"); ok {
+		subject = "se-pnr:" + maskPnr(n) // the personnummer is never shown in full, here neither
+	}
+	out := meJSON{Subject: subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
 		Department: p.Department, ServicePoint: p.ServicePoint, Machine: p.Machine}
 	if p.Personnummer != "" {
 		out.Personnummer = maskPnr(p.Personnummer)

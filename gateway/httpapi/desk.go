@@ -20,7 +20,7 @@ import (
 // assisted) and register contacts that did not start digitally. Access:
 // role staff (a person, not a machine client); the service point comes from
 // the identity provider's claim, or, when the claim gives none, is chosen on
-// the desk from the configured points (cookie gw_desk_point). Staff see what
+// the desk from the configured points (a signed cookie, desk_point.go). Staff see what
 // their service point filed this week; nothing else of residents'. Every
 // action on behalf of a resident goes to the audit stream (audit.go).
 
@@ -74,7 +74,7 @@ func (s *Server) staffPoint(c *fiber.Ctx, p *gateway.Principal, asked string) (s
 	}
 	id := asked
 	if id == "" {
-		id = c.Cookies(deskPointCookie)
+		id = s.pointFromCookie(c, p)
 	}
 	if id == "" {
 		return servicepoint.Point{}, false, nil
@@ -309,7 +309,7 @@ func (s *Server) deskChoosePoint(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.EInvalid, "desk.error.unknown_point", nil)
 	}
-	s.setCookie(c, deskPointCookie, pt.ID, "/", 12*3600)
+	s.setCookie(c, s.cookieName(deskPointCookie), s.signPoint(p, pt.ID), "/", 12*3600)
 	return c.Redirect("/desk", fiber.StatusSeeOther)
 }
 

@@ -10,5 +10,5 @@ func idempotencyScope(c *fiber.Ctx) string {
 	if p := principal(c); p != nil && p.Subject != "" {
 		return "user:" + p.Subject
 	}
-	return "ip:" + c.IP()
+	return "ip:" + clientIP(c)
 }

@@ -148,7 +148,7 @@ func key24(name string) string {
 	return k[:24]
 }
 
-func streetFault(extra ...string) map[string]string {
+func streetFaultValues(extra ...string) map[string]string {
 	v := map[string]string{"kind": "pothole", "description": "Djupt hål i körbanan vid busshållplatsen", "location": "Storgatan 1", "_check": "id_document"}
 	for i := 0; i+1 < len(extra); i += 2 {
 		v[extra[i]] = extra[i+1]
@@ -168,21 +168,21 @@ func TestIntakeSameRulesForEveryChannel(t *testing.T) {
 				svc.Channels = []gateway.Channel{gateway.ChannelPaper}
 			}
 			// Accepted, then the same key again: the same submission.
-			first := ch.submit(t, e, "street-fault", streetFault(), key24("dup-"+ch.name))
+			first := ch.submit(t, e, "street-fault", streetFaultValues(), key24("dup-"+ch.name))
 			if first.kind != "accepted" || first.id == "" {
 				t.Fatalf("accepted: %+v", first)
 			}
-			again := ch.submit(t, e, "street-fault", streetFault(), key24("dup-"+ch.name))
+			again := ch.submit(t, e, "street-fault", streetFaultValues(), key24("dup-"+ch.name))
 			if again.kind != "accepted" || again.id != first.id {
 				t.Fatalf("duplicate: %+v, want the same submission %s", again, first.id)
 			}
 			// The same key with other values: a conflict, nothing new stored.
-			other := ch.submit(t, e, "street-fault", streetFault("location", "Kungsgatan 2"), key24("dup-"+ch.name))
+			other := ch.submit(t, e, "street-fault", streetFaultValues("location", "Kungsgatan 2"), key24("dup-"+ch.name))
 			if other.kind != "conflict" && other.kind != "invalid" {
 				t.Fatalf("same key, other values: %+v", other)
 			}
 			// Invalid: the same field named by every channel.
-			bad := ch.submit(t, e, "street-fault", streetFault("description", "kort"), "")
+			bad := ch.submit(t, e, "street-fault", streetFaultValues("description", "kort"), "")
 			if bad.kind != "invalid" || !contains(bad.fields, "description") {
 				t.Fatalf("invalid: %+v", bad)
 			}
@@ -221,13 +221,13 @@ func TestIntakeInFlight(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := ch.submit(t, e, "street-fault", streetFault(), key)
+				got := ch.submit(t, e, "street-fault", streetFaultValues(), key)
 				if got.kind != "conflict" {
 					t.Fatalf("in flight: %+v", got)
 				}
 				release()
 			}
-			got := ch.submit(t, e, "street-fault", streetFault(), key)
+			got := ch.submit(t, e, "street-fault", streetFaultValues(), key)
 			if got.kind != "accepted" {
 				t.Fatalf("after release: %+v", got)
 			}

@@ -262,7 +262,7 @@ func TestAPIServicesContract(t *testing.T) {
 	if svc.Schema.Properties["email"]["format"] != "email" || svc.Schema.Properties["description"]["minLength"] != 10.0 {
 		t.Fatalf("schema properties: %+v", svc.Schema.Properties)
 	}
-	if r := e.get(t, "/api/v1/services/nope"); r.status != 404 || r.header.Get("Content-Type") != "application/problem+json" {
+	if r := e.get(t, "/api/v1/services/nope"); r.status != 404 || r.header.Get("Content-Type") != "application/problem+json; charset=utf-8" {
 		t.Fatalf("unknown service: %d %s", r.status, r.header.Get("Content-Type"))
 	}
 }
@@ -365,7 +365,7 @@ func TestAPISubmit(t *testing.T) {
 			req.Header.Set("Content-Type", tc.ctype)
 			req.Header.Set("Accept-Language", tc.lang)
 			r := e.do(t, req)
-			if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json" {
+			if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json; charset=utf-8" {
 				t.Fatalf("status %d (%s), want %d problem: %s", r.status, r.header.Get("Content-Type"), tc.status, r.body)
 			}
 			var p struct {

@@ -45,7 +45,7 @@ func (s *Server) track(c *fiber.Ctx, kind usage.Kind, svc *gateway.Service, ch g
 		e.Service, e.Department = svc.ID, svc.Department
 	}
 	if kind == usage.Visit || kind == usage.Viewed {
-		e.Visitor = s.Usage.Visitor(c.IP(), c.Get(fiber.HeaderUserAgent), now)
+		e.Visitor = s.Usage.Visitor(clientIP(c), c.Get(fiber.HeaderUserAgent), now)
 	}
 	s.Usage.Track(e)
 }

@@ -45,6 +45,7 @@ const DefaultPrefix = "gw"
 //	                               field point|service|channel|outcome -> count; kept
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
 // idempotency check, the unique reference, the record and the stream entry
@@ -152,6 +153,10 @@ func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" +
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// ready is the readiness probe's key, in the submissions' slot: the node
+// that must take writes.
+func (k keys) ready() string { return k.prefix + "ready" }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

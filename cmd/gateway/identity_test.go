@@ -92,7 +92,7 @@ func TestProvidersFile(t *testing.T) {
 	good := `{"providers": [{"id": "staff", "issuer": "https://login.example/", "client_id": "gw", "client_secret_env": "STAFF_SECRET",
 		"claims": {"groups": "roles", "service_point": "office"}, "acr": {"urn:x:mfa": "substantial"}, "acr_values": {"substantial": "urn:x:mfa"}}]}`
 	rps, err := providersFromFile(write(good), func(k string) string { return env[k] }, nil)
-	if err != nil || len(rps) != 1 || rps[0].ID() != "staff" || rps[0].Issuer() != "https://login.example" {
+	if err != nil || len(rps) != 1 || rps[0].ID() != "staff" || rps[0].Issuer() != "https://login.example/" {
 		t.Fatalf("good file: %v %v", err, rps)
 	}
 	for name, body := range map[string]string{

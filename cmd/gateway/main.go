@@ -218,7 +218,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		Metrics:   metrics,
 		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
 		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
-		Ready: store.Ping, Auth: identity,
+		Ready: identityReady(store.Ping, identity), Auth: identity,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(),
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
 	})
@@ -248,6 +248,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		demoCasesim.SetGatewayURL("http://" + displayAddr(ln.Addr()))
 	}
 	log.Info("gateway started", "addr", ln.Addr().String(), "services", len(loaded.Services), "env", cfg.Env)
+	go checkProviders(ctx, identity, log)
 
 	select {
 	case <-ctx.Done():

@@ -326,7 +326,7 @@ func (e *authEnv) snapshot(t *testing.T) string {
 		// Rate limit counters and assertion ids (replay memory) change with
 		// every request; sessions and sign-ins in progress are counted
 		// apart (see the attack table).
-		if strings.HasPrefix(k, "test:rl:") || strings.HasPrefix(k, "test:jti:") || strings.HasPrefix(k, "test:sess:") || strings.HasPrefix(k, "test:login:") {
+		if strings.HasPrefix(k, "test:rl:") || strings.HasPrefix(k, "test:jti:") || strings.HasPrefix(k, "test:sess:") || strings.HasPrefix(k, "test:sessidx:") || strings.HasPrefix(k, "test:login:") {
 			continue
 		}
 		var n int64

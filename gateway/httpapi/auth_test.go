@@ -52,7 +52,8 @@ type authEnv struct {
 type authOpts struct {
 	trustedProxies []string
 	loginLimit     int
-	submitLimit    int // default 1000
+	submitLimit    int                  // default 1000
+	providers      []*auth.RelyingParty // more providers, after dev and mock
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {
@@ -105,7 +106,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 		clients = append(clients, cs...)
 	}
 	a := &httpapi.Auth{
-		Providers:  []*auth.RelyingParty{devRP, mockRP},
+		Providers:  append([]*auth.RelyingParty{devRP, mockRP}, o.providers...),
 		DevIdP:     idp,
 		Sessions:   &auth.Sessions{Store: store, Key: []byte("0123456789abcdef0123456789abcdef")},
 		Assertions: auth.NewAssertions(clients, []string{base}, store),

@@ -78,8 +78,9 @@ func (s *Store) IndexSession(ctx context.Context, subject, id string, ttl time.D
 	var over *redis.StringSliceCmd
 	var last *redis.ZSliceCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZAdd(ctx, key, redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: digest16(id)})
-		p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.UnixMilli(), 10))
+		// Microseconds: sign-ins in the same millisecond still keep their order.
+		p.ZAdd(ctx, key, redis.Z{Score: float64(now.Add(ttl).UnixMicro()), Member: digest16(id)})
+		p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.UnixMicro(), 10))
 		over = p.ZRange(ctx, key, 0, -MaxSessionsPerSubject-1)
 		p.ZRemRangeByRank(ctx, key, 0, -MaxSessionsPerSubject-1)
 		last = p.ZRangeWithScores(ctx, key, -1, -1)
@@ -89,7 +90,7 @@ func (s *Store) IndexSession(ctx context.Context, subject, id string, ttl time.D
 		return unavailable(err)
 	}
 	if l := last.Val(); len(l) == 1 { // the index lives as long as its longest session
-		if err := s.rdb.PExpireAt(ctx, key, time.UnixMilli(int64(l[0].Score))).Err(); err != nil {
+		if err := s.rdb.PExpireAt(ctx, key, time.UnixMicro(int64(l[0].Score))).Err(); err != nil {
 			return unavailable(err)
 		}
 	}

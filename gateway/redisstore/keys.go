@@ -29,7 +29,7 @@ const DefaultPrefix = "gw"
 //	gw:sess:<digest>       string  a session (JSON); digest = sha256(session id);
 //	                               expires after the idle timeout, refreshed on use
 //	gw:sessidx:<digest>    zset    a person's sessions: member = the session key's digest,
-//	                               score = end of its absolute lifetime (ms); digest =
+//	                               score = end of its absolute lifetime (µs); digest =
 //	                               sha256(subject); at most 50, expires with the newest
 //	gw:login:<digest>      string  a sign-in in progress (nonce, PKCE verifier, return
 //	                               path); digest = sha256(state); read once, 10 min

@@ -227,3 +227,24 @@ func TestSessionLifetimesAndRevocation(t *testing.T) {
 		}
 	}
 }
+
+// An ID token with a crit header is refused: the gateway understands no
+// JWS extension (RFC 7515 4.1.11).
+func TestIDTokenCrit(t *testing.T) {
+	op := oidctest.Start(t, oidctest.Options{})
+	rp, err := auth.NewRelyingParty(auth.ProviderConfig{ID: "op", Issuer: op.Issuer, ClientID: op.ClientID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"iss": op.Issuer, "aud": op.ClientID, "sub": "x", "nonce": "n", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+		"https://id.oidc.se/claim/personalIdentityNumber": "19880315-1649"}
+	good, _ := op.SignHeader(claims, nil)
+	if _, err := rp.Verify(context.Background(), good, "n"); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	crit, _ := op.SignHeader(claims, map[string]any{"crit": []string{"exp"}})
+	if _, err := rp.Verify(context.Background(), crit, "n"); err == nil {
+		t.Fatal("an ID token with crit was accepted")
+	}
+}

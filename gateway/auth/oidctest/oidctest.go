@@ -129,12 +129,18 @@ func (p *Provider) JWKSFetches() int {
 }
 
 // Sign signs claims with the current key (RS256, with its kid).
-func (p *Provider) Sign(claims jwt.MapClaims) (string, error) {
+func (p *Provider) Sign(claims jwt.MapClaims) (string, error) { return p.SignHeader(claims, nil) }
+
+// SignHeader signs claims with the current key and extra header fields.
+func (p *Provider) SignHeader(claims jwt.MapClaims, header map[string]any) (string, error) {
 	p.mu.Lock()
 	key, kid := p.key, p.kid
 	p.mu.Unlock()
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	t.Header["kid"] = kid
+	for k, v := range header {
+		t.Header[k] = v
+	}
 	return t.SignedString(key)
 }
 

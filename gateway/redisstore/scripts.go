@@ -25,12 +25,29 @@ import (
 // (only when the submission was filed at a service point)
 // ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
 // 5 id, 6 payload JSON, 7 history entry JSON, 8 created (ms, the index
-// score), 9 the desk index's cutoff (ms; older entries are trimmed),
-// 10.. metadata field/value pairs
+// score), 9 the desk index's cutoff, 10 the department's and owner's
+// indexes' cutoff (ms; older entries are trimmed, so the indexes stay
+// bounded by retention; 0 trims nothing), 11 reference, 12.. metadata
+// field/value pairs
 //
 // Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
 // {"id"} (id taken).
+//
+// Safe to run twice with the same arguments: go-redis sends a script again
+// when the connection broke before the reply arrived, and the first run may
+// have completed. The caller draws id and reference before the script, so a
+// record under this id with this reference can only be this call's own
+// earlier run: the script answers "ok" again and writes nothing. (Without
+// this check a re-run answered "id", the caller drew a new id and one
+// request became two submissions, both delivered.)
 var createScript = redis.NewScript(`
+local mine = redis.call('HGET', KEYS[1], 'reference')
+if mine then
+  if mine == ARGV[11] then
+    return {'ok'}
+  end
+  return {'id'}
+end
 if ARGV[1] == '1' then
   local prev = redis.call('HMGET', KEYS[5], 'id', 'body')
   if prev[1] and redis.call('EXISTS', ARGV[4] .. prev[1]) == 1 then
@@ -41,19 +58,18 @@ if ARGV[1] == '1' then
   end
   -- no record, or the earlier submission is gone (its retention passed)
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'id'}
-end
 if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
   return {'ref'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('SET', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
 redis.call('ZADD', KEYS[7], ARGV[8], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[10])
 if KEYS[8] ~= KEYS[7] then
   redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[10])
 end
 if KEYS[9] then
   redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
@@ -102,26 +118,37 @@ return 0
 
 // ackJob is the prologue of the scripts that end a job (Complete, Retry,
 // DeadLetter, Defer): XACK and XDEL of the job's entry in the deliveries
-// stream, KEYS[stream]; ARGV 1 is the group and 2 the stream id. The script
-// replies 0 and does nothing else when the entry was already acknowledged,
-// and -1 when the submission (KEYS[1]) is gone.
+// stream, KEYS[stream]; ARGV 1 is the group, 2 the stream id, and the last
+// ARGV a token the caller drew for this call. The script replies 0 and does
+// nothing else when the entry was already acknowledged, and -1 when the
+// submission (KEYS[1]) is gone.
+//
+// The token makes the scripts safe to run twice with the same arguments:
+// the first run stores it in the record ("ack"), so a re-run by go-redis
+// after a broken connection finds its own token and replies 1 (done),
+// where it would have replied 0 (another consumer finished the job).
 func ackJob(stream int) string {
 	d := "KEYS[" + strconv.Itoa(stream) + "]"
 	return `
 if redis.call('XACK', ` + d + `, ARGV[1], ARGV[2]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[#ARGV] then
+    return 1
+  end
   return 0
 end
 redis.call('XDEL', ` + d + `, ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
-end`
+end
+redis.call('HSET', KEYS[1], 'ack', ARGV[#ARGV])`
 }
 
 // completeScript records a successful delivery.
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead
 // ARGV: 1 group, 2 stream id, 3 history entry JSON, 4 case reference or "",
-// 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id
+// 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id,
+// 9 token (see ackJob)
 //
 // Replies 0 (job already acknowledged: nothing done), -1 (no such
 // submission) or 1.
@@ -151,7 +178,7 @@ return 1
 // retryScript schedules another attempt.
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
-// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason, 6 token
 var retryScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'last_error', ARGV[5])
@@ -162,7 +189,7 @@ return 1
 // deadLetterScript parks a submission for a person to look at.
 //
 // KEYS: 1 sub, 2 deliveries, 3 dead
-// ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason
+// ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason, 6 token
 var deadLetterScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'delayed', '1', 'dead_reason', ARGV[5], 'last_error', ARGV[5])
@@ -262,9 +289,31 @@ return {n, ttl}
 // back-end's circuit breaker is open, so nothing was tried.
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
-// ARGV: 1 group, 2 stream id, 3 due ms, 4 id
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 token
 var deferScript = redis.NewScript(ackJob(2) + `
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`)
+
+// lockScript takes an in-flight lock for the caller's token. Safe to run
+// twice with the same arguments: a re-run (go-redis sends the script again
+// when the connection broke before the reply) finds the caller's own token
+// and answers 1, where SET NX alone answered "taken" and a request sent
+// once got 409.
+//
+// KEYS: 1 lock
+// ARGV: 1 token, 2 TTL ms
+//
+// Replies 1 (the caller holds the lock) or 0 (another request holds it).
+var lockScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  return 1
+end
+if cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 

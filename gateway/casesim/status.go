@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -22,7 +23,11 @@ import (
 //
 //	POST {gateway}/api/v1/submissions/{submission id}/status
 //	X-Gateway-Timestamp: <unix seconds>
-//	X-Gateway-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+//	X-Gateway-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." +
+//	                     "POST /api/v1/submissions/{id}/status\n" + body)>
+//
+// (gateway.StatusUpdateSigned): the signature names the submission, so an
+// update signed for one case is refused for another.
 //	{"status": "in_progress", "message": "...", "case_reference": "KS-...", "at": "RFC 3339"}
 
 // statusTimeout bounds one status update sent to the gateway.
@@ -70,14 +75,14 @@ func (s *Server) SendStatus(ctx context.Context, ref, status, message string) (i
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/submissions/"+url.PathEscape(sid)+"/status", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+gateway.StatusUpdatePath(url.PathEscape(sid)), bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(httpjson.HeaderTimestamp, ts)
-	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign(s.secret, ts, body))
+	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign(s.secret, ts, gateway.StatusUpdateSigned(http.MethodPost, sid, body)))
 	res, err := statusClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("casesim: status update: %w", err)

@@ -235,7 +235,7 @@ func TestStatusUpdateAPI(t *testing.T) {
 	path := "/api/v1/submissions/" + sub.ID + "/status"
 	signed := func(body string) []string {
 		ts := fmt.Sprint(time.Now().Unix())
-		return []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature", httpjson.Sign([]byte(callbackSecret), ts, []byte(body))}
+		return []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature", httpjson.Sign([]byte(callbackSecret), ts, gateway.StatusUpdateSigned("POST", sub.ID, []byte(body)))}
 	}
 	status := func() gateway.Status {
 		got, err := e.store.Get(ctx, sub.ID)

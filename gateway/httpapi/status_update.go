@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -18,7 +19,8 @@ import (
 
 // CallbackVerifier checks a request signed by a service's back-end with the
 // route's secret (the http connector implements it: X-Gateway-Timestamp and
-// X-Gateway-Signature over timestamp + "." + body).
+// X-Gateway-Signature over timestamp + "." + the signed bytes, which for a
+// status update are gateway.StatusUpdateSigned: method, path and body).
 type CallbackVerifier interface {
 	VerifyCallback(timestamp, signature string, body []byte) error
 }
@@ -29,9 +31,11 @@ const (
 	headerSignature = "X-Gateway-Signature"
 )
 
-// statusUpdater is the part of the store status updates need.
+// statusUpdater is the part of the store status updates need: the update
+// is recorded unless its nonce (a signed update's signature) was seen within
+// window, or it repeats the last history entry (replayed).
 type statusUpdater interface {
-	UpdateStatus(ctx context.Context, id string, change gateway.StatusChange, caseRef string) (bool, error)
+	UpdateStatusOnce(ctx context.Context, id string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (moved, replayed bool, err error)
 }
 
 // Limits of a status update.
@@ -39,6 +43,14 @@ const (
 	maxStatusMessage = 2000 // characters
 	maxCaseReference = 256  // bytes
 	maxClockAhead    = 5 * time.Minute
+	// signatureMemory is how long a signed update's signature is
+	// remembered: longer than the timestamps the verifier accepts (within
+	// 5 minutes either way), so a replay is never recorded twice.
+	signatureMemory = 11 * time.Minute
+	// statusUpdateLimit updates per submission per statusUpdateWindow; more
+	// are answered 429 (a case moves a handful of times in its life).
+	statusUpdateLimit  = 30
+	statusUpdateWindow = time.Hour
 )
 
 // statusUpdateRequest is the body of POST /api/v1/submissions/{id}/status.
@@ -71,13 +83,20 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if err := s.limitStatusUpdates(c, sub.ID); err != nil {
+		return err
+	}
 	change, caseRef, err := parseStatusUpdate(c.Body(), s.Config.Now())
 	if err != nil {
 		return err
 	}
+	nonce := ""
+	if how == "signature" {
+		nonce = c.Get(headerSignature) // copied by the store (hashed into a key)
+	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	moved, err := st.UpdateStatus(ctx, sub.ID, change, caseRef)
+	moved, replayed, err := st.UpdateStatusOnce(ctx, sub.ID, change, caseRef, nonce, signatureMemory)
 	if err != nil {
 		return err
 	}
@@ -87,9 +106,29 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 		s.trackStatusChanged(sub) // usage statistics
 	}
 	s.Logger.Info("status update", "request_id", c.Locals(localsRequestID), "reference", sub.Reference,
-		"service", sub.Service, "status", change.Status, "moved", moved, "auth", how)
+		"service", sub.Service, "status", change.Status, "moved", moved, "replayed", replayed, "auth", how)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"reference": sub.Reference, "status": current, "moved": moved})
+	return c.JSON(fiber.Map{"reference": sub.Reference, "status": current, "moved": moved, "replayed": replayed})
+}
+
+// limitStatusUpdates allows statusUpdateLimit updates per submission per
+// statusUpdateWindow (shared by every replica through the Counter).
+func (s *Server) limitStatusUpdates(c *fiber.Ctx, id string) error {
+	if s.Counter == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
+	defer cancel()
+	n, ttl, err := s.Counter.Hit(ctx, "status:"+id, statusUpdateWindow)
+	if err != nil {
+		s.Logger.Warn("status update limit unavailable", "error", err)
+		return nil
+	}
+	if n > statusUpdateLimit {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ttl.Seconds())+1))
+		return gateway.Errorf(gateway.ETooMany, "error.rate_limited", errors.New("too many status updates for one submission"))
+	}
+	return nil
 }
 
 // authorizeStatusUpdate lets the owning department through, or a request
@@ -117,7 +156,8 @@ func (s *Server) authorizeStatusUpdate(c *fiber.Ctx, sub *gateway.Submission) (s
 	if v == nil {
 		return "", gateway.Errorf(gateway.EUnauth, "delivery.status_update.unauthorized", errors.New("service has no signing secret"))
 	}
-	if err := v.VerifyCallback(c.Get(headerTimestamp), sig, c.Body()); err != nil {
+	signed := gateway.StatusUpdateSigned(c.Method(), sub.ID, c.Body())
+	if err := v.VerifyCallback(c.Get(headerTimestamp), sig, signed); err != nil {
 		return "", gateway.Errorf(gateway.EUnauth, "delivery.status_update.unauthorized", err)
 	}
 	return "signature", nil

@@ -18,6 +18,8 @@ const DefaultPrefix = "gw"
 //	gw:{q}:ref:<reference> string  reference -> id; makes references unique
 //	gw:{q}:idem:<digest>   hash    idempotency record {id, body}; digest = sha256(scope, key)
 //	gw:{q}:ilock:<digest>  string  a request with that idempotency key is in flight (short TTL)
+//	gw:{q}:snonce:<digest> string  a signed status update seen (digest = sha256 of its
+//	                               signature), against replay; expires after the window
 //	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
 //	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
@@ -89,8 +91,15 @@ func (k keys) payload(id string) string { return k.prefix + "payload:" + id }
 func (k keys) hist(id string) string    { return k.prefix + "hist:" + id }
 func (k keys) ref(ref string) string    { return k.prefix + "ref:" + ref }
 func (k keys) deliveries() string       { return k.prefix + "deliveries" }
-func (k keys) retry() string            { return k.prefix + "retry" }
-func (k keys) dead() string             { return k.prefix + "dead" }
+
+// statusNonce remembers a signed status update (its signature), in the
+// submissions' slot because the status script writes it.
+func (k keys) statusNonce(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return k.prefix + "snonce:" + hex.EncodeToString(sum[:16])
+}
+func (k keys) retry() string { return k.prefix + "retry" }
+func (k keys) dead() string  { return k.prefix + "dead" }
 
 // rate is the rate limit counter of key. It stands alone (a single-key
 // script), so it carries no hash tag and Cluster spreads the counters.

@@ -241,3 +241,40 @@ func TestCreateUnderClientKills(t *testing.T) {
 		t.Fatal("no client connection was killed: the test proves nothing")
 	}
 }
+
+// TestStatusHistoryCappedAndOnce: the history keeps its first entry and the
+// newest up to MaxHistory; a nonce seen is a replay; the same entry sent
+// twice (a re-run) is recorded once.
+func TestStatusHistoryCappedAndOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		sub := mustCreate(t, s)
+		at := time.Now().UTC()
+		for i := range MaxHistory + 20 {
+			ch := gateway.StatusChange{Status: gateway.StatusInProgress, At: at.Add(time.Duration(i) * time.Millisecond), Message: fmt.Sprint(i)}
+			if _, err := s.UpdateStatus(ctx, sub.ID, ch, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Get(ctx, sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.History) != MaxHistory || got.History[0].Status != gateway.StatusReceived ||
+			got.History[len(got.History)-1].Message != fmt.Sprint(MaxHistory+19) {
+			t.Fatalf("history of %d entries, first %q, last %q", len(got.History), got.History[0].Status, got.History[len(got.History)-1].Message)
+		}
+		ch := gateway.StatusChange{Status: gateway.StatusDecided, At: at.Add(time.Hour)}
+		moved, replayed, err := s.UpdateStatusOnce(ctx, sub.ID, ch, "", "sig-1", time.Minute)
+		if err != nil || !moved || replayed {
+			t.Fatalf("first: moved=%v replayed=%v err=%v", moved, replayed, err)
+		}
+		ch.At = ch.At.Add(time.Second) // another entry, the same nonce
+		if moved, replayed, _ = s.UpdateStatusOnce(ctx, sub.ID, ch, "", "sig-1", time.Minute); moved || !replayed {
+			t.Fatalf("replayed nonce: moved=%v replayed=%v", moved, replayed)
+		}
+		if _, replayed, _ = s.UpdateStatusOnce(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusDecided, At: at.Add(time.Hour)}, "", "", 0); !replayed {
+			t.Fatalf("the last entry again was recorded again")
+		}
+	})
+}

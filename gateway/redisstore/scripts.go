@@ -85,19 +85,40 @@ return {'ok'}
 
 // updateStatusScript records a status change from a case system.
 //
-// KEYS: 1 sub, 2 hist
+// KEYS: 1 sub, 2 hist, 3 the update's nonce (optional: a signed update's
+// signature, remembered so that a replay does nothing)
 // ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or "",
-// 5 time of the change in ms
+// 5 time of the change in ms, 6 how long the nonce is remembered (ms),
+// 7 the longest history kept (entries)
 //
 // The status moves to a higher rank, or to the same rank when the change is
 // not older than the one that set the current status (status_at), so that
 // a late needs_info does not undo a newer in_progress. Replies -1 (no such
-// submission), 0 (recorded, status not moved) or 1 (moved).
+// submission), 0 (recorded, status not moved), 1 (moved to another status)
+// or 2 (a replay: the nonce was seen, or the entry is the last one already,
+// e.g. go-redis re-sent the script; nothing done).
+//
+// The history keeps its first entry (received) and the newest ones up to
+// ARGV[7] in all, so replays and chatty back-ends cannot grow it without
+// bound.
 var updateStatusScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[6]) then
+  return 2
+end
+if redis.call('LINDEX', KEYS[2], -1) == ARGV[3] then
+  return 2
+end
 redis.call('RPUSH', KEYS[2], ARGV[3])
+local max = tonumber(ARGV[7])
+local n = redis.call('LLEN', KEYS[2])
+if max > 1 and n > max then
+  local first = redis.call('LINDEX', KEYS[2], 0)
+  redis.call('LTRIM', KEYS[2], n - max + 1, -1)
+  redis.call('LPUSH', KEYS[2], first)
+end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -110,8 +131,11 @@ local rank = tonumber(ARGV[2])
 local at = tonumber(ARGV[5] or '0')
 local curAt = tonumber(redis.call('HGET', KEYS[1], 'status_at') or '0')
 if rank > cur or (rank == cur and at >= curAt) then
+  local prev = redis.call('HGET', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
-  return 1
+  if prev ~= ARGV[1] then
+    return 1
+  end
 end
 return 0
 `)

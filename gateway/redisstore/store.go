@@ -501,36 +501,56 @@ func (s *Store) LookupReference(ctx context.Context, reference string) (string, 
 	return id, nil
 }
 
+// MaxHistory is the longest status history kept: the first entry
+// (received) and the newest ones.
+const MaxHistory = 50
+
 // UpdateStatus records a status change reported by a case system. The
-// history entry is always added; the status moves only forwards
-// (change.Status.Rank() >= the current rank). caseRef, when not empty, sets
-// the case reference. moved reports whether the status changed.
+// history entry is added (unless it repeats the last one); the status
+// moves only forwards (change.Status.Rank() >= the current rank). caseRef,
+// when not empty, sets the case reference. moved reports whether the status
+// changed to another one.
 func (s *Store) UpdateStatus(ctx context.Context, id string, change gateway.StatusChange, caseRef string) (bool, error) {
+	moved, _, err := s.UpdateStatusOnce(ctx, id, change, caseRef, "", 0)
+	return moved, err
+}
+
+// UpdateStatusOnce is UpdateStatus for an update that carries a nonce
+// (e.g. its signature): the nonce is remembered for window, and the same
+// nonce again within it does nothing (replayed). With nonce "" it is
+// UpdateStatus. A repeat of the last history entry is a replay too, so the
+// script is safe to run twice. moved reports whether the status changed to
+// another one.
+func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (moved, replayed bool, err error) {
 	if !validID(id) {
-		return false, notFound(id)
+		return false, false, notFound(id)
 	}
 	if !change.Status.Valid() {
-		return false, gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("unknown status %q", change.Status))
+		return false, false, gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("unknown status %q", change.Status))
 	}
 	if change.At.IsZero() {
 		change.At = s.now().UTC()
 	}
 	entry, err := json.Marshal(change)
 	if err != nil {
-		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+		return false, false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	keys := []string{s.keys.sub(id), s.keys.hist(id)}
+	if nonce != "" {
+		keys = append(keys, s.keys.statusNonce(nonce))
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	n, err := updateStatusScript.Run(ctx, s.rdb,
-		[]string{s.keys.sub(id), s.keys.hist(id)},
-		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli()).Int()
+	n, err := updateStatusScript.Run(ctx, s.rdb, keys,
+		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli(),
+		max(window.Milliseconds(), 1), MaxHistory).Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, false, writeFailed(err)
 	}
-	if n < 0 {
-		return false, notFound(id)
+	if n == -1 {
+		return false, false, notFound(id)
 	}
-	return n == 1, nil
+	return n == 1, n == 2, nil
 }
 
 // EnsureGroup creates the deliveries stream and the dispatcher's consumer

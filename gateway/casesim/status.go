@@ -41,6 +41,9 @@ type StatusUpdate struct {
 	Message       string `json:"message,omitempty"`
 	CaseReference string `json:"case_reference,omitempty"`
 	At            string `json:"at,omitempty"`
+	// Service lets the gateway verify the signature even when it no longer
+	// has the submission (lost in a Redis failover): it keeps the update.
+	Service string `json:"service,omitempty"`
 }
 
 // SetGatewayURL sets where status updates go (the gateway's base URL), for
@@ -57,9 +60,9 @@ func (s *Server) SetGatewayURL(u string) {
 func (s *Server) SendStatus(ctx context.Context, ref, status, message string) (int, error) {
 	s.mu.Lock()
 	c, ok := s.byRef[ref]
-	var sid string
+	var sid, service string
 	if ok {
-		sid = c.SubmissionID
+		sid, service = c.SubmissionID, c.Service
 	}
 	base := s.gatewayURL
 	s.mu.Unlock()
@@ -69,7 +72,7 @@ func (s *Server) SendStatus(ctx context.Context, ref, status, message string) (i
 	if base == "" {
 		return 0, errors.New("casesim: no gateway URL configured (CASESIM_GATEWAY_URL)")
 	}
-	body, err := json.Marshal(StatusUpdate{Status: status, Message: message, CaseReference: ref, At: s.now().UTC().Format(time.RFC3339Nano)})
+	body, err := json.Marshal(StatusUpdate{Status: status, Message: message, CaseReference: ref, At: s.now().UTC().Format(time.RFC3339Nano), Service: service})
 	if err != nil {
 		return 0, err
 	}

@@ -36,12 +36,16 @@ const (
 // window, or it repeats the last history entry (replayed).
 type statusUpdater interface {
 	UpdateStatusOnce(ctx context.Context, id string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (moved, replayed bool, err error)
+	// RecordUnknownStatus keeps an update for a submission the store does
+	// not have (lost in a failover while the back-end holds the case).
+	RecordUnknownStatus(ctx context.Context, id, service string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (replayed bool, err error)
 }
 
 // Limits of a status update.
 const (
 	maxStatusMessage = 2000 // characters
 	maxCaseReference = 256  // bytes
+	maxServiceID     = 128  // bytes
 	maxClockAhead    = 5 * time.Minute
 	// signatureMemory is how long a signed update's signature is
 	// remembered: longer than the timestamps the verifier accepts (within
@@ -59,6 +63,9 @@ type statusUpdateRequest struct {
 	Message       string         `json:"message"`
 	CaseReference string         `json:"case_reference"`
 	At            string         `json:"at"`
+	// Service is the back-end's service id: optional, needed only to
+	// verify a signed update for a submission the gateway does not have.
+	Service string `json:"service"`
 }
 
 // apiStatusUpdate: POST /api/v1/submissions/{id}/status. A back-end reports
@@ -76,6 +83,10 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
 	}
 	sub, err := s.getSubmission(c)
+	var gerr *gateway.Error
+	if errors.As(err, &gerr) && gerr.Code == gateway.ENotFound {
+		return s.unknownStatusUpdate(c, st, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -86,7 +97,7 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 	if err := s.limitStatusUpdates(c, sub.ID); err != nil {
 		return err
 	}
-	change, caseRef, err := parseStatusUpdate(c.Body(), s.Config.Now())
+	change, caseRef, _, err := parseStatusUpdate(c.Body(), s.Config.Now())
 	if err != nil {
 		return err
 	}
@@ -109,6 +120,53 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 		"service", sub.Service, "status", change.Status, "moved", moved, "replayed", replayed, "auth", how)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"reference": sub.Reference, "status": current, "moved": moved, "replayed": replayed})
+}
+
+// unknownStatusUpdate handles an update for a submission the store does
+// not have: a failover to a lagging replica can lose a submission the
+// back-end already holds. An update from the right department, or signed
+// with the secret of the service named in the body, is kept (202,
+// "known": false) instead of lost; anything else gets notFound, as before.
+func (s *Server) unknownStatusUpdate(c *fiber.Ctx, st statusUpdater, notFound error) error {
+	id := c.Params("id")
+	change, caseRef, service, err := parseStatusUpdate(c.Body(), s.Config.Now())
+	if err != nil {
+		return notFound // say nothing more about an id we do not know
+	}
+	how := ""
+	p := principal(c)
+	switch {
+	case p.HasRole(gateway.RoleDepartment) && p.Department != "":
+		how = "department"
+	case c.Get(headerSignature) != "" && service != "" && s.Callbacks != nil:
+		if v := s.Callbacks(service); v != nil &&
+			v.VerifyCallback(c.Get(headerTimestamp), c.Get(headerSignature), gateway.StatusUpdateSigned(c.Method(), id, c.Body())) == nil {
+			how = "signature"
+		}
+	}
+	if how == "" {
+		return notFound
+	}
+	if err := s.limitStatusUpdates(c, id); err != nil {
+		return err
+	}
+	nonce := ""
+	if how == "signature" {
+		nonce = c.Get(headerSignature)
+	}
+	if how == "department" {
+		service = "department:" + p.Department
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	replayed, err := st.RecordUnknownStatus(ctx, id, service, change, caseRef, nonce, signatureMemory)
+	if err != nil {
+		return err
+	}
+	s.Logger.Warn("status update for a submission this gateway does not have; kept", "request_id", c.Locals(localsRequestID),
+		"service", service, "status", change.Status, "replayed", replayed, "auth", how)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"known": false, "recorded": true, "replayed": replayed})
 }
 
 // limitStatusUpdates allows statusUpdateLimit updates per submission per
@@ -163,12 +221,13 @@ func (s *Server) authorizeStatusUpdate(c *fiber.Ctx, sub *gateway.Submission) (s
 	return "signature", nil
 }
 
-// parseStatusUpdate decodes and checks a status update.
-func parseStatusUpdate(body []byte, now time.Time) (gateway.StatusChange, string, error) {
+// parseStatusUpdate decodes and checks a status update; service is the
+// optional service id in it.
+func parseStatusUpdate(body []byte, now time.Time) (change gateway.StatusChange, caseRef, service string, err error) {
 	var req statusUpdateRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil || dec.More() {
-		return gateway.StatusChange{}, "", gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
+		return gateway.StatusChange{}, "", "", gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
 	}
 	errs := gateway.FieldErrors{}
 	if !req.Status.Valid() || req.Status == gateway.StatusReceived {
@@ -197,8 +256,13 @@ func parseStatusUpdate(body []byte, now time.Time) (gateway.StatusChange, string
 			at = t.UTC()
 		}
 	}
-	if len(errs) > 0 {
-		return gateway.StatusChange{}, "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
+	if len(req.Service) > maxServiceID || strings.ContainsFunc(req.Service, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) {
+		errs["service"] = gateway.Message{ID: "validation.encoding"}
 	}
-	return gateway.StatusChange{Status: req.Status, At: at, Note: "status_update", Message: msg}, ref, nil
+	if len(errs) > 0 {
+		return gateway.StatusChange{}, "", "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
+	}
+	return gateway.StatusChange{Status: req.Status, At: at, Note: "status_update", Message: msg}, ref, req.Service, nil
 }

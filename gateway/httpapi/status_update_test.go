@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,5 +104,58 @@ func TestSignedStatusUpdateBoundAndOnce(t *testing.T) {
 	}
 	if last != 429 {
 		t.Errorf("40 updates of one submission were all accepted")
+	}
+}
+
+// TestStatusUpdateForUnknownSubmissionKept (issue 9, item 15): after a
+// failover to a lagging replica the gateway may no longer have a submission
+// the back-end holds. A signed update for it (the body names the service,
+// so the signature can be checked) is kept (202, known false), once;
+// without a valid signature it is 404 as before. Before, every such update
+// was answered 404 and lost.
+func TestStatusUpdateForUnknownSubmissionKept(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	deps.Counter = store
+	deps.Callbacks = func(id string) httpapi.CallbackVerifier {
+		if id == "street-fault" {
+			return testVerifier{}
+		}
+		return nil
+	}
+	e := &env{app: build(t, deps), store: store}
+	id := gateway.NewID() // never stored here
+	body := `{"status":"decided","message":"Beviljat","case_reference":"KS-7","service":"street-fault"}`
+	ts := fmt.Sprint(time.Now().Unix())
+	sig := httpjson.Sign([]byte(callbackSecret), ts, gateway.StatusUpdateSigned("POST", id, []byte(body)))
+	for i := range 2 {
+		r := e.postJSON(t, gateway.StatusUpdatePath(id), body, "X-Gateway-Timestamp", ts, "X-Gateway-Signature", sig)
+		if r.status != 202 || !strings.Contains(r.body, `"known":false`) || strings.Contains(r.body, `"replayed":true`) != (i > 0) {
+			t.Fatalf("send %d: %d %s; want 202 known false (replayed the second time)", i+1, r.status, r.body)
+		}
+	}
+	kept, err := store.UnknownStatuses(context.Background(), id)
+	if err != nil || len(kept) != 1 || !strings.Contains(kept[0], `"KS-7"`) || !strings.Contains(kept[0], "decided") {
+		t.Fatalf("kept %v, %v; want the one update", kept, err)
+	}
+	// Not signed, signed for another id, or naming no service: 404.
+	id2 := gateway.NewID()
+	other := httpjson.Sign([]byte(callbackSecret), ts, gateway.StatusUpdateSigned("POST", gateway.NewID(), []byte(body)))
+	noService := `{"status":"decided"}`
+	cases := []struct {
+		name, body string
+		hdr        []string
+	}{
+		{"unsigned", body, nil},
+		{"signed for another id", body, []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature", other}},
+		{"no service", noService, []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature",
+			httpjson.Sign([]byte(callbackSecret), ts, gateway.StatusUpdateSigned("POST", id2, []byte(noService)))}},
+	}
+	for _, tc := range cases {
+		if r := e.postJSON(t, gateway.StatusUpdatePath(id2), tc.body, tc.hdr...); r.status != 404 {
+			t.Errorf("%s: %d, want 404", tc.name, r.status)
+		}
+	}
+	if kept, _ := store.UnknownStatuses(context.Background(), id2); len(kept) != 0 {
+		t.Errorf("refused updates were kept: %v", kept)
 	}
 }

@@ -20,6 +20,9 @@ const DefaultPrefix = "gw"
 //	gw:{q}:ilock:<digest>  string  a request with that idempotency key is in flight (short TTL)
 //	gw:{q}:snonce:<digest> string  a signed status update seen (digest = sha256 of its
 //	                               signature), against replay; expires after the window
+//	gw:{q}:unknown:<id>    list    status updates for a submission this Redis does not
+//	                               have (lost in a failover), JSON entries; 30 days, 50
+//	gw:{q}:unknown         zset    ids with such updates, score = last (ms); 30 days, 10,000
 //	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
 //	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
@@ -91,6 +94,9 @@ func (k keys) payload(id string) string { return k.prefix + "payload:" + id }
 func (k keys) hist(id string) string    { return k.prefix + "hist:" + id }
 func (k keys) ref(ref string) string    { return k.prefix + "ref:" + ref }
 func (k keys) deliveries() string       { return k.prefix + "deliveries" }
+
+func (k keys) unknownStatus(id string) string { return k.prefix + "unknown:" + id }
+func (k keys) unknownIndex() string           { return k.prefix + "unknown" }
 
 // statusNonce remembers a signed status update (its signature), in the
 // submissions' slot because the status script writes it.

@@ -140,6 +140,40 @@ end
 return 0
 `)
 
+// unknownStatusScript records a status update for a submission this Redis
+// does not have (e.g. lost with a failover to a lagging replica, while the
+// back-end holds the case), so that it is not lost: the entry joins the
+// id's list and the id the index of such ids. Bounded: the list keeps its
+// newest ARGV[4] entries and expires after ARGV[2]; the index drops ids
+// older than ARGV[2] and keeps at most ARGV[5]. A nonce seen (KEYS[4]) or
+// an entry equal to the last one is a replay (safe to run twice).
+//
+// KEYS: 1 sub (must not exist), 2 the id's list, 3 the index, 4 nonce
+// (optional)
+// ARGV: 1 entry JSON, 2 keep ms, 3 now ms, 4 longest list, 5 most ids,
+// 6 id, 7 nonce TTL ms
+//
+// Replies -1 (the submission exists: use updateStatusScript), 0 (replay)
+// or 1 (recorded).
+var unknownStatusScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[7]) then
+  return 0
+end
+if redis.call('LINDEX', KEYS[2], -1) == ARGV[1] then
+  return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[2])))
+redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+return 1
+`)
+
 // ackJob is the prologue of the scripts that end a job (Complete, Retry,
 // DeadLetter, Defer): XACK and XDEL of the job's entry in the deliveries
 // stream, KEYS[stream]; ARGV 1 is the group, 2 the stream id, and the last

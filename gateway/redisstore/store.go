@@ -553,6 +553,63 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	return n == 1, n == 2, nil
 }
 
+// Bounds of the status updates kept for unknown submissions.
+const (
+	UnknownStatusKeep = 30 * 24 * time.Hour
+	maxUnknownIDs     = 10000
+)
+
+// RecordUnknownStatus keeps a status update for a submission id this Redis
+// does not have, so that it is not lost (a failover to a lagging replica can
+// lose a submission the back-end already holds). service names the
+// back-end's service (may be ""). Updates are kept for UnknownStatusKeep,
+// at most MaxHistory per id and maxUnknownIDs ids. replayed is true when
+// the nonce was seen within window or the entry repeats the last one. It
+// returns an EConflict error when the submission exists after all.
+func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (replayed bool, err error) {
+	if !validID(id) {
+		return false, notFound(id)
+	}
+	if change.At.IsZero() {
+		change.At = s.now().UTC()
+	}
+	entry, err := json.Marshal(struct {
+		gateway.StatusChange
+		Service       string `json:"service,omitempty"`
+		CaseReference string `json:"case_reference,omitempty"`
+	}{change, service, caseRef})
+	if err != nil {
+		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	keys := []string{s.keys.sub(id), s.keys.unknownStatus(id), s.keys.unknownIndex()}
+	if nonce != "" {
+		keys = append(keys, s.keys.statusNonce(nonce))
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := unknownStatusScript.Run(ctx, s.rdb, keys, entry, UnknownStatusKeep.Milliseconds(), s.now().UnixMilli(),
+		MaxHistory, maxUnknownIDs, id, max(window.Milliseconds(), 1)).Int()
+	if err != nil {
+		return false, writeFailed(err)
+	}
+	if n == -1 {
+		return false, gateway.Errorf(gateway.EConflict, "error.bad_request", fmt.Errorf("submission %s exists after all; send the update again", id))
+	}
+	return n == 0, nil
+}
+
+// UnknownStatuses returns the status updates kept for an unknown
+// submission id (JSON entries, oldest first), for operators.
+func (s *Store) UnknownStatuses(ctx context.Context, id string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.rdb.LRange(ctx, s.keys.unknownStatus(id), 0, -1).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return v, nil
+}
+
 // EnsureGroup creates the deliveries stream and the dispatcher's consumer
 // group if they do not exist. The group starts at the beginning of the
 // stream, so submissions accepted before any dispatcher ran are delivered.

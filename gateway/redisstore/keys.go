@@ -39,6 +39,8 @@ const DefaultPrefix = "gw"
 //	gw:jti:<digest>        string  a machine client's assertion id, against replay
 //	gw:{u}:usage:<day>     hash    usage counters of a day (gateway/usage): field
 //	                               service|department|channel|locale|metric -> count
+//	gw:{u}:uopen:<day>     string  a closed day's open-data rows (JSON), computed once
+//	                               from the day's counters; expires after 400 days
 //	gw:{u}:uv:<day>:<svc>  HLL     distinct visitor hashes of a day; <svc> "" = site;
 //	                               expires after 400 days
 //	gw:{u}:usecret:<name>  string  usage secrets: "salt:<day>" (visitor salt, TTL 26h,
@@ -160,6 +162,7 @@ func (k keys) usageVisitors(day, scope string) string {
 	return k.base + "{u}:uv:" + day + ":" + scope
 }
 func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" + name }
+func (k keys) usageOpenDay(day string) string { return k.base + "{u}:uopen:" + day }
 
 // Service-point keys (see desk.go). The desk index shares the submissions'
 // tag so that it can be read together with their records; the contact

@@ -46,6 +46,41 @@ func (s *Store) AddUsage(ctx context.Context, counts map[string]map[string]int64
 	return err
 }
 
+// UsageDayRows returns the precomputed open-data rows of each day (nil
+// where none is stored), in the order of days: one MGET.
+func (s *Store) UsageDayRows(ctx context.Context, days []string) ([][]byte, error) {
+	out := make([][]byte, len(days))
+	if len(days) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(days))
+	for i, d := range days {
+		keys[i] = s.keys.usageOpenDay(d)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			out[i] = []byte(str)
+		}
+	}
+	return out, nil
+}
+
+// PutUsageDayRows stores a closed day's open-data rows for ttl.
+func (s *Store) PutUsageDayRows(ctx context.Context, day string, rows []byte, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.keys.usageOpenDay(day), rows, ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
 // UsageCounts returns each day's counters, in the order of days.
 func (s *Store) UsageCounts(ctx context.Context, days []string) ([]map[string]int64, error) {
 	ctx, cancel := s.bound(ctx)

@@ -153,7 +153,7 @@ func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.S
 	k := s.keys
 	n, err := closeDeadScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead()},
-		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli()).Int()
+		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli(), ackToken()).Int()
 	return deadOutcome(id, n, err)
 }
 

@@ -278,3 +278,35 @@ func TestStatusHistoryCappedAndOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestDeadLetterScriptsRunTwice: replaying or closing a dead letter, re-run
+// with the same arguments, answers "done" (before: "not dead-lettered",
+// an error for a request sent once); another call still gets the conflict.
+func TestDeadLetterScriptsRunTwice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		k := s.keys
+		for _, kind := range []string{"redrive", "close"} {
+			sub := mustCreate(t, s)
+			id := sub.ID
+			if err := rdb.ZAdd(ctx, k.dead(), redis.Z{Score: 1, Member: id}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			run := func(tok string) (int, error) {
+				if kind == "redrive" {
+					return redriveScript.Run(ctx, rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id, tok).Int()
+				}
+				return closeDeadScript.Run(ctx, rdb, []string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.dead()},
+					id, "closed", gateway.StatusClosed.Rank(), "{}", 0, 1, tok).Int()
+			}
+			for r := 1; r <= 2; r++ {
+				if n, err := run("tok"); err != nil || n != 1 {
+					t.Fatalf("%s run %d: %d, %v; want 1", kind, r, n, err)
+				}
+			}
+			if n, _ := run("other"); n != 0 {
+				t.Errorf("%s by another call: %d, want 0 (not dead-lettered)", kind, n)
+			}
+		}
+	})
+}

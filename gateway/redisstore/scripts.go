@@ -282,7 +282,7 @@ return #ids
 // redriveScript gives a dead-lettered submission a new round of attempts.
 //
 // KEYS: 1 sub, 2 deliveries, 3 dead
-// ARGV: 1 id
+// ARGV: 1 id, 2 token (a re-run finds it and answers 1, see ackJob)
 //
 // The submission stays "delayed" until it is delivered. Replies -1 (no such
 // submission), 0 (not dead-lettered) or 1.
@@ -291,8 +291,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[2] then
+    return 1
+  end
   return 0
 end
+redis.call('HSET', KEYS[1], 'ack', ARGV[2])
 redis.call('HSET', KEYS[1], 'attempts', '0')
 redis.call('HDEL', KEYS[1], 'dead_reason')
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
@@ -331,6 +335,9 @@ return n
 //
 // KEYS: 1 counter
 // ARGV: 1 window ms
+//
+// A re-run after a broken connection counts the hit twice: a rate limit
+// one request stricter for that client, accepted.
 //
 // Replies {count, ms left in the window}.
 var hitScript = redis.NewScript(`
@@ -395,7 +402,7 @@ return 0
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 dead
 // ARGV: 1 id, 2 status, 3 its rank, 4 history entry JSON, 5 retention ms
-// (0 = keep), 6 now ms
+// (0 = keep), 6 now ms, 7 token (a re-run finds it and answers 1)
 //
 // Replies -1 (no such submission), 0 (not dead-lettered) or 1.
 var closeDeadScript = redis.NewScript(`
@@ -403,8 +410,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if redis.call('ZREM', KEYS[5], ARGV[1]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[7] then
+    return 1
+  end
   return 0
 end
+redis.call('HSET', KEYS[1], 'ack', ARGV[7])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'rank', ARGV[3], 'status_at', ARGV[6], 'delayed', '0')
 redis.call('HDEL', KEYS[1], 'dead_reason')

@@ -875,7 +875,7 @@ func (s *Store) Redrive(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
-	n, err := redriveScript.Run(ctx, s.rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id).Int()
+	n, err := redriveScript.Run(ctx, s.rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id, ackToken()).Int()
 	return deadOutcome(id, n, err)
 }
 

@@ -50,6 +50,8 @@ const DefaultPrefix = "gw"
 //	                               are trimmed on write (the desk shows this week)
 //	gw:{u}:desk:<day>      hash    contacts registered at service points (desk.go):
 //	                               field point|service|channel|outcome -> count; kept
+//	gw:{u}:once:<token>    string  a contact counted (token per call, 1 min), so a
+//	gw:{a}:once:<token>            re-sent script counts once; likewise an audit entry
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
 //
@@ -170,6 +172,11 @@ func (k keys) usageOpenDay(day string) string { return k.base + "{u}:uopen:" + d
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// onceUsage and onceAudit remember one write by its caller's token, in the
+// slot of what it writes (see onceCountScript).
+func (k keys) onceUsage(token string) string { return k.base + "{u}:once:" + token }
+func (k keys) onceAudit(token string) string { return k.base + "{a}:once:" + token }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

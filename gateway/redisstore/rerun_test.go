@@ -310,3 +310,34 @@ func TestDeadLetterScriptsRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestCountAndAuditScriptsRunTwice: a contact counted and an audit entry
+// appended by a script re-sent with the same token are written once.
+// (Before, HINCRBY and XADD re-sent by go-redis wrote twice.)
+func TestCountAndAuditScriptsRunTwice(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		k := s.keys
+		for range 2 {
+			if err := onceCountScript.Run(ctx, rdb, []string{k.deskDay("2026-12-01"), k.onceUsage("tok")}, "p|s|phone|done", 60000).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := onceAppendScript.Run(ctx, rdb, []string{k.audit(), k.onceAudit("tok")}, "e", "{}", 60000).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := rdb.HGet(ctx, k.deskDay("2026-12-01"), "p|s|phone|done").Val(); n != "1" {
+			t.Errorf("contact counted %s times, want 1", n)
+		}
+		if n := rdb.XLen(ctx, k.audit()).Val(); n != 1 {
+			t.Errorf("%d audit entries, want 1", n)
+		}
+		// Calls with their own tokens count each.
+		if err := s.AddDeskContact(ctx, "2026-12-01", "p", "s", "phone", "done"); err != nil {
+			t.Fatal(err)
+		}
+		if n := rdb.HGet(ctx, k.deskDay("2026-12-01"), "p|s|phone|done").Val(); n != "2" {
+			t.Errorf("after another contact: %s, want 2", n)
+		}
+	})
+}

@@ -430,3 +430,27 @@ if ms > 0 then
 end
 return 1
 `)
+
+// onceCountScript adds 1 to a counter once per caller's token: a re-run by
+// go-redis after a broken connection finds the token and adds nothing.
+//
+// KEYS: 1 counter hash, 2 the token's key (same slot)
+// ARGV: 1 field, 2 token TTL ms
+var onceCountScript = redis.NewScript(`
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
+return 1
+`)
+
+// onceAppendScript adds an entry to a stream once per caller's token (see
+// onceCountScript).
+//
+// KEYS: 1 stream, 2 the token's key (same slot)
+// ARGV: 1 field, 2 value, 3 token TTL ms
+var onceAppendScript = redis.NewScript(`
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
+  redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
+end
+return 1
+`)

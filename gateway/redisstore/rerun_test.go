@@ -341,3 +341,30 @@ func TestCountAndAuditScriptsRunTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestUsageCountedOnceWhenResent: the usage counters of one flush, sent
+// twice with the same token (a pipeline go-redis re-sent), count once.
+func TestUsageCountedOnceWhenResent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		k := s.keys
+		keys := []string{k.onceUsage("tok"), k.usageDay("2026-12-01"), k.usageDay("2026-12-02")}
+		for range 2 {
+			if err := usageAddScript.Run(ctx, rdb, keys, 60000, 2, "a", 3, 3, "b", 4).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a, b := rdb.HGet(ctx, keys[1], "a").Val(), rdb.HGet(ctx, keys[2], "b").Val(); a != "3" || b != "4" {
+			t.Errorf("counted a=%s b=%s, want 3 and 4", a, b)
+		}
+		// AddUsage itself still adds per call.
+		for range 2 {
+			if err := s.AddUsage(ctx, map[string]map[string]int64{"2026-12-01": {"a": 1}}, map[string]map[string][]string{"2026-12-01": {"": {"v1"}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a := rdb.HGet(ctx, keys[1], "a").Val(); a != "5" {
+			t.Errorf("after two flushes a=%s, want 5", a)
+		}
+	})
+}

@@ -454,3 +454,18 @@ if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
 end
 return 1
 `)
+
+// usageAddScript adds usage counters once per caller's token (see
+// onceCountScript).
+//
+// KEYS: 1 the token's key, 2.. day hashes (all in the {u} slot)
+// ARGV: 1 token TTL ms, then triplets: index into KEYS, field, increment
+var usageAddScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+for i = 2, #ARGV, 3 do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+end
+return 1
+`)

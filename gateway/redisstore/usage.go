@@ -16,16 +16,24 @@ import (
 const usageVisitorsTTL = 400 * 24 * time.Hour
 
 // AddUsage adds counters (day -> field -> n) with HINCRBY and visitor hashes
-// (day -> scope -> members) with PFADD, in one pipeline.
+// (day -> scope -> members) with PFADD, in one pipeline. The counters are
+// added by one script with a token per call, so a pipeline re-sent by
+// go-redis after a broken connection does not count them twice (PFADD and
+// EXPIRE may run twice: they are idempotent).
 func (s *Store) AddUsage(ctx context.Context, counts map[string]map[string]int64, visitors map[string]map[string][]string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	keys := []string{s.keys.onceUsage(ackToken())}
+	args := []any{onceKeep.Milliseconds()}
+	for day, fields := range counts {
+		keys = append(keys, s.keys.usageDay(day))
+		for f, n := range fields {
+			args = append(args, len(keys), f, n)
+		}
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for day, fields := range counts {
-			key := s.keys.usageDay(day)
-			for f, n := range fields {
-				p.HIncrBy(ctx, key, f, n)
-			}
+		if len(keys) > 1 {
+			usageAddScript.Eval(ctx, p, keys, args...) // EVAL: a pipeline cannot fall back from EVALSHA
 		}
 		for day, scopes := range visitors {
 			for scope, members := range scopes {

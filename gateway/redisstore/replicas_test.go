@@ -103,7 +103,7 @@ func TestWaitReplicas(t *testing.T) {
 	}
 }
 
-func port(t *testing.T, addr string) int {
+func port(t testing.TB, addr string) int {
 	t.Helper()
 	i := len(addr) - 1
 	for i >= 0 && addr[i] != ':' {

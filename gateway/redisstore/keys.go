@@ -21,8 +21,8 @@ const DefaultPrefix = "gw"
 //	gw:{q}:snonce:<digest> string  a signed status update seen (digest = sha256 of its
 //	                               signature), against replay; expires after the window
 //	gw:{q}:unknown:<id>    list    status updates for a submission this Redis does not
-//	                               have (lost in a failover), JSON entries; 30 days, 50
-//	gw:{q}:unknown         zset    ids with such updates, score = last (ms); 30 days, 10,000
+//	                               have (lost in a failover), JSON entries; 30 days, 10
+//	gw:{q}:unknown         zset    ids with such updates, score = last (ms); 30 days, 1,000
 //	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
 //	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)

@@ -368,3 +368,49 @@ func TestUsageCountedOnceWhenResent(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownStatusBounded: updates kept for unknown submissions are
+// bounded in entries per id, in ids (the lists of dropped ids go too) and
+// in time.
+func TestUnknownStatusBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, "test")
+	ctx := testCtx(t)
+	base := time.Now()
+	var ids []string
+	for i := range maxUnknownIDs + 5 {
+		s.now = func() time.Time { return base.Add(time.Duration(i) * time.Millisecond) }
+		id := gateway.NewID()
+		ids = append(ids, id)
+		if _, err := s.RecordUnknownStatus(ctx, id, "svc", gateway.StatusChange{Status: gateway.StatusInProgress}, "", "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rdb.ZCard(ctx, s.keys.unknownIndex()).Val(); n != maxUnknownIDs {
+		t.Errorf("index holds %d ids, want %d", n, maxUnknownIDs)
+	}
+	for _, id := range ids[:5] {
+		if rdb.Exists(ctx, s.keys.unknownStatus(id)).Val() != 0 {
+			t.Errorf("the list of a dropped id is still there")
+		}
+	}
+	last := ids[len(ids)-1]
+	for i := range maxUnknownEntries + 5 {
+		ch := gateway.StatusChange{Status: gateway.StatusInProgress, Message: fmt.Sprint(i)}
+		if _, err := s.RecordUnknownStatus(ctx, last, "svc", ch, "", "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rdb.LLen(ctx, s.keys.unknownStatus(last)).Val(); n != maxUnknownEntries {
+		t.Errorf("%d entries kept for one id, want %d", n, maxUnknownEntries)
+	}
+	if ttl := rdb.PTTL(ctx, s.keys.unknownStatus(last)).Val(); ttl <= 0 || ttl > UnknownStatusKeep {
+		t.Errorf("list TTL %v", ttl)
+	}
+	// An id that exists is not kept here.
+	sub := mustCreate(t, s)
+	if _, err := s.RecordUnknownStatus(ctx, sub.ID, "svc", gateway.StatusChange{Status: gateway.StatusInProgress}, "", "", 0); errCode(err) != gateway.EConflict {
+		t.Errorf("a known id: %v, want a conflict", err)
+	}
+}

@@ -145,13 +145,15 @@ return 0
 // back-end holds the case), so that it is not lost: the entry joins the
 // id's list and the id the index of such ids. Bounded: the list keeps its
 // newest ARGV[4] entries and expires after ARGV[2]; the index drops ids
-// older than ARGV[2] and keeps at most ARGV[5]. A nonce seen (KEYS[4]) or
-// an entry equal to the last one is a replay (safe to run twice).
+// older than ARGV[2] and keeps at most ARGV[5], and the lists of the ids it
+// drops go with them. A nonce seen (KEYS[4]) or an entry equal to the last
+// one is a replay (safe to run twice).
 //
 // KEYS: 1 sub (must not exist), 2 the id's list, 3 the index, 4 nonce
 // (optional)
 // ARGV: 1 entry JSON, 2 keep ms, 3 now ms, 4 longest list, 5 most ids,
-// 6 id, 7 nonce TTL ms
+// 6 id, 7 nonce TTL ms, 8 the lists' key prefix (an id is appended; the
+// same slot)
 //
 // Replies -1 (the submission exists: use updateStatusScript), 0 (replay)
 // or 1 (recorded).
@@ -169,8 +171,18 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[2])))
-redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -tonumber(ARGV[5]) - 1)
+local cutoff = '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[2]))
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff)) do
+  redis.call('DEL', ARGV[8] .. old)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[5])
+if over > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, over - 1)) do
+    redis.call('DEL', ARGV[8] .. old)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
+end
 return 1
 `)
 

@@ -553,17 +553,22 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	return n == 1, n == 2, nil
 }
 
-// Bounds of the status updates kept for unknown submissions.
+// Bounds of the status updates kept for unknown submissions: for
+// UnknownStatusKeep, maxUnknownEntries per id (the newest), maxUnknownIDs
+// ids (the newest); with messages of at most 2,000 characters that is at
+// most about 80 MB in the worst case, and the callers are authenticated
+// back-ends.
 const (
 	UnknownStatusKeep = 30 * 24 * time.Hour
-	maxUnknownIDs     = 10000
+	maxUnknownIDs     = 1000
+	maxUnknownEntries = 10
 )
 
 // RecordUnknownStatus keeps a status update for a submission id this Redis
 // does not have, so that it is not lost (a failover to a lagging replica can
 // lose a submission the back-end already holds). service names the
 // back-end's service (may be ""). Updates are kept for UnknownStatusKeep,
-// at most MaxHistory per id and maxUnknownIDs ids. replayed is true when
+// at most maxUnknownEntries per id and maxUnknownIDs ids. replayed is true when
 // the nonce was seen within window or the entry repeats the last one. It
 // returns an EConflict error when the submission exists after all.
 func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (replayed bool, err error) {
@@ -588,7 +593,7 @@ func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, cha
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	n, err := unknownStatusScript.Run(ctx, s.rdb, keys, entry, UnknownStatusKeep.Milliseconds(), s.now().UnixMilli(),
-		MaxHistory, maxUnknownIDs, id, max(window.Milliseconds(), 1)).Int()
+		maxUnknownEntries, maxUnknownIDs, id, max(window.Milliseconds(), 1), s.keys.unknownStatus("")).Int()
 	if err != nil {
 		return false, writeFailed(err)
 	}

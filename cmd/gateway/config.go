@@ -180,6 +180,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")
 	}
+	if c.RedisWaitReplicas > 0 && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS needs REDIS_URL or REDIS_ADDRS: the embedded Redis has no replicas")
+	}
 	if c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= 3*time.Second) {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_TIMEOUT must be above zero and below 3s (the Redis read timeout)")
 	}

@@ -71,9 +71,12 @@ type statusUpdateRequest struct {
 // apiStatusUpdate: POST /api/v1/submissions/{id}/status. A back-end reports
 // how its case is going. The caller is the owning department (a principal
 // with role department and the service's department) or presents a
-// signature made with the service's route secret. The update is always
-// added to the history; the status only moves forwards (see
-// redisstore.UpdateStatus).
+// signature made with the service's route secret over method, path and
+// body. The update is added to the history unless it is a replay (its
+// signature seen within signatureMemory, or the same as the last entry);
+// the status only moves forwards (see redisstore.UpdateStatusOnce). An
+// update for a submission the store does not have may be kept (see
+// unknownStatusUpdate).
 func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 	st, ok := s.Store.(statusUpdater)
 	if !ok {

@@ -76,6 +76,8 @@ var settings = []setting{
 	{"REDIS_USERNAME", "", "Redis ACL user (with REDIS_ADDRS)"},
 	{"REDIS_PASSWORD", "", "Redis password (with REDIS_ADDRS)"},
 	{"GATEWAY_REDIS_PREFIX", "gw", "prefix of every Redis key, to share a Redis between installations"},
+	{"GATEWAY_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge a submission (WAIT) before its receipt is shown; fewer within the timeout is a 503 \"outcome unknown\" (single node or Sentinel; not with Cluster)"},
+	{"GATEWAY_REDIS_WAIT_TIMEOUT", "500ms", "how long a submission waits for GATEWAY_REDIS_WAIT_REPLICAS"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
 	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
@@ -105,6 +107,8 @@ type config struct {
 	RedisAddrs                                  []string
 	RedisMaster, RedisUser, RedisPassword       string
 	RedisPrefix                                 string
+	RedisWaitReplicas                           int
+	RedisWaitTimeout                            time.Duration
 	CasesimURL, CasesimSecret                   string
 	SMTPHost, SMTPPort                          string
 	MailFrom, CityOfficeMailbox                 string
@@ -193,6 +197,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
+	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
+	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")
+	}
+	if c.RedisWaitReplicas > 0 && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS needs REDIS_URL or REDIS_ADDRS: the embedded Redis has no replicas")
+	}
+	if c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= 3*time.Second) {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_TIMEOUT must be above zero and below 3s (the Redis read timeout)")
+	}
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
@@ -146,6 +147,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	cleanups = append(cleanups, func() { rdb.Close() })
 	store := redisstore.New(rdb, cfg.RedisPrefix)
+	store.IndexKeep = redisstore.IndexKeepFor(longestRetention(loaded.Services))
+	store.WaitReplicas, store.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = store.EnsureGroup(pingCtx)
 	cancel()
@@ -378,4 +381,18 @@ func faultAfterDeliver(fault string, log *slog.Logger) func() {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}
+}
+
+// longestRetention is the longest retention of any service, or 0 when a
+// service keeps its submissions (retention 0): the store's indexes keep an
+// entry that long (see redisstore.IndexKeepFor).
+func longestRetention(svcs []*gateway.Service) time.Duration {
+	var longest time.Duration
+	for _, s := range svcs {
+		if s.Retention <= 0 {
+			return 0
+		}
+		longest = max(longest, s.Retention)
+	}
+	return longest
 }

@@ -222,16 +222,38 @@ func (s *Store) DepartmentSubmissions(ctx context.Context, department string, li
 	return s.listIndex(ctx, s.keys.dept(department), limit)
 }
 
+// IndexMargin is added to the longest retention to make IndexKeep: the
+// time a submission may wait for its delivery (retries, a dead letter
+// handled by a person) before its retention starts.
+const IndexMargin = 30 * 24 * time.Hour
+
+// IndexKeepFor is the IndexKeep for services whose longest retention is
+// longest; 0 (a service keeps its submissions) keeps index entries.
+func IndexKeepFor(longest time.Duration) time.Duration {
+	if longest <= 0 {
+		return 0
+	}
+	return longest + IndexMargin
+}
+
 func (s *Store) listIndex(ctx context.Context, key string, limit int) ([]*gateway.Submission, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	ids, err := s.rdb.ZRevRange(ctx, key, 0, int64(limit-1)).Result()
+	var list *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if s.IndexKeep > 0 { // past retention: gone from the index, however many there are
+			p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(s.now().Add(-s.IndexKeep).UnixMilli(), 10))
+		}
+		list = p.ZRevRange(ctx, key, 0, int64(limit-1))
+		return nil
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	ids := list.Val()
 	out, gone, err := s.records(ctx, ids)
 	if err != nil {
 		return nil, err

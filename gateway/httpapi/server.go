@@ -44,7 +44,11 @@ type Deps struct {
 	// Store reads submissions (status pages, My pages).
 	Store SubmissionStore
 	// Desk is the service-point desk's store; nil: no desk.
-	Desk         DeskStore
+	Desk DeskStore
+	// DeadLetters is the administration of dead letters; nil: 503.
+	DeadLetters DeadLetterStore
+	// Statuses takes status updates from back-ends; nil: 503.
+	Statuses     StatusUpdater
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).

@@ -46,7 +46,7 @@ func baseDeps(t testing.TB) (httpapi.Deps, *redisstore.Store, *redistest.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httpapi.Deps{Catalog: cat, Store: store, Desk: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
+	return httpapi.Deps{Catalog: cat, Store: store, Desk: store, DeadLetters: store, Statuses: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
 }
 
 // build makes the fiber app from deps; without an intake, one on deps'
@@ -80,7 +80,7 @@ func newIntake(t testing.TB, deps httpapi.Deps) *intake.Intake {
 		events = rec
 	}
 	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: events, Logger: quiet,
-		Config: intake.Config{Now: deps.Config.Now}})
+		Config: intake.Config{Now: deps.Config.Now, StoreTimeout: deps.Config.StoreTimeout}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,10 +31,10 @@ const (
 	headerSignature = "X-Gateway-Signature"
 )
 
-// statusUpdater is the part of the store status updates need: the update
+// StatusUpdater is the part of the store status updates need: the update
 // is recorded unless its nonce (a signed update's signature) was seen within
 // window, or it repeats the last history entry (replayed).
-type statusUpdater interface {
+type StatusUpdater interface {
 	UpdateStatusOnce(ctx context.Context, id string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (moved, replayed bool, err error)
 	// RecordUnknownStatus keeps an update for a submission the store does
 	// not have (lost in a failover while the back-end holds the case).
@@ -78,8 +78,8 @@ type statusUpdateRequest struct {
 // update for a submission the store does not have may be kept (see
 // unknownStatusUpdate).
 func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
-	st, ok := s.Store.(statusUpdater)
-	if !ok {
+	st := s.Statuses
+	if st == nil {
 		return gateway.Errorf(gateway.EUnavailable, "error.store_unavailable", errors.New("store cannot update statuses"))
 	}
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
@@ -130,7 +130,7 @@ func (s *Server) apiStatusUpdate(c *fiber.Ctx) error {
 // back-end already holds. An update from the right department, or signed
 // with the secret of the service named in the body, is kept (202,
 // "known": false) instead of lost; anything else gets notFound, as before.
-func (s *Server) unknownStatusUpdate(c *fiber.Ctx, st statusUpdater, notFound error) error {
+func (s *Server) unknownStatusUpdate(c *fiber.Ctx, st StatusUpdater, notFound error) error {
 	id := c.Params("id")
 	change, caseRef, service, err := parseStatusUpdate(c.Body(), s.Config.Now())
 	if err != nil {

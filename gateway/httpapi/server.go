@@ -72,6 +72,8 @@ type Deps struct {
 	// (desk.go); nil: no desk (its routes answer 404).
 	ServicePoints *servicepoint.Directory
 	Config        Config
+	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
+	Open311 Open311
 }
 
 // Config holds the HTTP layer's settings.

@@ -227,8 +227,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	o311, err := setupOpen311(cfg, catalog, in, store, tr) // Open311 GeoReport v2 over the same intake
+	if err != nil {
+		return err
+	}
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store,
+		Intake: in, Desk: store, Open311: o311,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,

@@ -547,7 +547,9 @@ func TestGetRequestsFilters(t *testing.T) {
 		return true
 	}
 	now := time.Now()
-	day := func(d int) string { return url.QueryEscape(now.Add(time.Duration(d) * 24 * time.Hour).Format(time.RFC3339)) }
+	day := func(d int) string {
+		return url.QueryEscape(now.Add(time.Duration(d) * 24 * time.Hour).Format(time.RFC3339))
+	}
 	cases := []struct {
 		name, path string
 		want       []string

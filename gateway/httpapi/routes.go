@@ -34,7 +34,10 @@ func (s *Server) routes(app *fiber.App) {
 	// JSON for programs. Machine clients authenticate with a bearer
 	// assertion; calls authenticated by the session cookie that change
 	// something carry X-CSRF-Token (checked by the authentication).
+	// Every route here is described in apiDocs (openapi.go) for the
+	// OpenAPI document; NewServer fails on one that is not.
 	api := app.Group("/api/v1")
+	api.Get("/openapi.json", s.apiOpenAPI)
 	api.Get("/services", s.apiListServices)
 	api.Get("/services/:id", s.apiGetService)
 	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)

@@ -135,8 +135,9 @@ func (c Config) withDefaults() Config {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	pages map[string]*template.Template
-	app   *fiber.App
+	pages   map[string]*template.Template
+	app     *fiber.App
+	openapi openAPI
 }
 
 // NewServer builds the fiber app with every route.
@@ -165,6 +166,9 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
 	s.routes(s.app)
+	if err := checkAPIDocs(s.app); err != nil { // openapi.go: every JSON route described
+		return nil, err
+	}
 	return s.app, nil
 }
 

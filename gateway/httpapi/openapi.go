@@ -63,7 +63,7 @@ var apiDocs = map[string]apiDoc{
 	"POST /api/v1/submissions/:id/status":        {Tag: "departments", Summary: "A back-end reports how its case is going", Access: department, Body: "StatusUpdate", Status: 200, Changes: true},
 	"GET /api/v1/admin/dead-letters":             {Tag: "admin", Summary: "Dead letters (role admin)", Access: signedIn, Status: 200},
 	"GET /api/v1/admin/dead-letters/:id":         {Tag: "admin", Summary: "One dead letter (role admin)", Access: signedIn, Status: 200},
-	"POST /api/v1/admin/dead-letters/:id/replay": {Tag: "admin", Summary: "Deliver a dead letter again (role admin)", Access: signedIn, Status: 200, Changes: true},
+	"POST /api/v1/admin/dead-letters/:id/replay": {Tag: "admin", Summary: "Deliver a dead letter again (role admin)", Access: signedIn, Status: 202, Changes: true},
 	"POST /api/v1/admin/dead-letters/:id/close": {Tag: "admin", Summary: "Close a dead letter with a status for the resident (role admin)", Access: signedIn,
 		Body: "CloseDeadLetter", Status: 200, Changes: true},
 	"GET /api/v1/me":                     {Tag: "identity", Summary: "The signed-in principal and its CSRF token; 401 when anonymous", Access: signedIn, Status: 200, Response: "Me"},

@@ -23,6 +23,9 @@ type postedJSON struct {
 	AccountID        *string  `json:"account_id" xml:"account_id"`
 }
 
+// maxUnknown bounds the unknown attributes one answer names.
+const maxUnknown = 20
+
 var attributeArg = regexp.MustCompile(`^attribute\[([^\[\]]+)\](\[\])?$`)
 
 // PostRequests: POST requests.{format}, form-encoded. The arguments become
@@ -75,7 +78,9 @@ func (h *Handler) PostRequests(c *fiber.Ctx) error {
 			continue
 		}
 		if !allowed[m[1]] {
-			errs["attribute["+m[1]+"]"] = gateway.Message{ID: "open311.attribute_unknown"}
+			if len(errs) < maxUnknown { // a bounded answer to a body full of them
+				errs["attribute["+m[1]+"]"] = gateway.Message{ID: "open311.attribute_unknown"}
+			}
 			continue
 		}
 		values[m[1]] = append(values[m[1]], vs...)

@@ -393,13 +393,16 @@ func TestPostRequestsAndReadBack(t *testing.T) {
 	}
 
 	t.Run("address and coordinates", func(t *testing.T) {
-		r := e.post(t, "/requests.json", streetFault("address_string", "Drottninggatan 1"))
+		addr, desc := "Drottninggatan 1 <hörnet> & Kungsgatan", `Ett "djupt" hål & en trasig </description> kant`
+		r := e.post(t, "/requests.json", streetFault("address_string", addr, "description", desc))
 		var p requestsDoc
 		decode(t, r, "json", &p)
-		var got requestsDoc
-		decode(t, e.get(t, "/requests/"+p.Requests[0].ID+".json"), "json", &got)
-		if g := got.Requests[0]; g.Address != "Drottninggatan 1" || g.Lat == nil || *g.Lat != 59.3293 {
-			t.Fatalf("request: %+v", g)
+		for _, f := range formats {
+			var got requestsDoc
+			decode(t, e.get(t, "/requests/"+p.Requests[0].ID+"."+f), f, &got)
+			if g := got.Requests[0]; g.Address != addr || g.Description != desc || g.Lat == nil || *g.Lat != 59.3293 {
+				t.Fatalf("%s request: %+v", f, g)
+			}
 		}
 	})
 	t.Run("address only, empty optional arguments", func(t *testing.T) {

@@ -70,6 +70,8 @@ var settings = []setting{
 	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
+	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
+	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -123,6 +125,7 @@ type config struct {
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
+	Open311KeysFile, Open311Jurisdiction        string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -207,6 +210,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= 3*time.Second) {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_TIMEOUT must be above zero and below 3s (the Redis read timeout)")
 	}
+	c.Open311KeysFile, c.Open311Jurisdiction = get("GATEWAY_OPEN311_KEYS_FILE"), get("GATEWAY_OPEN311_JURISDICTION")
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true

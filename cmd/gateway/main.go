@@ -235,9 +235,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	o311, err := setupOpen311(cfg, catalog, in, store, tr) // Open311 GeoReport v2 over the same intake
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store, DeadLetters: store, Statuses: store,
+		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,

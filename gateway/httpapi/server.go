@@ -78,6 +78,8 @@ type Deps struct {
 	// (desk.go); nil: no desk (its routes answer 404).
 	ServicePoints *servicepoint.Directory
 	Config        Config
+	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
+	Open311 Open311
 }
 
 // Config holds the HTTP layer's settings.
@@ -152,6 +154,7 @@ type Server struct {
 
 	pointKeyOnce  sync.Once // desk_point.go
 	pointKeyBytes []byte
+	openapi       openAPI
 }
 
 // NewServer builds the fiber app with every route.
@@ -185,6 +188,9 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
 	s.routes(s.app)
+	if err := checkAPIDocs(s.app); err != nil { // openapi.go: every JSON route described
+		return nil, err
+	}
 	return s.app, nil
 }
 

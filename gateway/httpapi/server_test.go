@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -95,12 +96,20 @@ type resp struct {
 
 func (e *env) do(t *testing.T, req *http.Request) resp {
 	t.Helper()
+	var reqBody []byte // for the OpenAPI check (openapi_test.go)
+	if api := strings.HasPrefix(req.URL.Path, "/api/v1/"); api && req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	res, err := e.app.Test(req, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		openAPICheck(t, e.app, req, reqBody, res.StatusCode, res.Header, b)
+	}
 	return resp{status: res.StatusCode, header: res.Header, body: string(b)}
 }
 

@@ -45,6 +45,8 @@ type apiDoc struct {
 	// components name, or "" for a JSON object).
 	Status   int
 	Response string
+	// Also are further success statuses with the same schema.
+	Also []int
 	// Changes marks an operation that changes something: a session needs
 	// the CSRF header for it.
 	Changes bool
@@ -59,8 +61,9 @@ var apiDocs = map[string]apiDoc{
 	"GET /api/v1/services/:id": {Tag: "catalog", Summary: "A service with its fields and the JSON Schema of its payload", Status: 200, Response: "Service"},
 	"POST /api/v1/services/:id/submissions": {Tag: "submissions", Summary: "Submit to a service (each service's own path below has its payload schema)",
 		Access: public, Body: "Payload", Status: 202, Response: "Receipt", Changes: true},
-	"GET /api/v1/submissions/:id":                {Tag: "submissions", Summary: "A submission's status and history", Status: 200, Response: "Submission"},
-	"POST /api/v1/submissions/:id/status":        {Tag: "departments", Summary: "A back-end reports how its case is going", Access: department, Body: "StatusUpdate", Status: 200, Changes: true},
+	"GET /api/v1/submissions/:id": {Tag: "submissions", Summary: "A submission's status and history", Status: 200, Response: "Submission"},
+	"POST /api/v1/submissions/:id/status": {Tag: "departments", Summary: "A back-end reports how its case is going (202: kept for a submission the gateway does not have)",
+		Access: department, Body: "StatusUpdate", Status: 200, Also: []int{202}, Changes: true},
 	"GET /api/v1/admin/dead-letters":             {Tag: "admin", Summary: "Dead letters (role admin)", Access: signedIn, Status: 200},
 	"GET /api/v1/admin/dead-letters/:id":         {Tag: "admin", Summary: "One dead letter (role admin)", Access: signedIn, Status: 200},
 	"POST /api/v1/admin/dead-letters/:id/replay": {Tag: "admin", Summary: "Deliver a dead letter again (role admin)", Access: signedIn, Status: 202, Changes: true},
@@ -228,7 +231,7 @@ func (s *Server) operation(method, path string, d apiDoc, params []string, svc *
 	}
 	if d.Access == department && d.Changes {
 		ps = append(ps, obj{"name": headerTimestamp, "in": "header", "description": "with a signed callback: Unix seconds", "schema": obj{"type": "string"}},
-			obj{"name": headerSignature, "in": "header", "description": "with a signed callback: HMAC-SHA256 of timestamp.body with the route's secret", "schema": obj{"type": "string"}})
+			obj{"name": headerSignature, "in": "header", "description": "with a signed callback: HMAC-SHA256 with the route's secret of timestamp + \".\" + \"POST /api/v1/submissions/{id}/status\\n\" + body", "schema": obj{"type": "string"}})
 	}
 	if len(ps) > 0 {
 		op["parameters"] = ps
@@ -248,7 +251,7 @@ func (s *Server) operation(method, path string, d apiDoc, params []string, svc *
 			"reference": "2026-ABCD-EFGH", "status": "received", "status_url": "/api/v1/submissions/k3qv5x2m7c4d6f8h2j4l6n8p2r4t6v8x",
 			"receipt_url": "/s/k3qv5x2m7c4d6f8h2j4l6n8p2r4t6v8x"}}}
 	}
-	op["responses"] = obj{
+	responses := obj{
 		fmt.Sprint(d.Status): okResp,
 		"default": obj{"description": "an RFC 9457 problem; validation failures (422) have errors, field -> message",
 			"content": obj{"application/problem+json": obj{"schema": ref("Problem"), "examples": obj{
@@ -258,6 +261,10 @@ func (s *Server) operation(method, path string, d apiDoc, params []string, svc *
 					"detail": "Det finns ingen sådan e-tjänst.", "code": "not_found"}},
 			}}}},
 	}
+	for _, st := range d.Also {
+		responses[fmt.Sprint(st)] = okResp
+	}
+	op["responses"] = responses
 	switch d.Access {
 	case public:
 		op["security"] = []any{obj{}, obj{"session": []string{}}, obj{"bearerAssertion": []string{}}}

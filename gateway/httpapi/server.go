@@ -131,6 +131,7 @@ type Server struct {
 	Deps
 	pages map[string]*template.Template
 	app   *fiber.App
+	cache catalogCache // catalog.go: the catalog made once per language
 }
 
 // NewServer builds the fiber app with every route.

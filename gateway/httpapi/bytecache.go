@@ -5,6 +5,9 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/base64"
+	"io"
+	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,14 +18,24 @@ import (
 
 // cachedBody is an answer made once and served as bytes: the body, its
 // gzip encoding, and a strong ETag for each (RFC 9110: a validator per
-// representation).
+// representation). A large body is also kept in an unlinked temporary
+// file, so that the kernel sends it with sendfile instead of copying it
+// from memory into the socket on every request (at 1,000 services the
+// catalog JSON is 600 KB; the copy was a third of the gateway's CPU).
 type cachedBody struct {
 	body, gz     []byte
 	etag, gzETag string
+	file         *os.File // nil: served from body
 }
+
+// sendfileMin is the size from which a body is sent from a file.
+const sendfileMin = 64 << 10
 
 func newCachedBody(body []byte) *cachedBody {
 	b := &cachedBody{body: bytes.Clone(body)}
+	if len(b.body) >= sendfileMin {
+		b.file = bodyFile(b.body)
+	}
 	sum := sha256.Sum256(b.body)
 	tag := base64.RawURLEncoding.EncodeToString(sum[:18])
 	b.etag = `"` + tag + `"`
@@ -57,8 +70,57 @@ func serveCached(c *fiber.Ctx, b *cachedBody, contentType, cacheControl string) 
 		c.Set(fiber.HeaderContentEncoding, "gzip")
 	}
 	c.Status(fiber.StatusOK)
+	if !gz && b.file != nil && c.Method() == fiber.MethodGet {
+		// A description of its own (own offset) per request: the file
+		// is read by many requests at once.
+		if f, err := os.Open(procFD(b.file)); err == nil {
+			c.Response().SetBodyStream(sendfileReader{f}, len(body)) // closed by fasthttp when sent
+			return nil
+		}
+	}
 	c.Response().SetBodyRaw(body) // b is never changed after it is made
 	return nil
+}
+
+// bodyFile writes body to a temporary file that is unlinked at once (so
+// nothing is left behind) and stays reachable as /proc/self/fd/N; nil
+// where that does not work (not Linux, no temporary directory).
+func bodyFile(body []byte) *os.File {
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	f, err := os.CreateTemp("", "gateway-body-*")
+	if err != nil {
+		return nil
+	}
+	_ = os.Remove(f.Name())
+	if _, err := f.Write(body); err != nil {
+		f.Close()
+		return nil
+	}
+	probe, err := os.Open(procFD(f))
+	if err != nil {
+		f.Close()
+		return nil
+	}
+	probe.Close()
+	return f
+}
+
+func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// sendfileReader lets fasthttp's io.Copy reach net.TCPConn.ReadFrom with
+// the *os.File itself, which is what makes Go use sendfile(2).
+type sendfileReader struct{ f *os.File }
+
+func (r sendfileReader) Read(p []byte) (int, error) { return r.f.Read(p) }
+func (r sendfileReader) Close() error               { return r.f.Close() }
+
+func (r sendfileReader) WriteTo(w io.Writer) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r.f)
+	}
+	return io.Copy(w, struct{ io.Reader }{r.f})
 }
 
 // etagMatches is the weak comparison of If-None-Match (RFC 9110 13.1.2).

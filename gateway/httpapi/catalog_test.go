@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -204,5 +208,76 @@ func BenchmarkCatalog(b *testing.B) {
 				b.ReportMetric(float64(size), "bytes/resp")
 			})
 		}
+	}
+}
+
+// A large answer (here the JSON of 150 services, over 64 KB) is sent from
+// a file with sendfile: over a real connection, many requests at once
+// each get every byte, the same bytes as through app.Test and gzip.
+func TestCatalogLargeAnswerOverTCP(t *testing.T) {
+	deps, _, _ := baseDeps(t)
+	tr, err := locales.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := servicegen.FS(150)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, deps.Catalog, err = services.LoadCatalog(fsys, tr); err != nil {
+		t.Fatal(err)
+	}
+	deps.Translations = tr
+	app := build(t, deps)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+	e := &env{app: app}
+	want := e.get(t, "/api/v1/services").body
+	if len(want) < 64<<10 || strings.Count(want, `"submit_url"`) != 150 {
+		t.Fatalf("the answer is %d bytes with %d services", len(want), strings.Count(want, `"submit_url"`))
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 8}}
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 5; i++ {
+				res, err := hc.Get("http://" + ln.Addr().String() + "/api/v1/services")
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || string(b) != want || res.ContentLength != int64(len(want)) {
+					errs <- fmt.Sprintf("%v: %d bytes, Content-Length %d, want %d", err, len(b), res.ContentLength, len(want))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Fatal(e)
+	}
+	gz := e.get(t, "/api/v1/services", "Accept-Encoding", "gzip")
+	zr, err := gzip.NewReader(strings.NewReader(gz.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, _ := io.ReadAll(zr); string(plain) != want {
+		t.Fatal("gzip: other bytes")
+	}
+	req, _ := http.NewRequest("HEAD", "http://"+ln.Addr().String()+"/api/v1/services", nil)
+	if res, err := hc.Do(req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("HEAD: %v", err)
+	} else {
+		res.Body.Close()
 	}
 }

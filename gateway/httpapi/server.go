@@ -151,6 +151,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ErrorHandler:            s.handleError,
 		BodyLimit:               deps.Config.BodyLimit,
 		ReadBufferSize:          16 * 1024, // caps request headers
+		WriteBufferSize:         16 * 1024, // headers and a small page in one write (fasthttp: 4 KB, two writes)
 		ReadTimeout:             30 * time.Second,
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,

@@ -241,6 +241,7 @@ func TestCatalogLargeAnswerOverTCP(t *testing.T) {
 		t.Fatalf("the answer is %d bytes with %d services", len(want), strings.Count(want, `"submit_url"`))
 	}
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 8}}
+	t.Cleanup(hc.CloseIdleConnections) // before the shutdown, which waits for open connections
 	var wg sync.WaitGroup
 	errs := make(chan string, 64)
 	for w := 0; w < 8; w++ {

@@ -22,6 +22,8 @@ type catalogGroup struct {
 
 type catalogEntry struct {
 	ID, Href, Title, Summary, Department, SignIn string
+	// HTML, when set, is the entry already rendered (template catalog-card).
+	HTML template.HTML
 }
 
 type catalogContent struct {
@@ -180,18 +182,25 @@ func (s *Server) makeCatalogView(l *locales.Localizer) (*catalogView, error) {
 	}
 	col := collate.New(l.Lang)
 	sort.Slice(groups, func(i, j int) bool { return col.CompareString(groups[i].Name, groups[j].Name) < 0 })
-	for gi, g := range groups {
-		sort.Slice(g.Services, func(i, j int) bool { return col.CompareString(g.Services[i].Title, g.Services[j].Title) < 0 })
-		for ei, e := range g.Services {
-			v.pos[e.ID] = [2]int{gi, ei}
-		}
-		v.groups = append(v.groups, *g)
-	}
 	t, ok := s.pages["catalog"]
 	if !ok {
 		return nil, errors.New("httpapi: no page template catalog")
 	}
 	var buf bytes.Buffer
+	for gi, g := range groups {
+		sort.Slice(g.Services, func(i, j int) bool { return col.CompareString(g.Services[i].Title, g.Services[j].Title) < 0 })
+		for ei := range g.Services {
+			e := &g.Services[ei]
+			v.pos[e.ID] = [2]int{gi, ei}
+			buf.Reset()
+			if err := t.ExecuteTemplate(&buf, "catalog-card", e); err != nil {
+				return nil, err
+			}
+			e.HTML = template.HTML(buf.String()) // rendered by html/template: escaped
+		}
+		v.groups = append(v.groups, *g)
+	}
+	buf.Reset()
 	if err := t.ExecuteTemplate(&buf, "catalog-list", v.groups); err != nil {
 		return nil, err
 	}

@@ -28,12 +28,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -102,9 +104,10 @@ type harness struct {
 
 // target is one thing measured: a URL answered by one process.
 type target struct {
-	name string
-	pid  int
-	url  string
+	name   string
+	pid    int
+	url    string
+	client *http.Client // nil: the shared client, no cookies
 }
 
 type sample struct {
@@ -249,10 +252,10 @@ func (h *harness) run(ctx context.Context) error {
 	for _, kind := range []struct{ figure, path, file string }{{"Catalog JSON", "/api/v1/services", "services.json"}, {"Front page", "/", "index.html"}} {
 		for _, size := range []int{7, n} {
 			r := row{figure: fmt.Sprintf("%s, %d services", kind.figure, size)}
-			r.targets = append(r.targets, target{"nginx", ngx.Process.Pid, fmt.Sprintf("http://%s/%d/%s", nginxAddr, size, kind.file)})
+			r.targets = append(r.targets, target{"nginx", ngx.Process.Pid, fmt.Sprintf("http://%s/%d/%s", nginxAddr, size, kind.file), nil})
 			for _, g := range gws {
 				if g.n == size {
-					r.targets = append(r.targets, target{g.label, g.pid, g.base + kind.path})
+					r.targets = append(r.targets, target{g.label, g.pid, g.base + kind.path, nil})
 				}
 			}
 			rows = append(rows, r)
@@ -273,6 +276,50 @@ func (h *harness) run(ctx context.Context) error {
 				fmt.Fprintf(os.Stderr, "round %d  %-28s %-6s %7.0f req/s  %8.1f µs CPU/req  %d errors\n",
 					round+1, r.figure, t.name, float64(s.reqs)/s.wall.Seconds(), s.perReq()*1e6, s.bad)
 			}
+		}
+	}
+
+	// A signed-in visitor against an anonymous one (both returning, with
+	// their cookies), front page of the 7 services.
+	type sessionRow struct {
+		label       string
+		anon, signd []sample
+	}
+	var sessions []sessionRow
+	for _, g := range gws {
+		if g.n != 7 {
+			continue
+		}
+		sessions = append(sessions, sessionRow{label: g.label})
+	}
+	for round := 0; round < h.o.rounds; round++ {
+		i := 0
+		for _, g := range gws {
+			if g.n != 7 {
+				continue
+			}
+			for _, signedIn := range []bool{false, true} {
+				persona := ""
+				if signedIn {
+					persona = "resident"
+				}
+				client, err := h.visitor(ctx, g.base, persona)
+				if err != nil {
+					return err
+				}
+				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/", client}, "GET", nil, h.o.rate, h.o.conns)
+				if err != nil {
+					return fmt.Errorf("front page signed in=%v %s: %w", signedIn, g.label, err)
+				}
+				if signedIn {
+					sessions[i].signd = append(sessions[i].signd, s)
+				} else {
+					sessions[i].anon = append(sessions[i].anon, s)
+				}
+				fmt.Fprintf(os.Stderr, "round %d  front page, signed in %-5v %-6s %7.0f req/s  %8.1f µs CPU/req  %d errors\n",
+					round+1, signedIn, g.label, float64(s.reqs)/s.wall.Seconds(), s.perReq()*1e6, s.bad)
+			}
+			i++
 		}
 	}
 
@@ -299,7 +346,7 @@ func (h *harness) run(ctx context.Context) error {
 			sr.xadd = max(sr.xadd, x)
 			sr.redisXadd = rc
 			r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
-			s, err := h.measure(ctx, target{"gw", gws[0].pid, gws[0].base + "/api/v1/services/street-fault/submissions"}, "POST", body, 0, h.o.submitConns)
+			s, err := h.measure(ctx, target{"gw", gws[0].pid, gws[0].base + "/api/v1/services/street-fault/submissions", nil}, "POST", body, 0, h.o.submitConns)
 			if err != nil {
 				return fmt.Errorf("submit: %w", err)
 			}
@@ -338,6 +385,20 @@ func (h *harness) run(ctx context.Context) error {
 			line += fmt.Sprintf("%s (%s req/s) | %sx | ", spread(ss, 1e6, sample.perReq), spread(ss, 1, func(s sample) float64 { return float64(s.reqs) / s.wall.Seconds() }), rangeOf(ratios, "%.1f"))
 		}
 		fmt.Fprintln(&out, strings.TrimSuffix(line, " "))
+	}
+	fmt.Fprintln(&out)
+	fmt.Fprintln(&out, "| Front page, 7 services, returning visitor | anonymous: µs CPU/req | signed in (session in Redis): µs CPU/req | difference, µs |")
+	fmt.Fprintln(&out, "|---|---|---|---|")
+	for _, sr := range sessions {
+		var diff []float64
+		for i := range sr.anon {
+			diff = append(diff, (sr.signd[i].perReq()-sr.anon[i].perReq())*1e6)
+		}
+		name := "Gateway (this tree)"
+		if sr.label == "base" {
+			name = "Gateway (" + h.o.baseline + ")"
+		}
+		fmt.Fprintf(&out, "| %s | %s | %s | %s |\n", name, spread(sr.anon, 1e6, sample.perReq), spread(sr.signd, 1e6, sample.perReq), rangeOf(diff, "%+.0f"))
 	}
 	fmt.Fprintln(&out)
 	fmt.Fprintln(&out, "| Durable submit (this tree) | Redis's own XADD (redis-benchmark) | Gateway receipts/s | share of XADD | gateway µs CPU/receipt | Redis µs CPU/receipt (per XADD) |")
@@ -388,7 +449,11 @@ func (h *harness) measure(ctx context.Context, t target, method string, body []b
 				if body != nil {
 					req.Header.Set("Content-Type", "application/json")
 				}
-				res, err := h.client.Do(req)
+				client := h.client
+				if t.client != nil {
+					client = t.client
+				}
+				res, err := client.Do(req)
 				if err != nil {
 					bad.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
@@ -442,6 +507,46 @@ func (h *harness) xadd(ctx context.Context) (float64, float64, error) {
 	rate, _ := strconv.ParseFloat(string(m[len(m)-1][1]), 64)
 	_ = exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(h.rport), "del", "benchgw:xadd").Run()
 	return rate, rcpu / float64(n), nil
+}
+
+// visitor returns a client with a cookie jar that has visited base once
+// (so it holds the CSRF cookie, like a returning browser) and, with a
+// role, signed in through the development identity provider as its first
+// persona with that role.
+func (h *harness) visitor(ctx context.Context, base, role string) (*http.Client, error) {
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: h.client.Timeout, Transport: h.client.Transport}
+	if _, err := h.fetchWith(c, base+"/"); err != nil {
+		return nil, err
+	}
+	if role == "" {
+		return c, nil
+	}
+	b, err := h.fetchWith(c, base+"/dev-idp/personas")
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Personas []struct {
+			ID    string   `json:"id"`
+			Roles []string `json:"roles"`
+		} `json:"personas"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, err
+	}
+	for _, p := range list.Personas {
+		if slices.Contains(p.Roles, role) {
+			if _, err := h.fetchWith(c, base+"/auth/login?return_to=%2Fmy&login_hint="+p.ID); err != nil {
+				return nil, err
+			}
+			if _, err := h.fetchWith(c, base+"/api/v1/me"); err != nil {
+				return nil, fmt.Errorf("not signed in after the login: %w", err)
+			}
+			return c, ctx.Err()
+		}
+	}
+	return nil, fmt.Errorf("no persona with role %s", role)
 }
 
 func (h *harness) build(ctx context.Context, root, out, pkg string) error {
@@ -507,8 +612,10 @@ func (h *harness) waitHTTP(ctx context.Context, url string) error {
 	return fmt.Errorf("%s did not answer 200 within two minutes (logs in %s)", url, h.dir)
 }
 
-func (h *harness) fetch(url string) ([]byte, error) {
-	res, err := h.client.Get(url)
+func (h *harness) fetch(url string) ([]byte, error) { return h.fetchWith(h.client, url) }
+
+func (h *harness) fetchWith(c *http.Client, url string) ([]byte, error) {
+	res, err := c.Get(url)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,7 @@
 package httpapi
 
 import (
-	"net/http"
-
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
-
-	"github.com/kommun/servicegateway/web"
 )
 
 // routes lists every route of the gateway. Keep it the one place to look.
@@ -30,8 +25,9 @@ func (s *Server) routes(app *fiber.App) {
 		app.Get("/metrics", s.Metrics.handler())
 	}
 
-	// Static assets (one stylesheet), cached for a day.
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
+	// Static assets (one stylesheet): pages link /static/<name>.<hash>.<ext>,
+	// cached for good; ETag and Last-Modified (static.go).
+	app.Get("/static/*", s.staticAsset)
 
 	// JSON for programs. Machine clients authenticate with a bearer
 	// assertion; calls authenticated by the session cookie that change

@@ -155,6 +155,7 @@ type Server struct {
 	pointKeyOnce  sync.Once // desk_point.go
 	pointKeyBytes []byte
 	openapi       openAPI
+	cache         catalogCache // catalog.go: the catalog made once per language
 }
 
 // NewServer builds the fiber app with every route.
@@ -178,6 +179,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ErrorHandler:            s.handleError,
 		BodyLimit:               deps.Config.BodyLimit,
 		ReadBufferSize:          16 * 1024, // caps request headers
+		WriteBufferSize:         16 * 1024, // headers and a small page in one write (fasthttp: 4 KB, two writes)
 		ReadTimeout:             deps.Config.ReadTimeout,
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,

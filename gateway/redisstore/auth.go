@@ -25,11 +25,19 @@ func (s *Store) PutSession(ctx context.Context, id string, data []byte, ttl time
 	return nil
 }
 
-// GetSession returns a session; nil when there is none.
-func (s *Store) GetSession(ctx context.Context, id string) ([]byte, error) {
+// GetSession returns a session and sets its remaining life to ttl in the
+// same command (GETEX ... PX), so that a signed-in request costs one round
+// trip; nil when there is none. ttl <= 0 leaves the life as it is.
+func (s *Store) GetSession(ctx context.Context, id string, ttl time.Duration) ([]byte, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := s.rdb.Get(ctx, s.keys.session(id)).Bytes()
+	var cmd *redis.StringCmd
+	if ttl > 0 {
+		cmd = s.rdb.GetEx(ctx, s.keys.session(id), ttl)
+	} else {
+		cmd = s.rdb.Get(ctx, s.keys.session(id)) // GETEX with 0 would PERSIST
+	}
+	b, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

@@ -109,7 +109,7 @@ func (fc *formContent) addFields(l *locales.Localizer, svc *gateway.Service, st 
 		ff := viewField(l, svc, f, st.values[f.Name])
 		if m, bad := st.errs[f.Name]; bad {
 			ff.Error = l.Message(m)
-			fc.Errors = append(fc.Errors, formError{ID: ff.ID, Label: ff.Label, Error: ff.Error})
+			fc.Errors = append(fc.Errors, formError{ID: ff.errorTarget(), Label: ff.Label, Error: ff.Error})
 		}
 		ff.Describedby = describedBy(ff)
 		fc.Fields = append(fc.Fields, ff)
@@ -163,6 +163,15 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 		ff.Options = append(ff.Options, formOption{Value: o, Label: l.T(svc.MsgOption(f, o)), Selected: selected[o]})
 	}
 	return ff
+}
+
+// errorTarget is the id the error summary links to: the field's input, or
+// for a group of check boxes its first box (a fieldset cannot take focus).
+func (ff formField) errorTarget() string {
+	if ff.Kind == string(gateway.FieldMultiSelect) {
+		return ff.ID + "-0"
+	}
+	return ff.ID
 }
 
 func describedBy(ff formField) string {

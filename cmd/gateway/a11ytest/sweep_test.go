@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
@@ -265,7 +266,11 @@ func (s *sweep) errorSummaryKeyboard(where string) {
 		s.problem("%s: Tab from the error summary focuses %q, want its first link %q", where, got, first)
 		return
 	}
-	b.do("follow the link with Enter", chromedp.KeyEvent(kb.Enter))
+	before := b.location()
+	b.do("follow the link with Enter", pressEnter())
+	if after := b.location(); after != before {
+		s.problem("%s: Enter on the error summary's link went from %s to %s", where, before, after)
+	}
 	got := eval[string](b, "focused field", `(document.activeElement || {}).id || ""`)
 	if "#"+got != first {
 		s.problem("%s: Enter on %s leaves focus on %q, want the field it names", where, first, got)
@@ -273,6 +278,24 @@ func (s *sweep) errorSummaryKeyboard(where string) {
 	if !eval[bool](b, "focused is a form control", `["INPUT","SELECT","TEXTAREA"].includes((document.activeElement || {}).tagName)`) {
 		s.problem("%s: the error summary's link %s focuses a %s, not an input", where, first, eval[string](b, "tag", `(document.activeElement || {tagName: "nothing"}).tagName`))
 	}
+}
+
+// pressEnter presses Enter as a keyboard does: one keydown that carries the
+// text, so the browser drops the keypress when the keydown was handled (a
+// link followed), and a keyup. chromedp.KeyEvent sends the keypress as an
+// event of its own, which would reach the field a link just focused and
+// send its form.
+func pressEnter() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		down := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyDown, Key: "Enter", Code: "Enter",
+			WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13, Text: "\r", UnmodifiedText: "\r"}
+		if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, down); err != nil {
+			return err
+		}
+		up := input.DispatchKeyEventParams{Type: input.DispatchKeyEventTypeKeyUp, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}
+		_, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, up)
+		return err
+	})
 }
 
 // skipLinkKeyboard: the first Tab on a page reaches the skip link, which
@@ -290,7 +313,7 @@ func (s *sweep) skipLinkKeyboard(lang string) {
 		return r.width > 10 && r.height > 10 && r.left >= 0 && r.right <= innerWidth && r.top >= 0 })()`) {
 		s.problem("%s: the focused skip link is not visible in the viewport", where)
 	}
-	b.do("follow the skip link", chromedp.KeyEvent(kb.Enter))
+	b.do("follow the skip link", pressEnter())
 	if got := eval[string](b, "focused after skip", `(document.activeElement || {}).id || ""`); got != "main" {
 		s.problem("%s: after Enter focus is on %q, want main", where, got)
 	}

@@ -303,6 +303,9 @@ func (s *Server) callback(c *fiber.Ctx) error {
 	if err := json.Unmarshal(b, &ar); err != nil {
 		return err
 	}
+	// Whatever goes wrong from here, the error page offers to sign in
+	// again and a way back to where the sign-in started.
+	offerOnError(c, loginHref(ar.ReturnTo, ar.Level), safeReturn(ar.ReturnTo))
 	if e := c.Query("error"); e != "" {
 		return gateway.Errorf(gateway.EUnauth, "auth.cancelled", errors.New("provider error"))
 	}

@@ -55,19 +55,28 @@ func (s *Server) stepUp(c *fiber.Ctx, svc *gateway.Service, st formState, aerr *
 		st.formErr = &aerr.Message
 		return s.renderForm(c, fiber.StatusForbidden, svc, st)
 	}
-	key := auth.RandomToken(24)
-	b, err := json.Marshal(draft{Service: svc.ID, Values: st.values, Token: st.token, Owner: draftOwner(c)})
+	key, err := s.putDraft(c, svc, st)
 	if err != nil {
 		return err
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	if err := s.Auth.Store.PutDraft(ctx, key, b, s.Auth.DraftTTL); err != nil {
-		return unavailableErr(err)
 	}
 	back := "/services/" + svc.ID + "?draft=" + key
 	q := url.Values{"level": {svc.Assurance.String()}, "return_to": {back}}
 	return c.Redirect("/auth/login?"+q.Encode(), fiber.StatusSeeOther)
+}
+
+// putDraft keeps st's values for this browser and returns their key.
+func (s *Server) putDraft(c *fiber.Ctx, svc *gateway.Service, st formState) (string, error) {
+	key := auth.RandomToken(24)
+	b, err := json.Marshal(draft{Service: svc.ID, Values: st.values, Token: st.token, Owner: draftOwner(c)})
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	if err := s.Auth.Store.PutDraft(ctx, key, b, s.Auth.DraftTTL); err != nil {
+		return "", unavailableErr(err)
+	}
+	return key, nil
 }
 
 // draftState returns the values kept for this browser under ?draft=, to

@@ -72,10 +72,11 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	}
 	fc := newFormContent(l, svc, action, st)
 	fc.Started = s.formStamp(svc, st.values)
-	if svc.Assurance > gateway.AssuranceNone {
-		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
-	}
+	fc.SignInNotice = signInNotice(c, l, svc, st)
 	fc.addFields(l, svc, st)
+	if len(fc.Errors) > 0 {
+		s.keepForLanguageSwitch(c, svc, st)
+	}
 	if len(fc.Errors) > 0 || fc.FormError != "" {
 		return s.render(c, status, "service", l.T("form.error_title_prefix", "Title", fc.Title), fc)
 	}

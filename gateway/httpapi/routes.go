@@ -15,6 +15,7 @@ func (s *Server) routes(app *fiber.App) {
 		app.Use(s.Metrics.observe()) // outermost: sees the final status
 	}
 	app.Use(requestLog(s.Logger))
+	app.Use(compress()) // gzip when the client accepts it (compress.go)
 	app.Use(securityHeaders())
 	app.Use(chooseLanguage())
 	if s.Authenticate != nil {

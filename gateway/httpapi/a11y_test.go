@@ -164,3 +164,20 @@ func TestLanguageSwitchKeepsTypedValues(t *testing.T) {
 		t.Error("another browser sees the values")
 	}
 }
+
+// Search results have a title of their own (WCAG 2.4.2).
+func TestSearchResultsTitle(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	title := func(path string) string {
+		m := regexp.MustCompile(`<title>([^<]*)</title>`).FindStringSubmatch(b.get(path).body)
+		if m == nil {
+			t.Fatalf("%s has no title", path)
+		}
+		return html.UnescapeString(m[1])
+	}
+	front, search := title("/?lang=sv"), title("/?q=forskola&lang=sv")
+	if front == search || !strings.HasPrefix(search, "Sökresultat för ”forskola”") {
+		t.Errorf("search title %q, front page %q", search, front)
+	}
+}

@@ -1,11 +1,14 @@
 package httpapi_test
 
 import (
+	"fmt"
 	"html"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // No dead ends: navigation by role, and an error page that always offers
@@ -179,5 +182,52 @@ func TestSearchResultsTitle(t *testing.T) {
 	front, search := title("/?lang=sv"), title("/?q=forskola&lang=sv")
 	if front == search || !strings.HasPrefix(search, "Sökresultat för ”forskola”") {
 		t.Errorf("search title %q, front page %q", search, front)
+	}
+}
+
+// A date is three text inputs in the language's order; the parts are
+// joined into YYYY-MM-DD for the validator and split again when the form
+// comes back.
+func TestDateAsThreeInputs(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	b.signIn("cecilia", "/my")
+	page := b.get("/services/building-permit-advice?lang=sv").body
+	order := regexp.MustCompile(`name="preferred_date-(year|month|day)"`).FindAllStringSubmatch(page, -1)
+	if len(order) != 3 || order[0][1] != "year" || order[2][1] != "day" || strings.Contains(page, `type="date"`) {
+		t.Fatalf("Swedish date inputs %v (want year, month, day; no browser date picker)", order)
+	}
+	if !strings.Contains(page, `id="f-preferred_date" name="preferred_date-year"`) {
+		t.Errorf("the first input does not carry the field's id")
+	}
+	csrf, form := b.formTokens("/services/building-permit-advice?lang=sv")
+	post := func(y, m, d string) answer {
+		return b.post("/services/building-permit-advice", url.Values{"_csrf": {csrf}, "_form": {form},
+			"preferred_date-year": {y}, "preferred_date-month": {m}, "preferred_date-day": {d}})
+	}
+	// Other fields are missing, so the form comes back either way; what
+	// matters is what it says about the date.
+	d := time.Now().AddDate(0, 0, 30)
+	y, m, day := strconv.Itoa(d.Year()), strconv.Itoa(int(d.Month())), strconv.Itoa(d.Day())
+	ok := post(y, m, day)
+	if ok.status != 422 || strings.Contains(ok.body, `id="f-preferred_date-error"`) {
+		i := strings.Index(ok.body, `id="f-preferred_date-error"`)
+		t.Fatalf("a real date is refused: %d %.300s", ok.status, ok.body[max(0, i):])
+	}
+	for _, want := range []string{`name="preferred_date-year" value="` + y + `"`, `name="preferred_date-month" value="` + fmt.Sprintf("%02d", d.Month()) + `"`, `name="preferred_date-day" value="` + fmt.Sprintf("%02d", d.Day()) + `"`} {
+		if !strings.Contains(ok.body, want) {
+			t.Errorf("the form after a post lacks %s", want)
+		}
+	}
+	bad := post("2099", "13", "5")
+	if !strings.Contains(bad.body, `<p class="error-message" id="f-preferred_date-error">Skriv ett datum som finns`) {
+		t.Errorf("an impossible date is not explained for three inputs")
+	}
+	if !strings.Contains(bad.body, `href="#f-preferred_date"`) || !strings.Contains(bad.body, `name="preferred_date-month" value="13"`) {
+		t.Errorf("the error summary does not lead to the date, or the typed month is lost")
+	}
+	en := b.get("/services/building-permit-advice?lang=en").body
+	if order := regexp.MustCompile(`name="preferred_date-(year|month|day)"`).FindAllStringSubmatch(en, -1); len(order) != 3 || order[0][1] != "day" {
+		t.Errorf("English date inputs %v, want day first", order)
 	}
 }

@@ -26,6 +26,7 @@ type formField struct {
 	MaxLength                                            int
 	Min, Max, Step, InputMode, Autocomplete              string
 	Describedby, RequiredText, ChooseText                string
+	DateParts                                            []datePart // a date: day, month and year inputs (forms_a11y.go)
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -109,7 +110,7 @@ func (fc *formContent) addFields(l *locales.Localizer, svc *gateway.Service, st 
 		f := &svc.Fields[i]
 		ff := viewField(l, svc, f, st.values[f.Name])
 		if m, bad := st.errs[f.Name]; bad {
-			ff.Error = l.Message(m)
+			ff.Error = fieldMessage(l, ff, m)
 			fc.Errors = append(fc.Errors, formError{ID: ff.errorTarget(), Label: ff.Label, Error: ff.Error})
 		}
 		ff.Describedby = describedBy(ff)
@@ -137,7 +138,7 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 			ff.Max = strconv.FormatFloat(*f.Max, 'f', -1, 64)
 		}
 	case gateway.FieldDate:
-		ff.InputType = "date"
+		ff.DateParts = dateParts(l, ff)
 	case gateway.FieldEmail:
 		ff.InputType = "email"
 		if ff.Autocomplete == "" {
@@ -231,6 +232,7 @@ func postValues(c *fiber.Ctx) map[string][]string {
 		key := string(k)
 		values[key] = append(values[key], string(v))
 	})
+	joinDateParts(values)
 	return values
 }
 

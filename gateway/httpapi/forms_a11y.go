@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
@@ -35,4 +37,100 @@ func (s *Server) keepForLanguageSwitch(c *fiber.Ctx, svc *gateway.Service, st fo
 		return
 	}
 	c.Context().QueryArgs().Set("draft", key)
+}
+
+// A date is three text inputs, day, month and year (the GOV.UK pattern), in
+// the order the language writes them, instead of the browser's date picker,
+// whose format follows the browser and not the page. The form still posts
+// one value, YYYY-MM-DD, to the validator: joinDateParts puts the parts
+// together when the form arrives.
+
+// datePart is one of a date's inputs.
+type datePart struct {
+	Name, ID, Label, Value, Autocomplete string
+	Size                                 int // characters: 2 or 4
+}
+
+var dateSuffixes = []string{"-year", "-month", "-day"}
+
+// dateParts splits the field's value (YYYY-MM-DD, or what was typed) into
+// its inputs in the language's order (form.date.order: "ymd" or "dmy").
+// The first input takes the field's id, so the error summary's link and
+// the label lead to it.
+func dateParts(l *locales.Localizer, ff formField) []datePart {
+	vals := strings.SplitN(ff.Value, "-", 3)
+	if len(vals) != 3 {
+		vals = []string{"", "", ""}
+	}
+	parts := map[byte]datePart{
+		'y': {Name: ff.Name + "-year", Label: l.T("form.date.year"), Value: vals[0], Size: 4},
+		'm': {Name: ff.Name + "-month", Label: l.T("form.date.month"), Value: vals[1], Size: 2},
+		'd': {Name: ff.Name + "-day", Label: l.T("form.date.day"), Value: vals[2], Size: 2},
+	}
+	if ff.Autocomplete == "bday" {
+		for k, sfx := range map[byte]string{'y': "bday-year", 'm': "bday-month", 'd': "bday-day"} {
+			p := parts[k]
+			p.Autocomplete = sfx
+			parts[k] = p
+		}
+	}
+	order := l.T("form.date.order")
+	if order != "dmy" && order != "mdy" {
+		order = "ymd"
+	}
+	out := make([]datePart, 0, 3)
+	for i := 0; i < 3; i++ {
+		p := parts[order[i]]
+		p.ID = ff.ID + strings.TrimPrefix(p.Name, ff.Name)
+		if i == 0 {
+			p.ID = ff.ID
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// joinDateParts replaces each date's posted parts (name-year, name-month,
+// name-day) by one value, YYYY-MM-DD, with one-digit months and days
+// padded; a date left empty is left out. Field names have no hyphen, so
+// no field is mistaken for a part.
+func joinDateParts(values map[string][]string) {
+	last := func(k string) string {
+		if v := values[k]; len(v) > 0 {
+			return strings.TrimSpace(v[len(v)-1])
+		}
+		return ""
+	}
+	for key := range values {
+		for _, sfx := range dateSuffixes {
+			base, ok := strings.CutSuffix(key, sfx)
+			if !ok || base == "" || strings.Contains(base, "-") {
+				continue
+			}
+			y, m, d := last(base+"-year"), last(base+"-month"), last(base+"-day")
+			for _, s := range dateSuffixes {
+				delete(values, base+s)
+			}
+			if y == "" && m == "" && d == "" {
+				continue
+			}
+			values[base] = []string{y + "-" + pad2(m) + "-" + pad2(d)}
+		}
+	}
+}
+
+func pad2(s string) string {
+	if len(s) == 1 && s[0] >= '0' && s[0] <= '9' {
+		return "0" + s
+	}
+	return s
+}
+
+// fieldMessage is a field's error as the form shows it: a date that is not
+// a date is explained in terms of its three inputs.
+func fieldMessage(l *locales.Localizer, ff formField, m gateway.Message) string {
+	if ff.Kind == string(gateway.FieldDate) && m.ID == gateway.MsgDate {
+		return l.T("form.date.invalid")
+	}
+	return l.Message(m)
 }

@@ -195,6 +195,8 @@ type page struct {
 	post string
 	// keyboard checks the error summary with the keyboard.
 	keyboard bool
+	// extra checks more on the page.
+	extra func(s *sweep, where string)
 }
 
 type sweep struct {
@@ -248,9 +250,53 @@ func (s *sweep) check(role string, pages []page) {
 			if p.keyboard {
 				s.errorSummaryKeyboard(where)
 			}
+			if p.extra != nil {
+				p.extra(s, where)
+			}
+			// Right to left: the pages of a language written that way, and
+			// every page of the first language turned around, must mirror.
+			if lang == s.langs[0] || eval[string](s.b, "dir", `document.documentElement.dir`) == "rtl" {
+				s.rtlLayout(where)
+			}
 		}
 	}
 }
+
+// rtlLayout turns the page right to left (if it is not already) and checks
+// that the layout mirrors: the header's first item (the site's name) is on
+// the right, a field in error is marked on its right edge, the focused skip
+// link is inside the viewport, and nothing scrolls sideways at 320 px.
+func (s *sweep) rtlLayout(where string) {
+	b := s.b
+	where += " right to left"
+	was := eval[string](b, "dir", `document.documentElement.dir`)
+	b.do("turn right to left", chromedp.Evaluate[chromedp.Void](`document.documentElement.dir = "rtl"`))
+	defer b.do("turn back", chromedp.Evaluate[chromedp.Void](`document.documentElement.dir = `+jsString(was)))
+	res := eval[string](b, "mirrored layout", `(() => {
+		const row = document.querySelector(".header-row").getBoundingClientRect();
+		const brand = document.querySelector(".brand").getBoundingClientRect();
+		if (brand.left < row.left + row.width / 2) return "the site's name stays on the left";
+		for (const f of document.querySelectorAll(".field-error")) {
+			const st = getComputedStyle(f);
+			if (parseFloat(st.borderRightWidth) === 0 || parseFloat(st.borderLeftWidth) !== 0) return "a field in error is marked on the left";
+		}
+		return "";
+	})()`)
+	if res != "" {
+		s.problem("%s: does not mirror: %s", where, res)
+	}
+	if w, wide := b.reflow(); w > 320 {
+		s.problem("%s: scrolls sideways at 320 px (scrollWidth %d): %s", where, w, wide)
+	}
+	b.do("focus the skip link", chromedp.Evaluate[chromedp.Void](`document.querySelector("a.skip").focus()`))
+	if !eval[bool](b, "skip link in view", `(() => { const r = document.activeElement.getBoundingClientRect();
+		return r.width > 10 && r.left >= 0 && r.right <= innerWidth })()`) {
+		s.problem("%s: the focused skip link is outside the viewport", where)
+	}
+	b.do("blur the skip link", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+}
+
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // errorSummaryKeyboard: the summary has focus when the page opens, Tab
 // reaches its first link, and Enter moves focus to the field in error.
@@ -319,6 +365,27 @@ func (s *sweep) skipLinkKeyboard(lang string) {
 	}
 	if w, wide := b.reflow(); w > 320 {
 		s.problem("%s: scrolls sideways at 320 px (scrollWidth %d): %s", where, w, wide)
+	}
+}
+
+// chartSeriesNotByColourOnly: in a chart with two series the second is
+// hatched with a pattern that exists, in the bars and in the legend
+// (WCAG 1.4.1: colour is not the only way to tell them apart).
+func chartSeriesNotByColourOnly(s *sweep, where string) {
+	res := eval[string](s.b, "chart series", `(() => {
+		const bars = [...document.querySelectorAll("svg rect.bar-b")];
+		if (bars.length === 0) return "no bars of a second series";
+		for (const r of bars) {
+			const m = /^url\(#(.+)\)$/.exec(r.getAttribute("fill") || "");
+			if (!m || !document.getElementById(m[1]) || document.getElementById(m[1]).tagName !== "pattern") return "a bar is not hatched: fill=" + r.getAttribute("fill");
+		}
+		for (const sw of document.querySelectorAll(".legend .swatch.bar-b")) {
+			if (!getComputedStyle(sw).backgroundImage.includes("gradient")) return "the legend's swatch is plain";
+		}
+		return "";
+	})()`)
+	if res != "" {
+		s.problem("%s: chart series differ by colour only: %s", where, res)
 	}
 }
 
@@ -498,7 +565,7 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "desk form", path: "/desk/services/street-fault", status: 200},
 		{name: "desk form with errors", path: "/desk/services/street-fault", post: "#desk-submit", status: 422, keyboard: true},
 		{name: "desk receipt", path: receipt.Path, status: 200},
-		{name: "dashboard", path: "/dashboard", status: 200},
+		{name: "dashboard", path: "/dashboard", status: 200, extra: chartSeriesNotByColourOnly},
 		{name: "audit 403", path: "/admin/audit", status: 403},
 	}
 	s.check("staff", staff)

@@ -4,7 +4,9 @@
 package web
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -26,10 +28,42 @@ func Static() fs.FS {
 	return sub
 }
 
+// versions are the static files' content hashes, for URLs that change
+// when the file does (so they can be cached for long).
+var versions = func() map[string]string {
+	out := map[string]string{}
+	_ = fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(staticFS, p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		out[strings.TrimPrefix(p, "static/")] = hex.EncodeToString(sum[:6])
+		return nil
+	})
+	return out
+}()
+
+// AssetURL is the address of a static file with its content hash
+// ("/static/site.css?v=3f2a..."); templates call it as {{asset "site.css"}}.
+func AssetURL(name string) string {
+	return "/static/" + name + "?v=" + versions[name]
+}
+
+// AssetVersion is the content hash of a static file, "" for none.
+func AssetVersion(name string) string { return versions[name] }
+
 // Pages parses every page template together with the layout. The map is
 // keyed by page name ("catalog" for templates/catalog.html).
 func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	all := template.FuncMap{"asset": AssetURL}
+	for k, v := range funcs {
+		all[k] = v
+	}
+	layout, err := template.New("layout.html").Funcs(all).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
 	if err != nil {
 		return nil, err
 	}

@@ -2,10 +2,16 @@ package httpapi_test
 
 import (
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
+	"io/fs"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/kommun/servicegateway/web"
 )
 
 // Responses are gzipped for clients that accept it, over a real listener,
@@ -72,5 +78,29 @@ func TestCompression(t *testing.T) {
 	// gzip;q=0 refuses it.
 	if res, _ := get("/static/site.css", "gzip;q=0, identity"); res.Header.Get("Content-Encoding") != "" {
 		t.Errorf("gzip;q=0 got %q", res.Header.Get("Content-Encoding"))
+	}
+}
+
+// Pages link the stylesheet by content hash; that address is cached for a
+// year, any other for a day.
+func TestStylesheetVersionedAndCachedLong(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	m := regexp.MustCompile(`<link rel="stylesheet" href="(/static/site\.css\?v=[0-9a-f]{12})">`).FindStringSubmatch(b.get("/").body)
+	if m == nil {
+		t.Fatal("the page does not link the stylesheet by content hash")
+	}
+	css, _ := fs.ReadFile(web.Static(), "site.css")
+	sum := sha256.Sum256(css)
+	if !strings.HasSuffix(m[1], hex.EncodeToString(sum[:6])) {
+		t.Errorf("stylesheet link %s is not its content hash", m[1])
+	}
+	if r := b.get(m[1]); r.status != 200 || r.header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Errorf("%s: %d Cache-Control %q", m[1], r.status, r.header.Get("Cache-Control"))
+	}
+	for _, p := range []string{"/static/site.css", "/static/site.css?v=000000000000"} {
+		if r := b.get(p); r.status != 200 || r.header.Get("Cache-Control") != "public, max-age=86400" {
+			t.Errorf("%s: %d Cache-Control %q", p, r.status, r.header.Get("Cache-Control"))
+		}
 	}
 }

@@ -29,8 +29,9 @@ func (s *Server) routes(app *fiber.App) {
 		app.Get("/metrics", s.Metrics.handler())
 	}
 
-	// Static assets (one stylesheet), cached for a day.
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
+	// Static assets (one stylesheet, one small script), cached for a day;
+	// for a year when asked for by content hash (?v=, as pages link them).
+	app.Use("/static", cacheByVersion, filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
 
 	// JSON for programs. Machine clients authenticate with a bearer
 	// assertion; calls authenticated by the session cookie that change

@@ -231,3 +231,32 @@ func TestDateAsThreeInputs(t *testing.T) {
 		t.Errorf("English date inputs %v, want day first", order)
 	}
 }
+
+// Form markup the review found wanting: a textarea's autocomplete from the
+// manifest, the required marker on a single check box, and the error
+// summary's link to a check-box group going to its first box.
+func TestFormMarkup(t *testing.T) {
+	e := newAuthEnv(t, authOpts{})
+	b := e.browser(t)
+	docs := b.get("/services/public-documents?lang=sv").body
+	if !regexp.MustCompile(`<textarea id="f-postal_address"[^>]* autocomplete="street-address"`).MatchString(docs) {
+		t.Errorf("the postal address textarea lacks the manifest's autocomplete")
+	}
+	b.signIn("cecilia", "/my")
+	csrf, form := b.formTokens("/services/home-care?lang=sv")
+	r := b.post("/services/home-care", url.Values{"_csrf": {csrf}, "_form": {form}})
+	if r.status != 422 {
+		t.Fatalf("empty home-care form: %d", r.status)
+	}
+	if !regexp.MustCompile(`<label for="f-consent">[^<]*<span class="req">\(obligatoriskt\)</span></label>`).MatchString(r.body) {
+		t.Errorf("the required consent check box has no required marker")
+	}
+	if !strings.Contains(r.body, `<li><a href="#f-help_types-0">`) || !strings.Contains(r.body, `id="f-help_types-0"`) {
+		t.Errorf("the error summary does not link the check-box group's first box")
+	}
+	// The summary comes first in main, before the heading.
+	main := r.body[strings.Index(r.body, `<main`):]
+	if i, j := strings.Index(main, `id="error-summary"`), strings.Index(main, "<h1>"); i < 0 || i > j {
+		t.Errorf("the error summary is not first in main")
+	}
+}

@@ -471,10 +471,11 @@ func TestAccessibilitySweep(t *testing.T) {
 		}
 	}()
 
-	// The languages are the ones the gateway offers in its language switch,
-	// so a new locale file is swept without touching this test.
+	// The languages are the ones the gateway offers (the page's own and its
+	// rel=alternate links), so a new locale file is swept without touching
+	// this test.
 	b.navigate("open the catalog", chromedp.Navigate(gw+"/"))
-	langs := eval[[]string](b, "languages offered", `[...document.querySelectorAll("nav.lang li [lang]")].map(e => e.lang)`)
+	langs := eval[[]string](b, "languages offered", `[document.documentElement.lang, ...[...document.querySelectorAll('link[rel="alternate"][hreflang]')].map(e => e.hreflang)]`)
 	if len(langs) < 2 {
 		t.Fatalf("the language switch offers %v, want at least Swedish and English", langs)
 	}

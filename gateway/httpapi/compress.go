@@ -6,8 +6,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
-
-	"github.com/kommun/servicegateway/web"
 )
 
 // CompressConfig configures the compression middleware: gzip for clients
@@ -114,16 +112,4 @@ func compress(config ...CompressConfig) fiber.Handler {
 		res.Header.Del(fiber.HeaderAcceptRanges)
 		return nil
 	}
-}
-
-// cacheByVersion lets browsers keep a static file for a year when it is
-// asked for by its current content hash (web.AssetURL): a new version has a
-// new address.
-func cacheByVersion(c *fiber.Ctx) error {
-	err := c.Next()
-	name := strings.TrimPrefix(c.Path(), "/static/")
-	if v := c.Query("v"); err == nil && v != "" && v == web.AssetVersion(name) && c.Response().StatusCode() == fiber.StatusOK {
-		c.Set(fiber.HeaderCacheControl, "public, max-age=31536000, immutable")
-	}
-	return err
 }

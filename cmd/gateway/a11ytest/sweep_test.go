@@ -368,6 +368,21 @@ func (s *sweep) skipLinkKeyboard(lang string) {
 	}
 }
 
+// signInBack: a 401 page links to a sign-in that comes back to path.
+func signInBack(path string) func(s *sweep, where string) {
+	return func(s *sweep, where string) {
+		href := eval[string](s.b, "sign-in link", `(document.querySelector("main a#error-sign-in") || {}).href || ""`)
+		u, err := url.Parse(href)
+		var back *url.URL
+		if err == nil {
+			back, err = url.Parse(u.Query().Get("return_to"))
+		}
+		if href == "" || err != nil || u.Path != "/auth/login" || back.Path != path {
+			s.problem("%s: no sign-in link back to %s (found %q)", where, path, href)
+		}
+	}
+}
+
 // chartSeriesNotByColourOnly: in a chart with two series the second is
 // hatched with a pattern that exists, in the bars and in the legend
 // (WCAG 1.4.1: colour is not the only way to tell them apart).
@@ -519,8 +534,8 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "street-fault with errors", path: "/services/street-fault", post: send, status: 422, keyboard: true},
 		{name: "open data", path: "/open-data/", status: 200},
 		{name: "sign-in picker", path: "/my", status: 200},
-		{name: "dashboard 401", path: "/dashboard", status: 401},
-		{name: "audit 401", path: "/admin/audit", status: 401},
+		{name: "dashboard 401", path: "/dashboard", status: 401, extra: signInBack("/dashboard")},
+		{name: "audit 401", path: "/admin/audit", status: 401, extra: signInBack("/admin/audit")},
 		{name: "404", path: "/no-such-page", status: 404},
 		{name: "unknown service 404", path: "/services/no-such-service", status: 404},
 	}

@@ -254,6 +254,16 @@ func TestFormMarkup(t *testing.T) {
 	if !strings.Contains(r.body, `<li><a href="#f-help_types-0">`) || !strings.Contains(r.body, `id="f-help_types-0"`) {
 		t.Errorf("the error summary does not link the check-box group's first box")
 	}
+	// An empty required field says what to do for its kind.
+	for _, want := range []string{
+		`<p class="error-message" id="f-help_types-error">Välj minst ett alternativ.</p>`,
+		`<p class="error-message" id="f-applying_for-error">Välj ett av alternativen.</p>`,
+		`<p class="error-message" id="f-needs-error">Fältet måste fyllas i.</p>`,
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the form lacks %s", want)
+		}
+	}
 	// The summary comes first in main, before the heading.
 	main := r.body[strings.Index(r.body, `<main`):]
 	if i, j := strings.Index(main, `id="error-summary"`), strings.Index(main, "<h1>"); i < 0 || i > j {

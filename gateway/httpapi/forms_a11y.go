@@ -126,10 +126,27 @@ func pad2(s string) string {
 	return s
 }
 
-// fieldMessage is a field's error as the form shows it: a date that is not
-// a date is explained in terms of its three inputs.
+// requiredMessages say what to do with an empty required field of a kind,
+// instead of the generic "this field is required".
+var requiredMessages = map[gateway.FieldType]string{
+	gateway.FieldSelect:       gateway.MsgOption,
+	gateway.FieldMultiSelect:  "form.required_multi",
+	gateway.FieldDate:         "form.date.required",
+	gateway.FieldNumber:       gateway.MsgNumber,
+	gateway.FieldEmail:        gateway.MsgEmail,
+	gateway.FieldPhone:        gateway.MsgPhone,
+	gateway.FieldPersonnummer: gateway.MsgPersonnummer,
+}
+
+// fieldMessage is a field's error as the form shows it: an empty required
+// field says what to do for its kind, and a date that is not a date is
+// explained in terms of its three inputs.
 func fieldMessage(l *locales.Localizer, ff formField, m gateway.Message) string {
-	if ff.Kind == string(gateway.FieldDate) && m.ID == gateway.MsgDate {
+	kind := gateway.FieldType(ff.Kind)
+	if id, ok := requiredMessages[kind]; ok && m.ID == gateway.MsgRequired {
+		return l.T(id)
+	}
+	if kind == gateway.FieldDate && m.ID == gateway.MsgDate {
 		return l.T("form.date.invalid")
 	}
 	return l.Message(m)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 
@@ -9,7 +10,7 @@ import (
 )
 
 // CompressConfig configures the compression middleware: gzip for clients
-// that accept it. Brotli is left out on purpose: fiber's compress
+// that accept it, for responses that carry no secret. Brotli is left out on purpose: fiber's compress
 // middleware brings it through github.com/andybalholm/brotli v1.1.0, which
 // has a known vulnerability (GO-2026-6888); gzip alone is what every
 // browser accepts.
@@ -64,7 +65,23 @@ func acceptsGzip(h string) bool {
 	return false
 }
 
-// compress gzips responses for clients that accept it.
+// carriesSecret reports whether body holds one of the request's CSRF
+// tokens (a form's hidden field, /api/v1/me). Such a response is sent
+// uncompressed: compressed next to text an attacker can reflect into the
+// same page (a search, a form value, a query in the language links), its
+// length would give the token away a character at a time (BREACH).
+func carriesSecret(c *fiber.Ctx, body []byte) bool {
+	if t := csrfToken(c); t != "" && bytes.Contains(body, []byte(t)) {
+		return true
+	}
+	if sess := session(c); sess != nil && sess.CSRF != "" && bytes.Contains(body, []byte(sess.CSRF)) {
+		return true
+	}
+	return false
+}
+
+// compress gzips responses for clients that accept it, except those that
+// carry a secret (carriesSecret).
 func compress(config ...CompressConfig) fiber.Handler {
 	cfg := CompressConfigDefault
 	if len(config) > 0 {
@@ -104,7 +121,7 @@ func compress(config ...CompressConfig) fiber.Handler {
 			return nil // too large, or a stream of unknown length
 		}
 		body := res.Body()
-		if len(body) < cfg.MinSize || len(body) > cfg.MaxSize {
+		if len(body) < cfg.MinSize || len(body) > cfg.MaxSize || carriesSecret(c, body) {
 			return nil
 		}
 		res.SetBodyRaw(fasthttp.AppendGzipBytesLevel(nil, body, cfg.Level))

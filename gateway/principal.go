@@ -39,3 +39,10 @@ func (p *Principal) Satisfies(a Assurance) bool {
 	}
 	return p != nil && !p.Machine && p.Assurance >= a
 }
+
+// DeskContactCount is one counter of contacts registered at a service
+// point's desk: per point, service, channel and outcome.
+type DeskContactCount struct {
+	Point, Service, Channel, Outcome string
+	Count                            int64
+}

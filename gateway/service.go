@@ -48,6 +48,9 @@ type Field struct {
 	Options   []string // values for select and multi-select
 	// Autocomplete is the HTML autocomplete token (e.g. "email", "tel").
 	Autocomplete string
+	// ShowIf are the conditions on earlier answers for the field to be
+	// shown; a hidden field is neither validated nor stored.
+	ShowIf []Condition
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }
@@ -63,14 +66,21 @@ type Service struct {
 	Channels   []Channel
 	Retention  time.Duration
 	Fields     []Field
-	Route      Route
-	Source     string // the manifest file it came from, for messages
+	// Steps group the fields into pages (a multi-step form ending with a
+	// check-your-answers page); none: one page.
+	Steps  []Step
+	Route  Route
+	Source string // the manifest file it came from, for messages
 }
 
 // Route says where a service's submissions go.
 type Route struct {
 	Kind string // the connector kind, e.g. "http"
 }
+
+// AllowsChannel reports whether the manifest lists ch among the channels
+// the service may be used through.
+func (s *Service) AllowsChannel(ch Channel) bool { return slices.Contains(s.Channels, ch) }
 
 // Field returns the field with the name, or nil.
 func (s *Service) Field(name string) *Field {
@@ -124,6 +134,9 @@ func MsgCategory(id string) string { return "category." + id }
 // in every shipped locale (hints and descriptions are optional).
 func (s *Service) RequiredMessages() []string {
 	ids := []string{s.MsgTitle(), s.MsgSummary(), MsgDepartment(s.Department), MsgCategory(s.Category)}
+	for i := range s.Steps {
+		ids = append(ids, s.MsgStepTitle(&s.Steps[i]))
+	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
 		ids = append(ids, s.MsgLabel(f))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/kommun/servicegateway/gateway/personnummer"
@@ -42,13 +43,14 @@ const (
 	MsgUnknownField    = "validation.unknown_field"
 	MsgInvalidEncoding = "validation.encoding"
 	MsgType            = "validation.type"
+	MsgControlChars    = "validation.control_chars"
 )
 
 // ValidationMessages lists every message ID Validate may return, so tests can
 // check that each one is translated.
 var ValidationMessages = []string{MsgRequired, MsgMinLength, MsgMaxLength, MsgNumber, MsgMin, MsgMax,
 	MsgDate, MsgMinDate, MsgMaxDate, MsgEmail, MsgPhone, MsgOption, MsgSingleValue, MsgCheckbox,
-	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType}
+	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars}
 
 // DateLayout is the layout of date values (ISO 8601, as HTML date inputs send).
 const DateLayout = "2006-01-02"
@@ -56,13 +58,18 @@ const DateLayout = "2006-01-02"
 // Validate checks submitted values against the service's fields and returns
 // the typed payload: strings, float64 for numbers, bool for checkboxes,
 // []string for multi-selects and the 12-digit form of personnummer. Empty
-// optional fields are left out. The HTML form and the JSON API both call it,
+// optional fields and fields hidden by their conditions (show_if) are left
+// out. The HTML form and the JSON API both call it,
 // so they accept exactly the same input. now is the reference for "today".
 func (s *Service) Validate(values map[string][]string, now time.Time) (map[string]any, FieldErrors) {
 	payload := make(map[string]any, len(s.Fields))
 	errs := FieldErrors{}
+	shown := s.Shown(values)
 	for i := range s.Fields {
 		f := &s.Fields[i]
+		if !shown[f.Name] {
+			continue // hidden by its conditions: neither validated nor stored
+		}
 		v, msg := f.validate(s, values[f.Name], now)
 		if msg != nil {
 			errs[f.Name] = *msg
@@ -115,10 +122,33 @@ func (f *Field) maxLength() int {
 	return DefaultMaxText
 }
 
+// hiddenChar reports a character a resident does not type and a case
+// officer cannot see: control characters (line breaks and tabs only in
+// multi-line text) and the bidirectional embeddings, overrides and
+// isolates (U+202A-U+202E, U+2066-U+2069) that make text display in
+// another order than it is stored ("Trojan Source"). The directional
+// marks LRM, RLM and ALM, which Arabic and Hebrew keyboards type, pass.
+func hiddenChar(r rune, multiline bool) bool {
+	switch {
+	case r == '\n' || r == '\r' || r == '\t':
+		return !multiline
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069:
+		return true
+	}
+	return unicode.IsControl(r)
+}
+
 func (f *Field) validate(s *Service, in []string, now time.Time) (any, *Message) {
 	for _, v := range in {
 		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 			return nil, msg(MsgInvalidEncoding)
+		}
+		multiline := f.Type == FieldTextarea
+		if !multiline {
+			v = strings.TrimSpace(v) // surrounding white space is trimmed below anyway
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return hiddenChar(r, multiline) }) {
+			return nil, msg(MsgControlChars)
 		}
 	}
 	if f.Type == FieldMultiSelect {

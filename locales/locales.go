@@ -2,16 +2,20 @@
 // message files (one per language), and the translation machinery the rest
 // of the gateway uses. Swedish is the default language; English is complete.
 //
-// To add a language: copy active.en.toml to active.<tag>.toml, translate it,
-// add departments.<tag>.toml, add the tag to Shipped, and give every service
-// a messages.<tag>.toml. The tests fail until every message is there.
+// The shipped languages are the ones with an active.<tag>.toml here: to add
+// a language, translate every <area>.sv.toml into <area>.<tag>.toml and give
+// every service a messages.<tag>.toml (or let it declare a fallback). No Go
+// code names a language; names, text direction, plural rules and number and
+// date formats come from CLDR. The tests fail until every message is there.
 package locales
 
 import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -26,11 +30,39 @@ import (
 //go:embed *.toml
 var files embed.FS
 
-// Shipped lists the languages the gateway ships, default first.
-var Shipped = []language.Tag{language.Swedish, language.English}
+// Default is the language used when nothing else is asked for; its files
+// are the source every other language is translated from.
+var Default = language.Swedish
 
-// Default is the language used when nothing else is asked for.
-var Default = Shipped[0]
+// Shipped lists the languages the gateway ships, Default first and the rest
+// sorted by tag. It is derived from the active.<tag>.toml files present.
+var Shipped = shipped(files)
+
+var activeFile = regexp.MustCompile(`^active\.([A-Za-z-]+)\.toml$`)
+
+// shipped lists the tags of the active.<tag>.toml files in fsys.
+func shipped(fsys fs.FS) []language.Tag {
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		panic(err)
+	}
+	out := []language.Tag{Default}
+	for _, e := range entries {
+		m := activeFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		tag, err := language.Parse(m[1])
+		if err != nil {
+			panic(fmt.Sprintf("locales: %s: %v", e.Name(), err))
+		}
+		if tag != Default {
+			out = append(out, tag)
+		}
+	}
+	sort.Slice(out[1:], func(i, j int) bool { return out[1+i].String() < out[1+j].String() })
+	return out
+}
 
 // Translations is the message bundle plus an index of which message IDs each
 // language has, so that checks can tell a missing translation from a fallback.
@@ -176,8 +208,21 @@ func (l *Localizer) N(id string, count int, data ...any) string {
 	return l.localize(id, count, data)
 }
 
-// Message translates a domain message.
-func (l *Localizer) Message(m gateway.Message) string { return l.T(m.ID, m.Data) }
+// Message translates a domain message. Template data that is itself a
+// message (a level of assurance's name, a channel's) is translated first,
+// so domain code can name such words without a localizer.
+func (l *Localizer) Message(m gateway.Message) string {
+	data, cloned := m.Data, false
+	for k, v := range m.Data {
+		if inner, ok := v.(gateway.Message); ok {
+			if !cloned {
+				data, cloned = maps.Clone(m.Data), true
+			}
+			data[k] = l.Message(inner)
+		}
+	}
+	return l.T(m.ID, data)
+}
 
 func (l *Localizer) localize(id string, count any, data []any) string {
 	var td map[string]any
@@ -215,4 +260,19 @@ func (l *Localizer) Optional(id string) string {
 		return ""
 	}
 	return s
+}
+
+// Strict translates like N (or T, when count is nil) but reports what the
+// lenient methods hide: a message missing in this language (go-i18n then
+// falls back to Swedish), a plural form missing for the count, a template
+// that fails. Tests use it to prove every language is complete.
+func (l *Localizer) Strict(id string, count any, data map[string]any) (string, error) {
+	s, tag, err := l.l.LocalizeWithTag(&i18n.LocalizeConfig{MessageID: id, TemplateData: data, PluralCount: count})
+	if err != nil {
+		return s, err
+	}
+	if tag != l.Lang {
+		return s, fmt.Errorf("%s: %q came from %s", l.Lang, id, tag)
+	}
+	return s, nil
 }

@@ -160,7 +160,10 @@ func TestMatch(t *testing.T) {
 	}{
 		{"en-GB,en;q=0.9", language.English, true},
 		{"sv-SE", language.Swedish, true},
-		{"fi;q=1, en;q=0.5", language.English, true},
+		{"fi;q=1, en;q=0.5", language.Finnish, true},
+		{"ar-SA,ar;q=0.9", language.Arabic, true},
+		{"uk-UA", language.Ukrainian, true},
+		{"so", language.MustParse("so"), true},
 		{"de", language.Swedish, false},
 		{"", language.Swedish, false},
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/locales"
 )
 
 // ConnectorModule is one kind of connector, configured by a manifest's
@@ -22,6 +23,13 @@ type ConnectorModule interface {
 	// Provision resolves secrets and references through getenv and returns
 	// a connector that is ready to deliver.
 	Provision(getenv func(string) string) (gateway.Connector, error)
+}
+
+// ServiceBinder is implemented by connector modules that render a
+// submission for people (the e-mail connector): LoadCatalog gives them their
+// service and its translations before they are provisioned.
+type ServiceBinder interface {
+	BindService(svc *gateway.Service, tr *locales.Translations)
 }
 
 // Cleaner is implemented by connectors that hold resources.

@@ -28,16 +28,22 @@ const ManifestName = "service.toml"
 
 // manifest is the TOML shape of service.toml.
 type manifest struct {
-	ID            string          `toml:"id"`
-	Version       string          `toml:"version"`
-	Department    string          `toml:"department"`
-	Category      string          `toml:"category"`
-	Keywords      []string        `toml:"keywords"`
-	Assurance     string          `toml:"assurance"`
-	Channels      []string        `toml:"channels"`
-	RetentionDays int             `toml:"retention_days"`
-	Fields        []fieldManifest `toml:"fields"`
-	Route         struct {
+	ID            string   `toml:"id"`
+	Version       string   `toml:"version"`
+	Department    string   `toml:"department"`
+	Category      string   `toml:"category"`
+	Keywords      []string `toml:"keywords"`
+	Assurance     string   `toml:"assurance"`
+	Channels      []string `toml:"channels"`
+	RetentionDays int      `toml:"retention_days"`
+	// FallbackLanguage lets a service ship a subset of the languages: a
+	// message missing in a shipped language is shown in this one instead
+	// of stopping the gateway. It must be a shipped language the service
+	// translates completely.
+	FallbackLanguage string          `toml:"fallback_language"`
+	Fields           []fieldManifest `toml:"fields"`
+	Steps            []stepManifest  `toml:"steps"`
+	Route            struct {
 		Kind     string         `toml:"kind"`
 		Settings toml.Primitive `toml:"settings"`
 	} `toml:"route"`
@@ -56,6 +62,8 @@ type fieldManifest struct {
 	MaxDate      string   `toml:"max_date"`
 	Options      []string `toml:"options"`
 	Autocomplete string   `toml:"autocomplete"`
+	// ShowIf: the field is shown only when these hold (steps.go).
+	ShowIf []conditionManifest `toml:"show_if"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -191,12 +199,22 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 	}
 	v.check(m.RetentionDays >= 1 && m.RetentionDays <= 3650, "retention_days", "retention_days must be between 1 and 3650, got %d", m.RetentionDays)
 	v.check(len(m.Fields) > 0, "id", "a service needs at least one [[fields]] entry")
+	var fallback language.Tag
+	if m.FallbackLanguage != "" {
+		tag, err := language.Parse(m.FallbackLanguage)
+		ok := err == nil && containsTag(opts.Locales, tag)
+		v.check(ok, "fallback_language", "fallback_language must be a shipped language (%s), got %q", joinTags(opts.Locales), m.FallbackLanguage)
+		if ok {
+			fallback = tag
+		}
+	}
 
 	names := map[string]bool{}
 	for i, fm := range m.Fields {
 		f := v.field(i, fm, names)
 		svc.Fields = append(svc.Fields, f)
 	}
+	v.steps(svc, m.Steps, m.Fields)
 
 	// The route: a registered connector kind, its settings decoded strictly.
 	var mod ConnectorModule
@@ -226,7 +244,7 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
 		return svc, nil, nil, v.problems
 	}
-	files, ps := loadTranslations(fsys, file, svc, opts, lines)
+	files, ps := loadTranslations(fsys, file, svc, fallback, opts, lines)
 	return svc, mod, files, ps
 }
 
@@ -312,9 +330,28 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 	return f
 }
 
+func containsTag(tags []language.Tag, t language.Tag) bool {
+	for _, x := range tags {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func joinTags(tags []language.Tag) string {
+	out := make([]string, len(tags))
+	for i, t := range tags {
+		out[i] = t.String()
+	}
+	return strings.Join(out, ", ")
+}
+
 // loadTranslations reads messages.<lang>.toml next to the manifest and
 // checks that every shipped locale has every message the service needs.
-func loadTranslations(fsys fs.FS, file string, svc *gateway.Service, opts Options, lines *keyLines) ([]*i18n.MessageFile, Problems) {
+// With a fallback language (not und), a locale may lack messages or the
+// whole file: the fallback's text is added under that locale instead.
+func loadTranslations(fsys fs.FS, file string, svc *gateway.Service, fallback language.Tag, opts Options, lines *keyLines) ([]*i18n.MessageFile, Problems) {
 	dir := path.Dir(file)
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
@@ -323,6 +360,7 @@ func loadTranslations(fsys fs.FS, file string, svc *gateway.Service, opts Option
 	var problems Problems
 	var files []*i18n.MessageFile
 	have := map[language.Tag]map[string]bool{}
+	byTag := map[language.Tag]*i18n.MessageFile{}
 	for _, e := range entries {
 		m := transPattern.FindStringSubmatch(e.Name())
 		if m == nil {
@@ -347,22 +385,46 @@ func loadTranslations(fsys fs.FS, file string, svc *gateway.Service, opts Option
 			ids[msg.ID] = true
 		}
 		have[mf.Tag] = ids
+		byTag[mf.Tag] = mf
 		files = append(files, mf)
 	}
+	hasFallback := fallback != language.Und && have[fallback] != nil
 	for _, tag := range opts.Locales {
 		ids := have[tag]
 		want := path.Join(dir, "messages."+tag.String()+".toml")
-		if ids == nil {
+		if ids == nil && !(hasFallback && tag != fallback) {
 			problems = append(problems, Problem{File: want, Msg: fmt.Sprintf("missing translation file for shipped locale %q", tag)})
 			continue
 		}
+		// With a fallback, whatever this locale lacks (required or optional,
+		// such as hints) is taken from the fallback language's file.
+		var borrowed []*i18n.Message
+		if hasFallback && tag != fallback {
+			for _, m := range byTag[fallback].Messages {
+				if !ids[m.ID] {
+					borrowed = append(borrowed, m)
+				}
+			}
+		}
 		for _, id := range svc.RequiredMessages() {
-			if ids[id] || (opts.Known != nil && opts.Known(tag, id)) {
+			if ids[id] || findMessage(borrowed, id) != nil || (opts.Known != nil && opts.Known(tag, id)) {
 				continue
 			}
 			problems = append(problems, Problem{File: file, Line: lines.forMessage(svc, id),
 				Msg: fmt.Sprintf("missing translation %q in %s", id, want)})
 		}
+		if len(borrowed) > 0 {
+			files = append(files, &i18n.MessageFile{Path: byTag[fallback].Path, Tag: tag, Format: "toml", Messages: borrowed})
+		}
 	}
 	return files, problems
+}
+
+func findMessage(msgs []*i18n.Message, id string) *i18n.Message {
+	for _, m := range msgs {
+		if m.ID == id {
+			return m
+		}
+	}
+	return nil
 }

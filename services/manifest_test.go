@@ -8,27 +8,35 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"golang.org/x/text/language"
+
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
+	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-func options(t *testing.T) services.Options {
+// options are for test services translated into Swedish and English: the
+// loader's checks do not depend on how many languages ship.
+func options(t *testing.T, langs ...language.Tag) services.Options {
 	t.Helper()
 	tr, err := locales.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return services.Options{Locales: locales.Shipped, Known: tr.Has}
+	if len(langs) == 0 {
+		langs = []language.Tag{language.Swedish, language.English}
+	}
+	return services.Options{Locales: langs, Known: tr.Has}
 }
 
 // The shipped services load without a single problem, and the catalog has
 // what DESIGN.md promises.
 func TestBuiltinServicesLoad(t *testing.T) {
-	loaded, err := services.Load(services.Builtin, options(t))
+	loaded, err := services.Load(services.Builtin, options(t, locales.Shipped...))
 	if err != nil {
 		t.Fatalf("built-in services: %v", err)
 	}
@@ -142,7 +150,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown settings key", replace(`secret = "${CASESIM_SECRET}"`, "secret = \"${CASESIM_SECRET}\"\nretries = 3"), goodSV, goodEN,
 			[]string{`service.toml:24: unknown key "route.settings.retries"`}},
 		{"unknown connector kind", replace(`kind = "http"`, `kind = "carrier-pigeon"`), goodSV, goodEN,
-			[]string{`service.toml:19: unknown connector kind "carrier-pigeon" (known: http)`}},
+			[]string{`service.toml:19: unknown connector kind "carrier-pigeon" (known: `}},
 		{"invalid pattern", replace(`required = true`, "required = true\npattern = \"[a-\""), goodSV, goodEN,
 			[]string{`service.toml:12: field "what": invalid pattern`}},
 		{"literal secret", replace(`secret = "${CASESIM_SECRET}"`, `secret = "hunter2"`), goodSV, goodEN,
@@ -288,6 +296,15 @@ func TestSearch(t *testing.T) {
 		{"livsmedel", "food-business-registration"},
 		{"hemtjänst", "home-care"},
 		{"home care", "home-care"},
+		// Every shipped language finds the services in its own words.
+		{"päiväkoti", "preschool-place"},
+		{"kotipalvelu", "home-care"},
+		{"حفرة", "street-fault"},
+		{"رخصة بناء", "building-permit-advice"},
+		{"xannaano", "preschool-place"},
+		{"daryeelka guriga", "home-care"},
+		{"дитячий садок", "preschool-place"},
+		{"дозвіл на паркування", "parking-permit"},
 	}
 	for _, tc := range cases {
 		if got := ids(tc.q); !has(got, tc.want) {
@@ -302,5 +319,72 @@ func TestSearch(t *testing.T) {
 	}
 	if got := ids("forskola"); has(got, "street-fault") {
 		t.Errorf("forskola should not find street-fault: %v", got)
+	}
+}
+
+// A service may ship a subset of the languages when it declares a fallback:
+// the missing language gets the fallback's text instead of stopping the
+// gateway. Without the declaration the same files are an error.
+func TestFallbackLanguage(t *testing.T) {
+	arabic := language.Arabic
+	three := []language.Tag{language.Swedish, language.English, arabic}
+	withFallback := strings.Replace(goodManifest, "retention_days = 30\n", "retention_days = 30\nfallback_language = \"sv\"\n", 1)
+
+	// No fallback declared: the Arabic file is missing.
+	_, err := services.Load(fsWith(goodManifest, goodSV, goodEN), options(t, three...))
+	if err == nil || !strings.Contains(err.Error(), `dept/test-service/messages.ar.toml: missing translation file for shipped locale "ar"`) {
+		t.Fatalf("without a fallback: %v", err)
+	}
+
+	// Declared: it loads, and Arabic reads the Swedish text.
+	loaded, err := services.Load(fsWith(withFallback, goodSV, goodEN), options(t, three...))
+	if err != nil {
+		t.Fatalf("with a fallback: %v", err)
+	}
+	tr, err := locales.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Add(loaded.Translations...); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Localizer(arabic).T("test-service.field.size.option.big"); got != "Stor" {
+		t.Fatalf("Arabic falls back to %q, want the Swedish \"Stor\"", got)
+	}
+	if got := tr.Localizer(language.English).T("test-service.field.size.option.big"); got != "Big" {
+		t.Fatalf("English has its own translation, got %q", got)
+	}
+
+	// A partial Arabic file is completed from the fallback, message by message.
+	fsys := fsWith(withFallback, goodSV, goodEN)
+	fsys["dept/test-service/messages.ar.toml"] = &fstest.MapFile{Data: []byte(`"test-service.title" = "اختبار"` + "\n")}
+	loaded, err = services.Load(fsys, options(t, three...))
+	if err != nil {
+		t.Fatalf("partial Arabic with a fallback: %v", err)
+	}
+	tr, _ = locales.New()
+	if err := tr.Add(loaded.Translations...); err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Localizer(arabic).T("test-service.title"); got != "اختبار" {
+		t.Fatalf("Arabic title = %q, want its own", got)
+	}
+	if got := tr.Localizer(arabic).T("test-service.field.what.label"); got != "Vad" {
+		t.Fatalf("Arabic label = %q, want the Swedish fallback", got)
+	}
+
+	// The same partial file without a fallback names the missing messages.
+	fsys = fsWith(goodManifest, goodSV, goodEN)
+	fsys["dept/test-service/messages.ar.toml"] = &fstest.MapFile{Data: []byte(`"test-service.title" = "اختبار"` + "\n")}
+	_, err = services.Load(fsys, options(t, three...))
+	if err == nil || !strings.Contains(err.Error(), `missing translation "test-service.field.what.label" in dept/test-service/messages.ar.toml`) {
+		t.Fatalf("partial Arabic without a fallback: %v", err)
+	}
+
+	// The fallback must be a shipped language.
+	bad := strings.Replace(goodManifest, "retention_days = 30\n", "retention_days = 30\nfallback_language = \"de\"\n", 1)
+	_, err = services.Load(fsWith(bad, goodSV, goodEN), options(t, three...))
+	if err == nil || !strings.Contains(err.Error(), `service.toml:7: fallback_language must be a shipped language (sv, en, ar), got "de"`) {
+		t.Fatalf("unshipped fallback: %v", err)
 	}
 }

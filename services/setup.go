@@ -19,6 +19,11 @@ func LoadCatalog(fsys fs.FS, tr *locales.Translations) (*Loaded, *Catalog, error
 	if err := tr.Add(loaded.Translations...); err != nil {
 		return nil, nil, err
 	}
+	for _, svc := range loaded.Services {
+		if b, ok := loaded.Modules[svc.ID].(ServiceBinder); ok {
+			b.BindService(svc, tr)
+		}
+	}
 	cat := NewCatalog(loaded.Services, locales.Shipped, func(l language.Tag, id string) string {
 		return tr.Localizer(l).Optional(id)
 	})

@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/kommun/servicegateway/gateway/casesim"
 )
 
 // setting is one environment variable. The list below is the only place
@@ -22,6 +25,9 @@ var settings = []setting{
 	{"GATEWAY_SERVICES_DIR", "", "folder with service manifests (default: the services built into the binary)"},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"GATEWAY_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and deliveries in flight"},
+	{"GATEWAY_DRAIN_DELAY", "5s", "at SIGTERM, how long /readyz answers 503 (while requests are still served) before the listener closes, so the load balancer stops sending first; a second SIGTERM ends the wait"},
+	{"GATEWAY_READ_TIMEOUT", "15s", "longest time to read one request, headers and body; slower senders are cut off"},
+	{"GATEWAY_MAX_CONNS_PER_IP", "64", "open connections per client address (IPv6: per /64), over it 429; peers in GATEWAY_TRUSTED_PROXIES are not limited; 0: no limit"},
 	{"GATEWAY_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed"},
 	{"GATEWAY_WORKERS", "4", "delivery workers per process"},
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
@@ -55,6 +61,7 @@ var settings = []setting{
 	{"GATEWAY_SESSION_KEY", "", "secret (at least 32 bytes) that signs session cookies; required in production, shared by all replicas (development default: random at start)"},
 	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
 	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
+	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
 	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
@@ -71,11 +78,19 @@ var settings = []setting{
 	{"GATEWAY_REDIS_PREFIX", "gw", "prefix of every Redis key, to share a Redis between installations"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
+	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
+	{"SMTP_PORT", "587", "SMTP port; the e-mail routes require STARTTLS"},
+	{"SMTP_USERNAME", "", "SMTP user for AUTH PLAIN; unset: no authentication"},
+	{"SMTP_PASSWORD", "", "SMTP password (with SMTP_USERNAME)"},
+	{"SMTP_CA_FILE", "", "PEM file with the certificate authorities that may sign the SMTP server's certificate (default: the system's)"},
+	{"MAIL_FROM", "e-tjanster@kommun.example", "From address of the e-mails to departments; its domain is the Message-ID's"},
+	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
 }
 
 type config struct {
 	Addr, Env, PublicURL, ServicesDir, LogLevel string
-	ShutdownTimeout                             time.Duration
+	ShutdownTimeout, DrainDelay, ReadTimeout    time.Duration
+	MaxConnsPerIP                               int
 	TrustedProxies                              []string
 	Workers                                     int
 	RetryBase, RetryMax                         time.Duration
@@ -91,10 +106,13 @@ type config struct {
 	RedisMaster, RedisUser, RedisPassword       string
 	RedisPrefix                                 string
 	CasesimURL, CasesimSecret                   string
+	SMTPHost, SMTPPort                          string
+	MailFrom, CityOfficeMailbox                 string
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
 	SessionIdle, SessionAbsolute                time.Duration
+	SessionPrivileged                           time.Duration
 	ClientsFile, ProvidersFile                  string
 	LoginLimit                                  int
 	Usage                                       bool
@@ -146,6 +164,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Addr: get("GATEWAY_ADDR"), Env: get("GATEWAY_ENV"), PublicURL: strings.TrimRight(get("GATEWAY_PUBLIC_URL"), "/"),
 		ServicesDir: get("GATEWAY_SERVICES_DIR"), LogLevel: get("GATEWAY_LOG_LEVEL"),
 		ShutdownTimeout: dur("GATEWAY_SHUTDOWN_TIMEOUT"), TrustedProxies: list("GATEWAY_TRUSTED_PROXIES"),
+		DrainDelay: dur("GATEWAY_DRAIN_DELAY"), ReadTimeout: dur("GATEWAY_READ_TIMEOUT"), MaxConnsPerIP: num("GATEWAY_MAX_CONNS_PER_IP", 0, 1000000),
 		Workers: num("GATEWAY_WORKERS", 1, 256), RetryBase: dur("GATEWAY_RETRY_BASE"), RetryMax: dur("GATEWAY_RETRY_MAX"),
 		RetryAttempts: num("GATEWAY_RETRY_ATTEMPTS", 1, 1000), ClaimIdle: dur("GATEWAY_CLAIM_IDLE"),
 		DeliveryTimeout: dur("GATEWAY_DELIVERY_TIMEOUT"), BreakerFailures: num("GATEWAY_BREAKER_FAILURES", 0, 1000),
@@ -153,9 +172,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL: get("REDIS_URL"), RedisAddrs: list("REDIS_ADDRS"), RedisMaster: get("REDIS_MASTER_NAME"),
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
+		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
 	}
 	c.OIDC = oidcConfig{
-		Issuer: strings.TrimRight(get("GATEWAY_OIDC_ISSUER"), "/"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),
+		Issuer: get("GATEWAY_OIDC_ISSUER"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),
 		ClientSecret: get("GATEWAY_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(get("GATEWAY_OIDC_SCOPES")),
 		Algorithms:   list("GATEWAY_OIDC_ALGORITHMS"),
 		ClaimSubject: get("GATEWAY_OIDC_CLAIM_SUBJECT"), ClaimPersonnummer: get("GATEWAY_OIDC_CLAIM_PERSONNUMMER"),
@@ -167,6 +187,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.SessionKey, c.ClientsFile = get("GATEWAY_SESSION_KEY"), get("GATEWAY_CLIENTS_FILE")
 	c.ProvidersFile = get("GATEWAY_OIDC_PROVIDERS_FILE")
 	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
+	c.SessionPrivileged = dur("GATEWAY_SESSION_PRIVILEGED")
 	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
 	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
@@ -201,6 +222,20 @@ func loadConfig(getenv func(string) string) (config, error) {
 	case c.Fault != "" && c.production():
 		errs = append(errs, "GATEWAY_FAULT is for tests only and refused with GATEWAY_ENV=production")
 	}
+	if c.ReadTimeout <= 0 {
+		errs = append(errs, "GATEWAY_READ_TIMEOUT must be above zero")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				errs = append(errs, fmt.Sprintf("GATEWAY_TRUSTED_PROXIES: want IP addresses or CIDRs, got %q", p))
+			}
+		}
+	}
+	if c.production() {
+		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)
+		errs = append(errs, checkSecret("GATEWAY_SESSION_KEY", c.SessionKey)...)
+	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = -1 // delivery: negative switches breakers off
 	}
@@ -211,6 +246,37 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("configuration:\n  %s", strings.Join(errs, "\n  "))
 	}
 	return c, nil
+}
+
+// demoSecrets are secrets published with the project (the demo, the
+// README, the tests): production refuses them under any name.
+var demoSecrets = []string{casesim.DemoSecret, "0123456789abcdef0123456789abcdef"}
+
+// isDemoSecret: a published secret, or one that says it is a placeholder.
+func isDemoSecret(v string) bool {
+	low := strings.ToLower(v)
+	for _, d := range demoSecrets {
+		if v == d {
+			return true
+		}
+	}
+	return strings.Contains(low, "change-me") || strings.Contains(low, "changeme")
+}
+
+// checkSecret refuses, in production, a set secret that is a known demo
+// value or shorter than 32 bytes (an HMAC key that short can be guessed
+// offline from one signed request). Unset secrets are checked where they
+// are required.
+func checkSecret(name, v string) []string {
+	switch {
+	case v == "":
+		return nil
+	case isDemoSecret(v):
+		return []string{name + ": a published demo value, refused with GATEWAY_ENV=production"}
+	case len(v) < 32:
+		return []string{name + ": want at least 32 bytes with GATEWAY_ENV=production (e.g. openssl rand -base64 48)"}
+	}
+	return nil
 }
 
 func printHelp(w io.Writer) {

@@ -196,7 +196,9 @@ version = "1.0.0"
 department = %q
 category = "streets-traffic"
 assurance = "none"
+channels = ["digital", "api"]
 retention_days = 30
+fallback_language = "sv" # translated into Swedish and English only
 
 [[fields]]
 name = "where"

@@ -23,6 +23,7 @@ func gatewayEnv(redisURL, casesimURL string) map[string]string {
 		"GATEWAY_ADDR": "127.0.0.1:0", "REDIS_URL": redisURL, "CASESIM_URL": casesimURL, "CASESIM_SECRET": demoSecret,
 		"GATEWAY_RETRY_BASE": "100ms", "GATEWAY_RETRY_MAX": "500ms", "GATEWAY_CLAIM_IDLE": "2s",
 		"GATEWAY_RATELIMIT": "off", "GATEWAY_SHUTDOWN_TIMEOUT": "10s", "GATEWAY_LOG_LEVEL": "warn",
+		"GATEWAY_DRAIN_DELAY": "0s",
 	}
 }
 

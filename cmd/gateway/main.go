@@ -17,17 +17,20 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 
 	// Connector kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -174,6 +177,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		log.Info("reference case system started in-process", "url", url)
 	}
 
+	// E-mail routes: the configured SMTP server, or the demo's mail catcher.
+	stopMail, err := setupMail(cfg, env, log)
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, stopMail)
+
 	// Connectors, one per service.
 	routes := map[string]delivery.Route{}
 	callbacks := map[string]httpapi.CallbackVerifier{} // verify status updates signed by back-ends
@@ -202,7 +212,11 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		return err
 	}
 	cleanups = append(cleanups, func() { _ = ln.Close() })
-	identity, err := setupIdentity(cfg, store, "http://"+displayAddr(ln.Addr()), log)
+	addr := ln.Addr()
+	if ln, err = httpapi.LimitConnsPerIP(ln, cfg.MaxConnsPerIP, cfg.TrustedProxies); err != nil {
+		return err
+	}
+	identity, err := setupIdentity(cfg, store, "http://"+displayAddr(addr), log)
 	if err != nil {
 		return err
 	}
@@ -212,14 +226,28 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	})
 	// Usage statistics: events buffered in memory, flushed to Redis.
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
+	// The one intake: every channel's submit rules. The store takes the
+	// writes, the idempotency lock and the desk's records.
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Logger: log})
+	if err != nil {
+		return err
+	}
+	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
+		Intake: in, Desk: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
 		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
 		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
-		Ready: store.Ping, Auth: identity,
-		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(),
+		Ready: identityReady(func(ctx context.Context) error {
+			if draining.Load() {
+				return errDraining
+			}
+			return store.Ready(ctx) // a write: Redis out of memory is not ready
+		}, identity),
+		Auth: identity,
+		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
 	})
 	if err != nil {
@@ -243,14 +271,16 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
-	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(ln.Addr()))
+	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(addr))
 	if demoCasesim != nil {
-		demoCasesim.SetGatewayURL("http://" + displayAddr(ln.Addr()))
+		demoCasesim.SetGatewayURL("http://" + displayAddr(addr))
 	}
-	log.Info("gateway started", "addr", ln.Addr().String(), "services", len(loaded.Services), "env", cfg.Env)
+	log.Info("gateway started", "addr", addr.String(), "services", len(loaded.Services), "env", cfg.Env)
+	go checkProviders(ctx, identity, log)
 
 	select {
 	case <-ctx.Done():
+		drain(cfg.DrainDelay, &draining, log)
 	case err = <-serveErr:
 	}
 	// Stop taking requests, finish those in flight, then the deliveries.
@@ -272,6 +302,30 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	cancelUsage()
 	log.Info("stopped")
 	return err
+}
+
+var errDraining = errors.New("draining: shutting down")
+
+// drain marks the process as draining (/readyz answers 503) and keeps
+// serving for delay, so the load balancer takes this replica out before
+// its listener closes and no request meets a closed port. A second
+// SIGTERM or interrupt ends the wait.
+func drain(delay time.Duration, draining *atomic.Bool, log *slog.Logger) {
+	if delay <= 0 {
+		return
+	}
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	draining.Store(true)
+	log.Info("draining: /readyz answers 503 until the listener closes", "delay", delay.String())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-again:
+		log.Info("second signal: closing the listener now")
+	}
 }
 
 // demoAutoStatus is how long after a case arrives the demo's case system

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/usage"
 )
@@ -16,6 +17,7 @@ import (
 // all nil when they are switched off.
 type usageParts struct {
 	tracker  httpapi.Tracker
+	events   intake.Events
 	reports  httpapi.UsageReader
 	delivery delivery.UsageTracker
 	stop     func(ctx context.Context)
@@ -35,7 +37,7 @@ func setupUsage(ctx context.Context, cfg config, store *redisstore.Store, reg *p
 		registerUsageMetrics(reg, rec)
 	}
 	return usageParts{
-		tracker: rec, reports: usage.NewReader(store, ucfg), delivery: rec,
+		tracker: rec, events: rec, reports: usage.NewReader(store, ucfg), delivery: rec,
 		stop: func(ctx context.Context) {
 			if err := rec.Stop(ctx); err != nil {
 				log.Warn("usage: not all events were written at shutdown", "error", err)

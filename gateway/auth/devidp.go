@@ -35,7 +35,9 @@ var DevPersonas = []Persona{
 	{ID: "cecilia", Name: "Cecilia Carlsson", Roles: []gateway.Role{gateway.RoleResident}, Assurance: gateway.AssuranceHigh, Personnummer: "195212318256"},
 	{ID: "dragan", Name: "Dragan Dimitrov", Roles: []gateway.Role{gateway.RoleResident}, Assurance: gateway.AssuranceSubstantial, Personnummer: "197010632276"},
 	{ID: "sara", Name: "Sara Servicepunkt", Roles: []gateway.Role{gateway.RoleStaff}, Assurance: gateway.AssuranceSubstantial, ServicePoint: "sp-centrum", groups: []string{"staff"}},
-	{ID: "admin", Name: "Adam Administratör", Roles: []gateway.Role{gateway.RoleAdmin}, Assurance: gateway.AssuranceSubstantial, Department: "social-care", groups: []string{"admin"}},
+	// The municipality's administrator: no department claim, so every
+	// department's dead letters (an admin with one sees only theirs).
+	{ID: "admin", Name: "Adam Administratör", Roles: []gateway.Role{gateway.RoleAdmin}, Assurance: gateway.AssuranceSubstantial, groups: []string{"admin"}},
 }
 
 // DevClientID is the client id the gateway uses with the development provider.

@@ -55,10 +55,26 @@ type deadLetterView struct {
 	History      []gateway.StatusChange `json:"history,omitempty"`
 }
 
+// Dead letters by department. An administrator whose sign-in carries a
+// department claim administers that department's dead letters only: the
+// list shows only those, and any other is "not found" (404, so that
+// another department's references cannot be probed). An administrator
+// without a department claim is the municipality's and sees all.
+
+// mayAdminister reports whether p may see and act on dl.
+func mayAdminister(p *gateway.Principal, dl gateway.DeadLetter) bool {
+	return p != nil && (p.Department == "" || p.Department == dl.Department)
+}
+
+// deptScanLimit bounds the dead letters read to make a department's page
+// (the dead-letter index is not split by department).
+const deptScanLimit = 10000
+
 // readDeadLetterPage checks the admin role and reads the page of dead letters
-// that ?offset=&limit= ask for.
+// that ?offset=&limit= ask for, of the admin's department when they have one.
 func (s *Server) readDeadLetterPage(c *fiber.Ctx) (list []gateway.DeadLetter, total int64, offset, limit int, err error) {
-	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
 		return nil, 0, 0, 0, err
 	}
 	st, err := s.deadLetters()
@@ -68,8 +84,30 @@ func (s *Server) readDeadLetterPage(c *fiber.Ctx) (list []gateway.DeadLetter, to
 	offset, limit = pageArgs(c)
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	list, total, err = st.DeadLetterPage(ctx, offset, limit)
-	return list, total, offset, limit, err
+	if p.Department == "" {
+		list, total, err = st.DeadLetterPage(ctx, offset, limit)
+		return list, total, offset, limit, err
+	}
+	const batch = 500
+	for from := 0; from < deptScanLimit; from += batch {
+		page, all, err := st.DeadLetterPage(ctx, from, batch)
+		if err != nil {
+			return nil, 0, 0, 0, err
+		}
+		for _, dl := range page {
+			if !mayAdminister(p, dl) {
+				continue
+			}
+			if total >= int64(offset) && len(list) < limit {
+				list = append(list, dl)
+			}
+			total++
+		}
+		if len(page) < batch || int64(from+batch) >= all {
+			break
+		}
+	}
+	return list, total, offset, limit, nil
 }
 
 // apiDeadLetters: GET /api/v1/admin/dead-letters[?offset=&limit=].
@@ -91,8 +129,9 @@ func pageArgs(c *fiber.Ctx) (offset, limit int) {
 	return max(offset, 0), limit
 }
 
-// loadDeadLetter finds a dead letter by id or reference, with its history.
-func (s *Server) loadDeadLetter(c *fiber.Ctx, param string) (deadLetterView, error) {
+// loadDeadLetter finds a dead letter by id or reference, with its history;
+// not found when p may not administer it.
+func (s *Server) loadDeadLetter(c *fiber.Ctx, p *gateway.Principal, param string) (deadLetterView, error) {
 	st, err := s.deadLetters()
 	if err != nil {
 		return deadLetterView{}, err
@@ -107,6 +146,9 @@ func (s *Server) loadDeadLetter(c *fiber.Ctx, param string) (deadLetterView, err
 	if err != nil {
 		return deadLetterView{}, err
 	}
+	if !mayAdminister(p, dl) {
+		return deadLetterView{}, gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
+	}
 	sub, err := s.Store.Get(ctx, id)
 	if err != nil {
 		return deadLetterView{}, err
@@ -117,10 +159,11 @@ func (s *Server) loadDeadLetter(c *fiber.Ctx, param string) (deadLetterView, err
 // apiDeadLetter: GET /api/v1/admin/dead-letters/{id}: reason, attempts and
 // history; never the payload.
 func (s *Server) apiDeadLetter(c *fiber.Ctx) error {
-	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
 		return err
 	}
-	v, err := s.loadDeadLetter(c, c.Params("id"))
+	v, err := s.loadDeadLetter(c, p, c.Params("id"))
 	if err != nil {
 		return err
 	}
@@ -144,6 +187,9 @@ func (s *Server) replay(c *fiber.Ctx, p *gateway.Principal, param string) (strin
 	dl, _, err := st.DeadLetterInfo(ctx, id)
 	if err != nil {
 		return "", err
+	}
+	if !mayAdminister(p, dl) {
+		return "", gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
 	}
 	if err := st.Redrive(ctx, id); err != nil {
 		return "", err
@@ -180,6 +226,9 @@ func (s *Server) closeDead(c *fiber.Ctx, p *gateway.Principal, param string, sta
 	dl, _, err := st.DeadLetterInfo(ctx, id)
 	if err != nil {
 		return "", err
+	}
+	if !mayAdminister(p, dl) {
+		return "", gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
 	}
 	retention := defaultCloseRetention
 	if svc, ok := s.Catalog.Get(dl.Service); ok && svc.Retention > 0 {
@@ -256,10 +305,10 @@ func (s *Server) deadLetterRow(c *fiber.Ctx, dl gateway.DeadLetter) deadLetterRo
 	}
 	r := deadLetterRow{Reference: dl.Reference, Service: title, Department: l.T(gateway.MsgDepartment(dl.Department)),
 		Reason: reasonText(l.T, dl.Reason), LastError: dl.LastError, Attempts: dl.Attempts,
-		Created: dl.CreatedAt.In(stockholm).Format("2006-01-02 15:04"),
+		Created: l.DateTime(dl.CreatedAt.In(stockholm)),
 		Link:    "/admin/dead-letters/" + url.PathEscape(dl.Reference)}
 	if !dl.DeadAt.IsZero() {
-		r.DeadAt, r.DeadAtISO = dl.DeadAt.In(stockholm).Format("2006-01-02 15:04"), dl.DeadAt.Format(time.RFC3339)
+		r.DeadAt, r.DeadAtISO = l.DateTime(dl.DeadAt.In(stockholm)), dl.DeadAt.Format(time.RFC3339)
 	}
 	return r
 }
@@ -317,10 +366,11 @@ type deadLetterContent struct {
 
 // deadLetterPage: GET /admin/dead-letters/{reference}.
 func (s *Server) deadLetterPage(c *fiber.Ctx) error {
-	if _, err := requireRole(c, gateway.RoleAdmin); err != nil {
+	p, err := requireRole(c, gateway.RoleAdmin)
+	if err != nil {
 		return err
 	}
-	v, err := s.loadDeadLetter(c, c.Params("ref"))
+	v, err := s.loadDeadLetter(c, p, c.Params("ref"))
 	if err != nil {
 		return err
 	}
@@ -328,7 +378,7 @@ func (s *Server) deadLetterPage(c *fiber.Ctx) error {
 	dc := deadLetterContent{Row: s.deadLetterRow(c, v.DeadLetter), DeadLettered: v.DeadLettered,
 		Status: l.T("status.value." + v.Status)}
 	for _, h := range v.History {
-		dc.History = append(dc.History, historyView{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04:05"),
+		dc.History = append(dc.History, historyView{ISO: h.At.Format(time.RFC3339), When: l.Timestamp(h.At.In(stockholm)),
 			Status: l.T("status.value." + string(h.Status)), Note: h.Note, Message: h.Message})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

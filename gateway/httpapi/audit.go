@@ -15,21 +15,11 @@ import (
 // what. Append-only in Redis (XADD); administrators read it at
 // GET /api/v1/admin/audit and /admin/audit.
 
-// audit appends an entry. Callers refuse a refusal or a receipt whose entry
-// cannot be written; a filing already stored stands, and the missing entry
-// is logged as an error with its reference.
-func (s *Server) audit(c *fiber.Ctx, st deskStore, p *gateway.Principal, point string, e servicepoint.AuditEntry) error {
-	e.At = s.Config.Now().UTC().Format(time.RFC3339Nano)
-	e.Actor, e.ActorName, e.ServicePoint = p.Subject, p.Name, point
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	if err := st.AppendAudit(ctx, e); err != nil {
-		// The reference, never the subject: enough to write the entry by hand.
-		s.Logger.Error("audit entry not written", "request_id", c.Locals(localsRequestID), "action", e.Action,
-			"service_point", e.ServicePoint, "reference", e.Reference, "error", err)
-		return err
-	}
-	return nil
+// audit appends an entry through the intake (which logs one that cannot be
+// written, with its reference). Callers refuse a refusal or a receipt whose
+// entry cannot be written.
+func (s *Server) audit(c *fiber.Ctx, p *gateway.Principal, point string, e servicepoint.AuditEntry) error {
+	return s.Intake.Audit(c.UserContext(), p, point, e)
 }
 
 func (s *Server) readAudit(c *fiber.Ctx) ([]servicepoint.AuditEntry, int64, error) {
@@ -87,7 +77,7 @@ func (s *Server) auditPage(c *fiber.Ctx) error {
 		r := auditRow{WhenISO: e.At, Who: e.ActorName, Where: e.ServicePoint, Subject: e.Subject,
 			Action: l.T("desk.audit.action." + e.Action), Service: e.Service, Reference: e.Reference}
 		if t, err := time.Parse(time.RFC3339Nano, e.At); err == nil {
-			r.When = t.In(stockholm).Format("2006-01-02 15:04:05")
+			r.When = l.Timestamp(t.In(stockholm))
 		}
 		if pt, ok := s.ServicePoints.Get(e.ServicePoint); ok {
 			r.Where = pt.Name

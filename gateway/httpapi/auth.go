@@ -84,8 +84,10 @@ func (s *Server) initAuth() {
 // authenticate sets the request's principal: a machine client's bearer
 // assertion, or the session cookie. A bad Authorization header is refused
 // outright (401); a bad or revoked cookie makes the request anonymous.
-// Cookie-authenticated API calls that change something must carry the
-// session's CSRF token in X-CSRF-Token.
+// Every request authenticated by the session cookie that changes something
+// (any unsafe method, on any path, whatever its case) must carry the
+// session's CSRF token: in X-CSRF-Token, or in the form field _csrf (forms
+// drawn for a signed-in person carry the session's token, see csrf).
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	if strings.HasPrefix(c.Path(), "/dev-idp/") || strings.HasPrefix(c.Path(), "/static/") || c.Path() == "/healthz" || c.Path() == "/readyz" {
 		return c.Next()
@@ -109,28 +111,46 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		setPrincipal(c, p)
 		return c.Next()
 	}
-	if tok := c.Cookies(sessionCookie); tok != "" && s.Auth.Sessions != nil {
+	if tok := c.Cookies(s.cookieName(sessionCookie)); tok != "" && s.Auth.Sessions != nil {
 		ctx, cancel := s.storeCtx(c)
 		sess, renewed, err := s.Auth.Sessions.Load(ctx, tok)
 		cancel()
 		switch {
 		case errors.Is(err, auth.ErrNoSession):
-			s.clearCookie(c, sessionCookie, "/")
+			s.clearCookie(c, s.cookieName(sessionCookie), "/")
 		case err != nil:
 			return unavailableErr(err)
 		default:
 			setPrincipal(c, sess.Principal)
 			c.Locals(localsSession, sess)
 			if renewed != "" {
-				s.setCookie(c, sessionCookie, renewed, "/", 0)
+				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if strings.HasPrefix(c.Path(), "/api/") && !safeMethod(c.Method()) &&
-				subtle.ConstantTimeCompare([]byte(c.Get("X-CSRF-Token")), []byte(sess.CSRF)) != 1 {
+			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}
 	}
 	return c.Next()
+}
+
+// sessionCSRFOK: the request carries the session's CSRF token, in the
+// X-CSRF-Token header or the _csrf form field.
+func sessionCSRFOK(c *fiber.Ctx, sess *auth.Session) bool {
+	sent := c.Get(CSRFConfigDefault.Header)
+	if sent == "" {
+		sent = c.FormValue(CSRFConfigDefault.FormField)
+	}
+	return sent != "" && sess.CSRF != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(sess.CSRF)) == 1
+}
+
+// cookieName is a cookie's name: with the __Host- prefix in production, so
+// that no other host (a sibling subdomain) can set or overwrite it.
+func (s *Server) cookieName(base string) string {
+	if s.Config.Production {
+		return "__Host-" + base
+	}
+	return base
 }
 
 func safeMethod(m string) bool {
@@ -173,9 +193,15 @@ func (s *Server) clearCookie(c *fiber.Ctx, name, path string) {
 		Secure: s.secureCookies(c), SameSite: fiber.CookieSameSiteLaxMode})
 }
 
-// limit counts a hit against key; over limit per window it answers 429.
-// When Redis does not answer, requests pass.
+// limit counts a hit against key; over limit per window it answers 429
+// with the sign-in limit's message. When Redis does not answer, requests
+// pass.
 func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration) error {
+	return s.limitMsg(c, key, limit, window, "auth.rate_limited")
+}
+
+// limitMsg is limit with its own message for the 429.
+func (s *Server) limitMsg(c *fiber.Ctx, key string, limit int, window time.Duration, msgID string) error {
 	if s.Counter == nil || limit <= 0 {
 		return nil
 	}
@@ -188,7 +214,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 	}
 	if n > int64(limit) {
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ttl.Seconds())+1))
-		return gateway.Errorf(gateway.ETooMany, "auth.rate_limited", nil)
+		return gateway.Errorf(gateway.ETooMany, msgID, nil)
 	}
 	return nil
 }
@@ -198,7 +224,7 @@ func (s *Server) limit(c *fiber.Ctx, key string, limit int, window time.Duration
 func (s *Server) personLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 {
-			if err := s.limit(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow); err != nil {
+			if err := s.limitMsg(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow, "error.rate_limited_person"); err != nil {
 				return err
 			}
 		}
@@ -237,7 +263,7 @@ func (s *Server) redirectURI(c *fiber.Ctx) string {
 
 // login starts a sign-in (GET /auth/login?return_to=&login_hint=&level=&provider=).
 func (s *Server) login(c *fiber.Ctx) error {
-	if err := s.limit(c, "login:ip:"+c.IP(), s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
+	if err := s.limit(c, "login:ip:"+clientIP(c), s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
 		return err
 	}
 	if len(s.Auth.Providers) == 0 {
@@ -247,6 +273,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 	if id := c.Query("provider"); id != "" {
 		if rp = s.provider(id); rp == nil {
 			return gateway.Errorf(gateway.ENotFound, "auth.no_provider", nil)
+		}
+	} else if sess := session(c); sess != nil {
+		// A step-up (or any new sign-in without a choice) goes to the
+		// provider the person signed in with, not the default one.
+		if same := s.provider(sess.Provider); same != nil {
+			rp = same
 		}
 	}
 	level := gateway.AssuranceNone
@@ -273,7 +305,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	to, err := rp.AuthCodeURL(ctx, ar, strings.Clone(hint))
 	if err != nil {
-		return gateway.Errorf(gateway.EUnavailable, "auth.provider_unavailable", err)
+		return s.signInFailed(c, rp.ID(), err)
 	}
 	s.setCookie(c, loginCookie, ar.State, "/auth/", 600)
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -307,19 +339,19 @@ func (s *Server) callback(c *fiber.Ctx) error {
 	// again and a way back to where the sign-in started.
 	offerOnError(c, loginHref(ar.ReturnTo, ar.Level), safeReturn(ar.ReturnTo))
 	if e := c.Query("error"); e != "" {
-		return gateway.Errorf(gateway.EUnauth, "auth.cancelled", errors.New("provider error"))
+		return s.signInFailed(c, ar.Provider, auth.ProviderError(e))
 	}
 	rp := s.provider(ar.Provider)
 	if rp == nil {
-		return gateway.Errorf(gateway.EUnauth, "auth.failed", errors.New("unknown provider"))
+		return s.signInFailed(c, ar.Provider, errors.New("unknown provider"))
 	}
 	ctx, cancel = context.WithTimeout(c.UserContext(), 15*time.Second)
 	defer cancel()
-	p, err := rp.Exchange(ctx, &ar, strings.Clone(c.Query("code")))
+	res, err := rp.SignIn(ctx, &ar, strings.Clone(c.Query("code")))
 	if err != nil {
-		s.Logger.Warn("sign-in failed", "request_id", c.Locals(localsRequestID), "provider", rp.ID(), "error", err.Error())
-		return gateway.Errorf(gateway.EUnauth, "auth.failed", err)
+		return s.signInFailed(c, rp.ID(), err)
 	}
+	p := res.Principal
 	if err := s.limit(c, "login:person:"+p.Subject, s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
 		return err
 	}
@@ -327,29 +359,68 @@ func (s *Server) callback(c *fiber.Ctx) error {
 		return &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "auth.level_too_low",
 			Data: map[string]any{"Level": s.localizer(c).T("assurance." + ar.Level.String()), "Got": s.localizer(c).T("assurance." + p.Assurance.String())}}}
 	}
-	if old := c.Cookies(sessionCookie); old != "" {
+	if old := c.Cookies(s.cookieName(sessionCookie)); old != "" {
 		_ = s.Auth.Sessions.Revoke(ctx, old) // no fixation: whatever the browser held ends here
 	}
-	tok, _, err := s.Auth.Sessions.Create(ctx, p, rp.ID())
+	tok, _, err := s.Auth.Sessions.CreateWithIDToken(ctx, p, rp.ID(), res.IDToken)
 	if err != nil {
 		return unavailableErr(err)
 	}
-	s.setCookie(c, sessionCookie, tok, "/", 0)
+	s.setCookie(c, s.cookieName(sessionCookie), tok, "/", 0)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(safeReturn(ar.ReturnTo), fiber.StatusSeeOther)
 }
 
-// logout ends the session at once (POST /auth/logout). It needs the form's
-// CSRF token (_csrf, the double-submit cookie) or the session's CSRF token
-// in X-CSRF-Token. Answers 303 to the start page, or 204 to API callers.
+// signInFailed answers a failed sign-in with a page that says what
+// happened: cancelled, no access, the provider unreachable, a
+// configuration error (logged as an error: an operator must act), clocks
+// that differ, or a refusal worth trying again. The status is 503 when the
+// provider is unreachable, 403 for no access, else 401 (refused).
+func (s *Server) signInFailed(c *fiber.Ctx, provider string, err error) error {
+	kind := auth.KindOf(err)
+	log := s.Logger.Warn
+	status, title, msg := fiber.StatusUnauthorized, "auth.title.failed", "auth.failed"
+	switch kind {
+	case auth.FailCancelled:
+		log = s.Logger.Info
+		title, msg = "auth.title.cancelled", "auth.cancelled"
+	case auth.FailNoAccess:
+		status, title, msg = fiber.StatusForbidden, "error.title.forbidden", "auth.no_access"
+	case auth.FailNetwork:
+		status, title, msg = fiber.StatusServiceUnavailable, "auth.title.unavailable", "auth.provider_unavailable"
+	case auth.FailConfig:
+		log = s.Logger.Error
+		title, msg = "auth.title.unavailable", "auth.misconfigured"
+	case auth.FailClock:
+		log = s.Logger.Error
+		msg = "auth.clock_skew"
+	}
+	log("sign-in failed", "request_id", c.Locals(localsRequestID), "provider", provider, "kind", kind.String(), "error", err.Error())
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	l := s.localizer(c)
+	return s.render(c, status, "error", l.T(title), s.errorContent(c, status, msg, l.T(title), l.T(msg)))
+}
+
+// logout ends the session at once (POST /auth/logout). It needs the
+// session's CSRF token, in the form field _csrf (as the page's sign-out
+// form sends it) or in X-CSRF-Token; without a session, the form's
+// double-submit token. With everywhere=1 it ends every session of the person
+// (all browsers and devices). Answers 303 to the provider's
+// end_session_endpoint when the provider has one (so a shared computer
+// does not sign the next person in as this one), else to the start page;
+// 204 to API callers.
 func (s *Server) logout(c *fiber.Ctx) error {
 	if s.Auth == nil {
 		return fiber.ErrNotFound
 	}
 	sess := session(c)
 	formOK := false
-	if sent, ck := c.FormValue("_csrf"), c.Cookies(CSRFConfigDefault.CookieName); sent != "" && ck != "" {
-		formOK = subtle.ConstantTimeCompare([]byte(sent), []byte(ck)) == 1
+	if sent := c.FormValue("_csrf"); sent != "" {
+		want := c.Cookies(s.cookieName(CSRFConfigDefault.CookieName))
+		if sess != nil {
+			want = sess.CSRF
+		}
+		formOK = want != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
 	}
 	headerOK := sess != nil && subtle.ConstantTimeCompare([]byte(c.Get("X-CSRF-Token")), []byte(sess.CSRF)) == 1
 	if !formOK && !headerOK {
@@ -358,17 +429,40 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	if sess != nil {
 		ctx, cancel := s.storeCtx(c)
 		err := s.Auth.Sessions.RevokeID(ctx, sess.ID)
+		if err == nil && c.FormValue("everywhere") == "1" {
+			_, err = s.Auth.Sessions.RevokeSubject(ctx, sess.Principal.Subject)
+		}
 		cancel()
 		if err != nil {
 			return unavailableErr(err)
 		}
 	}
-	s.clearCookie(c, sessionCookie, "/")
+	s.clearCookie(c, s.cookieName(sessionCookie), "/")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if headerOK && !formOK {
 		return c.SendStatus(fiber.StatusNoContent)
 	}
+	back := s.signedOutURL(c)
+	if sess != nil {
+		if rp := s.provider(sess.Provider); rp != nil {
+			ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+			to, ok := rp.LogoutURL(ctx, sess.IDToken, back)
+			cancel()
+			if ok {
+				return c.Redirect(to, fiber.StatusSeeOther)
+			}
+		}
+	}
 	return c.Redirect("/?signed_out=1", fiber.StatusSeeOther)
+}
+
+// signedOutURL is where the browser lands after signing out; register it at
+// the provider as the post-logout redirect URI.
+func (s *Server) signedOutURL(c *fiber.Ctx) string {
+	if s.Config.PublicURL != "" {
+		return s.Config.PublicURL + "/?signed_out=1"
+	}
+	return c.BaseURL() + "/?signed_out=1"
 }
 
 // meJSON is GET /api/v1/me (contract): who is signed in.
@@ -389,7 +483,11 @@ func (s *Server) apiMe(c *fiber.Ctx) error {
 	if p == nil {
 		return gateway.Errorf(gateway.EUnauth, "error.signin_needed", nil)
 	}
-	out := meJSON{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
+	subject := p.Subject
+	if n, ok := strings.CutPrefix(subject, "se-pnr:"); ok {
+		subject = "se-pnr:" + maskPnr(n) // the personnummer is never shown in full, here neither
+	}
+	out := meJSON{Subject: subject, Name: p.Name, Roles: p.Roles, Assurance: p.Assurance.String(),
 		Department: p.Department, ServicePoint: p.ServicePoint, Machine: p.Machine}
 	if p.Personnummer != "" {
 		out.Personnummer = maskPnr(p.Personnummer)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/url"
+	"slices"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -120,6 +121,8 @@ func (s *Server) devAuthorize(c *fiber.Ctx) error {
 			detail = l.T("devidp.persona_staff", "Level", l.T("assurance."+p.Assurance.String()), "ServicePoint", p.ServicePoint)
 		case p.Department != "":
 			detail = l.T("devidp.persona_admin", "Level", l.T("assurance."+p.Assurance.String()), "Department", l.T(gateway.MsgDepartment(p.Department)))
+		case slices.Contains(p.Roles, gateway.RoleAdmin):
+			detail = l.T("devidp.persona_admin_all", "Level", l.T("assurance."+p.Assurance.String()))
 		}
 		pc.Personas = append(pc.Personas, pickerPersona{ID: p.ID, Name: p.Name, Detail: detail, Checked: i == 0})
 	}

@@ -20,6 +20,13 @@ import (
 // Redis for a short while under a random key, bound to their browser (the
 // CSRF cookie), and the form is drawn again with it after the sign-in; they
 // then press Send again.
+//
+// What an anonymous visitor can park this way is bounded: only the
+// service's own fields are kept (each value cut to the field's maximum
+// length), a draft is at most maxDraftBytes, and a browser (its CSRF
+// cookie) may start draftsPerBrowser, a client address draftsPerAddress,
+// per DraftTTL; over that the form is drawn again with what was typed and
+// a message, and nothing is stored.
 
 type draft struct {
 	Service string              `json:"service"`
@@ -30,8 +37,50 @@ type draft struct {
 
 var draftKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`)
 
-func draftOwner(c *fiber.Ctx) string {
-	sum := sha256.Sum256([]byte("draft\x00" + c.Cookies(CSRFConfigDefault.CookieName)))
+// Bounds of the drafts kept across a step-up sign-in.
+const (
+	maxDraftBytes     = 32 * 1024
+	draftsPerBrowser  = 5
+	draftsPerAddress  = 30
+	maxDraftValueRune = 10000 // per value, for fields without a maximum length
+)
+
+// draftValues keeps only svc's fields, each value at most the field's
+// maximum length (in characters) and at most as many values as the field
+// can take.
+func draftValues(svc *gateway.Service, values map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(svc.Fields))
+	for i := range svc.Fields {
+		f := &svc.Fields[i]
+		vs, ok := values[f.Name]
+		if !ok {
+			continue
+		}
+		maxVals := 1
+		if len(f.Options) > 1 {
+			maxVals = len(f.Options)
+		}
+		if len(vs) > maxVals {
+			vs = vs[len(vs)-maxVals:]
+		}
+		limit := f.MaxLength
+		if limit <= 0 || limit > maxDraftValueRune {
+			limit = maxDraftValueRune
+		}
+		kept := make([]string, 0, len(vs))
+		for _, v := range vs {
+			if r := []rune(v); len(r) > limit {
+				v = string(r[:limit])
+			}
+			kept = append(kept, v)
+		}
+		out[f.Name] = kept
+	}
+	return out
+}
+
+func (s *Server) draftOwner(c *fiber.Ctx) string {
+	sum := sha256.Sum256([]byte("draft\x00" + c.Cookies(s.cookieName(CSRFConfigDefault.CookieName))))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -51,32 +100,51 @@ func (s *Server) checkAssurance(c *fiber.Ctx, svc *gateway.Service) *gateway.Err
 
 // stepUp keeps the form values and sends the browser to sign in.
 func (s *Server) stepUp(c *fiber.Ctx, svc *gateway.Service, st formState, aerr *gateway.Error) error {
-	if s.Auth == nil || len(s.Auth.Providers) == 0 || c.Cookies(CSRFConfigDefault.CookieName) == "" {
+	if s.Auth == nil || len(s.Auth.Providers) == 0 || c.Cookies(s.cookieName(CSRFConfigDefault.CookieName)) == "" {
 		st.formErr = &aerr.Message
 		return s.renderForm(c, fiber.StatusForbidden, svc, st)
 	}
-	key, err := s.putDraft(c, svc, st)
+	key, refused, status, err := s.putDraft(c, svc, st, "draft")
 	if err != nil {
 		return err
+	}
+	if refused != nil {
+		st.formErr = refused
+		return s.renderForm(c, status, svc, st)
 	}
 	back := "/services/" + svc.ID + "?draft=" + key
 	q := url.Values{"level": {svc.Assurance.String()}, "return_to": {back}}
 	return c.Redirect("/auth/login?"+q.Encode(), fiber.StatusSeeOther)
 }
 
-// putDraft keeps st's values for this browser and returns their key.
-func (s *Server) putDraft(c *fiber.Ctx, svc *gateway.Service, st formState) (string, error) {
+// putDraft keeps st's values for this browser and returns their key. kind
+// names the purpose ("draft": a step-up sign-in; "langdraft": a language
+// switch), each with its own count per browser and per client address, so
+// one cannot use up the other. A draft too large or over a count is
+// refused: the message and status to answer with.
+func (s *Server) putDraft(c *fiber.Ctx, svc *gateway.Service, st formState, kind string) (string, *gateway.Message, int, error) {
 	key := auth.RandomToken(24)
-	b, err := json.Marshal(draft{Service: svc.ID, Values: st.values, Token: st.token, Owner: draftOwner(c)})
+	b, err := json.Marshal(draft{Service: svc.ID, Values: draftValues(svc, st.values), Token: st.token, Owner: s.draftOwner(c)})
 	if err != nil {
-		return "", err
+		return "", nil, 0, err
+	}
+	if len(b) > maxDraftBytes {
+		return "", &gateway.Message{ID: "error.draft_too_large"}, fiber.StatusRequestEntityTooLarge, nil
+	}
+	for _, l := range []struct {
+		key string
+		n   int
+	}{{kind + ":browser:" + s.draftOwner(c), draftsPerBrowser}, {kind + ":ip:" + clientIP(c), draftsPerAddress}} {
+		if err := s.limitMsg(c, l.key, l.n, s.Auth.DraftTTL, "error.draft_limit"); err != nil {
+			return "", &gateway.Message{ID: "error.draft_limit"}, fiber.StatusTooManyRequests, nil
+		}
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
 	if err := s.Auth.Store.PutDraft(ctx, key, b, s.Auth.DraftTTL); err != nil {
-		return "", unavailableErr(err)
+		return "", nil, 0, unavailableErr(err)
 	}
-	return key, nil
+	return key, nil, 0, nil
 }
 
 // draftState returns the values kept for this browser under ?draft=, to
@@ -93,10 +161,11 @@ func (s *Server) draftState(c *fiber.Ctx, svc *gateway.Service) formState {
 		return formState{}
 	}
 	var d draft
-	if json.Unmarshal(b, &d) != nil || d.Service != svc.ID || subtle.ConstantTimeCompare([]byte(d.Owner), []byte(draftOwner(c))) != 1 {
+	if json.Unmarshal(b, &d) != nil || d.Service != svc.ID || subtle.ConstantTimeCompare([]byte(d.Owner), []byte(s.draftOwner(c))) != 1 {
 		return formState{}
 	}
-	return formState{values: d.Values, token: d.Token, action: "/services/" + svc.ID + "?draft=" + key}
+	// A multi-step form comes back on its check-your-answers page.
+	return formState{values: d.Values, token: d.Token, action: "/services/" + svc.ID + "?draft=" + key, check: len(svc.Steps) > 0}
 }
 
 // dropDraft forgets the kept values once the form has been sent.

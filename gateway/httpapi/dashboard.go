@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -118,8 +117,8 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 		{l.T("usage.kpi.dead"), pct(l, t.DeadLetterRate), l.T("usage.kpi.dead_help")},
 		{l.T("usage.kpi.start_to_submit"), dur(l, t.MedianStartToSubmit), l.T("usage.kpi.start_to_submit_help")},
 		{l.T("usage.kpi.first_status"), dur(l, t.MedianToFirstStatus), l.T("usage.kpi.first_status_help")},
-		{l.T("usage.kpi.contacts"), num(t.AllContacts), l.T("usage.kpi.contacts_help")},
-		{l.T("usage.kpi.visitors"), num(rep.Visitors), l.T("usage.kpi.visitors_help")},
+		{l.T("usage.kpi.contacts"), l.Int(t.AllContacts), l.T("usage.kpi.contacts_help")},
+		{l.T("usage.kpi.visitors"), l.Int(rep.Visitors), l.T("usage.kpi.visitors_help")},
 	}
 	dc.Charts = append(dc.Charts, s.trendChart(l, rep), s.channelChart(l, rep), s.dropOffChart(l, rep))
 	dc.Tables = append(dc.Tables, s.groupTable(l, l.T("usage.dash.by_service"), l.T("usage.dash.service"), rep.Services, func(k string) string {
@@ -159,7 +158,7 @@ func (s *Server) trendChart(l *locales.Localizer, rep *usage.Report) svgChart {
 	for _, v := range []int{0, 25, 50, 75, 100} {
 		y := chartBase - (chartBase-chartTop)*v/100
 		ch.Lines = append(ch.Lines, svgLine{chartLeft, y, chartW - chartRight, y})
-		ch.Texts = append(ch.Texts, svgText{X: chartLeft - 6, Y: y + 4, Anchor: "end", Text: strconv.Itoa(v) + " %"})
+		ch.Texts = append(ch.Texts, svgText{X: chartLeft - 6, Y: y + 4, Anchor: "end", Text: l.T("usage.percent", "Value", l.Int(int64(v)))})
 	}
 	n := len(rep.Periods)
 	if n == 0 {
@@ -186,7 +185,7 @@ func (s *Server) trendChart(l *locales.Localizer, rep *usage.Report) svgChart {
 			ch.Texts = append(ch.Texts, svgText{X: x + barW, Y: chartBase + 16, Anchor: "middle", Text: shortPeriod(p.Period)})
 		}
 		ch.Table.Rows = append(ch.Table.Rows, dashRow{Cells: []string{p.Period, pct(l, p.DigitalTakeUp), pct(l, p.CompletionRate),
-			num(p.Submitted), num(p.AllContacts), num(p.Started)}})
+			l.Int(p.Submitted), l.Int(p.AllContacts), l.Int(p.Started)}})
 		if p.DigitalTakeUp != nil {
 			if *p.DigitalTakeUp > bestV {
 				bestV, best = *p.DigitalTakeUp, p.Period
@@ -254,15 +253,15 @@ func (s *Server) channelChart(l *locales.Localizer, rep *usage.Report) svgChart 
 		share := ratioOf(n, t.AllContacts)
 		name := l.T("usage.channel." + string(chn))
 		labels, values = append(labels, name), append(values, float64(n))
-		tips = append(tips, num(n)+" ("+pct(l, share)+")")
-		table.Rows = append(table.Rows, dashRow{Cells: []string{name, num(t.SubmittedBy[chn]), num(t.ContactsBy[chn]), pct(l, share)}})
+		tips = append(tips, l.Int(n)+" ("+pct(l, share)+")")
+		table.Rows = append(table.Rows, dashRow{Cells: []string{name, l.Int(t.SubmittedBy[chn]), l.Int(t.ContactsBy[chn]), pct(l, share)}})
 		if n > 0 {
 			parts = append(parts, name+" "+pct(l, share))
 		}
 	}
 	desc := l.T("usage.chart.no_data")
 	if len(parts) > 0 {
-		desc = l.T("usage.chart.channels_desc", "Total", num(t.AllContacts), "Parts", strings.Join(parts, ", "))
+		desc = l.T("usage.chart.channels_desc", "Total", l.Int(t.AllContacts), "Parts", strings.Join(parts, ", "))
 	}
 	ch := hbarChart("chart-channels", table.Caption, desc, labels, values, tips)
 	ch.Table = table
@@ -287,8 +286,8 @@ func (s *Server) dropOffChart(l *locales.Localizer, rep *usage.Report) svgChart 
 			}
 		}
 		labels, values = append(labels, label), append(values, float64(f.Failures))
-		tips = append(tips, num(f.Failures))
-		table.Rows = append(table.Rows, dashRow{Cells: []string{svcName, label, num(f.Failures), pct(l, f.Share)}})
+		tips = append(tips, l.Int(f.Failures))
+		table.Rows = append(table.Rows, dashRow{Cells: []string{svcName, label, l.Int(f.Failures), pct(l, f.Share)}})
 	}
 	desc := l.T("usage.chart.dropoff_none")
 	if len(labels) > 0 {
@@ -304,7 +303,7 @@ func (s *Server) groupTable(l *locales.Localizer, caption, keyHead string, group
 		l.T("usage.head.started"), l.T("usage.head.submitted"), l.T("usage.kpi.contacts"), l.T("usage.head.abandoned")}}
 	for _, g := range groups {
 		t.Rows = append(t.Rows, dashRow{Cells: []string{name(g.Key), pct(l, g.DigitalTakeUp), pct(l, g.CompletionRate), pct(l, g.AssistedShare),
-			num(g.Started), num(g.Submitted), num(g.AllContacts), num(g.Abandoned)}})
+			l.Int(g.Started), l.Int(g.Submitted), l.Int(g.AllContacts), l.Int(g.Abandoned)}})
 	}
 	return t
 }
@@ -317,6 +316,7 @@ func ratioOf(n, d int64) *float64 {
 	return &v
 }
 
+// num formats a count without grouping; pages in a language use l.Int.
 func num(n int64) string { return strconv.FormatInt(n, 10) }
 
 // pct formats a fraction as a percentage with one decimal, in the
@@ -325,11 +325,7 @@ func pct(l *locales.Localizer, v *float64) string {
 	if v == nil {
 		return "–"
 	}
-	s := strconv.FormatFloat(*v*100, 'f', 1, 64)
-	if b, _ := l.Lang.Base(); b.String() == "sv" {
-		s = strings.Replace(s, ".", ",", 1)
-	}
-	return l.T("usage.percent", "Value", s)
+	return l.T("usage.percent", "Value", l.Decimal(*v*100, 1))
 }
 
 // dur formats a median given as a bucket bound in seconds.
@@ -341,11 +337,11 @@ func dur(l *locales.Localizer, secs *float64) string {
 	var s string
 	switch {
 	case v < 120:
-		s = fmt.Sprintf("%d s", v)
+		s = l.T("usage.unit.seconds", "Value", l.Int(v))
 	case v < 2*3600:
-		s = fmt.Sprintf("%d min", v/60)
+		s = l.T("usage.unit.minutes", "Value", l.Int(v/60))
 	default:
-		s = fmt.Sprintf("%d h", v/3600)
+		s = l.T("usage.unit.hours", "Value", l.Int(v/3600))
 	}
 	return l.T("usage.at_most", "Value", s)
 }

@@ -2,8 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"net/url"
 	"strings"
 	"time"
@@ -12,9 +11,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
-	"github.com/kommun/servicegateway/gateway/auth"
-	"github.com/kommun/servicegateway/gateway/personnummer"
-	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 )
@@ -23,22 +20,22 @@ import (
 // assisted) and register contacts that did not start digitally. Access:
 // role staff (a person, not a machine client); the service point comes from
 // the identity provider's claim, or, when the claim gives none, is chosen on
-// the desk from the configured points (cookie gw_desk_point). Staff see what
+// the desk from the configured points (a signed cookie, desk_point.go). Staff see what
 // their service point filed this week; nothing else of residents'. Every
 // action on behalf of a resident goes to the audit stream (audit.go).
 
-// deskStore is what the desk needs from the store (*redisstore.Store).
-type deskStore interface {
+// DeskStore is what the desk reads and writes besides submissions
+// (*redisstore.Store implements it); filing goes through the intake.
+type DeskStore interface {
 	DeskSubmissions(ctx context.Context, point string, since time.Time, limit int) ([]*gateway.Submission, error)
 	AddDeskContact(ctx context.Context, day, point, service, channel, outcome string) error
-	DeskContacts(ctx context.Context, days []string) ([]redisstore.DeskContactCount, error)
-	AppendAudit(ctx context.Context, e servicepoint.AuditEntry) error
+	DeskContacts(ctx context.Context, days []string) ([]gateway.DeskContactCount, error)
 	Audit(ctx context.Context, before string, limit int) ([]servicepoint.AuditEntry, int64, error)
 }
 
-func (s *Server) desk() (deskStore, error) {
-	st, ok := s.Store.(deskStore)
-	if !ok || s.ServicePoints == nil {
+func (s *Server) desk() (DeskStore, error) {
+	st := s.Desk
+	if st == nil || s.ServicePoints == nil {
 		return nil, gateway.Errorf(gateway.ENotFound, "desk.error.off", nil)
 	}
 	return st, nil
@@ -77,7 +74,7 @@ func (s *Server) staffPoint(c *fiber.Ctx, p *gateway.Principal, asked string) (s
 	}
 	id := asked
 	if id == "" {
-		id = c.Cookies(deskPointCookie)
+		id = s.pointFromCookie(c, p)
 	}
 	if id == "" {
 		return servicepoint.Point{}, false, nil
@@ -118,98 +115,6 @@ func maskSubject(subject string) string {
 		return maskPnr(n)
 	}
 	return "–"
-}
-
-// visitor is what staff enter about the visitor.
-type visitor struct {
-	Personnummer  personnummer.Number
-	IdentityCheck servicepoint.IdentityCheck
-}
-
-// parseVisitor validates the visitor's number, the identity check and the
-// consent; errors are keyed by the given names.
-func parseVisitor(pnr, check string, consent bool, now time.Time, names [3]string) (visitor, gateway.FieldErrors) {
-	errs := gateway.FieldErrors{}
-	var v visitor
-	n, err := personnummer.ParseAt(pnr, now.In(stockholm))
-	if strings.TrimSpace(pnr) == "" {
-		errs[names[0]] = gateway.Message{ID: "desk.error.pnr_required"}
-	} else if err != nil {
-		errs[names[0]] = gateway.Message{ID: "desk.error.pnr_invalid"}
-	}
-	v.Personnummer = n
-	v.IdentityCheck = servicepoint.IdentityCheck(check)
-	if !v.IdentityCheck.Valid() {
-		errs[names[1]] = gateway.Message{ID: "desk.error.identity_check"}
-	}
-	if !consent {
-		errs[names[2]] = gateway.Message{ID: "desk.error.consent"}
-	}
-	return v, errs
-}
-
-// checkVisitorAssurance refuses a service that needs a higher level than
-// the identity check supports (capped by the staff member's own sign-in).
-func (s *Server) checkVisitorAssurance(c *fiber.Ctx, p *gateway.Principal, svc *gateway.Service, check servicepoint.IdentityCheck) *gateway.Error {
-	level := check.Assurance()
-	if p.Assurance < level {
-		level = p.Assurance
-	}
-	if svc.Assurance <= level {
-		return nil
-	}
-	l := s.localizer(c)
-	return &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "desk.error.assurance", Data: map[string]any{
-		"Level": l.T("assurance." + svc.Assurance.String()), "Check": l.T("desk.check." + string(check)), "Got": l.T("assurance." + level.String())}}}
-}
-
-// filing is one submission filed on a visitor's behalf.
-type filing struct {
-	p       *gateway.Principal
-	point   servicepoint.Point
-	svc     *gateway.Service
-	visitor visitor
-	payload map[string]any
-	locale  string // the visitor's language (receipt)
-	token   string // idempotency key (form token or Idempotency-Key)
-}
-
-// fileOnBehalf stores the submission with the visitor as subject, the staff
-// member as actor, the service point and channel assisted (Create also adds
-// it to the service point's desk list, in the same atomic step); then (when
-// it is new) counts the desk contact, records usage and writes the audit
-// entry.
-func (s *Server) fileOnBehalf(c *fiber.Ctx, st deskStore, f filing) (*gateway.Submission, bool, error) {
-	subject := auth.PersonSubject(f.visitor.Personnummer)
-	sub := &gateway.Submission{
-		Service: f.svc.ID, ServiceVersion: f.svc.Version, Department: f.svc.Department,
-		Channel: gateway.ChannelAssisted, Locale: f.locale, Payload: f.payload, Subject: subject,
-		Actor: f.p.Subject, ServicePoint: f.point.ID, IdentityCheck: string(f.visitor.IdentityCheck),
-	}
-	idem := gateway.Idempotency{}
-	if f.token != "" {
-		h := sha256.Sum256([]byte(bodyHash(f.svc, f.payload) + "\x00" + subject + "\x00" + f.point.ID))
-		idem = gateway.Idempotency{Scope: "desk:" + f.p.Subject, Key: f.token, BodyHash: hex.EncodeToString(h[:]), TTL: s.Config.IdempotencyTTL}
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	sub, created, err := s.Store.Create(ctx, sub, idem)
-	if err != nil || !created {
-		return sub, created, err
-	}
-	// The desk's own statistics: a visit whose outcome was filing with
-	// help. (Usage counts the submission itself, channel assisted.)
-	day := s.Config.Now().In(stockholm).Format(time.DateOnly)
-	if err := st.AddDeskContact(ctx, day, f.point.ID, f.svc.ID, string(servicepoint.ContactVisit), string(servicepoint.OutcomeFiledWithHelp)); err != nil {
-		s.Logger.Warn("desk contact", "request_id", c.Locals(localsRequestID), "error", err)
-	}
-	s.trackSubmitted(c, f.svc, sub, created, nil)
-	// The submission stands whatever happens now: failing the request would
-	// make staff file it twice. An audit entry that cannot be written is
-	// logged as an error with the reference (audit logs it).
-	_ = s.audit(c, st, f.p, f.point.ID, servicepoint.AuditEntry{Subject: f.visitor.Personnummer.Masked(), Action: servicepoint.ActionFiled,
-		Service: f.svc.ID, Reference: sub.Reference, IdentityCheck: string(f.visitor.IdentityCheck)})
-	return sub, created, nil
 }
 
 // visitorLocale is a shipped language tag for the receipt, from what staff
@@ -368,16 +273,20 @@ func (s *Server) deskRow(l *locales.Localizer, p *gateway.Principal, sub *gatewa
 	if sub.Actor == p.Subject {
 		by = l.T("desk.work.by_you")
 	}
-	return deskRow{Time: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), TimeISO: sub.CreatedAt.Format(time.RFC3339),
+	return deskRow{Time: l.DateTime(sub.CreatedAt.In(stockholm)), TimeISO: sub.CreatedAt.Format(time.RFC3339),
 		Service: title, Reference: sub.Reference, Subject: maskSubject(sub.Subject), By: by,
 		Status: l.T("status.value." + string(sub.Status)), ReceiptHref: "/desk/receipt/" + sub.ID}
 }
 
-// langLabel names a language tag in the page's language ("arabiska").
+// langLabel names a language tag in the page's language ("arabiska"): the
+// translators' word first, else CLDR's.
 func langLabel(l *locales.Localizer, tag string) string {
 	if t, err := language.Parse(tag); err == nil {
 		if s := l.Optional("desk.language." + t.String()); s != "" {
 			return s
+		}
+		if s := l.LanguageName(t); s != "" {
+			return s // from CLDR, for languages the desk messages do not name
 		}
 	}
 	return tag
@@ -400,7 +309,7 @@ func (s *Server) deskChoosePoint(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.EInvalid, "desk.error.unknown_point", nil)
 	}
-	s.setCookie(c, deskPointCookie, pt.ID, "/", 12*3600)
+	s.setCookie(c, s.cookieName(deskPointCookie), s.signPoint(p, pt.ID), "/", 12*3600)
 	return c.Redirect("/desk", fiber.StatusSeeOther)
 }
 
@@ -424,7 +333,7 @@ type deskState struct {
 
 // Names of the visitor's fields on the desk form; they start with "_" so
 // that they cannot collide with a service's fields.
-var visitorFields = [3]string{"_visitor", "_identity_check", "_consent"}
+var deskVisitor = intake.VisitorNames{Personnummer: "_visitor", IdentityCheck: "_identity_check", Consent: "_consent", ServicePoint: "_service_point"}
 
 // deskFormPage: GET /desk/services/{id}, a service's form filled in by
 // staff for a visitor.
@@ -439,7 +348,7 @@ func (s *Server) deskFormPage(c *fiber.Ctx) error {
 // deskFormTarget starts the desk form's routes: staff only, the desk on,
 // the service {id} and the staff member's service point. ok is false (and
 // the response a redirect to the desk) when no point is chosen yet.
-func (s *Server) deskFormTarget(c *fiber.Ctx) (p *gateway.Principal, st deskStore, svc *gateway.Service, pt servicepoint.Point, ok bool, err error) {
+func (s *Server) deskFormTarget(c *fiber.Ctx) (p *gateway.Principal, st DeskStore, svc *gateway.Service, pt servicepoint.Point, ok bool, err error) {
 	if p, err = requireStaff(c); err != nil {
 		return
 	}
@@ -473,15 +382,15 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 		fc.Langs = append(fc.Langs, deskOption{Value: t.String(), Label: langName(t), Selected: t.String() == chosen})
 	}
 	// The visitor's fields first in the error summary, in form order.
-	labels := map[string]string{visitorFields[0]: l.T("desk.form.pnr"), visitorFields[1]: l.T("desk.form.check"), visitorFields[2]: l.T("desk.form.consent")}
-	ids := map[string]string{visitorFields[0]: "visitor-pnr", visitorFields[1]: "visitor-check-0", visitorFields[2]: "visitor-consent"}
-	for _, name := range visitorFields {
+	labels := map[string]string{deskVisitor.Personnummer: l.T("desk.form.pnr"), deskVisitor.IdentityCheck: l.T("desk.form.check"), deskVisitor.Consent: l.T("desk.form.consent")}
+	ids := map[string]string{deskVisitor.Personnummer: "visitor-pnr", deskVisitor.IdentityCheck: "visitor-check-0", deskVisitor.Consent: "visitor-consent"}
+	for _, name := range []string{deskVisitor.Personnummer, deskVisitor.IdentityCheck, deskVisitor.Consent} {
 		if m, bad := st.visitorErrs[name]; bad {
 			msg := l.Message(m)
 			switch name {
-			case visitorFields[0]:
+			case deskVisitor.Personnummer:
 				fc.VisitorPnrError = msg
-			case visitorFields[1]:
+			case deskVisitor.IdentityCheck:
 				fc.CheckError = msg
 			default:
 				fc.ConsentError = msg
@@ -498,66 +407,53 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 	return s.render(c, status, "desk_form", title, fc)
 }
 
-// deskSubmitForm: POST /desk/services/{id}, staff file for a visitor.
+// deskSubmitForm: POST /desk/services/{id}, staff file for a visitor
+// through the intake; on a problem the form is drawn again.
 func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
-	p, st, svc, pt, ok, err := s.deskFormTarget(c)
+	p, _, svc, pt, ok, err := s.deskFormTarget(c)
 	if err != nil || !ok {
 		return err
 	}
 	values := postValues(c)
-	ds := deskState{pnr: firstValue(values[visitorFields[0]]), check: firstValue(values[visitorFields[1]]),
-		consent: firstValue(values[visitorFields[2]]) == "true", visitorLang: firstValue(values["_visitor_lang"])}
+	ds := deskState{pnr: firstValue(values[deskVisitor.Personnummer]), check: firstValue(values[deskVisitor.IdentityCheck]),
+		consent: firstValue(values[deskVisitor.Consent]) == "true", visitorLang: firstValue(values["_visitor_lang"])}
 	ds.token = firstValue(values["_form"])
-	for _, k := range []string{"_form", "_csrf", "_visitor_lang", visitorFields[0], visitorFields[1], visitorFields[2]} {
+	for _, k := range []string{"_form", "_csrf", "_visitor_lang", deskVisitor.Personnummer, deskVisitor.IdentityCheck, deskVisitor.Consent} {
 		delete(values, k)
 	}
 	ds.values = values
-	now := s.Config.Now()
-	v, verrs := parseVisitor(ds.pnr, ds.check, ds.consent, now, visitorFields)
-	if _, bad := verrs[visitorFields[0]]; !bad {
+	req := intake.Request{Service: svc, Channel: gateway.ChannelAssisted, Principal: p, Values: values,
+		Locale: visitorLocale(c, ds.visitorLang), Started: firstValue(values[stampField]),
+		OnBehalf: &intake.OnBehalf{Personnummer: ds.pnr, IdentityCheck: ds.check, Consent: ds.consent, Point: pt, PointOK: true, Names: deskVisitor}}
+	if formTokenPattern.MatchString(ds.token) {
+		req.IdempotencyKey = ds.token
+	}
+	res, err := s.Intake.Submit(c.UserContext(), req)
+	if err == nil {
+		return c.Redirect("/desk/receipt/"+res.Submission.ID, fiber.StatusSeeOther)
+	}
+	var gerr *gateway.Error
+	if !errors.As(err, &gerr) || (gerr.Code != gateway.EInvalid && gerr.Code != gateway.EForbidden) {
+		return err
+	}
+	if _, bad := gerr.Fields[deskVisitor.Personnummer]; !bad {
 		// Once valid, the number is never shown in full again: a form
 		// drawn again asks for it anew.
 		ds.pnr, ds.pnrAgain = "", true
 	}
-	if !svcAllows(svc, gateway.ChannelAssisted) {
-		ds.formErr = &gateway.Message{ID: "desk.error.channel"}
+	if gerr.Code == gateway.EForbidden {
+		ds.formErr = &gerr.Message
 		return s.renderDeskForm(c, fiber.StatusForbidden, svc, pt, ds)
 	}
-	if len(verrs) == 0 {
-		if aerr := s.checkVisitorAssurance(c, p, svc, v.IdentityCheck); aerr != nil {
-			if err := s.audit(c, st, p, pt.ID, servicepoint.AuditEntry{Subject: v.Personnummer.Masked(), Action: servicepoint.ActionRefused,
-				Service: svc.ID, IdentityCheck: string(v.IdentityCheck)}); err != nil {
-				return err
-			}
-			ds.formErr = &aerr.Message
-			return s.renderDeskForm(c, fiber.StatusForbidden, svc, pt, ds)
+	ds.errs, ds.visitorErrs = gateway.FieldErrors{}, gateway.FieldErrors{}
+	for k, m := range gerr.Fields {
+		if k == deskVisitor.Personnummer || k == deskVisitor.IdentityCheck || k == deskVisitor.Consent {
+			ds.visitorErrs[k] = m
+		} else {
+			ds.errs[k] = m
 		}
 	}
-	payload, errs := svc.Validate(values, now)
-	if len(errs) > 0 || len(verrs) > 0 {
-		ds.errs, ds.visitorErrs = errs, verrs
-		s.trackInvalid(c, svc, gateway.ChannelAssisted, errs)
-		return s.renderDeskForm(c, fiber.StatusUnprocessableEntity, svc, pt, ds)
-	}
-	token := ""
-	if formTokenPattern.MatchString(ds.token) {
-		token = ds.token
-	}
-	sub, _, err := s.fileOnBehalf(c, st, filing{p: p, point: pt, svc: svc, visitor: v, payload: payload,
-		locale: visitorLocale(c, ds.visitorLang), token: token})
-	if err != nil {
-		return err
-	}
-	return c.Redirect("/desk/receipt/"+sub.ID, fiber.StatusSeeOther)
-}
-
-func svcAllows(svc *gateway.Service, ch gateway.Channel) bool {
-	for _, c := range svc.Channels {
-		if c == ch {
-			return true
-		}
-	}
-	return false
+	return s.renderDeskForm(c, fiber.StatusUnprocessableEntity, svc, pt, ds)
 }
 
 type deskReceiptContent struct {
@@ -578,8 +474,7 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.desk()
-	if err != nil {
+	if _, err := s.desk(); err != nil {
 		return err
 	}
 	pt, ok, err := s.staffPoint(c, p, "")
@@ -593,7 +488,7 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 	if !ok || !s.staffMayRead(p, pt.ID, sub) {
 		return gateway.Errorf(gateway.ENotFound, "error.submission_not_found", nil)
 	}
-	if err := s.audit(c, st, p, pt.ID, servicepoint.AuditEntry{Subject: maskSubject(sub.Subject), Action: servicepoint.ActionReceiptPrinted,
+	if err := s.audit(c, p, pt.ID, servicepoint.AuditEntry{Subject: maskSubject(sub.Subject), Action: servicepoint.ActionReceiptPrinted,
 		Service: sub.Service, Reference: sub.Reference}); err != nil {
 		return err
 	}
@@ -611,7 +506,7 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 		base = c.BaseURL()
 	}
 	rc := deskReceiptContent{ServiceTitle: title, Reference: sub.Reference, Link: link, LinkText: base + link,
-		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Subject: maskSubject(sub.Subject), Point: pt, SignInHint: l.T("desk.receipt.sign_in", "URL", base+"/my")}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "desk_receipt", l.T("desk.receipt.title"), rc)

@@ -10,7 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
-	"github.com/kommun/servicegateway/gateway/servicepoint"
+	"github.com/kommun/servicegateway/gateway/intake"
 )
 
 // decodeStrict decodes one JSON object into v; unknown keys are errors.
@@ -59,82 +59,31 @@ func splitOnBehalf(body []byte) (obo json.RawMessage, rest []byte, found bool) {
 	return obo, rest, true
 }
 
-// apiSubmitOnBehalf: POST /api/v1/services/{id}/submissions with an
-// on_behalf_of object: staff file for a visitor. Anyone but staff (a
-// signed-in person with the staff role) gets 403, anonymous callers too.
-func (s *Server) apiSubmitOnBehalf(c *fiber.Ctx, svc *gateway.Service, oboRaw json.RawMessage, rest []byte) error {
-	p := principal(c)
-	if p == nil || p.Machine || !p.HasRole(gateway.RoleStaff) {
-		return gateway.Errorf(gateway.EForbidden, "desk.error.staff_only", nil)
-	}
-	st, err := s.desk()
-	if err != nil {
-		return err
-	}
+// decodeOnBehalf decodes the on_behalf_of member of an API submission:
+// the visitor staff file for, and the service point (from sign-in, or
+// named for staff without one). A member that does not decode is a field
+// error (the intake still refuses anyone but staff first); a point that
+// staff may not use is refused.
+func (s *Server) decodeOnBehalf(c *fiber.Ctx, raw json.RawMessage) (*intake.OnBehalf, gateway.FieldErrors, error) {
+	ob := &intake.OnBehalf{Names: apiVisitor}
 	var obo onBehalfOf
-	if err := decodeStrict(oboRaw, &obo); err != nil {
-		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
-			Fields: gateway.FieldErrors{onBehalfKey: {ID: "desk.error.on_behalf_of"}}, Cause: err}
+	if err := decodeStrict(raw, &obo); err != nil {
+		return ob, gateway.FieldErrors{onBehalfKey: {ID: "desk.error.on_behalf_of"}}, nil
 	}
-	pt, ok, err := s.staffPoint(c, p, strings.Clone(obo.ServicePoint))
-	if err != nil {
-		return err
-	}
-	if !svcAllows(svc, gateway.ChannelAssisted) {
-		return gateway.Errorf(gateway.EForbidden, "desk.error.channel", nil)
-	}
-	release, err := s.lockIdempotencyKey(c)
-	if err != nil {
-		return err
-	}
-	defer release()
-	now := s.Config.Now()
-	names := [3]string{onBehalfKey + ".personnummer", onBehalfKey + ".identity_check", onBehalfKey + ".consent"}
-	v, errs := parseVisitor(obo.Personnummer, obo.IdentityCheck, obo.Consent, now, names)
-	if !ok {
-		errs[onBehalfKey+".service_point"] = gateway.Message{ID: "desk.error.choose_point"}
-	}
-	if len(errs) == 0 {
-		if aerr := s.checkVisitorAssurance(c, p, svc, v.IdentityCheck); aerr != nil {
-			if err := s.audit(c, st, p, pt.ID, servicepoint.AuditEntry{Subject: v.Personnummer.Masked(), Action: servicepoint.ActionRefused,
-				Service: svc.ID, IdentityCheck: string(v.IdentityCheck)}); err != nil {
-				return err
-			}
-			return aerr
+	ob.Personnummer, ob.IdentityCheck, ob.Consent = obo.Personnummer, obo.IdentityCheck, obo.Consent
+	if p := principal(c); p != nil && !p.Machine && p.HasRole(gateway.RoleStaff) && s.ServicePoints != nil {
+		pt, ok, err := s.staffPoint(c, p, strings.Clone(obo.ServicePoint))
+		if err != nil {
+			return nil, nil, err
 		}
+		ob.Point, ob.PointOK = pt, ok
 	}
-	payload, ferrs, err := validateJSON(svc, rest, now)
-	if err != nil {
-		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
-	}
-	if len(ferrs) > 0 {
-		s.trackInvalid(c, svc, gateway.ChannelAssisted, ferrs)
-	}
-	for k, m := range ferrs {
-		errs[k] = m
-	}
-	if len(errs) > 0 {
-		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
-	}
-	key := c.Get("Idempotency-Key")
-	if len(key) > 255 {
-		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.idempotency_key"}}
-	}
-	sub, created, err := s.fileOnBehalf(c, st, filing{p: p, point: pt, svc: svc, visitor: v, payload: payload,
-		locale: visitorLocale(c, ""), token: strings.Clone(key)})
-	if err != nil {
-		return err
-	}
-	if !created {
-		c.Set("Idempotent-Replayed", "true")
-	}
-	out := s.acceptedJSON(c, sub)
-	out["channel"] = sub.Channel
-	out["service_point"] = sub.ServicePoint
-	out["subject"] = maskSubject(sub.Subject)
-	out["print_url"] = s.Config.PublicURL + "/desk/receipt/" + sub.ID
-	return c.Status(fiber.StatusAccepted).JSON(out)
+	return ob, nil, nil
 }
+
+// apiVisitor names the visitor's members in an API submission's errors.
+var apiVisitor = intake.VisitorNames{Personnummer: onBehalfKey + ".personnummer", IdentityCheck: onBehalfKey + ".identity_check",
+	Consent: onBehalfKey + ".consent", ServicePoint: onBehalfKey + ".service_point"}
 
 type deskSubmissionJSON struct {
 	Reference string         `json:"reference"`

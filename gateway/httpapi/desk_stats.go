@@ -7,7 +7,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
-	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/gateway/usage"
 	"github.com/kommun/servicegateway/locales"
@@ -35,7 +34,7 @@ func days(from, to string) []string {
 
 // deskTables are the dashboard's service-point tables; none when there is
 // no desk.
-func (s *Server) deskTables(l *locales.Localizer, q usage.Query, rep *usage.Report, counts []redisstore.DeskContactCount) []dashTable {
+func (s *Server) deskTables(l *locales.Localizer, q usage.Query, rep *usage.Report, counts []gateway.DeskContactCount) []dashTable {
 	svcName := func(id string) string {
 		if svc, ok := s.Catalog.Get(id); ok {
 			return l.T(svc.MsgTitle())

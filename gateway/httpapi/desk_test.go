@@ -14,6 +14,7 @@ import (
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/gateway/usage"
+	"github.com/kommun/servicegateway/services"
 )
 
 // Personas for the desk tests (test-only authentication, header
@@ -32,8 +33,9 @@ var deskPersonas = map[string]*gateway.Principal{
 
 type deskEnv struct {
 	*env
-	srv *redistest.Server
-	rec *usage.Recorder
+	srv     *redistest.Server
+	rec     *usage.Recorder
+	catalog *services.Catalog
 }
 
 func newDeskEnv(t *testing.T) *deskEnv {
@@ -48,7 +50,7 @@ func newDeskEnv(t *testing.T) *deskEnv {
 	deps.Usage, deps.UsageReports = rec, usage.NewReader(store, usage.Config{})
 	deps.ServicePoints = servicepoint.Default()
 	deps.Config = httpapi.Config{PublicURL: "https://e-tjanster.example.se"}
-	return &deskEnv{env: &env{app: build(t, deps), store: store}, srv: srv, rec: rec}
+	return &deskEnv{env: &env{app: build(t, deps), store: store}, srv: srv, rec: rec, catalog: deps.Catalog}
 }
 
 const (

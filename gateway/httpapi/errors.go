@@ -74,7 +74,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 			}
 			problem["errors"] = fields
 		}
-		c.Set(fiber.HeaderContentType, "application/problem+json")
+		c.Set(fiber.HeaderContentType, "application/problem+json; charset=utf-8")
 		b, _ := c.App().Config().JSONEncoder(problem)
 		return c.Status(status).Send(b)
 	}

@@ -45,11 +45,14 @@ func (s *Server) errorContent(c *fiber.Ctx, status int, msgID, title, detail str
 	p := principal(c)
 	switch {
 	case msgID == "error.csrf":
-		ec.Back = postBack(c.Path())
+		ec.Back = postBack(localPath(c))
 	case status == fiber.StatusUnauthorized && ec.SignIn == "" && canSignIn:
 		back := "/my"
-		if c.Method() == fiber.MethodGet && !strings.HasPrefix(c.Path(), "/auth/") {
-			back = c.OriginalURL()
+		if p := localPath(c); c.Method() == fiber.MethodGet && p != "/" && !strings.HasPrefix(p, "/auth/") {
+			back = p
+			if q := string(c.Request().URI().QueryString()); q != "" {
+				back += "?" + q
+			}
 		}
 		ec.SignIn = loginHref(back, gateway.AssuranceNone)
 	case status == fiber.StatusForbidden && p != nil && !p.Machine:

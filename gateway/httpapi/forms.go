@@ -1,15 +1,14 @@
 package httpapi
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"regexp"
 	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/locales"
 )
 
@@ -36,6 +35,8 @@ type formState struct {
 	token   string
 	formErr *gateway.Message // a problem with the whole form
 	action  string           // where the form posts; default /services/{id}
+	step    int              // a multi-step form's page (steps.go)
+	check   bool             // a multi-step form's check-your-answers page
 }
 
 type formError struct{ ID, Label, Error string }
@@ -46,6 +47,11 @@ type formContent struct {
 	Fields                                       []formField
 	Errors                                       []formError
 	Started                                      string // signed time the form was first drawn (usage statistics)
+	// A multi-step form (steps.go): the page's place, the answers carried
+	// through it, and on the last page every answer to check.
+	Step   *stepView
+	Hidden []hiddenInput
+	Check  []checkStep
 }
 
 // formPage shows a service's form, empty.
@@ -74,14 +80,29 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	fc := newFormContent(l, svc, action, st)
 	fc.Started = s.formStamp(svc, st.values)
 	fc.SignInNotice = signInNotice(c, l, svc, st)
-	fc.addFields(l, svc, st)
-	if len(fc.Errors) > 0 {
-		s.keepForLanguageSwitch(c, svc, st)
+	page, title := "service", fc.Title
+	switch {
+	case st.check && len(svc.Steps) > 0:
+		page, title = "check", l.T("form.check.title", "Title", fc.Title)
+		fc.Check = s.checkAnswers(l, svc, st.values)
+		fc.Hidden = hiddenValues(svc, st.values, nil)
+	case len(svc.Steps) > 0:
+		st.step = min(max(st.step, 0), len(svc.Steps)-1)
+		fc.addStep(l, svc, st)
+		title = l.T("form.step.title", "Step", fc.Step.Title, "Title", fc.Title)
+	default:
+		fc.addFields(l, svc, st)
+		if len(fc.Errors) > 0 {
+			s.keepForLanguageSwitch(c, svc, st)
+		}
+	}
+	if len(st.values) > 0 {
+		c.Set(fiber.HeaderCacheControl, "no-store") // what a resident typed
 	}
 	if len(fc.Errors) > 0 || fc.FormError != "" {
-		return s.render(c, status, "service", l.T("form.error_title_prefix", "Title", fc.Title), fc)
+		return s.render(c, status, page, l.T("form.error_title_prefix", "Title", title), fc)
 	}
-	return s.render(c, status, "service", fc.Title, fc)
+	return s.render(c, status, page, title, fc)
 }
 
 // newFormContent is the head of a service's form that posts to action:
@@ -106,8 +127,16 @@ func newFormContent(l *locales.Localizer, svc *gateway.Service, action string, s
 // addFields adds the service's fields with the values and errors of st;
 // each error also goes to the error summary, in form order.
 func (fc *formContent) addFields(l *locales.Localizer, svc *gateway.Service, st formState) {
+	fc.addFieldsWhere(l, svc, st, func(*gateway.Field) bool { return true })
+}
+
+// addFieldsWhere is addFields for the fields that keep says to draw.
+func (fc *formContent) addFieldsWhere(l *locales.Localizer, svc *gateway.Service, st formState, keep func(*gateway.Field) bool) {
 	for i := range svc.Fields {
 		f := &svc.Fields[i]
+		if !keep(f) {
+			continue
+		}
 		ff := viewField(l, svc, f, st.values[f.Name])
 		if m, bad := st.errs[f.Name]; bad {
 			ff.Error = fieldMessage(l, ff, m)
@@ -190,8 +219,10 @@ func describedBy(ff formField) string {
 	return ids
 }
 
-// submitForm accepts a form post: validate, keep everything typed on error,
-// store durably, then show the receipt.
+// submitForm accepts a form post and hands it to the intake: on a problem
+// the form is drawn again with everything typed kept; a sign-in below the
+// service's level keeps the values and sends the browser to sign in; once
+// stored durably, the receipt.
 func (s *Server) submitForm(c *fiber.Ctx) error {
 	svc, ok := s.Catalog.Get(c.Params("id"))
 	if !ok {
@@ -201,28 +232,32 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	formToken := firstValue(values["_form"])
 	delete(values, "_form")
 	delete(values, "_csrf")
-
 	st := formState{values: values, token: formToken}
-	if err := s.checkAssurance(c, svc); err != nil {
-		return s.stepUp(c, svc, st, err) // sign in at the service's level; the values are kept
+	if nav := takeNav(svc, values); nav.action != "send" {
+		return s.navigate(c, svc, st, nav) // a multi-step form's pages
 	}
-	payload, errs := svc.Validate(values, s.Config.Now())
-	if len(errs) > 0 {
-		st.errs = errs
-		s.trackInvalid(c, svc, gateway.ChannelDigital, errs) // usage statistics: drop-off by field
-		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
-	}
-	idem := gateway.Idempotency{}
+	req := intake.Request{Service: svc, Channel: gateway.ChannelDigital, Principal: principal(c), Values: values,
+		Locale: lang(c).String(), Started: firstValue(values[stampField])}
 	if formTokenPattern.MatchString(formToken) {
-		idem = gateway.Idempotency{Scope: "form", Key: formToken, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
+		req.IdempotencyKey, req.IdempotencyScope = formToken, "form"
 	}
-	sub, created, err := s.create(c, svc, payload, gateway.ChannelDigital, idem)
-	if err != nil {
+	res, err := s.Intake.Submit(c.UserContext(), req)
+	var gerr *gateway.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, intake.ErrStepUp) && errors.As(err, &gerr):
+		return s.stepUp(c, svc, st, gerr) // sign in at the service's level; the values are kept
+	case errors.As(err, &gerr) && gerr.Code == gateway.EInvalid:
+		st.errs, st.step = gerr.Fields, stepOfFirstError(svc, gerr.Fields)
+		return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
+	case errors.As(err, &gerr) && gerr.Code == gateway.EForbidden:
+		st.formErr, st.check = &gerr.Message, true
+		return s.renderForm(c, fiber.StatusForbidden, svc, st)
+	default:
 		return err
 	}
-	s.trackSubmitted(c, svc, sub, created, values) // usage statistics
 	s.dropDraft(c)
-	return c.Redirect("/s/"+sub.ID+"?receipt=1", fiber.StatusSeeOther)
+	return c.Redirect("/s/"+res.Submission.ID+"?receipt=1", fiber.StatusSeeOther)
 }
 
 // postValues is the posted form: name -> values, in the order sent.
@@ -234,27 +269,4 @@ func postValues(c *fiber.Ctx) map[string][]string {
 	})
 	joinDateParts(values)
 	return values
-}
-
-// create stores a submission within the store timeout.
-func (s *Server) create(c *fiber.Ctx, svc *gateway.Service, payload map[string]any, ch gateway.Channel, idem gateway.Idempotency) (*gateway.Submission, bool, error) {
-	sub := &gateway.Submission{
-		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
-		Channel: ch, Locale: lang(c).String(), Payload: payload, Subject: ownerOf(c),
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	// The store lists it on the owner's My pages and in the department's
-	// list in the same atomic write.
-	return s.Store.Create(ctx, sub, idem)
-}
-
-// bodyHash identifies a payload for idempotency: the same values give the
-// same hash whatever their order.
-func bodyHash(svc *gateway.Service, payload map[string]any) string {
-	b, _ := json.Marshal(payload) // map keys are sorted
-	h := sha256.New()
-	h.Write([]byte(svc.ID + "\x00" + svc.Version + "\x00"))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
 }

@@ -28,13 +28,16 @@ func signInNotice(c *fiber.Ctx, l *locales.Localizer, svc *gateway.Service, st f
 // the language links of the page open the same form filled in: the links
 // are made from the query, which gets the draft's key.
 func (s *Server) keepForLanguageSwitch(c *fiber.Ctx, svc *gateway.Service, st formState) {
-	if s.Auth == nil || s.Auth.Store == nil || c.Cookies(CSRFConfigDefault.CookieName) == "" {
+	if s.Auth == nil || s.Auth.Store == nil || c.Cookies(s.cookieName(CSRFConfigDefault.CookieName)) == "" {
 		return
 	}
-	key, err := s.putDraft(c, svc, st)
+	key, refused, _, err := s.putDraft(c, svc, st, "langdraft")
 	if err != nil {
 		s.Logger.Warn("keep form for a language switch", "request_id", c.Locals(localsRequestID), "error", err)
 		return
+	}
+	if refused != nil {
+		return // over its count or too large: the language links still work, without the values
 	}
 	c.Context().QueryArgs().Set("draft", key)
 }

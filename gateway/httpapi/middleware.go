@@ -58,15 +58,46 @@ func requestLog(log *slog.Logger) fiber.Handler {
 
 // securityHeaders sets headers that every response should carry: a content
 // security policy with no inline script, no framing, no referrer leaks of
-// status links.
-func securityHeaders() fiber.Handler {
+// status links; in production HSTS (the gateway is only ever reached over
+// TLS there: browsers must never try plain HTTP again).
+func securityHeaders(production bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
+		if production {
+			c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000; includeSubDomains")
+		}
 		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 		c.Set("X-Content-Type-Options", "nosniff")
 		c.Set("X-Frame-Options", "DENY")
 		c.Set("Referrer-Policy", "no-referrer")
 		c.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
 		c.Set("Cross-Origin-Opener-Policy", "same-origin")
+		return c.Next()
+	}
+}
+
+// identityEncodingOnly refuses request bodies with a Content-Encoding
+// other than identity (415), before anything reads the body: Fiber's
+// c.Body() would inflate gzip, deflate and brotli, stacked, with no limit
+// (the body limit counts only the compressed bytes). No client of the
+// gateway needs to compress what it sends; refusing keeps the brotli and
+// gzip readers out of reach of anonymous requests.
+func identityEncodingOnly() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		bad := false
+		c.Request().Header.VisitAll(func(k, v []byte) {
+			if !strings.EqualFold(string(k), fiber.HeaderContentEncoding) {
+				return
+			}
+			for _, e := range strings.Split(string(v), ",") {
+				if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "identity") {
+					bad = true
+				}
+			}
+		})
+		if bad {
+			c.Set(fiber.HeaderAcceptEncoding, "identity") // RFC 9110, 15.5.16: the codings accepted
+			return gateway.Errorf("unsupported_media_type", "error.content_encoding", nil)
+		}
 		return c.Next()
 	}
 }
@@ -98,13 +129,28 @@ func chooseLanguage() fiber.Handler {
 }
 
 type langLink struct {
-	Lang, Name, Href string
-	Current          bool
+	Lang, Dir, Name, Href string
+	Current               bool
+}
+
+// localPath is the request's path when it is a plain local path ("/x"),
+// and "/" otherwise: "//evil.example/x" or "/\\evil.example" in a link's
+// href would leave the site.
+func localPath(c *fiber.Ctx) string {
+	p := c.Path()
+	if p == "" || p[0] != '/' || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n\t") || len(p) > 1024 {
+		return "/"
+	}
+	if u, err := url.Parse(p); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return "/"
+	}
+	return p
 }
 
 // langLinks returns links to the current page in every shipped language.
 func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
 	out := make([]langLink, 0, len(locales.Shipped))
+	path := localPath(c)
 	for _, t := range locales.Shipped {
 		q := url.Values{}
 		c.Context().QueryArgs().VisitAll(func(k, v []byte) {
@@ -113,25 +159,22 @@ func langLinks(c *fiber.Ctx, current language.Tag) []langLink {
 			}
 		})
 		q.Set("lang", t.String())
-		out = append(out, langLink{Lang: t.String(), Name: langName(t), Href: c.Path() + "?" + q.Encode(), Current: t == current})
+		out = append(out, langLink{Lang: t.String(), Dir: locales.Dir(t), Name: langName(t), Href: path + "?" + q.Encode(), Current: t == current})
 	}
 	return out
 }
 
-// langName is a language's name in that language, as language switches show.
-func langName(t language.Tag) string {
-	switch t {
-	case language.Swedish:
-		return "Svenska"
-	case language.English:
-		return "English"
-	}
-	return t.String()
-}
+// langName is a language's name in that language (CLDR), as language
+// switches show it.
+func langName(t language.Tag) string { return locales.Name(t) }
 
-// CSRFConfig configures the CSRF middleware: a double-submit token. The
-// token lives in an HttpOnly, SameSite=Lax cookie and must come back in the
-// form field (or header) of every state-changing request.
+// CSRFConfig configures the CSRF middleware. For an anonymous visitor it is
+// a double-submit token: the token lives in an HttpOnly, SameSite=Lax
+// cookie (named with the __Host- prefix in production) and must come back
+// in the form field (or header) of every state-changing request. For a
+// signed-in person the token is bound to the session: forms carry the
+// session's CSRF token and only that is accepted, so a cookie planted by
+// another host cannot forge a signed-in person's form.
 type CSRFConfig struct {
 	// Next skips the middleware when it returns true.
 	Next       func(c *fiber.Ctx) bool
@@ -165,9 +208,15 @@ func csrf(cfg CSRFConfig) fiber.Handler {
 		} else {
 			token = strings.Clone(token)
 		}
+		if sess := session(c); sess != nil {
+			c.Locals(localsCSRF, sess.CSRF)
+			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) {
+				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+			}
+			return c.Next()
+		}
 		c.Locals(localsCSRF, token)
-		switch c.Method() {
-		case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		if safeMethod(c.Method()) {
 			return c.Next()
 		}
 		sent := c.FormValue(cfg.FormField)
@@ -197,7 +246,7 @@ func (s *Server) rateLimit(name string) fiber.Handler {
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
 		defer cancel()
-		n, ttl, err := s.Counter.Hit(ctx, name+":"+c.IP(), s.Config.SubmitWindow)
+		n, ttl, err := s.Counter.Hit(ctx, name+":"+clientIP(c), s.Config.SubmitWindow)
 		if err != nil {
 			s.Logger.Warn("rate limit unavailable", "error", err)
 			return c.Next()

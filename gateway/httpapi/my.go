@@ -160,7 +160,7 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	}
 	for _, r := range s.listJSON(c, subs) {
 		mc.Rows = append(mc.Rows, myRow{Href: "/s/" + r.ID, Title: r.Title, Reference: r.Reference,
-			Created: r.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: r.CreatedAt.Format(time.RFC3339),
+			Created: l.DateTime(r.CreatedAt.In(stockholm)), CreatedISO: r.CreatedAt.Format(time.RFC3339),
 			Status: l.T("status.value." + string(r.Status)), StatusCode: string(r.Status), CaseReference: r.CaseReference,
 			Assisted: s.assistedNote(l, r.ServicePoint)})
 	}
@@ -222,9 +222,9 @@ func (s *Server) accountLink(c *fiber.Ctx) *accountLink {
 // signInHref starts a sign-in that comes back to the page asked for (a
 // GET page; a form post comes back to My pages).
 func signInHref(c *fiber.Ctx) string {
-	back := "/my"
-	if c.Method() == fiber.MethodGet && c.Path() != "/" && c.Path() != "/my" && !strings.HasPrefix(c.Path(), "/auth/") && !strings.HasPrefix(c.Path(), "/dev-idp/") {
-		back = c.Path()
+	back, p := "/my", localPath(c)
+	if c.Method() == fiber.MethodGet && p != "/" && p != "/my" && !strings.HasPrefix(p, "/auth/") && !strings.HasPrefix(p, "/dev-idp/") {
+		back = p
 	}
 	return "/auth/login?return_to=" + url.QueryEscape(back)
 }

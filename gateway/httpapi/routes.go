@@ -15,8 +15,10 @@ func (s *Server) routes(app *fiber.App) {
 		app.Use(s.Metrics.observe()) // outermost: sees the final status
 	}
 	app.Use(requestLog(s.Logger))
+	app.Use(s.clientAddress())
 	app.Use(compress()) // gzip when the client accepts it (compress.go)
-	app.Use(securityHeaders())
+	app.Use(securityHeaders(s.Config.Production))
+	app.Use(identityEncodingOnly())
 	app.Use(chooseLanguage())
 	if s.Authenticate != nil {
 		app.Use(s.Authenticate)
@@ -83,7 +85,7 @@ func (s *Server) routes(app *fiber.App) {
 	}
 
 	// Pages for people. Forms carry a CSRF token.
-	app.Use(csrf(CSRFConfig{Secure: s.Config.Production}))
+	app.Use(csrf(CSRFConfig{Secure: s.Config.Production, CookieName: s.cookieName(CSRFConfigDefault.CookieName)}))
 	app.Get("/", s.catalogPage)
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)

@@ -11,22 +11,23 @@ import (
 	"errors"
 	"html/template"
 	"log/slog"
+	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	"github.com/kommun/servicegateway/web"
 )
 
-// SubmissionStore keeps submissions durably. Create must have written the
-// submission and its delivery job before it returns without error.
+// SubmissionStore reads submissions; they are written by the intake.
 type SubmissionStore interface {
-	Create(ctx context.Context, sub *gateway.Submission, idem gateway.Idempotency) (*gateway.Submission, bool, error)
 	Get(ctx context.Context, id string) (*gateway.Submission, error)
 }
 
@@ -37,8 +38,13 @@ type Counter interface {
 
 // Deps is what the HTTP layer needs from the rest of the gateway.
 type Deps struct {
-	Catalog      *services.Catalog
-	Store        SubmissionStore
+	Catalog *services.Catalog
+	// Intake runs the submit rules for every channel (gateway/intake).
+	Intake *intake.Intake
+	// Store reads submissions (status pages, My pages).
+	Store SubmissionStore
+	// Desk is the service-point desk's store; nil: no desk.
+	Desk         DeskStore
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).
@@ -87,6 +93,9 @@ type Config struct {
 	TrustedProxies []string
 	// BodyLimit caps request bodies, in bytes.
 	BodyLimit int
+	// ReadTimeout bounds reading one request, headers and body: a slow
+	// sender holding a body buffer is cut off after it.
+	ReadTimeout time.Duration
 	// IdempotencyTTL is how long an Idempotency-Key is remembered.
 	IdempotencyTTL time.Duration
 	// OpenDataMinCount: open data counts from 1 to OpenDataMinCount-1
@@ -102,6 +111,7 @@ var ConfigDefault = Config{
 	SubmitLimit:    20,
 	SubmitWindow:   time.Minute,
 	BodyLimit:      256 * 1024,
+	ReadTimeout:    15 * time.Second,
 	IdempotencyTTL: 24 * time.Hour,
 	Now:            time.Now,
 }
@@ -117,6 +127,9 @@ func (c Config) withDefaults() Config {
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = d.BodyLimit
 	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
 	if c.IdempotencyTTL <= 0 {
 		c.IdempotencyTTL = d.IdempotencyTTL
 	}
@@ -129,8 +142,12 @@ func (c Config) withDefaults() Config {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-	pages map[string]*template.Template
-	app   *fiber.App
+	pages   map[string]*template.Template
+	app     *fiber.App
+	trusted []netip.Prefix // trusted proxies (clientip.go)
+
+	pointKeyOnce  sync.Once // desk_point.go
+	pointKeyBytes []byte
 }
 
 // NewServer builds the fiber app with every route.
@@ -143,17 +160,22 @@ func NewServer(deps Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Deps: deps, pages: pages}
+	trusted, err := parseTrusted(deps.Config.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Deps: deps, pages: pages, trusted: trusted}
 	s.initAuth()
 	s.app = fiber.New(fiber.Config{
 		AppName:                 "servicegateway",
 		ErrorHandler:            s.handleError,
 		BodyLimit:               deps.Config.BodyLimit,
 		ReadBufferSize:          16 * 1024, // caps request headers
-		ReadTimeout:             30 * time.Second,
+		ReadTimeout:             deps.Config.ReadTimeout,
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,
 		DisableStartupMessage:   true,
+		CaseSensitive:           true, // "/API/v1/..." is not "/api/v1/...": no second way around path-based checks
 		EnableTrustedProxyCheck: true,
 		TrustedProxies:          deps.Config.TrustedProxies,
 		ProxyHeader:             fiber.HeaderXForwardedFor,
@@ -194,6 +216,14 @@ func (s *Server) render(c *fiber.Ctx, status int, name, title string, content an
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderContentLanguage, p.Lang)
+	// Pages are drawn per person and per request: forms with what a
+	// resident typed (re-drawn with errors, or kept across a sign-in under
+	// ?draft=), receipts, status, My pages. None may stay in a shared
+	// browser's cache (kiosk computers at service points) or a proxy's.
+	// A handler that set its own policy (the open data page) keeps it.
+	if len(c.Response().Header.Peek(fiber.HeaderCacheControl)) == 0 {
+		c.Set(fiber.HeaderCacheControl, "no-store")
+	}
 	return c.Status(status).Send(buf.Bytes())
 }
 
@@ -217,6 +247,7 @@ const (
 	localsCSRF
 	localsRequestID
 	localsPrincipal
+	localsClientIP
 )
 
 // principal returns who is making the request, as set by the authentication

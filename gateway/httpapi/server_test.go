@@ -15,8 +15,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/gateway/usage"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
@@ -44,12 +46,17 @@ func baseDeps(t testing.TB) (httpapi.Deps, *redisstore.Store, *redistest.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
+	return httpapi.Deps{Catalog: cat, Store: store, Desk: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
 }
 
-// build makes the fiber app from deps.
+// build makes the fiber app from deps; without an intake, one on deps'
+// store (the real Redis store) with deps' usage recorder and clock, as
+// cmd/gateway wires it.
 func build(t testing.TB, deps httpapi.Deps) *fiber.App {
 	t.Helper()
+	if deps.Intake == nil {
+		deps.Intake = newIntake(t, deps)
+	}
 	app, err := httpapi.NewServer(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +70,21 @@ func newEnv(t *testing.T, cfg httpapi.Config) *env {
 	deps, store, _ := baseDeps(t)
 	deps.Counter, deps.Config = store, cfg
 	return &env{app: build(t, deps), store: store}
+}
+
+func newIntake(t testing.TB, deps httpapi.Deps) *intake.Intake {
+	t.Helper()
+	store := deps.Store.(*redisstore.Store)
+	var events intake.Events
+	if rec, ok := deps.Usage.(*usage.Recorder); ok && rec != nil {
+		events = rec
+	}
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: events, Logger: quiet,
+		Config: intake.Config{Now: deps.Config.Now}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
 }
 
 type resp struct {
@@ -155,7 +177,7 @@ func TestCatalogPageLanguages(t *testing.T) {
 			if r.status != 200 {
 				t.Fatalf("status %d", r.status)
 			}
-			if !strings.Contains(r.body, `<html lang="`+tc.lang+`">`) || !strings.Contains(r.body, tc.text) {
+			if !strings.Contains(r.body, `<html lang="`+tc.lang+`" dir="ltr">`) || !strings.Contains(r.body, tc.text) {
 				t.Fatalf("want lang %s and %q in page:\n%.600s", tc.lang, tc.text, r.body)
 			}
 			// A language switch on every page.
@@ -240,7 +262,7 @@ func TestAPIServicesContract(t *testing.T) {
 	if svc.Schema.Properties["email"]["format"] != "email" || svc.Schema.Properties["description"]["minLength"] != 10.0 {
 		t.Fatalf("schema properties: %+v", svc.Schema.Properties)
 	}
-	if r := e.get(t, "/api/v1/services/nope"); r.status != 404 || r.header.Get("Content-Type") != "application/problem+json" {
+	if r := e.get(t, "/api/v1/services/nope"); r.status != 404 || r.header.Get("Content-Type") != "application/problem+json; charset=utf-8" {
 		t.Fatalf("unknown service: %d %s", r.status, r.header.Get("Content-Type"))
 	}
 }
@@ -343,7 +365,7 @@ func TestAPISubmit(t *testing.T) {
 			req.Header.Set("Content-Type", tc.ctype)
 			req.Header.Set("Accept-Language", tc.lang)
 			r := e.do(t, req)
-			if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json" {
+			if r.status != tc.status || r.header.Get("Content-Type") != "application/problem+json; charset=utf-8" {
 				t.Fatalf("status %d (%s), want %d problem: %s", r.status, r.header.Get("Content-Type"), tc.status, r.body)
 			}
 			var p struct {

@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 )
 
 var stockholm = func() *time.Location {
@@ -49,7 +50,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	sc := statusContent{
 		Receipt: c.Query("receipt") == "1", ServiceTitle: title, Reference: sub.Reference,
 		Link: link, LinkText: s.Config.PublicURL + link,
-		Created: sub.CreatedAt.In(stockholm).Format("2006-01-02 15:04"), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
+		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Status: string(sub.Status), StatusText: l.T("status.value." + string(sub.Status)),
 		StatusExplanation: l.T("status.explain." + string(sub.Status)),
 		CaseReference:     sub.CaseReference, Delayed: sub.Delayed,
@@ -58,7 +59,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 		sc.LinkText = c.BaseURL() + link
 	}
 	for _, h := range sub.History {
-		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: h.At.In(stockholm).Format("2006-01-02 15:04"),
+		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: l.DateTime(h.At.In(stockholm)),
 			Status: l.T("status.value." + string(h.Status)), Message: h.Message})
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -118,8 +119,10 @@ func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
 	})
 }
 
-// apiSubmit: POST /api/v1/services/{id}/submissions (contract). The same
-// validation as the HTML form; 202 with the receipt once stored durably.
+// apiSubmit: POST /api/v1/services/{id}/submissions (contract). It decodes
+// the JSON body (with on_behalf_of: staff filing for a visitor,
+// desk_api.go) and hands it to the intake; 202 with the receipt once
+// stored durably.
 func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	svc, ok := s.Catalog.Get(c.Params("id"))
 	if !ok {
@@ -128,43 +131,42 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
 		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
 	}
-	// Staff filing on a visitor's behalf (desk_api.go); 403 for anyone else.
-	if obo, rest, ok := splitOnBehalf(c.Body()); ok {
-		return s.apiSubmitOnBehalf(c, svc, obo, rest)
+	req := intake.Request{
+		Service: svc, Channel: gateway.ChannelAPI, Principal: principal(c), Strict: true, Locale: lang(c).String(),
+		IdempotencyKey: c.Get("Idempotency-Key"), IdempotencyScope: idempotencyScope(c), LockInFlight: true,
 	}
-	// A request with the same Idempotency-Key still in flight: 409.
-	release, err := s.lockIdempotencyKey(c)
-	if err != nil {
-		return err
+	body := c.Body()
+	if obo, rest, found := splitOnBehalf(body); found {
+		var err error
+		req.Channel, req.Locale, body = gateway.ChannelAssisted, visitorLocale(c, ""), rest
+		if req.OnBehalf, req.Errors, err = s.decodeOnBehalf(c, obo); err != nil {
+			return err
+		}
 	}
-	defer release()
-	payload, errs, err := validateJSON(svc, c.Body(), s.Config.Now())
+	values, errs, err := jsonValues(body)
 	if err != nil {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
 	}
-	if aerr := s.checkAssurance(c, svc); aerr != nil {
-		return aerr
+	for k, m := range req.Errors {
+		errs[k] = m
 	}
-	if len(errs) > 0 {
-		s.trackInvalid(c, svc, gateway.ChannelAPI, errs) // usage statistics: drop-off by field
-		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
-	}
-	idem := gateway.Idempotency{}
-	if key := c.Get("Idempotency-Key"); key != "" {
-		if len(key) > 255 {
-			return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.idempotency_key"}}
-		}
-		idem = gateway.Idempotency{Scope: idempotencyScope(c), Key: key, BodyHash: bodyHash(svc, payload), TTL: s.Config.IdempotencyTTL}
-	}
-	sub, created, err := s.create(c, svc, payload, gateway.ChannelAPI, idem)
+	req.Values, req.Errors = values, errs
+	res, err := s.Intake.Submit(c.UserContext(), req)
 	if err != nil {
 		return err
 	}
-	s.trackSubmitted(c, svc, sub, created, nil) // usage statistics
-	if !created {
+	if !res.Created {
 		c.Set("Idempotent-Replayed", "true")
 	}
-	return c.Status(fiber.StatusAccepted).JSON(s.acceptedJSON(c, sub))
+	out := s.acceptedJSON(c, res.Submission)
+	if req.OnBehalf != nil {
+		sub := res.Submission
+		out["channel"] = sub.Channel
+		out["service_point"] = sub.ServicePoint
+		out["subject"] = maskSubject(sub.Subject)
+		out["print_url"] = s.Config.PublicURL + "/desk/receipt/" + sub.ID
+	}
+	return c.Status(fiber.StatusAccepted).JSON(out)
 }
 
 // acceptedJSON is the answer to an accepted submission (contract): it sets
@@ -176,31 +178,6 @@ func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
 		"status_url":  s.Config.PublicURL + "/api/v1/submissions/" + sub.ID,
 		"receipt_url": s.Config.PublicURL + "/s/" + sub.ID,
 	}
-}
-
-// validateJSON validates a JSON object of field values as the HTML form
-// is validated, and also reports keys that are not fields of the service.
-// A field keeps the first error found for it. err is a body that is not a
-// JSON object of field values.
-func validateJSON(svc *gateway.Service, body []byte, now time.Time) (map[string]any, gateway.FieldErrors, error) {
-	values, errs, err := jsonValues(body)
-	if err != nil {
-		return nil, nil, err
-	}
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	for k, m := range svc.UnknownFields(keys) {
-		errs[k] = m
-	}
-	payload, verrs := svc.Validate(values, now)
-	for k, m := range verrs {
-		if _, seen := errs[k]; !seen {
-			errs[k] = m
-		}
-	}
-	return payload, errs, nil
 }
 
 // jsonValues turns a JSON object of field values into the same

@@ -45,7 +45,7 @@ func (s *Server) track(c *fiber.Ctx, kind usage.Kind, svc *gateway.Service, ch g
 		e.Service, e.Department = svc.ID, svc.Department
 	}
 	if kind == usage.Visit || kind == usage.Viewed {
-		e.Visitor = s.Usage.Visitor(c.IP(), c.Get(fiber.HeaderUserAgent), now)
+		e.Visitor = s.Usage.Visitor(clientIP(c), c.Get(fiber.HeaderUserAgent), now)
 	}
 	s.Usage.Track(e)
 }
@@ -78,44 +78,11 @@ func (s *Server) formStamp(svc *gateway.Service, values map[string][]string) str
 	return s.Usage.Stamp(svc.ID, now)
 }
 
-// trackInvalid records one validation failure per field of the service
-// that failed. Names not in the manifest (e.g. unknown JSON keys) are
-// not recorded: they come from the client.
-func (s *Server) trackInvalid(c *fiber.Ctx, svc *gateway.Service, ch gateway.Channel, errs gateway.FieldErrors) {
-	if s.Usage == nil {
-		return
-	}
-	for name := range errs {
-		f := svc.Field(name)
-		if f == nil {
-			continue
-		}
-		s.Usage.Track(usage.Event{Kind: usage.ValidationFailed, Service: svc.ID, Department: svc.Department,
-			Channel: ch, Locale: lang(c).String(), Field: f.Name, At: s.Config.Now()})
-	}
-}
-
 func firstValue(vs []string) string {
 	if len(vs) == 0 {
 		return ""
 	}
 	return vs[0]
-}
-
-// trackSubmitted records an accepted submission (not a replay), with the
-// time since the form's stamp (values[stampField]) when there is one.
-func (s *Server) trackSubmitted(c *fiber.Ctx, svc *gateway.Service, sub *gateway.Submission, created bool, values map[string][]string) {
-	if s.Usage == nil || !created || sub == nil {
-		return
-	}
-	stamp := firstValue(values[stampField])
-	now := s.Config.Now()
-	e := usage.Event{Kind: usage.Submitted, Service: svc.ID, Department: svc.Department, Channel: sub.Channel,
-		Locale: lang(c).String(), At: now}
-	if d, ok := s.Usage.Elapsed(svc.ID, stamp, now); ok {
-		e.Duration = d
-	}
-	s.Usage.Track(e)
 }
 
 // trackStatusChanged records a status change posted for a submission.

@@ -180,6 +180,9 @@ func TestUsageAccess(t *testing.T) {
 	}{
 		{"staff", "/dashboard", 200, []string{`role="img"`, `<title id="chart-trend-title">`, `<desc id="chart-trend-desc">`, `<table class="data">`, "Digital andel", "Fält där flest fastnar", "25,0 %"}},
 		{"admin", "/dashboard?lang=en&granularity=week", 200, []string{`role="img"`, "Digital take-up", "25.0%"}},
+		{"admin", "/dashboard?lang=fi", 200, []string{`<html lang="fi" dir="ltr">`, "Digitaalinen osuus", "25,0 %"}},
+		{"admin", "/dashboard?lang=uk", 200, []string{"Цифрова частка", "25,0%"}},
+		{"admin", "/dashboard?lang=ar", 200, []string{`<html lang="ar" dir="rtl">`, "النسبة الرقمية", "٢٥٫٠٪"}},
 		{"resident", "/dashboard", 403, nil},
 		{"", "/dashboard", 401, nil},
 		{"resident", "/api/v1/usage", 403, nil},

@@ -70,11 +70,9 @@ func (s *Store) AddDeskContact(ctx context.Context, day, point, service, channel
 	return nil
 }
 
-// DeskContactCount is one counter of contacts registered at the desk.
-type DeskContactCount struct {
-	Point, Service, Channel, Outcome string
-	Count                            int64
-}
+// DeskContactCount is one counter of contacts registered at the desk (the
+// domain type).
+type DeskContactCount = gateway.DeskContactCount
 
 // DeskContacts returns the contact counters of the days, summed over the
 // days.

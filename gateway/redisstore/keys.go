@@ -28,6 +28,9 @@ const DefaultPrefix = "gw"
 //	gw:{q}:dept:<dept>     zset    a department's submission ids, score = created (ms)
 //	gw:sess:<digest>       string  a session (JSON); digest = sha256(session id);
 //	                               expires after the idle timeout, refreshed on use
+//	gw:sessidx:<digest>    zset    a person's sessions: member = the session key's digest,
+//	                               score = end of its absolute lifetime (µs); digest =
+//	                               sha256(subject); at most 50, expires with the newest
 //	gw:login:<digest>      string  a sign-in in progress (nonce, PKCE verifier, return
 //	                               path); digest = sha256(state); read once, 10 min
 //	gw:draft:<digest>      string  form values kept across a step-up sign-in; short TTL
@@ -45,6 +48,7 @@ const DefaultPrefix = "gw"
 //	                               field point|service|channel|outcome -> count; kept
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
 // idempotency check, the unique reference, the record and the stream entry
@@ -123,16 +127,20 @@ func idemDigest(scope, key string) string {
 // stand alone (single-key commands), so they carry no hash tag; the
 // indexes share the submissions' tag. Session ids, states and draft keys
 // are secrets, and subjects hold personnummer, so all are hashed.
-func (k keys) hashed(kind, v string) string {
+func (k keys) hashed(kind, v string) string { return k.base + kind + ":" + digest16(v) }
+
+func digest16(v string) string {
 	sum := sha256.Sum256([]byte(v))
-	return k.base + kind + ":" + hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16])
 }
 
-func (k keys) session(id string) string      { return k.hashed("sess", id) }
-func (k keys) login(state string) string     { return k.hashed("login", state) }
-func (k keys) draft(key string) string       { return k.hashed("draft", key) }
-func (k keys) jti(key string) string         { return k.hashed("jti", key) }
-func (k keys) dept(department string) string { return k.prefix + "dept:" + department }
+func (k keys) session(id string) string           { return k.hashed("sess", id) }
+func (k keys) sessionDigest(digest string) string { return k.base + "sess:" + digest }
+func (k keys) sessionIndex(subject string) string { return k.hashed("sessidx", subject) }
+func (k keys) login(state string) string          { return k.hashed("login", state) }
+func (k keys) draft(key string) string            { return k.hashed("draft", key) }
+func (k keys) jti(key string) string              { return k.hashed("jti", key) }
+func (k keys) dept(department string) string      { return k.prefix + "dept:" + department }
 func (k keys) subject(subject string) string {
 	sum := sha256.Sum256([]byte(subject))
 	return k.prefix + "subj:" + hex.EncodeToString(sum[:16])
@@ -152,6 +160,10 @@ func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" +
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// ready is the readiness probe's key, in the submissions' slot: the node
+// that must take writes.
+func (k keys) ready() string { return k.prefix + "ready" }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

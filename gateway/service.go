@@ -23,6 +23,12 @@ const (
 	FieldPersonnummer FieldType = "personnummer"
 )
 
+// What a field may be prefilled with from the sign-in.
+const (
+	PrefillPersonnummer = "personnummer"
+	PrefillName         = "name"
+)
+
 // FieldTypes lists every field type.
 var FieldTypes = []FieldType{FieldText, FieldTextarea, FieldNumber, FieldDate, FieldEmail, FieldPhone,
 	FieldSelect, FieldMultiSelect, FieldCheckbox, FieldPersonnummer}
@@ -51,6 +57,10 @@ type Field struct {
 	// ShowIf are the conditions on earlier answers for the field to be
 	// shown; a hidden field is neither validated nor stored.
 	ShowIf []Condition
+	// Prefill names what the sign-in already says that the field holds
+	// (PrefillPersonnummer, PrefillName): a signed-in person is not asked
+	// for it; the value is taken from the identity, never from the form.
+	Prefill string
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }

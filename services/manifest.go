@@ -65,6 +65,8 @@ type fieldManifest struct {
 	Autocomplete string   `toml:"autocomplete"`
 	// ShowIf: the field is shown only when these hold (steps.go).
 	ShowIf []conditionManifest `toml:"show_if"`
+	// Prefill: "personnummer" or "name", taken from the sign-in.
+	Prefill string `toml:"prefill"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -297,7 +299,16 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 		Name: fm.Name, Type: gateway.FieldType(fm.Type), Required: fm.Required,
 		MinLength: fm.MinLength, MaxLength: fm.MaxLength, Pattern: fm.Pattern,
 		Min: fm.Min, Max: fm.Max, MinDate: fm.MinDate, MaxDate: fm.MaxDate,
-		Options: fm.Options, Autocomplete: fm.Autocomplete,
+		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill,
+	}
+	switch fm.Prefill {
+	case "":
+	case gateway.PrefillPersonnummer:
+		v.check(f.Type == gateway.FieldPersonnummer, "fields.prefill", "field %q: prefill = \"personnummer\" needs type personnummer", fm.Name)
+	case gateway.PrefillName:
+		v.check(f.Type == gateway.FieldText, "fields.prefill", "field %q: prefill = \"name\" needs type text", fm.Name)
+	default:
+		v.check(false, "fields.prefill", "field %q: prefill must be personnummer or name, got %q", fm.Name, fm.Prefill)
 	}
 	v.check(namePattern.MatchString(fm.Name), "fields.name", "field name must be lower-case letters, digits and '_', got %q", fm.Name)
 	v.check(!names[fm.Name], "fields.name", "field name %q is used twice", fm.Name)

@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Stockholm on machines without a zoneinfo database
@@ -244,6 +245,9 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	} else if err := CheckAssurance(r.Principal, svc); err != nil {
 		return Result{}, err
 	}
+	// What the sign-in (or the visitor's checked identity) already says is
+	// taken from there, never from the form.
+	values := prefill(r, visitor)
 	// 3. Validation.
 	for k, m := range r.Errors {
 		errs[k] = m
@@ -259,7 +263,7 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 			}
 		}
 	}
-	payload, verrs := svc.Validate(r.Values, in.cfg.Now())
+	payload, verrs := svc.Validate(values, in.cfg.Now())
 	if len(verrs) > 0 && in.events != nil {
 		in.events.Invalid(svc, r.Channel, r.Locale, verrs, in.cfg.Now()) // drop-off by field
 	}
@@ -308,6 +312,36 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	return Result{Submission: sub, Created: created}, nil
+}
+
+// prefill returns the values with the service's prefilled fields set from
+// the identity: the signed-in person's, or for a filing on behalf the
+// visitor's personnummer (staff type the rest). The caller's map is not
+// changed.
+func prefill(r Request, v *visitor) map[string][]string {
+	pre := map[string]string{}
+	if r.Channel == gateway.ChannelAssisted {
+		if v != nil {
+			for i := range r.Service.Fields {
+				if f := &r.Service.Fields[i]; f.Prefill == gateway.PrefillPersonnummer {
+					pre[f.Name] = v.number.String()
+				}
+			}
+		}
+	} else {
+		pre = r.Principal.Prefilled(r.Service)
+	}
+	if len(pre) == 0 {
+		return r.Values
+	}
+	values := maps.Clone(r.Values)
+	if values == nil {
+		values = map[string][]string{}
+	}
+	for k, v := range pre {
+		values[k] = []string{v}
+	}
+	return values
 }
 
 // CheckAssurance: submitting needs the service's level of assurance. Not

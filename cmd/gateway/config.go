@@ -70,6 +70,7 @@ var settings = []setting{
 	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
+	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -80,6 +81,7 @@ var settings = []setting{
 	{"GATEWAY_REDIS_WAIT_TIMEOUT", "500ms", "how long a submission waits for GATEWAY_REDIS_WAIT_REPLICAS"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
+	{"DEMO_ESERVICE_URL", "", "URL of the existing e-service the example service book-premises proxies to; unset in development: a small demo e-service started in-process"},
 	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
 	{"SMTP_PORT", "587", "SMTP port; the e-mail routes require STARTTLS"},
 	{"SMTP_USERNAME", "", "SMTP user for AUTH PLAIN; unset: no authentication"},
@@ -123,6 +125,7 @@ type config struct {
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
+	IdentityKeyFile                             string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -176,6 +179,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisURL: get("REDIS_URL"), RedisAddrs: list("REDIS_ADDRS"), RedisMaster: get("REDIS_MASTER_NAME"),
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
+		IdentityKeyFile: get("GATEWAY_IDENTITY_KEY_FILE"),
 		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
 	}
 	c.OIDC = oidcConfig{

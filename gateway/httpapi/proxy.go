@@ -56,9 +56,6 @@ func (s *Server) proxyRoutes(app *fiber.App) {
 			continue
 		}
 		svc := svc
-		app.Get(strings.TrimSuffix(svc.Prefix, "/"), func(c *fiber.Ctx) error {
-			return c.Redirect(svc.Prefix, fiber.StatusMovedPermanently)
-		})
 		app.All(svc.Prefix+"*", s.proxyHandler(svc, up))
 	}
 }
@@ -79,7 +76,11 @@ func (s *Server) underProxy(path string) bool {
 
 func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 	header := up.IdentityHeader()
+	bare := strings.TrimSuffix(svc.Prefix, "/")
 	return func(c *fiber.Ctx) error {
+		if c.Path() == bare { // relative links in the e-service need the slash
+			return c.Redirect(svc.Prefix, fiber.StatusMovedPermanently)
+		}
 		h := &c.Request().Header
 		h.Del(header)
 		for _, n := range identityHeaders {

@@ -180,7 +180,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
 		IdentityKeyFile: get("GATEWAY_IDENTITY_KEY_FILE"),
-		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
+		SMTPHost:        get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
 	}
 	c.OIDC = oidcConfig{
 		Issuer: get("GATEWAY_OIDC_ISSUER"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),

@@ -170,6 +170,21 @@ func (p *Proxy) Forward(c *fiber.Ctx) error {
 	req.Header.Set(fiber.HeaderXForwardedFor, c.IP())
 	req.Header.Set(fiber.HeaderXForwardedProto, c.Protocol())
 	req.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(p.prefix, "/"))
+	// The client resets the answer: keep the cookies the gateway set
+	// before (a renewed session token).
+	var own []*fasthttp.Cookie
+	resp.Header.VisitAllCookie(func(_, v []byte) {
+		ck := fasthttp.AcquireCookie()
+		if ck.ParseBytes(v) == nil {
+			own = append(own, ck)
+		}
+	})
+	defer func() {
+		for _, ck := range own {
+			resp.Header.SetCookie(ck)
+			fasthttp.ReleaseCookie(ck)
+		}
+	}()
 	if err := p.client.DoTimeout(req, resp, p.timeout); err != nil {
 		resp.Reset()
 		return gateway.Errorf(gateway.EUnavailable, "error.upstream_unavailable", fmt.Errorf("proxy %s: %w", p.prefix, err))

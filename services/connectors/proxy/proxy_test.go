@@ -40,6 +40,7 @@ func upstream(t testing.TB) *httptest.Server {
 		w.Header().Set("X-Seen-Secret", r.Header.Get("X-Secret"))
 		w.Header().Set("X-Seen-Prefix", r.Header.Get("X-Forwarded-Prefix"))
 		w.Header().Set("Keep-Alive", "timeout=5")
+		http.SetCookie(w, &http.Cookie{Name: "app", Value: "1", Path: "/"})
 		_, _ = w.Write(body)
 	}))
 	t.Cleanup(srv.Close)
@@ -50,7 +51,10 @@ func upstream(t testing.TB) *httptest.Server {
 // gateway's route does.
 func gatewayWith(t testing.TB, p *Proxy) string {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, BodyLimit: 1 << 20})
-	app.All(p.Prefix()+"*", p.Forward)
+	app.All(p.Prefix()+"*", func(c *fiber.Ctx) error {
+		c.Cookie(&fiber.Cookie{Name: "gw_session", Value: "renewed", Path: "/", HTTPOnly: true}) // as the authentication does
+		return p.Forward(c)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +111,13 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	}
 	if got := res.Header.Get("X-Seen-Secret"); got != "" {
 		t.Errorf("a header named in Connection reached the upstream: %q", got)
+	}
+	cookies := map[string]string{}
+	for _, ck := range res.Cookies() {
+		cookies[ck.Name] = ck.Value
+	}
+	if cookies["gw_session"] != "renewed" || cookies["app"] != "1" {
+		t.Errorf("cookies of the answer: %v, want the gateway's renewed session and the e-service's own", cookies)
 	}
 	if got := res.Header.Get("Keep-Alive"); got != "" {
 		t.Errorf("the upstream's hop-by-hop Keep-Alive came back: %q", got)

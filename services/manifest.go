@@ -151,6 +151,13 @@ func Load(fsys fs.FS, opts Options) (*Loaded, error) {
 			continue
 		}
 		seen[svc.ID] = p
+		if svc.Prefix != "" {
+			if other, dup := seen["prefix "+svc.Prefix]; dup {
+				problems = append(problems, Problem{File: p, Line: 1, Msg: fmt.Sprintf("prefix %q is already served by %s", svc.Prefix, other)})
+				continue
+			}
+			seen["prefix "+svc.Prefix] = p
+		}
 		if len(ps) == 0 {
 			out.Services = append(out.Services, svc)
 			out.Modules[svc.ID] = mod

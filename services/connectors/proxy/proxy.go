@@ -189,6 +189,15 @@ func (p *Proxy) Forward(c *fiber.Ctx) error {
 		resp.Reset()
 		return gateway.Errorf(gateway.EUnavailable, "error.upstream_unavailable", fmt.Errorf("proxy %s: %w", p.prefix, err))
 	}
+	// A redirect to the upstream's own address points at the prefix
+	// instead (as nginx's proxy_redirect default does).
+	if loc := resp.Header.Peek(fiber.HeaderLocation); len(loc) > 0 {
+		if rest, ok := strings.CutPrefix(string(loc), p.audience+"/"); ok {
+			resp.Header.Set(fiber.HeaderLocation, p.prefix+rest)
+		} else if string(loc) == p.audience {
+			resp.Header.Set(fiber.HeaderLocation, p.prefix)
+		}
+	}
 	resp.Header.Del(fiber.HeaderConnection)
 	for _, h := range hopByHop[1:] {
 		if h != "Transfer-Encoding" { // fasthttp frames the answer itself

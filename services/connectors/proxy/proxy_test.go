@@ -35,6 +35,10 @@ func upstream(t testing.TB) *httptest.Server {
 			}
 			return
 		}
+		if r.URL.Path == "/app/go" {
+			http.Redirect(w, r, "http://"+r.Host+"/app/next?x=1", http.StatusFound)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
 		w.Header().Set("X-Seen-Secret", r.Header.Get("X-Secret"))
@@ -121,6 +125,21 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	}
 	if got := res.Header.Get("Keep-Alive"); got != "" {
 		t.Errorf("the upstream's hop-by-hop Keep-Alive came back: %q", got)
+	}
+}
+
+// A redirect to the upstream's own address is rewritten to the prefix.
+func TestForwardRewritesRedirect(t *testing.T) {
+	up := upstream(t)
+	gw := gatewayWith(t, provision(t, up.URL))
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := c.Get(gw + "/e/demo/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc := res.Header.Get("Location"); res.StatusCode != 302 || loc != "/e/demo/next?x=1" {
+		t.Fatalf("redirect: %d %q", res.StatusCode, loc)
 	}
 }
 

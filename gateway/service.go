@@ -81,6 +81,11 @@ type Service struct {
 	Steps  []Step
 	Route  Route
 	Source string // the manifest file it came from, for messages
+	// Prefix is the path under which the gateway serves an existing
+	// e-service it proxies (route kind "proxy", e.g. "/e/library/");
+	// empty for a service with a form. Such a service has no fields and
+	// takes no submissions: the catalog links to the prefix.
+	Prefix string
 
 	// Open311, when set, publishes the service through the Open311
 	// GeoReport v2 facade (gateway/open311).

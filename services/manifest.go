@@ -154,6 +154,13 @@ func Load(fsys fs.FS, opts Options) (*Loaded, error) {
 			continue
 		}
 		seen[svc.ID] = p
+		if svc.Prefix != "" {
+			if other, dup := seen["prefix "+svc.Prefix]; dup {
+				problems = append(problems, Problem{File: p, Line: 1, Msg: fmt.Sprintf("prefix %q is already served by %s", svc.Prefix, other)})
+				continue
+			}
+			seen["prefix "+svc.Prefix] = p
+		}
 		if len(ps) == 0 {
 			out.Services = append(out.Services, svc)
 			out.Modules[svc.ID] = mod
@@ -201,7 +208,6 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 		svc.Channels = append(svc.Channels, ch)
 	}
 	v.check(m.RetentionDays >= 1 && m.RetentionDays <= 3650, "retention_days", "retention_days must be between 1 and 3650, got %d", m.RetentionDays)
-	v.check(len(m.Fields) > 0, "id", "a service needs at least one [[fields]] entry")
 	var fallback language.Tag
 	if m.FallbackLanguage != "" {
 		tag, err := language.Parse(m.FallbackLanguage)
@@ -235,6 +241,14 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 				v.check(false, "route.settings", "route.settings: %v", err)
 			}
 		}
+	}
+	// A module that serves an existing e-service takes no form; any
+	// other needs one.
+	if fe, ok := mod.(Frontend); ok && decoded {
+		svc.Prefix = fe.ServePrefix()
+		v.check(len(m.Fields) == 0 && len(m.Steps) == 0, "route.kind", "a service routed to %q serves an existing e-service and has no [[fields]] or [[steps]]", m.Route.Kind)
+	} else {
+		v.check(len(m.Fields) > 0, "id", "a service needs at least one [[fields]] entry")
 	}
 	for _, k := range md.Undecoded() {
 		// Settings that could not be decoded were never looked at; the

@@ -72,6 +72,7 @@ var settings = []setting{
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
+	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -82,6 +83,7 @@ var settings = []setting{
 	{"GATEWAY_REDIS_WAIT_TIMEOUT", "500ms", "how long a submission waits for GATEWAY_REDIS_WAIT_REPLICAS"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
+	{"DEMO_ESERVICE_URL", "", "URL of the existing e-service the example service book-premises proxies to; unset in development: a small demo e-service started in-process"},
 	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
 	{"SMTP_PORT", "587", "SMTP port; the e-mail routes require STARTTLS"},
 	{"SMTP_USERNAME", "", "SMTP user for AUTH PLAIN; unset: no authentication"},
@@ -126,6 +128,7 @@ type config struct {
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
 	Open311KeysFile, Open311Jurisdiction        string
+	IdentityKeyFile                             string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -200,6 +203,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
+	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
 	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
 	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")

@@ -33,6 +33,7 @@ import (
 	// Connector kinds register themselves.
 	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
+	_ "github.com/kommun/servicegateway/services/connectors/proxy"
 )
 
 func main() {
@@ -187,7 +188,23 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	cleanups = append(cleanups, stopMail)
 
+	// Existing e-services behind the front door: the key of their identity
+	// tokens, and the demo's e-service.
+	identityKeys, err := setupIdentityKeys(cfg, loaded)
+	if err != nil {
+		return err
+	}
+	if lookup("DEMO_ESERVICE_URL") == "" && !cfg.production() {
+		url, stop, err := startDemoEService(identityKeys, log)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stop)
+		env["DEMO_ESERVICE_URL"] = url
+	}
+
 	// Connectors, one per service.
+	upstreams := map[string]httpapi.Upstream{}
 	routes := map[string]delivery.Route{}
 	callbacks := map[string]httpapi.CallbackVerifier{} // verify status updates signed by back-ends
 	for _, svc := range loaded.Services {
@@ -201,6 +218,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		routes[svc.ID] = delivery.Route{Connector: conn, Retention: svc.Retention}
 		if v, ok := conn.(httpapi.CallbackVerifier); ok {
 			callbacks[svc.ID] = v
+		}
+		if up, ok := conn.(httpapi.Upstream); ok && svc.Prefix != "" {
+			upstreams[svc.ID] = up
 		}
 	}
 
@@ -253,7 +273,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			}
 			return store.Ready(ctx) // a write: Redis out of memory is not ready
 		}, identity),
-		Auth: identity,
+		Auth:      identity,
+		Upstreams: upstreams, IdentityKeys: identityKeys,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
 	})

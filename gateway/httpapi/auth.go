@@ -126,7 +126,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			if renewed != "" {
 				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) {
+			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) && !s.underProxy(c.Path()) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}

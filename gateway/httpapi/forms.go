@@ -66,6 +66,9 @@ func (s *Server) formPage(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
 	}
+	if svc.Prefix != "" { // an existing e-service: no form here
+		return c.Redirect(svc.Prefix, fiber.StatusSeeOther)
+	}
 	st := s.draftState(c, svc)
 	if st.token == "" {
 		s.trackStart(c, svc) // usage statistics: a fresh form is viewed and started

@@ -77,9 +77,13 @@ type Deps struct {
 	// ServicePoints are the configured service points for the staff desk
 	// (desk.go); nil: no desk (its routes answer 404).
 	ServicePoints *servicepoint.Directory
-	Config        Config
 	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
 	Open311 Open311
+	// Upstreams are the existing e-services served under a prefix, by
+	// service id (proxy.go); IdentityKeys signs the identity they get.
+	Upstreams    map[string]Upstream
+	IdentityKeys IdentitySigner
+	Config       Config
 }
 
 // Config holds the HTTP layer's settings.

@@ -225,6 +225,10 @@ type Result struct {
 // the store's errors.
 func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	svc := r.Service
+	// 0. An existing e-service behind the front door takes no submissions.
+	if svc.Prefix != "" {
+		return Result{}, gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+	}
 	// 1. Channel.
 	if !svc.AllowsChannel(r.Channel) {
 		return Result{}, &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "error.channel_not_allowed",

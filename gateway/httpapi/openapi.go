@@ -168,6 +168,9 @@ func (s *Server) openAPIDoc(l *locales.Localizer) obj {
 	// Each service's submission, with its own payload schema and example.
 	if d, ok := apiDocs["POST /api/v1/services/:id/submissions"]; ok && s.Catalog != nil {
 		for _, svc := range s.Catalog.All() {
+			if svc.Prefix != "" {
+				continue // an existing e-service behind the front door takes no submissions
+			}
 			d := d
 			d.Summary = l.T(svc.MsgTitle())
 			op := s.operation("POST", "", d, nil, svc)

@@ -126,6 +126,10 @@ type Job struct {
 	// Deliveries is how often the entry has been handed to a consumer
 	// (1 for a fresh read, more after claims).
 	Deliveries int64
+	// Reference is the submission's receipt reference when the caller has
+	// read it (it never changes once written); Complete then need not read
+	// it again. Empty means unknown.
+	Reference string
 }
 
 // QueueStats describes the delivery queue.
@@ -780,9 +784,12 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 	// The reference key is only known from the record; the script needs it
 	// declared, so read it first. It never changes once written.
 	id := job.SubmissionID
-	ref, err := s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return unavailable(err)
+	ref := job.Reference
+	if ref == "" {
+		ref, err = s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return unavailable(err)
+		}
 	}
 	k := s.keys
 	n, err := completeScript.Run(ctx, s.rdb,

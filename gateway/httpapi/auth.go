@@ -98,9 +98,20 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="servicegateway"`)
 			return gateway.Errorf(gateway.EUnauth, "auth.bearer_invalid", errors.New("unsupported authorization"))
 		}
+		tok = strings.TrimSpace(tok)
+		if auth.IsAccessToken(tok) {
+			// An access token from /oauth/token: one HMAC, no store.
+			p, err := s.Auth.Assertions.VerifyToken(tok)
+			if err != nil {
+				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="servicegateway", error="invalid_token"`)
+				return gateway.Errorf(gateway.EUnauth, "auth.bearer_invalid", err)
+			}
+			setPrincipal(c, p)
+			return c.Next()
+		}
 		ctx, cancel := s.storeCtx(c)
 		defer cancel()
-		p, err := s.Auth.Assertions.Verify(ctx, strings.TrimSpace(tok))
+		p, err := s.Auth.Assertions.Verify(ctx, tok)
 		if err != nil {
 			if !errors.Is(err, auth.ErrAssertion) {
 				return unavailableErr(err)

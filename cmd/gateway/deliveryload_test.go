@@ -34,6 +34,7 @@ func TestDeliveryKeepsUpLoad(t *testing.T) {
 		env["GATEWAY_WORKERS"] = w
 	}
 	env["GATEWAY_CLAIM_IDLE"] = "1m"
+	env["GATEWAY_MAX_CONNS_PER_IP"] = "0" // the load generator is one address
 	gw := gatewayProc(t, env)
 	store := storeOf(t, rs)
 

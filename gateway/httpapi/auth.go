@@ -24,8 +24,10 @@ type AuthStore interface {
 	PutDraft(ctx context.Context, key string, data []byte, ttl time.Duration) error
 	GetDraft(ctx context.Context, key string) ([]byte, error)
 	DeleteDraft(ctx context.Context, key string) error
-	SubjectSubmissions(ctx context.Context, subject string, limit int) ([]*gateway.Submission, error)
-	DepartmentSubmissions(ctx context.Context, department string, limit int) ([]*gateway.Submission, error)
+	// Pages of a person's and a department's submissions from a cursor
+	// ("" for the newest), newest first.
+	SubjectPage(ctx context.Context, subject, cursor string, limit int) (gateway.SubmissionPage, error)
+	DepartmentPage(ctx context.Context, department, cursor string, limit int) (gateway.SubmissionPage, error)
 }
 
 // Auth is the identity part of the HTTP layer: sign-in with OpenID

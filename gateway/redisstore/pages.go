@@ -24,13 +24,8 @@ import (
 // in since: it continues with the next entry in order. "o<ms>.<id>" pages
 // to older entries, "n<ms>.<id>" to newer ones.
 
-// Page is one page of a listing.
-type Page struct {
-	Submissions []*gateway.Submission
-	// Older continues with the next older entries, "" when there are none;
-	// Newer goes back to the newer ones, "" on the first page.
-	Older, Newer string
-}
+// Page is one page of a listing (the domain type).
+type Page = gateway.SubmissionPage
 
 // MaxPage is the largest page; maxTies is how many entries of one
 // millisecond a cursor steps over (more in one millisecond for one person
@@ -41,7 +36,7 @@ const (
 )
 
 // ErrCursor is returned for a cursor this store did not make.
-var ErrCursor = gateway.Errorf(gateway.EInvalid, "error.invalid", errors.New("redisstore: malformed cursor"))
+var ErrCursor = gateway.Errorf(gateway.EInvalid, "error.bad_request", errors.New("redisstore: malformed cursor"))
 
 // SubjectPage lists a person's submissions from cursor ("" for the
 // newest), limit at a time (at most MaxPage), without payloads.

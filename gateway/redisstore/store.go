@@ -408,6 +408,12 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 // Get returns a submission with its payload (while it is kept) and history.
 // A missing submission is an ENotFound error.
 func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error) {
+	return s.read(ctx, id, true)
+}
+
+// read is Get, with or without the history (one MULTI either way, so the
+// record and its payload are read together).
+func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway.Submission, error) {
 	if !validID(id) {
 		return nil, notFound(id)
 	}
@@ -421,7 +427,9 @@ func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HGetAll(ctx, s.keys.sub(id))
 		payload = p.Get(ctx, s.keys.payload(id))
-		hist = p.LRange(ctx, s.keys.hist(id), 0, -1)
+		if withHistory {
+			hist = p.LRange(ctx, s.keys.hist(id), 0, -1)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -439,6 +447,9 @@ func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error)
 		if err := json.Unmarshal([]byte(p), &sub.Payload); err != nil {
 			return nil, unavailable(fmt.Errorf("submission %s: decode payload: %w", id, err))
 		}
+	}
+	if hist == nil {
+		return sub, nil
 	}
 	sub.History = make([]gateway.StatusChange, 0, len(hist.Val()))
 	for _, h := range hist.Val() {
@@ -761,9 +772,10 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	return s.dropMalformed(ctx, jobs)
 }
 
-// Load returns the submission a job names (see Get).
+// Load returns the submission a job names, as Get does but without its
+// history, which delivery does not need.
 func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) {
-	return s.Get(ctx, job.SubmissionID)
+	return s.read(ctx, job.SubmissionID, false)
 }
 
 // Complete records a successful delivery: status delivered (unless the case

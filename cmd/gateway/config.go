@@ -29,7 +29,7 @@ var settings = []setting{
 	{"GATEWAY_READ_TIMEOUT", "15s", "longest time to read one request, headers and body; slower senders are cut off"},
 	{"GATEWAY_MAX_CONNS_PER_IP", "64", "open connections per client address (IPv6: per /64), over it 429; peers in GATEWAY_TRUSTED_PROXIES are not limited; 0: no limit"},
 	{"GATEWAY_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed"},
-	{"GATEWAY_WORKERS", "4", "delivery workers per process"},
+	{"GATEWAY_WORKERS", "16", "delivery workers per process"},
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
 	{"GATEWAY_RETRY_MAX", "10m", "longest retry delay"},
 	{"GATEWAY_RETRY_ATTEMPTS", "10", "attempts before a submission becomes a dead letter"},

@@ -94,6 +94,7 @@ func (s *Server) routes(app *fiber.App) {
 			app.Post("/dev-idp/token", s.devToken)
 		}
 		app.Post("/auth/logout", s.logout)
+		app.Post("/oauth/token", s.oauthToken) // machine clients: client credentials with a JWT assertion
 	}
 
 	// Existing e-services behind the front door (proxy.go), before the

@@ -272,6 +272,24 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			log.Error("dispatcher stopped", "error", err)
 		}
 	}()
+	// Notifications to residents: the outbox the status scripts write.
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(addr)
+	}
+	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), log)
+	if err != nil {
+		stopDispatch()
+		return err
+	}
+	cleanups = append(cleanups, stopSMS)
+	if notifier != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = notifier.Run(dispCtx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(addr))

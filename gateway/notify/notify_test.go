@@ -56,9 +56,9 @@ func TestStatusChangeNotifiesOnceThroughRefusals(t *testing.T) {
 	host := strings.Split(mp.SMTPAddr(), ":")[0]
 	n := notify.New(notify.Config{
 		Outbox: store, Submissions: store, Preferences: store, Translations: tr,
-		Mailer: &smtpmail.Client{Addr: mp.SMTPAddr(), Host: host, Domain: "kommun.example", Timeout: 5 * time.Second},
-		From:   &mail.Address{Name: "Kommunen", Address: "noreply@kommun.example"},
-		SMS:    &notify.HTTPSMS{URL: srv.URL + "/messages", Token: "sms-token"},
+		Mailer:  &smtpmail.Client{Addr: mp.SMTPAddr(), Host: host, Domain: "kommun.example", Timeout: 5 * time.Second},
+		From:    &mail.Address{Name: "Kommunen", Address: "noreply@kommun.example"},
+		SMS:     &notify.HTTPSMS{URL: srv.URL + "/messages", Token: "sms-token"},
 		BaseURL: "https://e.kommun.example", Now: clk.Now, Consumer: "t1",
 	})
 
@@ -83,7 +83,7 @@ func TestStatusChangeNotifiesOnceThroughRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	mp.Stop()       // the SMTP connection is refused
+	mp.Stop()        // the SMTP connection is refused
 	sink.FailNext(1) // and the SMS gateway answers 503 once
 	for _, sub := range []*gateway.Submission{anon, signed, optedOut} {
 		if _, _, err := store.UpdateStatusOnce(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, Message: "Which lamp?"}, "K-1", "", 0); err != nil {

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"context"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -32,4 +34,49 @@ type NotifyEvent struct {
 	Status       Status `json:"status"`
 	Attempt      int    `json:"attempt"` // 1 for the first try
 	Reason       string `json:"reason,omitempty"`
+}
+
+// Limits of completion answers.
+const (
+	MaxAnswerLength = 4000 // characters of one answer
+	MaxAnswers      = 10   // answers kept per submission
+)
+
+// FollowUp is a resident's answer to a completion request (status
+// needs_info with a question), handed to the case system as a follow-up of
+// the case.
+type FollowUp struct {
+	SubmissionID  string
+	Reference     string
+	Service       string
+	Department    string
+	CaseReference string
+	Seq           int    // 1 for the first answer of the submission
+	Question      string // the department's question it answers
+	Answer        string
+	AnsweredAt    time.Time
+	Attempt       int
+	// Attachments come with the file field kind: the answer will carry
+	// blob references here, and connectors add them like a submission's.
+}
+
+// IdempotencyKey is the key the back-end deduplicates a follow-up on.
+func (f *FollowUp) IdempotencyKey() string { return f.SubmissionID + ".answer." + strconv.Itoa(f.Seq) }
+
+// FollowUpConnector is the optional ability of a connector to deliver a
+// follow-up (an answer to a completion request) to an existing case.
+// Errors are classified like Deliver's (*DeliveryError).
+type FollowUpConnector interface {
+	DeliverFollowUp(ctx context.Context, f *FollowUp) error
+}
+
+// ConversationEntry is one answer of the resident in a submission's
+// conversation (the questions are the needs_info entries of the history).
+type ConversationEntry struct {
+	Seq       int       `json:"seq"`
+	Question  string    `json:"question,omitempty"`
+	Answer    string    `json:"answer"`
+	At        time.Time `json:"at"`
+	Token     string    `json:"token"`
+	Delivered bool      `json:"delivered,omitempty"`
 }

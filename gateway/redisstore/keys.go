@@ -66,6 +66,11 @@ const DefaultPrefix = "gw"
 //	                               time (ms); the newest MaxOutboxDead kept
 //	gw:{q}:nsent:<event>:<channel> string  a notification sent (so a retry of the
 //	                               event does not send it again); 30 days
+//	gw:{q}:conv:<id>       list    a submission's completion answers (JSON), at most
+//	                               gateway.MaxAnswers; expires with the record
+//	gw:{q}:fup             stream  follow-ups (answers) to deliver: fields id, seq
+//	gw:{q}:fupdead         zset    dead-lettered follow-ups ("id seq reason"), score =
+//	                               time (ms); the newest MaxOutboxDead kept
 //	gw:{q}:nprefs:<digest> string  a signed-in resident's notification preferences
 //	                               (JSON, at most 1 KiB); digest = sha256(subject);
 //	                               expires PrefsKeep after the last change
@@ -209,10 +214,17 @@ func (k keys) outboxDead() string  { return k.prefix + "ndead" }
 func (k keys) notifySent(event, channel string) string {
 	return k.prefix + "nsent:" + event + ":" + channel
 }
+func (k keys) conv(id string) string  { return k.prefix + "conv:" + id }
+func (k keys) followUps() string      { return k.prefix + "fup" }
+func (k keys) followUpDead() string   { return k.prefix + "fupdead" }
 func (k keys) notifyPrefs(subject string) string { return k.prefix + "nprefs:" + digest16(subject) }
 
-// notifyGroup is the notifiers' consumer group on the outbox.
-const notifyGroup = "notify"
+// notifyGroup is the notifiers' consumer group on the outbox;
+// followUpGroup the dispatchers' on the follow-ups.
+const (
+	notifyGroup   = "notify"
+	followUpGroup = "followup"
+)
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

@@ -550,3 +550,43 @@ for _, m in ipairs(due) do
 end
 return #due
 `)
+
+// answerScript records a resident's answer to a completion request and
+// queues its delivery to the case system, in one step.
+//
+// KEYS: 1 sub, 2 conv, 3 hist, 4 follow-ups stream
+// ARGV: 1 token (drawn by the caller per answer), 2 entry JSON (without
+// seq), 3 most answers kept, 4 history entry JSON, 5 id
+//
+// Replies the answer's seq (>= 1), or -1 (no such submission), -2 (no
+// completion requested: the status is not needs_info), -3 (too many
+// answers). A re-run with the same token finds its entry and replies its
+// seq again without writing anything.
+var answerScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local d = cjson.decode(e)
+  if d.token == ARGV[1] then
+    return d.seq
+  end
+end
+if redis.call('HGET', KEYS[1], 'status') ~= 'needs_info' then
+  return -2
+end
+local n = redis.call('LLEN', KEYS[2])
+if n >= tonumber(ARGV[3]) then
+  return -3
+end
+local entry = cjson.decode(ARGV[2])
+entry.seq = n + 1
+redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+redis.call('RPUSH', KEYS[3], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('XADD', KEYS[4], '*', 'id', ARGV[5], 'seq', tostring(n + 1))
+return n + 1
+`)

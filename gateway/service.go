@@ -71,6 +71,9 @@ type Service struct {
 	Steps  []Step
 	Route  Route
 	Source string // the manifest file it came from, for messages
+	// NotifyEmailField is the e-mail field whose value, when given, is the
+	// address the resident is told about progress at (gateway/notify).
+	NotifyEmailField string
 }
 
 // Route says where a service's submissions go.

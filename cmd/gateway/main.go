@@ -231,7 +231,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	// The one intake: every channel's submit rules. The store takes the
 	// writes, the idempotency lock and the desk's records.
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Logger: log})
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -283,6 +283,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		return err
 	}
 	cleanups = append(cleanups, stopSMS)
+	// Answers to completion requests, to the case systems as follow-ups.
+	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
+		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
+		Logger: log.With("component", "followups")}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = followUps.Run(dispCtx)
+	}()
 	if notifier != nil {
 		wg.Add(1)
 		go func() {

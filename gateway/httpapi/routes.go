@@ -42,6 +42,7 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
 	api.Get("/submissions/:id", s.apiGetSubmission)
 	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
+	api.Post("/submissions/:id/answer", s.apiAnswer)       // the resident answers a completion request
 	// Administration of dead letters (role admin).
 	api.Get("/admin/dead-letters", s.apiDeadLetters)
 	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
@@ -88,6 +89,7 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
+	app.Post("/s/:id/answer", s.answerForm) // the resident answers a completion request
 	app.Get("/open-data", s.openDataPage)  // also /open-data/: the datasets explained
 	app.Get("/dashboard", s.dashboardPage) // usage dashboard (staff, admin)
 	if s.Auth != nil {

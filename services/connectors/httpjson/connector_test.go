@@ -413,6 +413,7 @@ func TestRegisteredAndDecodedFromTOML(t *testing.T) {
 	var s Settings
 	_, err := toml.Decode(`
 url = "${CASESIM_URL}/cases"
+followup_url = "${CASESIM_URL}/cases/{case_reference}/followups"
 secret = "${CASESIM_SECRET}"
 timeout = "30s"
 max_concurrency = 4

@@ -90,8 +90,8 @@ func (s *Server) routes(app *fiber.App) {
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
 	app.Post("/s/:id/answer", s.answerForm) // the resident answers a completion request
-	app.Get("/open-data", s.openDataPage)  // also /open-data/: the datasets explained
-	app.Get("/dashboard", s.dashboardPage) // usage dashboard (staff, admin)
+	app.Get("/open-data", s.openDataPage)   // also /open-data/: the datasets explained
+	app.Get("/dashboard", s.dashboardPage)  // usage dashboard (staff, admin)
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
 		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here

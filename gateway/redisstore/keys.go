@@ -214,9 +214,9 @@ func (k keys) outboxDead() string  { return k.prefix + "ndead" }
 func (k keys) notifySent(event, channel string) string {
 	return k.prefix + "nsent:" + event + ":" + channel
 }
-func (k keys) conv(id string) string  { return k.prefix + "conv:" + id }
-func (k keys) followUps() string      { return k.prefix + "fup" }
-func (k keys) followUpDead() string   { return k.prefix + "fupdead" }
+func (k keys) conv(id string) string             { return k.prefix + "conv:" + id }
+func (k keys) followUps() string                 { return k.prefix + "fup" }
+func (k keys) followUpDead() string              { return k.prefix + "fupdead" }
 func (k keys) notifyPrefs(subject string) string { return k.prefix + "nprefs:" + digest16(subject) }
 
 // notifyGroup is the notifiers' consumer group on the outbox;

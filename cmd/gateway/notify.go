@@ -38,7 +38,18 @@ func setupNotify(cfg config, lookup func(string) string, store *redisstore.Store
 		return nil, stop, fmt.Errorf("redis: %w", err)
 	}
 	c := notify.Config{Outbox: store, Submissions: store, Preferences: store, Translations: tr, BaseURL: publicURL,
-		Consumer: consumer, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify")}
+		Consumer: consumer, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify"),
+		Backoff: func(attempt int) time.Duration { // the delivery retry schedule's base and cap, from 10 s to 1 h by default
+			base, ceil := cfg.RetryBase, cfg.RetryMax
+			if base <= 0 {
+				return notify.DefaultBackoff(attempt)
+			}
+			d := base
+			for i := 1; i < attempt && d < ceil; i++ {
+				d *= 2
+			}
+			return min(d, max(ceil, base))
+		}}
 	if host := lookup("SMTP_HOST"); host != "" {
 		fromS := cfg.NotifyFrom
 		if fromS == "" {

@@ -50,7 +50,9 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
 	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
-		api.Get("/me/submissions", s.apiMySubmissions)                 // a resident's submissions (My pages)
+		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
+		api.Get("/me/notifications", s.apiGetNotifyPrefs) // a resident's notification preferences
+		api.Put("/me/notifications", s.apiPutNotifyPrefs)
 		api.Get("/department/submissions", s.apiDepartmentSubmissions) // a department client's submissions
 	}
 	api.Get("/usage", s.apiUsage) // usage KPIs, exact (staff, admin); ?from=&to=&service=&department=&granularity=

@@ -48,7 +48,9 @@ type Deps struct {
 	// DeadLetters is the administration of dead letters; nil: 503.
 	DeadLetters DeadLetterStore
 	// Statuses takes status updates from back-ends; nil: 503.
-	Statuses     StatusUpdater
+	Statuses StatusUpdater
+	// NotifyPrefs keeps residents' notification preferences; nil: 503.
+	NotifyPrefs  NotifyPrefsStore
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).

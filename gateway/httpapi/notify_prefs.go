@@ -34,7 +34,7 @@ type notifyPrefsJSON struct {
 // checkNotifyPrefs validates and normalises preferences.
 func checkNotifyPrefs(in notifyPrefsJSON) (gateway.NotifyPrefs, error) {
 	errs := gateway.FieldErrors{}
-	p := gateway.NotifyPrefs{Email: strings.TrimSpace(in.Email), Mobile: strings.ReplaceAll(strings.TrimSpace(in.Mobile), " ", "")}
+	p := gateway.NotifyPrefs{Email: strings.TrimSpace(in.Email), Mobile: strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(in.Mobile))}
 	if p.Email != "" {
 		if a, err := mail.ParseAddress(p.Email); err != nil || a.Address != p.Email || len(p.Email) > 254 {
 			errs["email"] = gateway.Message{ID: "validation.email"}

@@ -89,7 +89,7 @@ var settings = []setting{
 	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
 	{"GATEWAY_NOTIFY", "on", "notifications to residents about status changes (e-mail through SMTP_HOST, SMS through GATEWAY_SMS_URL): on or off"},
 	{"GATEWAY_NOTIFY_FROM", "", "From address of notifications to residents (default: MAIL_FROM)"},
-	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification before it becomes a dead letter (backoff doubles from 10 s to 1 h)"},
+	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification before it becomes a dead letter (waits double from GATEWAY_RETRY_BASE up to GATEWAY_RETRY_MAX)"},
 	{"GATEWAY_SMS_URL", "", "SMS provider endpoint (generic JSON contract, see README \"Notifications\"); unset in development: an in-process reference SMS sink listing what it got at /messages; unset in production: no SMS"},
 	{"GATEWAY_SMS_TOKEN", "", "bearer token for GATEWAY_SMS_URL"},
 	{"GATEWAY_SMS_SENDER", "Kommunen", "sender name or number of SMS notifications"},

@@ -237,7 +237,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store, DeadLetters: store, Statuses: store, NotifyPrefs: store,
+		Intake: in, Desk: store, DeadLetters: store, Statuses: store, NotifyPrefs: store, MessageDeadLetters: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,

@@ -48,7 +48,8 @@ func (s *Server) routes(app *fiber.App) {
 	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
 	api.Post("/admin/dead-letters/:id/replay", s.apiReplayDeadLetter)
 	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
-	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
+	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications and follow-ups given up on
+	api.Get("/me", s.apiMe)                                         // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
 		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
 		api.Get("/me/notifications", s.apiGetNotifyPrefs) // a resident's notification preferences

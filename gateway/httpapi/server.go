@@ -49,6 +49,8 @@ type Deps struct {
 	DeadLetters DeadLetterStore
 	// Statuses takes status updates from back-ends; nil: 503.
 	Statuses StatusUpdater
+	// MessageDeadLetters lists dead notifications and follow-ups; nil: 503.
+	MessageDeadLetters MessageDeadLetterStore
 	// NotifyPrefs keeps residents' notification preferences; nil: 503.
 	NotifyPrefs  NotifyPrefsStore
 	Translations *locales.Translations

@@ -58,10 +58,23 @@ func TestNotifyThroughRefusalAndRestartThenCompletion(t *testing.T) {
 		`{"email":"anna@example.org","mobile":"070-123 45 67","events":["in_progress","needs_info"]}`, "X-CSRF-Token", annaCSRF); code != 200 || !strings.Contains(body, `"+46701234567"`) {
 		t.Fatalf("Anna's preferences: %d %s", code, body)
 	}
+	// Bertil opts out on My pages' form (no event ticked).
 	bertil := signIn(t, a.URL, "bertil", "/my")
 	bertilCSRF := csrfOf(t, bertil, a.URL)
-	if code, body := send(t, bertil, "PUT", a.URL+"/api/v1/me/notifications",
-		`{"email":"bertil@example.org","mobile":"+46709999999","events":[]}`, "X-CSRF-Token", bertilCSRF); code != 200 {
+	_, prefsPage := send(t, bertil, "GET", a.URL+"/my/notifications", "")
+	formCSRF := regexp.MustCompile(`name="_csrf" value="([^"]*)"`).FindStringSubmatch(prefsPage)
+	if formCSRF == nil || !strings.Contains(prefsPage, `name="events" value="needs_info"`) {
+		t.Fatalf("preferences page: %s", prefsPage)
+	}
+	res, err := bertil.PostForm(a.URL+"/my/notifications", url.Values{"_csrf": {formCSRF[1]}, "email": {"bertil@example.org"}, "mobile": {"+46709999999"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Query().Get("saved") != "1" {
+		t.Fatalf("saving Bertil's preferences: %d at %s", res.StatusCode, res.Request.URL)
+	}
+	if code, body := send(t, bertil, "GET", a.URL+"/api/v1/me/notifications", ""); code != 200 || !strings.Contains(body, `"events":[]`) || !strings.Contains(body, "bertil@example.org") {
 		t.Fatalf("Bertil's preferences: %d %s", code, body)
 	}
 	submitAs := func(c *http.Client, csrf, body string) string {
@@ -105,7 +118,7 @@ func TestNotifyThroughRefusalAndRestartThenCompletion(t *testing.T) {
 	settled := func() bool {
 		return rdb.XLen(t.Context(), "gw:{q}:nout").Val() == 0 && rdb.ZCard(t.Context(), "gw:{q}:nretry").Val() == 0
 	}
-	eventually(t, 90*time.Second, "every notification sent", func() bool {
+	eventually(t, 120*time.Second, "every notification sent", func() bool {
 		return settled() && len(sink.Messages()) == 1 && recipients(t, mp)["cy@example.org"] == 2
 	})
 	got := recipients(t, mp)
@@ -130,7 +143,7 @@ func TestNotifyThroughRefusalAndRestartThenCompletion(t *testing.T) {
 		return len(sink.Messages()) == 2 && recipients(t, mp)["anna@example.org"] == 2
 	})
 	// The status page shows the question and the answer form.
-	res, err := anna.Get(b.URL + "/s/" + annaID)
+	res, err = anna.Get(b.URL + "/s/" + annaID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,9 +96,11 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/open-data", s.openDataPage)   // also /open-data/: the datasets explained
 	app.Get("/dashboard", s.dashboardPage)  // usage dashboard (staff, admin)
 	if s.Auth != nil {
-		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
-		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here
-		app.Get("/my", s.myPage)              // My pages
+		app.Get("/auth/login", s.login)                 // ?return_to=&login_hint=&level=&provider=
+		app.Get("/auth/callback", s.callback)           // the OpenID provider sends the browser back here
+		app.Get("/my", s.myPage)                        // My pages
+		app.Get("/my/notifications", s.notifyPrefsPage) // notification preferences
+		app.Post("/my/notifications", s.notifyPrefsForm)
 		if s.Auth.DevIdP != nil {
 			app.Get("/dev-idp/authorize", s.devAuthorize) // login_hint approves at once; else the persona picker
 			app.Post("/dev-idp/authorize", s.devApprove)

@@ -275,19 +275,33 @@ func (n *Notifier) send(ctx context.Context, ev gateway.NotifyEvent) error {
 	}
 	email, mobile := Recipients(sub, prefs, ev.Status)
 	texts := n.compose(sub, ev)
+	// The channels are independent: an SMTP server that is down does not
+	// hold the SMS back. A retry sends only what is not marked sent.
+	var errs []error
 	if email != "" && n.cfg.Mailer != nil && n.cfg.From != nil {
 		if err := n.once(ctx, ev.Event, "email", func(ctx context.Context) error { return n.sendEmail(ctx, email, ev, texts) }); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
 	if mobile != "" && n.cfg.SMS != nil {
 		if err := n.once(ctx, ev.Event, "sms", func(ctx context.Context) error {
 			return n.cfg.SMS.SendSMS(ctx, SMS{To: mobile, Text: texts.SMS, IdempotencyKey: IdempotencyKey(ev.Event, "sms")})
 		}); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	// Both failed: permanent only when both are (else a retry can help).
+	var a, b *gateway.DeliveryError
+	if errors.As(errs[0], &a) && a.Permanent && errors.As(errs[1], &b) && b.Permanent {
+		return &gateway.DeliveryError{Permanent: true, Err: errors.Join(errs...)}
+	}
+	return &gateway.DeliveryError{Err: errors.Join(errs...)}
 }
 
 // once sends on channel unless the event was sent there already, and

@@ -104,7 +104,7 @@ func TestStatusChangeNotifiesOnceThroughRefusals(t *testing.T) {
 		t.Fatalf("outbox held %d events, want 3", got)
 	}
 	if len(sink.Messages()) != 0 {
-		t.Fatalf("SMS sent before the e-mail went out: %+v", sink.Messages())
+		t.Fatalf("SMS taken although the gateway answered 503: %+v", sink.Messages())
 	}
 	mp.Start()
 	for i := 0; i < 5; i++ { // retries come due; the SMS fails once more at most

@@ -61,6 +61,16 @@ func testOutbox(t *testing.T, s *Store) {
 	if err != nil || len(again) != 1 || again[0].Event != evs[0].Event || again[0].Attempt != 2 {
 		t.Fatalf("after retry: %+v %v", again, err)
 	}
+	// A second question while one is open is a new event; its replay is not.
+	for i, q := range []string{"Which lamp?", "Which street?", "Which street?"} {
+		if _, _, err := s.UpdateStatusOnce(ctx, ids[0], gateway.StatusChange{Status: gateway.StatusNeedsInfo, Message: q,
+			At: change.At.Add(time.Duration(min(i, 1)+1) * time.Second)}, "", "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if qs, err := s.ReadNotifications(ctx, "t", 10, 0); err != nil || len(qs) != 2 || qs[1].Event != ids[0]+".3" {
+		t.Fatalf("questions: %+v %v", qs, err)
+	}
 	if err := s.DeadLetterNotification(ctx, again[0], "smtp 550"); err != nil {
 		t.Fatal(err)
 	}

@@ -93,8 +93,9 @@ return {'ok'}
 // 7 the longest history kept (entries), 8 the outbox's approximate length
 // limit
 //
-// When the status moves, the notification event is written in the same step
-// (see notifyEvent), so a status change is never without its notification.
+// When the status moves, or a department asks another question (needs_info
+// again), the notification event is written in the same step (see
+// notifyEvent), so a status change is never without its notification.
 //
 // The status moves to a higher rank, or to the same rank when the change is
 // not older than the one that set the current status (status_at), so that
@@ -141,6 +142,10 @@ if rank > cur or (rank == cur and at >= curAt) then
   if prev ~= ARGV[1] then
     ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
     return 1
+  end
+  if ARGV[1] == 'needs_info' then
+    -- another question while one is open: the resident is told again
+    ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
   end
 end
 return 0

@@ -87,6 +87,10 @@ type Service struct {
 	// takes no submissions: the catalog links to the prefix.
 	Prefix string
 
+	// NotifyEmailField is the e-mail field whose value, when given, is the
+	// address the resident is told about progress at (gateway/notify).
+	NotifyEmailField string
+
 	// Open311, when set, publishes the service through the Open311
 	// GeoReport v2 facade (gateway/open311).
 	Open311 *Open311

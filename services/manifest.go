@@ -40,7 +40,10 @@ type manifest struct {
 	// message missing in a shipped language is shown in this one instead
 	// of stopping the gateway. It must be a shipped language the service
 	// translates completely.
-	FallbackLanguage string          `toml:"fallback_language"`
+	FallbackLanguage string `toml:"fallback_language"`
+	// NotifyEmailField names the form's e-mail field whose value, when
+	// given, is where the resident is told about progress (optional).
+	NotifyEmailField string          `toml:"notify_email_field"`
 	Fields           []fieldManifest `toml:"fields"`
 	Steps            []stepManifest  `toml:"steps"`
 	Route            struct {
@@ -225,6 +228,11 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 	}
 	v.steps(svc, m.Steps, m.Fields)
 	svc.Open311 = v.open311(svc, m.Open311)
+	if m.NotifyEmailField != "" {
+		f := svc.Field(m.NotifyEmailField)
+		v.check(f != nil && f.Type == gateway.FieldEmail, "notify_email_field", "notify_email_field must name a field of type email, got %q", m.NotifyEmailField)
+		svc.NotifyEmailField = m.NotifyEmailField
+	}
 
 	// The route: a registered connector kind, its settings decoded strictly.
 	var mod ConnectorModule

@@ -91,6 +91,12 @@ var settings = []setting{
 	{"SMTP_CA_FILE", "", "PEM file with the certificate authorities that may sign the SMTP server's certificate (default: the system's)"},
 	{"MAIL_FROM", "e-tjanster@kommun.example", "From address of the e-mails to departments; its domain is the Message-ID's"},
 	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
+	{"GATEWAY_NOTIFY", "on", "notifications to residents about status changes (e-mail through SMTP_HOST, SMS through GATEWAY_SMS_URL): on or off"},
+	{"GATEWAY_NOTIFY_FROM", "", "From address of notifications to residents (default: MAIL_FROM)"},
+	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification before it becomes a dead letter (waits double from GATEWAY_RETRY_BASE up to GATEWAY_RETRY_MAX)"},
+	{"GATEWAY_SMS_URL", "", "SMS provider endpoint (generic JSON contract, see README \"Notifications\"); unset in development: an in-process reference SMS sink listing what it got at /messages; unset in production: no SMS"},
+	{"GATEWAY_SMS_TOKEN", "", "bearer token for GATEWAY_SMS_URL"},
+	{"GATEWAY_SMS_SENDER", "Kommunen", "sender name or number of SMS notifications"},
 }
 
 type config struct {
@@ -116,6 +122,10 @@ type config struct {
 	CasesimURL, CasesimSecret                   string
 	SMTPHost, SMTPPort                          string
 	MailFrom, CityOfficeMailbox                 string
+	Notify                                      bool
+	NotifyFrom                                  string
+	NotifyMaxAttempts                           int
+	SMSURL, SMSToken, SMSSender                 string
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
@@ -204,6 +214,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
 	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
+	switch get("GATEWAY_NOTIFY") {
+	case "on":
+		c.Notify = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Sprintf("GATEWAY_NOTIFY: want on or off, got %q", get("GATEWAY_NOTIFY")))
+	}
+	c.NotifyFrom, c.NotifyMaxAttempts = get("GATEWAY_NOTIFY_FROM"), num("GATEWAY_NOTIFY_MAX_ATTEMPTS", 1, 100)
+	c.SMSURL, c.SMSToken, c.SMSSender = get("GATEWAY_SMS_URL"), get("GATEWAY_SMS_TOKEN"), get("GATEWAY_SMS_SENDER")
 	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
 	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")

@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	// The one intake: every channel's submit rules. The store takes the
 	// writes, the idempotency lock and the desk's records.
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Logger: log})
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311,
+		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
@@ -297,6 +297,33 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			log.Error("dispatcher stopped", "error", err)
 		}
 	}()
+	// Notifications to residents: the outbox the status scripts write.
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(addr)
+	}
+	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), log)
+	if err != nil {
+		stopDispatch()
+		return err
+	}
+	cleanups = append(cleanups, stopSMS)
+	// Answers to completion requests, to the case systems as follow-ups.
+	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
+		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
+		Logger: log.With("component", "followups")}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = followUps.Run(dispCtx)
+	}()
+	if notifier != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = notifier.Run(dispCtx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(addr))

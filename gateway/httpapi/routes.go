@@ -42,14 +42,18 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
 	api.Get("/submissions/:id", s.apiGetSubmission)
 	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
+	api.Post("/submissions/:id/answer", s.apiAnswer)       // the resident answers a completion request
 	// Administration of dead letters (role admin).
 	api.Get("/admin/dead-letters", s.apiDeadLetters)
 	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
 	api.Post("/admin/dead-letters/:id/replay", s.apiReplayDeadLetter)
 	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
-	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
+	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications and follow-ups given up on
+	api.Get("/me", s.apiMe)                                         // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
-		api.Get("/me/submissions", s.apiMySubmissions)                 // a resident's submissions (My pages)
+		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
+		api.Get("/me/notifications", s.apiGetNotifyPrefs) // a resident's notification preferences
+		api.Put("/me/notifications", s.apiPutNotifyPrefs)
 		api.Get("/department/submissions", s.apiDepartmentSubmissions) // a department client's submissions
 	}
 	api.Get("/usage", s.apiUsage) // usage KPIs, exact (staff, admin); ?from=&to=&service=&department=&granularity=
@@ -107,12 +111,15 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
-	app.Get("/open-data", s.openDataPage)  // also /open-data/: the datasets explained
-	app.Get("/dashboard", s.dashboardPage) // usage dashboard (staff, admin)
+	app.Post("/s/:id/answer", s.answerForm) // the resident answers a completion request
+	app.Get("/open-data", s.openDataPage)   // also /open-data/: the datasets explained
+	app.Get("/dashboard", s.dashboardPage)  // usage dashboard (staff, admin)
 	if s.Auth != nil {
-		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
-		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here
-		app.Get("/my", s.myPage)              // My pages
+		app.Get("/auth/login", s.login)                 // ?return_to=&login_hint=&level=&provider=
+		app.Get("/auth/callback", s.callback)           // the OpenID provider sends the browser back here
+		app.Get("/my", s.myPage)                        // My pages
+		app.Get("/my/notifications", s.notifyPrefsPage) // notification preferences
+		app.Post("/my/notifications", s.notifyPrefsForm)
 		if s.Auth.DevIdP != nil {
 			app.Get("/dev-idp/authorize", s.devAuthorize) // login_hint approves at once; else the persona picker
 			app.Post("/dev-idp/authorize", s.devApprove)

@@ -48,7 +48,11 @@ type Deps struct {
 	// DeadLetters is the administration of dead letters; nil: 503.
 	DeadLetters DeadLetterStore
 	// Statuses takes status updates from back-ends; nil: 503.
-	Statuses     StatusUpdater
+	Statuses StatusUpdater
+	// MessageDeadLetters lists dead notifications and follow-ups; nil: 503.
+	MessageDeadLetters MessageDeadLetterStore
+	// NotifyPrefs keeps residents' notification preferences; nil: 503.
+	NotifyPrefs  NotifyPrefsStore
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).

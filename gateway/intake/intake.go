@@ -73,8 +73,10 @@ type Deps struct {
 	Locker Locker
 	Desk   Desk
 	Events Events
-	Logger *slog.Logger
-	Config Config
+	// Answers is needed for completion answers (Answer).
+	Answers Answers
+	Logger  *slog.Logger
+	Config  Config
 }
 
 // Config holds the intake's settings.
@@ -115,12 +117,13 @@ const MaxIdempotencyKey = 255
 
 // Intake runs the use cases.
 type Intake struct {
-	store  Store
-	locker Locker
-	desk   Desk
-	events Events
-	log    *slog.Logger
-	cfg    Config
+	store   Store
+	locker  Locker
+	desk    Desk
+	events  Events
+	answers Answers
+	log     *slog.Logger
+	cfg     Config
 }
 
 // New returns the intake; it fails when a required dependency is missing.
@@ -149,7 +152,7 @@ func New(d Deps) (*Intake, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, log: log, cfg: c}, nil
+	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, answers: d.Answers, log: log, cfg: c}, nil
 }
 
 // ErrStepUp is the cause of the error Submit returns when the submitter's
@@ -283,6 +286,11 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	sub := &gateway.Submission{
 		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
 		Channel: r.Channel, Locale: r.Locale, Payload: payload, Subject: subjectOf(r.Principal),
+	}
+	if svc.NotifyEmailField != "" {
+		if v, ok := payload[svc.NotifyEmailField].(string); ok {
+			sub.ReplyEmail = v // the resident asked to be told about progress there
+		}
 	}
 	if visitor != nil {
 		sub.Subject = personSubject(visitor.number)

@@ -56,6 +56,7 @@ const (
 	fChannel        = "channel"
 	fLocale         = "locale"
 	fSubject        = "subject"
+	fReplyEmail     = "reply_email"
 	fStatus         = "status"
 	fRank           = "rank"
 	fCaseReference  = "case_reference"
@@ -389,6 +390,9 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	if sub.Subject != "" {
 		args = append(args, fSubject, sub.Subject)
 	}
+	if sub.ReplyEmail != "" {
+		args = append(args, fReplyEmail, sub.ReplyEmail)
+	}
 	if sub.Actor != "" {
 		args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
 	}
@@ -473,6 +477,7 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		Channel:        gateway.Channel(m[fChannel]),
 		Locale:         m[fLocale],
 		Subject:        m[fSubject],
+		ReplyEmail:     m[fReplyEmail],
 		Status:         gateway.Status(m[fStatus]),
 		CaseReference:  m[fCaseReference],
 		Delayed:        m[fDelayed] == "1",
@@ -550,7 +555,7 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	if err != nil {
 		return false, false, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
-	keys := []string{s.keys.sub(id), s.keys.hist(id)}
+	keys := []string{s.keys.sub(id), s.keys.hist(id), s.keys.outbox()}
 	if nonce != "" {
 		keys = append(keys, s.keys.statusNonce(nonce))
 	}
@@ -558,7 +563,7 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	defer cancel()
 	n, err := updateStatusScript.Run(ctx, s.rdb, keys,
 		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli(),
-		max(window.Milliseconds(), 1), MaxHistory).Int()
+		max(window.Milliseconds(), 1), MaxHistory, MaxOutbox).Int()
 	if err != nil {
 		return false, false, writeFailed(err)
 	}
@@ -805,9 +810,9 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 	}
 	k := s.keys
 	n, err := completeScript.Run(ctx, s.rdb,
-		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead()},
+		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox()},
 		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
-		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, ackToken()).Int()
+		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()).Int()
 	return outcome(n, err)
 }
 

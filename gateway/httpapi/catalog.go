@@ -233,7 +233,7 @@ type serviceJSON struct {
 	Channels    []string    `json:"channels"`
 	Language    string      `json:"language"`
 	URL         string      `json:"url"`
-	SubmitURL   string      `json:"submit_url"`
+	SubmitURL   string      `json:"submit_url,omitempty"` // none for an existing e-service behind the front door
 	Fields      []fieldJSON `json:"fields,omitempty"`
 	Schema      any         `json:"schema,omitempty"`
 }
@@ -266,7 +266,10 @@ func (s *Server) serviceJSON(l *locales.Localizer, svc *gateway.Service, full bo
 		Category: svc.Category, CatName: l.T(gateway.MsgCategory(svc.Category)),
 		Keywords: append([]string{}, svc.Keywords...), Assurance: svc.Assurance.String(),
 		Language: l.Lang.String(),
-		URL:      s.Config.PublicURL + "/api/v1/services/" + svc.ID, SubmitURL: s.Config.PublicURL + "/api/v1/services/" + svc.ID + "/submissions",
+		URL: s.Config.PublicURL + "/api/v1/services/" + svc.ID,
+	}
+	if svc.Prefix == "" {
+		out.SubmitURL = s.Config.PublicURL + "/api/v1/services/" + svc.ID + "/submissions"
 	}
 	for _, ch := range svc.Channels {
 		out.Channels = append(out.Channels, string(ch))

@@ -109,7 +109,10 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // navigate runs steps that load a page and returns its HTTP status.
 func (b *browser) navigate(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
 	b.t.Helper()
-	resp, err := chromedp.RunResponse(b.ctx, steps...)
+	// A page that never shows what a step waits for fails, not hangs.
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx, steps...)
 	if err != nil {
 		b.fatal(what, err)
 	}
@@ -499,7 +502,12 @@ func TestAccessibilitySweep(t *testing.T) {
 
 	var services []string
 	{
-		var body struct{ Services []struct{ ID string } }
+		var body struct {
+			Services []struct {
+				ID        string
+				SubmitURL string `json:"submit_url"`
+			}
+		}
 		res, err := httpClient.Get(gw + "/api/v1/services")
 		if err != nil {
 			t.Fatal(err)
@@ -510,7 +518,9 @@ func TestAccessibilitySweep(t *testing.T) {
 			t.Fatalf("services: %v %+v", err, body)
 		}
 		for _, sv := range body.Services {
-			services = append(services, sv.ID)
+			if sv.SubmitURL != "" { // an existing e-service behind the front door has no form of ours
+				services = append(services, sv.ID)
+			}
 		}
 	}
 

@@ -109,7 +109,12 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 // navigate runs steps that load a page and returns its HTTP status.
 func (b *browser) navigate(what string, steps ...chromedp.Action[chromedp.Void]) int64 {
 	b.t.Helper()
-	// A page that never shows what a step waits for fails, not hangs.
+	// A page that never shows what a step waits for fails, not hangs. The
+	// tab is made first on the browser's own context (a tab made on the
+	// timeout's context would close with it).
+	if err := chromedp.Do(b.ctx); err != nil {
+		b.fatal(what, err)
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 	defer cancel()
 	resp, err := chromedp.RunResponse(ctx, steps...)

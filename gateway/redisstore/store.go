@@ -62,6 +62,8 @@ const (
 	fActor         = "actor"
 	fServicePoint  = "service_point"
 	fIdentityCheck = "identity_check"
+	// The hex SHA-256 of the canonical payload, for the signed receipt.
+	fPayloadHash = "payload_sha256"
 )
 
 // Store is the gateway's Redis store. It is safe for concurrent use.
@@ -221,6 +223,9 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 		if sub.Subject != "" {
 			args = append(args, fSubject, sub.Subject)
 		}
+		if sub.PayloadHash != "" {
+			args = append(args, fPayloadHash, sub.PayloadHash)
+		}
 		if sub.Actor != "" {
 			args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
 		}
@@ -337,6 +342,7 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		Actor:          m[fActor],
 		ServicePoint:   m[fServicePoint],
 		IdentityCheck:  m[fIdentityCheck],
+		PayloadHash:    m[fPayloadHash],
 	}
 	if v := m[fAttempts]; v != "" {
 		n, err := strconv.Atoi(v)

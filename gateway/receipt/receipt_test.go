@@ -100,7 +100,7 @@ func TestForgedReceiptsFail(t *testing.T) {
 	otherRing, _ := NewKeyring([]Key{{ID: k.ID, Private: other.Private, Public: other.Public}})
 	foreign, _ := otherRing.SignSubmission(s)
 	// alg none.
-	none := b64([]byte(`{"alg":"none","kid":"` + k.ID + `"}`)) + "." + parts[1] + "."
+	none := b64([]byte(`{"alg":"none","kid":"`+k.ID+`"}`)) + "." + parts[1] + "."
 	for name, f := range map[string]string{"changed claims": forgedBody, "foreign key": foreign, "alg none": none,
 		"truncated": jws[:len(jws)-2], "empty": ""} {
 		if _, _, err := ring.Verify(f); err == nil {

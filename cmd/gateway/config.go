@@ -61,6 +61,7 @@ var settings = []setting{
 	{"GATEWAY_SESSION_KEY", "", "secret (at least 32 bytes) that signs session cookies; required in production, shared by all replicas (development default: random at start)"},
 	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
 	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
+	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
 	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
@@ -111,6 +112,7 @@ type config struct {
 	DevIdP                                      bool
 	SessionKey                                  string
 	SessionIdle, SessionAbsolute                time.Duration
+	SessionPrivileged                           time.Duration
 	ClientsFile, ProvidersFile                  string
 	LoginLimit                                  int
 	Usage                                       bool
@@ -173,7 +175,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
 	}
 	c.OIDC = oidcConfig{
-		Issuer: strings.TrimRight(get("GATEWAY_OIDC_ISSUER"), "/"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),
+		Issuer: get("GATEWAY_OIDC_ISSUER"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),
 		ClientSecret: get("GATEWAY_OIDC_CLIENT_SECRET"), Scopes: strings.Fields(get("GATEWAY_OIDC_SCOPES")),
 		Algorithms:   list("GATEWAY_OIDC_ALGORITHMS"),
 		ClaimSubject: get("GATEWAY_OIDC_CLAIM_SUBJECT"), ClaimPersonnummer: get("GATEWAY_OIDC_CLAIM_PERSONNUMMER"),
@@ -185,6 +187,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.SessionKey, c.ClientsFile = get("GATEWAY_SESSION_KEY"), get("GATEWAY_CLIENTS_FILE")
 	c.ProvidersFile = get("GATEWAY_OIDC_PROVIDERS_FILE")
 	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
+	c.SessionPrivileged = dur("GATEWAY_SESSION_PRIVILEGED")
 	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
 	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)

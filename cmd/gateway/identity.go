@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -156,7 +157,7 @@ func setupIdentity(cfg config, store *redisstore.Store, baseURL string, log *slo
 		key = []byte(auth.RandomToken(32))
 		log.Warn("GATEWAY_SESSION_KEY unset: a random key; sessions end at restart and are not shared between replicas")
 	}
-	a.Sessions = &auth.Sessions{Store: store, Key: key, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute}
+	a.Sessions = &auth.Sessions{Store: store, Key: key, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute, Privileged: cfg.SessionPrivileged}
 	return a, nil
 }
 
@@ -224,7 +225,7 @@ func providersFromFile(path string, getenv func(string) string, hc *http.Client)
 				return nil, fmt.Errorf("provider %s: %s is not set", p.ID, p.ClientSecretEnv)
 			}
 		}
-		rp, err := auth.NewRelyingParty(auth.ProviderConfig{ID: p.ID, Issuer: strings.TrimRight(p.Issuer, "/"), ClientID: p.ClientID,
+		rp, err := auth.NewRelyingParty(auth.ProviderConfig{ID: p.ID, Issuer: p.Issuer, ClientID: p.ClientID,
 			ClientSecret: secret, Scopes: p.Scopes, Algorithms: p.Algorithms, Claims: p.Claims, ACR: acr, ACRRequest: req, HTTPClient: hc})
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", p.ID, err)
@@ -232,4 +233,54 @@ func providersFromFile(path string, getenv func(string) string, hc *http.Client)
 		out = append(out, rp)
 	}
 	return out, nil
+}
+
+// checkProviders asks every OpenID provider for its discovery document and
+// keys once at start and logs what it found: an unreachable provider as a
+// warning, a configuration error (issuer mismatch, missing endpoints) as an
+// error. Sign-ins retry discovery on their own.
+func checkProviders(ctx context.Context, a *httpapi.Auth, log *slog.Logger) {
+	if a == nil {
+		return
+	}
+	for _, rp := range a.Providers {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := rp.Check(cctx)
+		cancel()
+		switch {
+		case err == nil:
+			log.Info("identity provider ok", "provider", rp.ID(), "issuer", rp.Issuer())
+		case auth.KindOf(err) == auth.FailConfig:
+			log.Error("identity provider misconfigured", "provider", rp.ID(), "issuer", rp.Issuer(), "error", err.Error())
+		default:
+			log.Warn("identity provider unreachable", "provider", rp.ID(), "issuer", rp.Issuer(), "kind", auth.KindOf(err).String(), "error", err.Error())
+		}
+	}
+}
+
+// identityReady adds the main provider (the first, the default for
+// sign-in) to readiness: /readyz fails while its discovery has never
+// succeeded, so a replica that could not sign anyone in from the start is
+// not sent traffic. Once discovered, the provider being down later does
+// not fail readiness (every replica would fail at once; sign-ins say the
+// provider is unreachable instead). Other providers are only logged.
+func identityReady(store func(context.Context) error, a *httpapi.Auth) func(context.Context) error {
+	if a == nil || len(a.Providers) == 0 {
+		return store
+	}
+	main := a.Providers[0]
+	return func(ctx context.Context) error {
+		if err := store(ctx); err != nil {
+			return err
+		}
+		if main.Discovered() {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := main.Check(ctx); err != nil {
+			return fmt.Errorf("identity provider %s: %w", main.ID(), err)
+		}
+		return nil
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/kommun/servicegateway/gateway/auth/oidctest"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
@@ -92,7 +94,7 @@ func TestProvidersFile(t *testing.T) {
 	good := `{"providers": [{"id": "staff", "issuer": "https://login.example/", "client_id": "gw", "client_secret_env": "STAFF_SECRET",
 		"claims": {"groups": "roles", "service_point": "office"}, "acr": {"urn:x:mfa": "substantial"}, "acr_values": {"substantial": "urn:x:mfa"}}]}`
 	rps, err := providersFromFile(write(good), func(k string) string { return env[k] }, nil)
-	if err != nil || len(rps) != 1 || rps[0].ID() != "staff" || rps[0].Issuer() != "https://login.example" {
+	if err != nil || len(rps) != 1 || rps[0].ID() != "staff" || rps[0].Issuer() != "https://login.example/" {
 		t.Fatalf("good file: %v %v", err, rps)
 	}
 	for name, body := range map[string]string{
@@ -179,5 +181,64 @@ func TestMachineClientsBinary(t *testing.T) {
 	}
 	if strings.Contains(gw.out.String(), "Bearer") || strings.Contains(gw.out.String(), assertion("streets-system")[:20]) {
 		t.Fatal("a token reached the log")
+	}
+}
+
+// The gateway binary against a real OpenID provider whose issuer ends in
+// "/" (Auth0, zitadel), configured exactly so through GATEWAY_OIDC_ISSUER:
+// the provider is checked at start, /readyz is ready and a resident signs
+// in. With the main provider unreachable, /readyz says not ready.
+func TestOIDCIssuerWithSlashAndReadiness(t *testing.T) {
+	rs := redistest.Start(t)
+	cs := casesimProc(t)
+	op := oidctest.Start(t, oidctest.Options{IssuerPath: "/tenant/"})
+	op.IDClaims["https://id.oidc.se/claim/personalIdentityNumber"] = "19880315-1649"
+	op.IDClaims["name"] = "Eva Ek"
+	env := gatewayEnv(rs.URL(), cs.URL)
+	env["GATEWAY_LOG_LEVEL"] = "info"
+	env["GATEWAY_OIDC_ISSUER"] = op.Issuer
+	env["GATEWAY_OIDC_CLIENT_ID"] = op.ClientID
+	env["GATEWAY_OIDC_CLIENT_SECRET"] = op.Secret
+	gw := gatewayProc(t, env)
+
+	ready := func(gw *proc) int {
+		res, err := client.Get(gw.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := ready(gw); code != 200 {
+		t.Fatalf("readyz %d with a reachable provider:\n%s", code, gw.out)
+	}
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	res, err := browser.Get(gw.URL + "/auth/login?return_to=/my")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || res.Request.URL.Path != "/my" || !strings.Contains(string(page), "Eva Ek") {
+		t.Fatalf("sign-in ended at %s with %d:\n%.600s\n%s", res.Request.URL, res.StatusCode, page, gw.out)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(gw.out.String(), "identity provider ok"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no start-up check logged:\n%s", gw.out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	env["GATEWAY_OIDC_ISSUER"] = "http://127.0.0.1:1/nobody/"
+	down := gatewayProc(t, env)
+	if code := ready(down); code != 503 {
+		t.Fatalf("readyz %d with the main provider never reached", code)
+	}
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(down.out.String(), "identity provider unreachable"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unreachable provider was not logged:\n%s", down.out)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -240,12 +240,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		Metrics:   metrics,
 		Callbacks: func(id string) httpapi.CallbackVerifier { return callbacks[id] },
 		Catalog:   catalog, Store: store, Translations: tr, Logger: log, Counter: counter,
-		Ready: func(ctx context.Context) error {
+		Ready: identityReady(func(ctx context.Context) error {
 			if draining.Load() {
 				return errDraining
 			}
 			return store.Ready(ctx) // a write: Redis out of memory is not ready
-		},
+		}, identity),
 		Auth: identity,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
@@ -276,6 +276,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		demoCasesim.SetGatewayURL("http://" + displayAddr(addr))
 	}
 	log.Info("gateway started", "addr", addr.String(), "services", len(loaded.Services), "env", cfg.Env)
+	go checkProviders(ctx, identity, log)
 
 	select {
 	case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -116,7 +117,17 @@ func (a *Assertions) Verify(ctx context.Context, raw string) (*gateway.Principal
 		now = time.Now
 	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, func(*jwt.Token) (any, error) { return c.key, nil },
+	_, err := jwt.ParseWithClaims(raw, claims, noCrit(func(t *jwt.Token) (any, error) {
+		// Explicit typing (RFC 8725 3.11): an assertion is a plain JWT; a
+		// token of another type (an access token "at+jwt", a logout token,
+		// ...) signed by the same key is not an assertion.
+		if typ, ok := t.Header["typ"]; ok {
+			if s, _ := typ.(string); !strings.EqualFold(s, "JWT") && !strings.EqualFold(s, "application/jwt") {
+				return nil, fmt.Errorf("typ %q is not JWT", s)
+			}
+		}
+		return c.key, nil
+	}),
 		jwt.WithValidMethods([]string{c.Algorithm}),
 		jwt.WithIssuer(c.ID), jwt.WithSubject(c.ID),
 		jwt.WithAudience(a.Audiences...),

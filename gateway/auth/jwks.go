@@ -94,17 +94,23 @@ func (j JWK) Key() (crypto.PublicKey, error) {
 }
 
 // KeySet is an issuer's JWKS, fetched over HTTP and cached. A token signed
-// with a key id the cache does not know makes it fetch the set again (the
-// issuer rotated its keys), at most once per MinRefresh.
+// with a key id the cache does not know makes it fetch the set again at
+// once (the issuer rotated its keys). Such refetches are rate-limited: a
+// key id that was missing from a fresh fetch does not cause another one,
+// and at most MaxRefetches happen per MinRefresh.
 type KeySet struct {
-	URL        string
-	Client     *http.Client
-	MinRefresh time.Duration // default 10s
-	MaxAge     time.Duration // refetch after this even without an unknown kid; default 1h
+	URL          string
+	Client       *http.Client
+	MinRefresh   time.Duration // the rate limit's window; default 10s
+	MaxRefetches int           // refetches for unknown key ids per window; default 3
+	MaxAge       time.Duration // refetch after this even without an unknown kid; default 1h
 
 	mu      sync.Mutex
 	keys    map[string]crypto.PublicKey
 	fetched time.Time
+	window  time.Time       // start of the current rate-limit window
+	spent   int             // refetches in the window
+	missing map[string]bool // key ids missing from a fetch in the window (at most 64)
 }
 
 // Keyfunc finds the key a token is signed with; for jwt.Parse.
@@ -134,10 +140,21 @@ func (ks *KeySet) key(ctx context.Context, kid string) (crypto.PublicKey, error)
 		k, ok := ks.keys[kid]
 		return k, ok
 	}
+	maxRefetches := ks.MaxRefetches
+	if maxRefetches <= 0 {
+		maxRefetches = 3
+	}
 	if k, ok := lookup(); ok && time.Since(ks.fetched) < maxAge {
 		return k, nil
 	}
-	if ks.keys == nil || time.Since(ks.fetched) >= minRefresh {
+	if time.Since(ks.window) >= minRefresh {
+		ks.window, ks.spent, ks.missing = time.Now(), 0, nil
+	}
+	stale := ks.keys == nil || time.Since(ks.fetched) >= maxAge
+	if stale || (!ks.missing[kid] && ks.spent < maxRefetches) {
+		if !stale {
+			ks.spent++
+		}
 		if err := ks.fetch(ctx); err != nil {
 			return nil, err
 		}
@@ -145,7 +162,23 @@ func (ks *KeySet) key(ctx context.Context, kid string) (crypto.PublicKey, error)
 	if k, ok := lookup(); ok {
 		return k, nil
 	}
+	if ks.missing == nil {
+		ks.missing = map[string]bool{}
+	}
+	if len(ks.missing) < 64 {
+		ks.missing[kid] = true
+	}
 	return nil, errors.New("auth: no key with the token's kid in the issuer's JWKS")
+}
+
+// Check fetches the set now (for the check at start and readiness).
+func (ks *KeySet) Check(ctx context.Context) error {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.keys != nil {
+		return nil
+	}
+	return ks.fetch(ctx)
 }
 
 // fetch reads the set; the caller holds mu.
@@ -176,16 +209,22 @@ func (ks *KeySet) fetch(ctx context.Context) error {
 func getJSON(ctx context.Context, c *http.Client, url string, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return &Failure{Kind: FailConfig, Err: err}
 	}
 	req.Header.Set("Accept", "application/json")
 	res, err := c.Do(req)
 	if err != nil {
-		return err
+		return &Failure{Kind: FailNetwork, Err: err}
 	}
 	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, res.Status)
+	if res.StatusCode >= 500 {
+		return fail(FailNetwork, "GET %s: %s", url, res.Status)
 	}
-	return json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(v)
+	if res.StatusCode != http.StatusOK {
+		return fail(FailConfig, "GET %s: %s", url, res.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(v); err != nil {
+		return fail(FailConfig, "GET %s: not JSON: %w", url, err)
+	}
+	return nil
 }

@@ -103,7 +103,7 @@ func (c Claims) withDefaults() Claims {
 // ProviderConfig configures one OpenID provider.
 type ProviderConfig struct {
 	ID           string // short name, e.g. "eid"; used in subjects of people without a personnummer
-	Issuer       string // exact issuer URL; discovery at Issuer + "/.well-known/openid-configuration"
+	Issuer       string // the issuer exactly as in the provider's discovery document (a trailing "/" included); discovery at Issuer without a trailing "/" + "/.well-known/openid-configuration"
 	ClientID     string
 	ClientSecret string   // empty: a public client (PKCE only)
 	Scopes       []string // default openid profile
@@ -126,6 +126,7 @@ type Discovery struct {
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
 	TokenEndpoint         string   `json:"token_endpoint"`
 	JWKSURI               string   `json:"jwks_uri"`
+	UserinfoEndpoint      string   `json:"userinfo_endpoint,omitempty"`
 	EndSessionEndpoint    string   `json:"end_session_endpoint,omitempty"`
 	CodeChallengeMethods  []string `json:"code_challenge_methods_supported,omitempty"`
 }
@@ -137,6 +138,10 @@ type RelyingParty struct {
 	mu   sync.Mutex
 	disc *Discovery
 	keys *KeySet
+
+	checkMu   sync.Mutex
+	checkedAt time.Time
+	checkErr  error
 }
 
 // NewRelyingParty checks cfg; it does not contact the provider (discovery
@@ -198,18 +203,70 @@ func (rp *RelyingParty) discover(ctx context.Context) (*Discovery, *KeySet, erro
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var d Discovery
-	if err := getJSON(ctx, rp.cfg.HTTPClient, strings.TrimRight(rp.cfg.Issuer, "/")+"/.well-known/openid-configuration", &d); err != nil {
+	// OpenID Connect Discovery 1.0, section 4: remove a terminating "/"
+	// from the issuer before appending the well-known path; the issuer
+	// itself is compared exactly as configured (section 4.3).
+	if err := getJSON(ctx, rp.cfg.HTTPClient, strings.TrimSuffix(rp.cfg.Issuer, "/")+"/.well-known/openid-configuration", &d); err != nil {
 		return nil, nil, fmt.Errorf("auth: discovery: %w", err)
 	}
 	if d.Issuer != rp.cfg.Issuer {
-		return nil, nil, fmt.Errorf("auth: discovery names issuer %q, configured %q", d.Issuer, rp.cfg.Issuer)
+		return nil, nil, fail(FailConfig, "discovery names issuer %q, configured %q: configure exactly the discovery document's issuer", d.Issuer, rp.cfg.Issuer)
 	}
 	if d.AuthorizationEndpoint == "" || d.TokenEndpoint == "" || d.JWKSURI == "" {
-		return nil, nil, errors.New("auth: discovery lacks an endpoint")
+		return nil, nil, fail(FailConfig, "discovery lacks an endpoint")
 	}
 	rp.disc = &d
 	rp.keys = &KeySet{URL: d.JWKSURI, Client: rp.cfg.HTTPClient, MinRefresh: rp.cfg.JWKSMinRefresh}
 	return rp.disc, rp.keys, nil
+}
+
+// Check discovers the provider and fetches its JWKS, for a check at start
+// and for readiness. After a failure it answers the same error for 2
+// seconds without asking the provider again, so a readiness probe cannot
+// hammer an unreachable provider.
+func (rp *RelyingParty) Check(ctx context.Context) error {
+	rp.checkMu.Lock()
+	defer rp.checkMu.Unlock()
+	if rp.checkErr != nil && time.Since(rp.checkedAt) < 2*time.Second {
+		return rp.checkErr
+	}
+	_, keys, err := rp.discover(ctx)
+	if err == nil {
+		err = keys.Check(ctx)
+	}
+	rp.checkedAt, rp.checkErr = time.Now(), err
+	return err
+}
+
+// Discovered reports whether the provider's discovery ever succeeded.
+func (rp *RelyingParty) Discovered() bool {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.disc != nil
+}
+
+// LogoutURL is where the browser goes to end its session at the provider
+// too (OpenID Connect RP-Initiated Logout 1.0): the provider's
+// end_session_endpoint with id_token_hint, client_id and
+// post_logout_redirect_uri. ok is false when the provider has no such
+// endpoint (or was never discovered): then only the gateway's session ends.
+func (rp *RelyingParty) LogoutURL(ctx context.Context, idToken, postLogoutRedirect string) (to string, ok bool) {
+	d, _, err := rp.discover(ctx)
+	if err != nil || d.EndSessionEndpoint == "" {
+		return "", false
+	}
+	q := url.Values{"client_id": {rp.cfg.ClientID}}
+	if idToken != "" {
+		q.Set("id_token_hint", idToken)
+	}
+	if postLogoutRedirect != "" {
+		q.Set("post_logout_redirect_uri", postLogoutRedirect)
+	}
+	sep := "?"
+	if strings.Contains(d.EndSessionEndpoint, "?") {
+		sep = "&"
+	}
+	return d.EndSessionEndpoint + sep + q.Encode(), true
 }
 
 // AuthRequest is one sign-in attempt: what the gateway must remember
@@ -264,6 +321,27 @@ func (rp *RelyingParty) AuthCodeURL(ctx context.Context, ar *AuthRequest, loginH
 // Exchange redeems an authorization code at the token endpoint and returns
 // the verified identity of the person.
 func (rp *RelyingParty) Exchange(ctx context.Context, ar *AuthRequest, code string) (*gateway.Principal, error) {
+	r, err := rp.SignIn(ctx, ar, code)
+	if err != nil {
+		return nil, err
+	}
+	return r.Principal, nil
+}
+
+// SignInResult is a completed sign-in: the person, and the ID token the
+// provider issued (kept for id_token_hint at sign-out).
+type SignInResult struct {
+	Principal *gateway.Principal
+	IDToken   string
+}
+
+// MaxIDToken is the longest ID token accepted (bytes).
+const MaxIDToken = 16 << 10
+
+// SignIn redeems an authorization code at the token endpoint, verifies the
+// ID token and, when the ID token lacks the claims that decide who the
+// person is, asks the userinfo endpoint for them.
+func (rp *RelyingParty) SignIn(ctx context.Context, ar *AuthRequest, code string) (*SignInResult, error) {
 	d, _, err := rp.discover(ctx)
 	if err != nil {
 		return nil, err
@@ -283,12 +361,12 @@ func (rp *RelyingParty) Exchange(ctx context.Context, ar *AuthRequest, code stri
 	}
 	res, err := rp.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("auth: token endpoint: %w", err)
+		return nil, fail(FailNetwork, "token endpoint: %w", err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("auth: token endpoint: %w", err)
+		return nil, fail(FailNetwork, "token endpoint: %w", err)
 	}
 	if res.StatusCode != http.StatusOK {
 		// The body may hold an error code; never a token worth logging.
@@ -296,16 +374,101 @@ func (rp *RelyingParty) Exchange(ctx context.Context, ar *AuthRequest, code stri
 			Error string `json:"error"`
 		}
 		_ = json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("auth: token endpoint answered %s (%s)", res.Status, e.Error)
+		kind := FailInvalid // invalid_grant: a code expired or used twice
+		switch {
+		case res.StatusCode >= 500:
+			kind = FailNetwork
+		case res.StatusCode == http.StatusUnauthorized || e.Error == "invalid_client" || e.Error == "unauthorized_client":
+			kind = FailConfig // wrong client id or secret
+		}
+		if len(e.Error) > 64 {
+			e.Error = e.Error[:64]
+		}
+		return nil, fail(kind, "token endpoint answered %s (%q)", res.Status, e.Error)
 	}
 	var tr struct {
-		IDToken   string `json:"id_token"`
-		TokenType string `json:"token_type"`
+		IDToken     string `json:"id_token"`
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
 	}
 	if err := json.Unmarshal(body, &tr); err != nil || tr.IDToken == "" {
-		return nil, errors.New("auth: token response without an id_token")
+		return nil, fail(FailConfig, "token response without an id_token (is the openid scope asked for?)")
 	}
-	return rp.Verify(ctx, tr.IDToken, ar.Nonce)
+	if len(tr.IDToken) > MaxIDToken {
+		return nil, fail(FailInvalid, "ID token longer than %d bytes", MaxIDToken)
+	}
+	claims, err := rp.verify(ctx, tr.IDToken, ar.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	if rp.needsUserinfo(claims) && d.UserinfoEndpoint != "" && tr.AccessToken != "" {
+		if err := rp.userinfo(ctx, d.UserinfoEndpoint, tr.AccessToken, claims); err != nil {
+			return nil, err
+		}
+	}
+	p, err := rp.principal(claims)
+	if err != nil {
+		return nil, err
+	}
+	return &SignInResult{Principal: p, IDToken: tr.IDToken}, nil
+}
+
+// needsUserinfo: the ID token lacks the claims that decide who the person
+// is (neither the personnummer nor the groups claim) or lacks the name.
+// Many providers (zitadel, node oidc-provider) put profile claims only in
+// the userinfo response by default.
+func (rp *RelyingParty) needsUserinfo(claims jwt.MapClaims) bool {
+	cm := rp.cfg.Claims
+	_, pnr := claims[cm.Personnummer]
+	_, groups := claims[cm.Groups]
+	_, name := claims[cm.Name]
+	return (!pnr && !groups) || !name
+}
+
+// userinfoProtected are claims userinfo never sets: the level of assurance
+// and the token's own claims come from the signed ID token only.
+var userinfoProtected = map[string]bool{"iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "nonce": true,
+	"azp": true, "auth_time": true, "at_hash": true, "c_hash": true, "jti": true, "sub": true}
+
+// userinfo fetches the userinfo response (OIDC Core 5.3) and adds the
+// claims the ID token lacks. Its sub must equal the ID token's.
+func (rp *RelyingParty) userinfo(ctx context.Context, endpoint, accessToken string, claims jwt.MapClaims) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return fail(FailConfig, "userinfo endpoint: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Accept", "application/json")
+	res, err := rp.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fail(FailNetwork, "userinfo: %w", err)
+	}
+	defer res.Body.Close()
+	switch {
+	case res.StatusCode >= 500:
+		return fail(FailNetwork, "userinfo answered %s", res.Status)
+	case res.StatusCode != http.StatusOK:
+		return fail(FailConfig, "userinfo answered %s", res.Status)
+	}
+	if ct := res.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/jwt") {
+		return fail(FailConfig, "userinfo answers a signed JWT; only JSON userinfo is supported")
+	}
+	info := map[string]any{}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&info); err != nil {
+		return fail(FailInvalid, "userinfo: %w", err)
+	}
+	if sub, _ := info["sub"].(string); sub == "" || sub != claims["sub"] {
+		return fail(FailInvalid, "userinfo sub differs from the ID token's")
+	}
+	for k, v := range info {
+		if _, ok := claims[k]; ok || userinfoProtected[k] || k == rp.cfg.Claims.ACR {
+			continue
+		}
+		claims[k] = v
+	}
+	return nil
 }
 
 // Verify checks an ID token: signature with a key from the issuer's JWKS,
@@ -313,12 +476,31 @@ func (rp *RelyingParty) Exchange(ctx context.Context, ar *AuthRequest, code stri
 // not-before and issued-at with a small leeway, and the nonce. Any problem
 // rejects the token. It then maps the claims to a principal.
 func (rp *RelyingParty) Verify(ctx context.Context, raw, nonce string) (*gateway.Principal, error) {
+	claims, err := rp.verify(ctx, raw, nonce)
+	if err != nil {
+		return nil, err
+	}
+	return rp.principal(claims)
+}
+
+func (rp *RelyingParty) verify(ctx context.Context, raw, nonce string) (jwt.MapClaims, error) {
 	_, keys, err := rp.discover(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Configuration mismatches the provider cannot be blamed for twice:
+	// an algorithm not allowed here.
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if h, _, ok := strings.Cut(raw, "."); ok {
+		if b, err := base64.RawURLEncoding.DecodeString(h); err == nil && json.Unmarshal(b, &hdr) == nil &&
+			hdr.Alg != "" && hdr.Alg != "none" && !slices.Contains(rp.cfg.Algorithms, hdr.Alg) {
+			return nil, fail(FailConfig, "the provider signs ID tokens with %q; allowed here: %v", hdr.Alg, rp.cfg.Algorithms)
+		}
+	}
 	claims := jwt.MapClaims{}
-	_, err = jwt.ParseWithClaims(raw, claims, keys.Keyfunc(ctx),
+	_, err = jwt.ParseWithClaims(raw, claims, noCrit(keys.Keyfunc(ctx)),
 		jwt.WithValidMethods(rp.cfg.Algorithms),
 		jwt.WithIssuer(rp.cfg.Issuer),
 		jwt.WithAudience(rp.cfg.ClientID),
@@ -328,18 +510,38 @@ func (rp *RelyingParty) Verify(ctx context.Context, raw, nonce string) (*gateway
 		jwt.WithTimeFunc(rp.cfg.Now),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("auth: ID token rejected: %w", err)
+		kind := FailInvalid
+		switch {
+		case errors.Is(err, jwt.ErrTokenExpired), errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+			kind = FailClock
+		case errors.Is(err, jwt.ErrTokenInvalidIssuer), errors.Is(err, jwt.ErrTokenInvalidAudience):
+			kind = FailConfig
+		case KindOf(err) == FailNetwork:
+			kind = FailNetwork // the JWKS could not be fetched
+		}
+		return nil, fail(kind, "ID token rejected: %w", err)
 	}
 	// With several audiences, the authorized party must be us (OIDC Core 3.1.3.7).
 	if aud, _ := claims.GetAudience(); len(aud) > 1 {
 		if azp, _ := claims["azp"].(string); azp != rp.cfg.ClientID {
-			return nil, errors.New("auth: ID token for several audiences without our azp")
+			return nil, fail(FailInvalid, "ID token for several audiences without our azp")
 		}
 	}
 	if n, _ := claims["nonce"].(string); nonce == "" || n != nonce {
-		return nil, errors.New("auth: ID token nonce does not match")
+		return nil, fail(FailInvalid, "ID token nonce does not match")
 	}
-	return rp.principal(claims)
+	return claims, nil
+}
+
+// noCrit refuses tokens with a "crit" header: the gateway understands no
+// JWS extension, and RFC 7515 4.1.11 says such a token must be rejected.
+func noCrit(kf jwt.Keyfunc) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		if _, ok := t.Header["crit"]; ok {
+			return nil, errors.New("auth: token with a crit header")
+		}
+		return kf(t)
+	}
 }
 
 // principal maps verified claims to a principal.
@@ -348,7 +550,7 @@ func (rp *RelyingParty) principal(claims jwt.MapClaims) (*gateway.Principal, err
 	str := func(name string) string { s, _ := claims[name].(string); return strings.TrimSpace(s) }
 	sub := str(cm.Subject)
 	if sub == "" {
-		return nil, errors.New("auth: ID token without a subject")
+		return nil, fail(FailInvalid, "ID token without a subject")
 	}
 	p := &gateway.Principal{Name: str(cm.Name), Department: str(cm.Department), ServicePoint: str(cm.ServicePoint)}
 	p.Assurance = rp.cfg.ACR[str(cm.ACR)] // unknown or missing acr: none
@@ -371,7 +573,7 @@ func (rp *RelyingParty) principal(claims jwt.MapClaims) (*gateway.Principal, err
 		p.Roles = append(p.Roles, gateway.RoleAdmin)
 	}
 	if len(p.Roles) == 0 {
-		return nil, errors.New("auth: the identity has neither a personnummer nor a staff or admin group")
+		return nil, fail(FailNoAccess, "the identity has neither a personnummer (claim %q) nor the staff or admin group (claim %q)", cm.Personnummer, cm.Groups)
 	}
 	if p.Name == "" {
 		p.Name = p.Subject

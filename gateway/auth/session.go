@@ -26,6 +26,12 @@ type SessionStore interface {
 	GetSession(ctx context.Context, id string) ([]byte, error)
 	TouchSession(ctx context.Context, id string, ttl time.Duration) (bool, error)
 	DeleteSession(ctx context.Context, id string) error
+	// IndexSession adds a session to its subject's index for ttl; the
+	// index is bounded (the store ends the oldest sessions beyond its cap).
+	IndexSession(ctx context.Context, subject, id string, ttl time.Duration) error
+	// RevokeSubjectSessions ends every session of the subject; n is how
+	// many were still indexed.
+	RevokeSubjectSessions(ctx context.Context, subject string) (n int, err error)
 }
 
 // Session is a signed-in person's server-side session.
@@ -37,6 +43,9 @@ type Session struct {
 	CSRF         string    `json:"csrf"` // for cookie-authenticated API calls (X-CSRF-Token)
 	Provider     string    `json:"provider"`
 	Created      time.Time `json:"created"`
+	// IDToken is the provider's ID token, sent back as id_token_hint when
+	// the person signs out (RP-initiated logout); at most MaxIDToken bytes.
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // Sessions makes, checks and revokes sessions. The browser holds a short
@@ -48,8 +57,12 @@ type Sessions struct {
 	Key      []byte        // HMAC key of the cookie tokens, at least 32 bytes
 	Idle     time.Duration // default 30m
 	Absolute time.Duration // default 12h
-	TokenTTL time.Duration // lifetime of a cookie token; default 15m, renewed while in use
-	Now      func() time.Time
+	// Privileged is the absolute lifetime of a session with the staff or
+	// admin role (default 1h): roles come from the provider at sign-in, so
+	// this bounds how long a role taken away at the provider still works.
+	Privileged time.Duration
+	TokenTTL   time.Duration // lifetime of a cookie token; default 15m, renewed while in use
+	Now        func() time.Time
 }
 
 func (m *Sessions) defaults() {
@@ -58,6 +71,9 @@ func (m *Sessions) defaults() {
 	}
 	if m.Absolute <= 0 {
 		m.Absolute = 12 * time.Hour
+	}
+	if m.Privileged <= 0 {
+		m.Privileged = time.Hour
 	}
 	if m.TokenTTL <= 0 {
 		m.TokenTTL = 15 * time.Minute
@@ -69,19 +85,47 @@ func (m *Sessions) defaults() {
 
 // Create starts a new session for p and returns the cookie token.
 func (m *Sessions) Create(ctx context.Context, p *gateway.Principal, provider string) (string, *Session, error) {
+	return m.CreateWithIDToken(ctx, p, provider, "")
+}
+
+// CreateWithIDToken starts a new session and keeps the provider's ID token
+// for sign-out (dropped when longer than MaxIDToken).
+func (m *Sessions) CreateWithIDToken(ctx context.Context, p *gateway.Principal, provider, idToken string) (string, *Session, error) {
 	m.defaults()
 	if len(m.Key) < 32 {
 		return "", nil, errors.New("auth: session key shorter than 32 bytes")
 	}
-	s := &Session{ID: RandomToken(32), Principal: p, Personnummer: p.Personnummer, CSRF: RandomToken(32), Provider: provider, Created: m.Now()}
+	if len(idToken) > MaxIDToken {
+		idToken = ""
+	}
+	s := &Session{ID: RandomToken(32), Principal: p, Personnummer: p.Personnummer, CSRF: RandomToken(32), Provider: provider, Created: m.Now(), IDToken: idToken}
 	b, err := json.Marshal(s)
 	if err != nil {
 		return "", nil, err
 	}
-	if err := m.Store.PutSession(ctx, s.ID, b, min(m.Idle, m.Absolute)); err != nil {
+	life := m.lifetime(p)
+	if err := m.Store.PutSession(ctx, s.ID, b, min(m.Idle, life)); err != nil {
+		return "", nil, err
+	}
+	if err := m.Store.IndexSession(ctx, p.Subject, s.ID, life); err != nil {
+		_ = m.Store.DeleteSession(ctx, s.ID) // a session that cannot be revoked with the others is not begun
 		return "", nil, err
 	}
 	return m.token(s.ID), s, nil
+}
+
+// lifetime is a session's absolute lifetime: shorter for staff and
+// administrators (see Privileged).
+func (m *Sessions) lifetime(p *gateway.Principal) time.Duration {
+	if p.HasRole(gateway.RoleStaff) || p.HasRole(gateway.RoleAdmin) {
+		return min(m.Absolute, m.Privileged)
+	}
+	return m.Absolute
+}
+
+// RevokeSubject ends every session of a subject (sign out everywhere).
+func (m *Sessions) RevokeSubject(ctx context.Context, subject string) (int, error) {
+	return m.Store.RevokeSubjectSessions(ctx, subject)
 }
 
 // Load checks a cookie token and returns its session. renewed is a fresh
@@ -109,7 +153,7 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	}
 	s.ID = strings.Clone(id) // token may be borrowed from the request
 	s.Principal.Personnummer = s.Personnummer
-	left := s.Created.Add(m.Absolute).Sub(now)
+	left := s.Created.Add(m.lifetime(s.Principal)).Sub(now)
 	if left <= 0 {
 		_ = m.Store.DeleteSession(ctx, id)
 		return nil, "", ErrNoSession

@@ -274,6 +274,12 @@ func (s *Server) login(c *fiber.Ctx) error {
 		if rp = s.provider(id); rp == nil {
 			return gateway.Errorf(gateway.ENotFound, "auth.no_provider", nil)
 		}
+	} else if sess := session(c); sess != nil {
+		// A step-up (or any new sign-in without a choice) goes to the
+		// provider the person signed in with, not the default one.
+		if same := s.provider(sess.Provider); same != nil {
+			rp = same
+		}
 	}
 	level := gateway.AssuranceNone
 	if v := c.Query("level"); v != "" {
@@ -299,7 +305,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 	}
 	to, err := rp.AuthCodeURL(ctx, ar, strings.Clone(hint))
 	if err != nil {
-		return gateway.Errorf(gateway.EUnavailable, "auth.provider_unavailable", err)
+		return s.signInFailed(c, rp.ID(), err)
 	}
 	s.setCookie(c, loginCookie, ar.State, "/auth/", 600)
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -330,19 +336,19 @@ func (s *Server) callback(c *fiber.Ctx) error {
 		return err
 	}
 	if e := c.Query("error"); e != "" {
-		return gateway.Errorf(gateway.EUnauth, "auth.cancelled", errors.New("provider error"))
+		return s.signInFailed(c, ar.Provider, auth.ProviderError(e))
 	}
 	rp := s.provider(ar.Provider)
 	if rp == nil {
-		return gateway.Errorf(gateway.EUnauth, "auth.failed", errors.New("unknown provider"))
+		return s.signInFailed(c, ar.Provider, errors.New("unknown provider"))
 	}
 	ctx, cancel = context.WithTimeout(c.UserContext(), 15*time.Second)
 	defer cancel()
-	p, err := rp.Exchange(ctx, &ar, strings.Clone(c.Query("code")))
+	res, err := rp.SignIn(ctx, &ar, strings.Clone(c.Query("code")))
 	if err != nil {
-		s.Logger.Warn("sign-in failed", "request_id", c.Locals(localsRequestID), "provider", rp.ID(), "error", err.Error())
-		return gateway.Errorf(gateway.EUnauth, "auth.failed", err)
+		return s.signInFailed(c, rp.ID(), err)
 	}
+	p := res.Principal
 	if err := s.limit(c, "login:person:"+p.Subject, s.Auth.LoginLimit, s.Auth.LoginWindow); err != nil {
 		return err
 	}
@@ -353,7 +359,7 @@ func (s *Server) callback(c *fiber.Ctx) error {
 	if old := c.Cookies(s.cookieName(sessionCookie)); old != "" {
 		_ = s.Auth.Sessions.Revoke(ctx, old) // no fixation: whatever the browser held ends here
 	}
-	tok, _, err := s.Auth.Sessions.Create(ctx, p, rp.ID())
+	tok, _, err := s.Auth.Sessions.CreateWithIDToken(ctx, p, rp.ID(), res.IDToken)
 	if err != nil {
 		return unavailableErr(err)
 	}
@@ -362,10 +368,44 @@ func (s *Server) callback(c *fiber.Ctx) error {
 	return c.Redirect(safeReturn(ar.ReturnTo), fiber.StatusSeeOther)
 }
 
+// signInFailed answers a failed sign-in with a page that says what
+// happened: cancelled, no access, the provider unreachable, a
+// configuration error (logged as an error: an operator must act), clocks
+// that differ, or a refusal worth trying again. The status is 503 when the
+// provider is unreachable, 403 for no access, else 401 (refused).
+func (s *Server) signInFailed(c *fiber.Ctx, provider string, err error) error {
+	kind := auth.KindOf(err)
+	log := s.Logger.Warn
+	status, title, msg := fiber.StatusUnauthorized, "auth.title.failed", "auth.failed"
+	switch kind {
+	case auth.FailCancelled:
+		log = s.Logger.Info
+		title, msg = "auth.title.cancelled", "auth.cancelled"
+	case auth.FailNoAccess:
+		status, title, msg = fiber.StatusForbidden, "error.title.forbidden", "auth.no_access"
+	case auth.FailNetwork:
+		status, title, msg = fiber.StatusServiceUnavailable, "auth.title.unavailable", "auth.provider_unavailable"
+	case auth.FailConfig:
+		log = s.Logger.Error
+		title, msg = "auth.title.unavailable", "auth.misconfigured"
+	case auth.FailClock:
+		log = s.Logger.Error
+		msg = "auth.clock_skew"
+	}
+	log("sign-in failed", "request_id", c.Locals(localsRequestID), "provider", provider, "kind", kind.String(), "error", err.Error())
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	l := s.localizer(c)
+	return s.render(c, status, "error", l.T(title), struct{ Heading, Message string }{l.T(title), l.T(msg)})
+}
+
 // logout ends the session at once (POST /auth/logout). It needs the
 // session's CSRF token, in the form field _csrf (as the page's sign-out
 // form sends it) or in X-CSRF-Token; without a session, the form's
-// double-submit token. Answers 303 to the start page, or 204 to API callers.
+// double-submit token. With everywhere=1 it ends every session of the person
+// (all browsers and devices). Answers 303 to the provider's
+// end_session_endpoint when the provider has one (so a shared computer
+// does not sign the next person in as this one), else to the start page;
+// 204 to API callers.
 func (s *Server) logout(c *fiber.Ctx) error {
 	if s.Auth == nil {
 		return fiber.ErrNotFound
@@ -386,6 +426,9 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	if sess != nil {
 		ctx, cancel := s.storeCtx(c)
 		err := s.Auth.Sessions.RevokeID(ctx, sess.ID)
+		if err == nil && c.FormValue("everywhere") == "1" {
+			_, err = s.Auth.Sessions.RevokeSubject(ctx, sess.Principal.Subject)
+		}
 		cancel()
 		if err != nil {
 			return unavailableErr(err)
@@ -396,7 +439,27 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	if headerOK && !formOK {
 		return c.SendStatus(fiber.StatusNoContent)
 	}
+	back := s.signedOutURL(c)
+	if sess != nil {
+		if rp := s.provider(sess.Provider); rp != nil {
+			ctx, cancel := context.WithTimeout(c.UserContext(), 5*time.Second)
+			to, ok := rp.LogoutURL(ctx, sess.IDToken, back)
+			cancel()
+			if ok {
+				return c.Redirect(to, fiber.StatusSeeOther)
+			}
+		}
+	}
 	return c.Redirect("/?signed_out=1", fiber.StatusSeeOther)
+}
+
+// signedOutURL is where the browser lands after signing out; register it at
+// the provider as the post-logout redirect URI.
+func (s *Server) signedOutURL(c *fiber.Ctx) string {
+	if s.Config.PublicURL != "" {
+		return s.Config.PublicURL + "/?signed_out=1"
+	}
+	return c.BaseURL() + "/?signed_out=1"
 }
 
 // meJSON is GET /api/v1/me (contract): who is signed in.

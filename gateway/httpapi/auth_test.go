@@ -52,8 +52,9 @@ type authEnv struct {
 type authOpts struct {
 	trustedProxies []string
 	loginLimit     int
-	submitLimit    int // default 1000
+	submitLimit    int                  // default 1000
 	production     bool
+	providers      []*auth.RelyingParty // more providers, after dev and mock
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {
@@ -106,7 +107,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 		clients = append(clients, cs...)
 	}
 	a := &httpapi.Auth{
-		Providers:  []*auth.RelyingParty{devRP, mockRP},
+		Providers:  append([]*auth.RelyingParty{devRP, mockRP}, o.providers...),
 		DevIdP:     idp,
 		Sessions:   &auth.Sessions{Store: store, Key: []byte("0123456789abcdef0123456789abcdef")},
 		Assertions: auth.NewAssertions(clients, []string{base}, store),
@@ -324,7 +325,7 @@ func (e *authEnv) snapshot(t *testing.T) string {
 		// Rate limit counters and assertion ids (replay memory) change with
 		// every request; sessions and sign-ins in progress are counted
 		// apart (see the attack table).
-		if strings.HasPrefix(k, "test:rl:") || strings.HasPrefix(k, "test:jti:") || strings.HasPrefix(k, "test:sess:") || strings.HasPrefix(k, "test:login:") {
+		if strings.HasPrefix(k, "test:rl:") || strings.HasPrefix(k, "test:jti:") || strings.HasPrefix(k, "test:sess:") || strings.HasPrefix(k, "test:sessidx:") || strings.HasPrefix(k, "test:login:") {
 			continue
 		}
 		var n int64

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -55,6 +56,81 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := s.rdb.Del(ctx, s.keys.session(id)).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// MaxSessionsPerSubject bounds a person's session index: a sign-in beyond
+// it ends that person's oldest session.
+const MaxSessionsPerSubject = 50
+
+// IndexSession adds a session to its subject's index (score: the end of its
+// absolute lifetime). Entries past their end are dropped, and beyond
+// MaxSessionsPerSubject the oldest sessions are ended. Session keys and the
+// index live in different Cluster slots, so these are separate commands:
+// a crash between them leaves at worst a stale index entry, dropped later.
+func (s *Store) IndexSession(ctx context.Context, subject, id string, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	key := s.keys.sessionIndex(subject)
+	now := time.Now()
+	var over *redis.StringSliceCmd
+	var last *redis.ZSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		// Microseconds: sign-ins in the same millisecond still keep their order.
+		p.ZAdd(ctx, key, redis.Z{Score: float64(now.Add(ttl).UnixMicro()), Member: digest16(id)})
+		p.ZRemRangeByScore(ctx, key, "-inf", strconv.FormatInt(now.UnixMicro(), 10))
+		over = p.ZRange(ctx, key, 0, -MaxSessionsPerSubject-1)
+		p.ZRemRangeByRank(ctx, key, 0, -MaxSessionsPerSubject-1)
+		last = p.ZRangeWithScores(ctx, key, -1, -1)
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	if l := last.Val(); len(l) == 1 { // the index lives as long as its longest session
+		if err := s.rdb.PExpireAt(ctx, key, time.UnixMicro(int64(l[0].Score))).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	if len(over.Val()) > 0 {
+		return s.deleteSessionDigests(ctx, over.Val())
+	}
+	return nil
+}
+
+// RevokeSubjectSessions ends every indexed session of a subject.
+func (s *Store) RevokeSubjectSessions(ctx context.Context, subject string) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	key := s.keys.sessionIndex(subject)
+	digests, err := s.rdb.ZRange(ctx, key, 0, -1).Result()
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	if err := s.deleteSessionDigests(ctx, digests); err != nil {
+		return 0, err
+	}
+	if err := s.rdb.Del(ctx, key).Err(); err != nil {
+		return 0, unavailable(err)
+	}
+	return len(digests), nil
+}
+
+// deleteSessionDigests deletes sessions by key digest, one DEL each (the
+// keys are in different Cluster slots).
+func (s *Store) deleteSessionDigests(ctx context.Context, digests []string) error {
+	if len(digests) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, d := range digests {
+			p.Del(ctx, s.keys.sessionDigest(d))
+		}
+		return nil
+	})
+	if err != nil {
 		return unavailable(err)
 	}
 	return nil

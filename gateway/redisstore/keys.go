@@ -28,6 +28,9 @@ const DefaultPrefix = "gw"
 //	gw:{q}:dept:<dept>     zset    a department's submission ids, score = created (ms)
 //	gw:sess:<digest>       string  a session (JSON); digest = sha256(session id);
 //	                               expires after the idle timeout, refreshed on use
+//	gw:sessidx:<digest>    zset    a person's sessions: member = the session key's digest,
+//	                               score = end of its absolute lifetime (µs); digest =
+//	                               sha256(subject); at most 50, expires with the newest
 //	gw:login:<digest>      string  a sign-in in progress (nonce, PKCE verifier, return
 //	                               path); digest = sha256(state); read once, 10 min
 //	gw:draft:<digest>      string  form values kept across a step-up sign-in; short TTL
@@ -124,16 +127,20 @@ func idemDigest(scope, key string) string {
 // stand alone (single-key commands), so they carry no hash tag; the
 // indexes share the submissions' tag. Session ids, states and draft keys
 // are secrets, and subjects hold personnummer, so all are hashed.
-func (k keys) hashed(kind, v string) string {
+func (k keys) hashed(kind, v string) string { return k.base + kind + ":" + digest16(v) }
+
+func digest16(v string) string {
 	sum := sha256.Sum256([]byte(v))
-	return k.base + kind + ":" + hex.EncodeToString(sum[:16])
+	return hex.EncodeToString(sum[:16])
 }
 
-func (k keys) session(id string) string      { return k.hashed("sess", id) }
-func (k keys) login(state string) string     { return k.hashed("login", state) }
-func (k keys) draft(key string) string       { return k.hashed("draft", key) }
-func (k keys) jti(key string) string         { return k.hashed("jti", key) }
-func (k keys) dept(department string) string { return k.prefix + "dept:" + department }
+func (k keys) session(id string) string           { return k.hashed("sess", id) }
+func (k keys) sessionDigest(digest string) string { return k.base + "sess:" + digest }
+func (k keys) sessionIndex(subject string) string { return k.hashed("sessidx", subject) }
+func (k keys) login(state string) string          { return k.hashed("login", state) }
+func (k keys) draft(key string) string            { return k.hashed("draft", key) }
+func (k keys) jti(key string) string              { return k.hashed("jti", key) }
+func (k keys) dept(department string) string      { return k.prefix + "dept:" + department }
 func (k keys) subject(subject string) string {
 	sum := sha256.Sum256([]byte(subject))
 	return k.prefix + "subj:" + hex.EncodeToString(sum[:16])

@@ -30,6 +30,9 @@ func (s *Server) routes(app *fiber.App) {
 		app.Get("/metrics", s.Metrics.handler())
 	}
 
+	// The public keys of signed receipts (JWKS), old ones included.
+	app.Get(ReceiptKeysPath, s.receiptKeys)
+
 	// Static assets (one stylesheet), cached for a day.
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
 
@@ -88,8 +91,10 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
-	app.Get("/open-data", s.openDataPage)  // also /open-data/: the datasets explained
-	app.Get("/dashboard", s.dashboardPage) // usage dashboard (staff, admin)
+	app.Get("/receipts/verify", s.receiptVerifyPage)  // paste a receipt (and payload) to check it
+	app.Post("/receipts/verify", s.receiptVerifyPage) // no JavaScript
+	app.Get("/open-data", s.openDataPage)             // also /open-data/: the datasets explained
+	app.Get("/dashboard", s.dashboardPage)            // usage dashboard (staff, admin)
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
 		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here

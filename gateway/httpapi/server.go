@@ -73,7 +73,10 @@ type Deps struct {
 	// ServicePoints are the configured service points for the staff desk
 	// (desk.go); nil: no desk (its routes answer 404).
 	ServicePoints *servicepoint.Directory
-	Config        Config
+	// Receipts signs receipts and publishes their keys (receipts.go);
+	// nil: receipts are not signed.
+	Receipts ReceiptSigner
+	Config   Config
 }
 
 // Config holds the HTTP layer's settings.

@@ -33,6 +33,7 @@ type statusContent struct {
 	StatusExplanation, CaseReference        string
 	Delayed                                 bool
 	History                                 []historyRow
+	Signed                                  *receiptJSON // receipts.go
 }
 
 // statusPage shows a submission's status; with ?receipt=1, as the receipt.
@@ -54,6 +55,9 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 		Status: string(sub.Status), StatusText: l.T("status.value." + string(sub.Status)),
 		StatusExplanation: l.T("status.explain." + string(sub.Status)),
 		CaseReference:     sub.CaseReference, Delayed: sub.Delayed,
+	}
+	if sc.Signed, err = s.receiptOf(sub); err != nil {
+		return err
 	}
 	if sc.LinkText == link {
 		sc.LinkText = c.BaseURL() + link
@@ -99,6 +103,7 @@ type submissionJSON struct {
 	History       []gateway.StatusChange `json:"history"`
 	StatusURL     string                 `json:"status_url"`
 	ReceiptURL    string                 `json:"receipt_url"`
+	Receipt       *receiptJSON           `json:"receipt,omitempty"` // the signed receipt (receipts.go)
 }
 
 // apiGetSubmission: GET /api/v1/submissions/{id} (contract).
@@ -112,8 +117,13 @@ func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
 	if hist == nil {
 		hist = []gateway.StatusChange{}
 	}
+	signed, err := s.receiptOf(sub)
+	if err != nil {
+		return err
+	}
 	return c.JSON(submissionJSON{
-		ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
+		Receipt: signed,
+		ID:      sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
 		CaseReference: sub.CaseReference, Delayed: sub.Delayed, CreatedAt: sub.CreatedAt, History: hist,
 		StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID, ReceiptURL: s.Config.PublicURL + "/s/" + sub.ID,
 	})
@@ -159,6 +169,14 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		c.Set("Idempotent-Replayed", "true")
 	}
 	out := s.acceptedJSON(c, res.Submission)
+	if signed, err := s.receiptOf(res.Submission); err != nil {
+		return err
+	} else if signed != nil {
+		// The receipt and the payload as stored (normalized by the
+		// validation): its hash is the one signed, so this answer saved
+		// as a file is what `gateway verify-receipt` checks.
+		out["receipt"], out["payload"] = signed, res.Submission.Payload
+	}
 	if req.OnBehalf != nil {
 		sub := res.Submission
 		out["channel"] = sub.Channel

@@ -70,6 +70,7 @@ var settings = []setting{
 	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
+	{"GATEWAY_RECEIPT_KEYS", "", "JSON file with the receipt signing keys: a JWK set of Ed25519 keys (kty OKP) with private parts, newest first; rotate by adding a new key at the top and keeping the old ones; required in production (development default: a key generated at start)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -119,6 +120,7 @@ type config struct {
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
+	ReceiptKeys                                 string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -193,6 +195,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
+	c.ReceiptKeys = get("GATEWAY_RECEIPT_KEYS")
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true
@@ -285,6 +288,8 @@ func printHelp(w io.Writer) {
 Usage:
   gateway            start the gateway (with no configuration: the demo, on an embedded Redis)
   gateway check [DIR] check the service manifests in DIR (default: the built-in services) and exit
+  gateway verify-receipt [--keys FILE|URL] FILE
+                     check a signed receipt (and the payload in FILE, if any); exit 1 if forged or changed
   gateway --help     show this text
 
 Environment:

@@ -62,6 +62,12 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/contacts", s.apiContact)                // {"service","channel","outcome","language"}
 	api.Get("/desk/submissions", s.apiDeskSubmissions) // the service point's filings this week, subjects masked
 	api.Get("/admin/audit", s.apiAudit)                // ?before=&limit=
+	// Front-door notices: the ones shown now (?service=), and their
+	// administration (role admin).
+	api.Get("/notices", s.apiNotices)
+	api.Get("/admin/notices", s.apiAdminNotices)
+	api.Post("/admin/notices", s.apiPublishNotice)
+	api.Delete("/admin/notices/:id", s.apiWithdrawNotice)
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
 	// Open data (CC0): usage aggregates with small counts suppressed, the
@@ -109,7 +115,10 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/admin/dead-letters/:ref", s.deadLetterPage)
 	app.Post("/admin/dead-letters/:ref/replay", s.replayDeadLetterForm)
 	app.Post("/admin/dead-letters/:ref/close", s.closeDeadLetterForm)
-	app.Get("/admin/audit", s.auditPage) // the audit stream (role admin); ?before=
+	app.Get("/admin/audit", s.auditPage)          // the audit stream (role admin); ?before=
+	app.Get("/admin/notices", s.adminNoticesPage) // front-door notices (role admin)
+	app.Post("/admin/notices", s.adminPublishNoticeForm)
+	app.Post("/admin/notices/:id/withdraw", s.adminWithdrawNoticeForm)
 	// The service-point desk (role staff).
 	app.Get("/desk", s.deskPage)                  // ?q= searches the catalog
 	app.Post("/desk/point", s.deskChoosePoint)    // staff without a point from sign-in choose one

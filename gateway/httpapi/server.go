@@ -76,7 +76,9 @@ type Deps struct {
 	// Receipts signs receipts and publishes their keys (receipts.go);
 	// nil: receipts are not signed.
 	Receipts ReceiptSigner
-	Config   Config
+	// Notices keeps the front-door notices (notices.go); nil: none.
+	Notices NoticeStore
+	Config  Config
 }
 
 // Config holds the HTTP layer's settings.
@@ -151,6 +153,8 @@ type Server struct {
 
 	pointKeyOnce  sync.Once // desk_point.go
 	pointKeyBytes []byte
+
+	notices noticeCache // notices.go
 }
 
 // NewServer builds the fiber app with every route.
@@ -203,6 +207,8 @@ type page struct {
 	// Account is the header's link to My pages or to sign in; nil when
 	// there is no sign-in.
 	Account *accountLink
+	// Notices are the front-door notices that concern the page.
+	Notices []noticeView
 }
 
 // render writes a page with the layout.
@@ -213,6 +219,7 @@ func (s *Server) render(c *fiber.Ctx, status int, name, title string, content an
 	}
 	l := s.localizer(c)
 	p := page{L: l, Lang: l.Lang.String(), Title: title, LangLinks: langLinks(c, l.Lang), CSRF: csrfToken(c), Content: content, Account: s.accountLink(c)}
+	p.Notices = s.pageNotices(c, l)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		return err

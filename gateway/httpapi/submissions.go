@@ -47,6 +47,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if svc, ok := s.Catalog.Get(sub.Service); ok {
 		title = l.T(svc.MsgTitle())
 	}
+	c.Locals(localsNoticeService, sub.Service) // the service's notices (notices.go)
 	link := "/s/" + sub.ID
 	sc := statusContent{
 		Receipt: c.Query("receipt") == "1", ServiceTitle: title, Reference: sub.Reference,

@@ -48,6 +48,8 @@ const DefaultPrefix = "gw"
 //	                               field point|service|channel|outcome -> count; kept
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{n}:notices         hash    front-door notices: id -> JSON (notices.go); at most 50
+//	gw:{n}:notices:end     zset    the notices' ends (ms); expired ones are pruned at each save
 //	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
@@ -160,6 +162,11 @@ func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" +
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// Front-door notices (notices.go) share their own tag {n}: the hash of
+// notices and the zset of their ends are written by one script.
+func (k keys) notices() string    { return k.base + "{n}:notices" }
+func (k keys) noticeEnds() string { return k.base + "{n}:notices:end" }
 
 // ready is the readiness probe's key, in the submissions' slot: the node
 // that must take writes.

@@ -52,7 +52,7 @@ type authEnv struct {
 type authOpts struct {
 	trustedProxies []string
 	loginLimit     int
-	submitLimit    int                  // default 1000
+	submitLimit    int // default 1000
 	production     bool
 	providers      []*auth.RelyingParty // more providers, after dev and mock
 }

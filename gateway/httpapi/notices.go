@@ -218,11 +218,11 @@ func (s *Server) withdrawNotice(c *fiber.Ctx, p *gateway.Principal, st NoticeSto
 // noticeInput is the admin API's body.
 type noticeInput struct {
 	Severity    frontnotice.Severity        `json:"severity"`
-	Start       time.Time              `json:"start"`
-	End         time.Time              `json:"end"`
+	Start       time.Time                   `json:"start"`
+	End         time.Time                   `json:"end"`
 	Texts       map[string]frontnotice.Text `json:"texts"`
-	Services    []string               `json:"services"`
-	Departments []string               `json:"departments"`
+	Services    []string                    `json:"services"`
+	Departments []string                    `json:"departments"`
 }
 
 // apiPublishNotice: POST /api/v1/admin/notices (role admin) -> 201 with

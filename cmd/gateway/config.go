@@ -71,6 +71,7 @@ var settings = []setting{
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
 	{"GATEWAY_RECEIPT_KEYS", "", "JSON file with the receipt signing keys: a JWK set of Ed25519 keys (kty OKP) with private parts, newest first; rotate by adding a new key at the top and keeping the old ones; required in production (development default: a key generated at start)"},
+	{"GATEWAY_ACCESSIBILITY_SERVICE", "feedback", "id of the service that takes the feedback from the accessibility statement's form (/tillganglighet); it must exist when set; unset and missing: the page shows no form"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -121,6 +122,8 @@ type config struct {
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
 	ReceiptKeys                                 string
+	AccessibilityService                        string
+	AccessibilitySet                            bool
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -196,6 +199,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
 	c.ReceiptKeys = get("GATEWAY_RECEIPT_KEYS")
+	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
+	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true

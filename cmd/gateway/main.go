@@ -250,6 +250,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	if _, ok := catalog.Get(cfg.AccessibilityService); !ok {
+		if cfg.AccessibilitySet {
+			return fmt.Errorf("GATEWAY_ACCESSIBILITY_SERVICE: no service %q", cfg.AccessibilityService)
+		}
+		log.Warn("no feedback service for the accessibility statement: /tillganglighet shows no form", "service", cfg.AccessibilityService)
+	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
 		Intake: in, Desk: store,
@@ -266,7 +272,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}, identity),
 		Auth: identity, Receipts: receipts, Notices: store,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
-			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
+			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
+			AccessibilityService: cfg.AccessibilityService},
 	})
 	if err != nil {
 		return err

@@ -100,6 +100,7 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/receipts/verify", s.receiptVerifyPage)  // paste a receipt (and payload) to check it
 	app.Post("/receipts/verify", s.receiptVerifyPage) // no JavaScript
 	app.Get("/open-data", s.openDataPage)             // also /open-data/: the datasets explained
+	app.Get("/tillganglighet", s.accessibilityPage)   // accessibility statement (DOS law) with a feedback form
 	app.Get("/dashboard", s.dashboardPage)            // usage dashboard (staff, admin)
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=

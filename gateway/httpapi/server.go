@@ -106,6 +106,10 @@ type Config struct {
 	// OpenDataMinCount: open data counts from 1 to OpenDataMinCount-1
 	// are suppressed; 0 means usage.DefaultMinCount.
 	OpenDataMinCount int
+	// AccessibilityService is the service that takes feedback from the
+	// accessibility statement's form (accessibility.go); unknown: the page
+	// has no form.
+	AccessibilityService string
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -119,6 +123,8 @@ var ConfigDefault = Config{
 	ReadTimeout:    15 * time.Second,
 	IdempotencyTTL: 24 * time.Hour,
 	Now:            time.Now,
+	// The example feedback service (city-office/feedback).
+	AccessibilityService: "feedback",
 }
 
 func (c Config) withDefaults() Config {
@@ -140,6 +146,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = d.Now
+	}
+	if c.AccessibilityService == "" {
+		c.AccessibilityService = d.AccessibilityService
 	}
 	return c
 }

@@ -270,7 +270,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			}
 			return store.Ready(ctx) // a write: Redis out of memory is not ready
 		}, identity),
-		Auth: identity, Receipts: receipts, Notices: store,
+		Auth: identity, Receipts: receipts, Notices: store, Satisfaction: store,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
 			AccessibilityService: cfg.AccessibilityService},

@@ -97,11 +97,12 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
-	app.Get("/receipts/verify", s.receiptVerifyPage)  // paste a receipt (and payload) to check it
-	app.Post("/receipts/verify", s.receiptVerifyPage) // no JavaScript
-	app.Get("/open-data", s.openDataPage)             // also /open-data/: the datasets explained
-	app.Get("/tillganglighet", s.accessibilityPage)   // accessibility statement (DOS law) with a feedback form
-	app.Get("/dashboard", s.dashboardPage)            // usage dashboard (staff, admin)
+	app.Post("/s/:id/satisfaction", s.satisfactionForm) // one answer per receipt
+	app.Get("/receipts/verify", s.receiptVerifyPage)    // paste a receipt (and payload) to check it
+	app.Post("/receipts/verify", s.receiptVerifyPage)   // no JavaScript
+	app.Get("/open-data", s.openDataPage)               // also /open-data/: the datasets explained
+	app.Get("/tillganglighet", s.accessibilityPage)     // accessibility statement (DOS law) with a feedback form
+	app.Get("/dashboard", s.dashboardPage)              // usage dashboard (staff, admin)
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
 		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here

@@ -78,7 +78,10 @@ type Deps struct {
 	Receipts ReceiptSigner
 	// Notices keeps the front-door notices (notices.go); nil: none.
 	Notices NoticeStore
-	Config  Config
+	// Satisfaction keeps the answers to the satisfaction question after a
+	// receipt (satisfaction.go); nil: no question.
+	Satisfaction SatisfactionStore
+	Config       Config
 }
 
 // Config holds the HTTP layer's settings.

@@ -34,6 +34,7 @@ type statusContent struct {
 	Delayed                                 bool
 	History                                 []historyRow
 	Signed                                  *receiptJSON // receipts.go
+	Survey                                  *surveyView  // satisfaction.go
 }
 
 // statusPage shows a submission's status; with ?receipt=1, as the receipt.
@@ -42,6 +43,13 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	return s.renderStatus(c, sub, fiber.StatusOK, "", "", "")
+}
+
+// renderStatus draws the status page; on the receipt, the satisfaction
+// question with what was answered and a problem with it (satisfaction.go).
+func (s *Server) renderStatus(c *fiber.Ctx, sub *gateway.Submission, status int, score, comment, surveyErr string) error {
+	var err error
 	l := s.localizer(c)
 	title := sub.Service
 	if svc, ok := s.Catalog.Get(sub.Service); ok {
@@ -60,6 +68,11 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if sc.Signed, err = s.receiptOf(sub); err != nil {
 		return err
 	}
+	if sc.Receipt {
+		if sc.Survey, err = s.survey(c, sub, score, comment, surveyErr); err != nil {
+			return err
+		}
+	}
 	if sc.LinkText == link {
 		sc.LinkText = c.BaseURL() + link
 	}
@@ -72,7 +85,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if sc.Receipt {
 		heading = l.T("receipt.heading")
 	}
-	return s.render(c, fiber.StatusOK, "status", heading, sc)
+	return s.render(c, status, "status", heading, sc)
 }
 
 func (s *Server) getSubmission(c *fiber.Ctx) (*gateway.Submission, error) {

@@ -48,6 +48,9 @@ const DefaultPrefix = "gw"
 //	                               field point|service|channel|outcome -> count; kept
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{q}:sat:<id>        string  a submission's satisfaction answer (JSON: score, comment,
+//	                               at); SET NX, so one per submission; expires with the
+//	                               service's retention (satisfaction.go)
 //	gw:{n}:notices         hash    front-door notices: id -> JSON (notices.go); at most 50
 //	gw:{n}:notices:end     zset    the notices' ends (ms); expired ones are pruned at each save
 //	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
@@ -162,6 +165,10 @@ func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" +
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// satisfaction is a submission's answer to the satisfaction question
+// (satisfaction.go), in the submissions' slot.
+func (k keys) satisfaction(id string) string { return k.prefix + "sat:" + id }
 
 // Front-door notices (notices.go) share their own tag {n}: the hash of
 // notices and the zset of their ends are written by one script.

@@ -173,3 +173,25 @@ func (s *Server) satisfactionTables(l *locales.Localizer, rep *usage.Report) []d
 		}),
 	}
 }
+
+// satisfactionJSON is an answer as the owning department reads it.
+type satisfactionJSON struct {
+	Score   int    `json:"score"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// satisfactionFor is sub's answer when the caller is its department (a
+// machine client or staff of that department); nil otherwise or unanswered.
+func (s *Server) satisfactionFor(c *fiber.Ctx, sub *gateway.Submission) (*satisfactionJSON, error) {
+	p := principal(c)
+	if s.Satisfaction == nil || p == nil || !p.HasRole(gateway.RoleDepartment) || p.Department != sub.Department {
+		return nil, nil
+	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	score, comment, ok, err := s.Satisfaction.SatisfactionOf(ctx, sub.ID)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &satisfactionJSON{Score: score, Comment: comment}, nil
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
 	"github.com/kommun/servicegateway/gateway/usage"
 )
@@ -23,7 +24,11 @@ func TestSatisfaction(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rec.Start(ctx)
-	deps.Authenticate, deps.Usage, deps.UsageReports = testAuthenticate(), rec, usage.NewReader(store, ucfg)
+	people := map[string]*gateway.Principal{"streets": testPrincipals["streets"], "social": testPrincipals["social"]}
+	for k, v := range testPersonas {
+		people[k] = v
+	}
+	deps.Authenticate, deps.Usage, deps.UsageReports = httpapi.AuthenticateForTests(people), rec, usage.NewReader(store, ucfg)
 	deps.Satisfaction = store
 	deps.Config = httpapi.Config{OpenDataMinCount: 3}
 	e := &usageEnv{env: &env{app: build(t, deps), store: store}, srv: srv, rec: rec, rd: usage.NewReader(store, ucfg)}
@@ -93,6 +98,23 @@ func TestSatisfaction(t *testing.T) {
 	}
 	if score, comment, ok, err := store.SatisfactionOf(context.Background(), ids[0]); err != nil || !ok || score != 5 || comment != secret {
 		t.Fatalf("stored answer: %d %q %v %v", score, comment, ok, err)
+	}
+	// The owning department reads the comment with the submission; others
+	// and anonymous readers of the status API do not.
+	var st struct {
+		Satisfaction *struct {
+			Score   int
+			Comment string
+		}
+	}
+	json.Unmarshal([]byte(e.get(t, "/api/v1/submissions/"+ids[0], "X-Test-Principal", "streets").body), &st)
+	if st.Satisfaction == nil || st.Satisfaction.Comment != secret || st.Satisfaction.Score != 5 {
+		t.Fatalf("department's view: %+v", st.Satisfaction)
+	}
+	for _, who := range []string{"", "social", "staff"} {
+		if r := e.get(t, "/api/v1/submissions/"+ids[0], "X-Test-Principal", who); strings.Contains(r.body, "HEMLIG") {
+			t.Fatalf("%q reads the comment", who)
+		}
 	}
 	e.flush(t)
 

@@ -118,6 +118,9 @@ type submissionJSON struct {
 	StatusURL     string                 `json:"status_url"`
 	ReceiptURL    string                 `json:"receipt_url"`
 	Receipt       *receiptJSON           `json:"receipt,omitempty"` // the signed receipt (receipts.go)
+	// The resident's answer to the satisfaction question, for the owning
+	// department only (satisfaction.go).
+	Satisfaction *satisfactionJSON `json:"satisfaction,omitempty"`
 }
 
 // apiGetSubmission: GET /api/v1/submissions/{id} (contract).
@@ -135,9 +138,13 @@ func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	answer, err := s.satisfactionFor(c, sub)
+	if err != nil {
+		return err
+	}
 	return c.JSON(submissionJSON{
-		Receipt: signed,
-		ID:      sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
+		Receipt: signed, Satisfaction: answer,
+		ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
 		CaseReference: sub.CaseReference, Delayed: sub.Delayed, CreatedAt: sub.CreatedAt, History: hist,
 		StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID, ReceiptURL: s.Config.PublicURL + "/s/" + sub.ID,
 	})

@@ -71,6 +71,26 @@ type Service struct {
 	Steps  []Step
 	Route  Route
 	Source string // the manifest file it came from, for messages
+
+	// Open311, when set, publishes the service through the Open311
+	// GeoReport v2 facade (gateway/open311).
+	Open311 *Open311
+}
+
+// Open311 is how a service appears in Open311 GeoReport v2 (manifest table
+// [open311]). Its requests are public there (description, address, status),
+// so only services without personal data (assurance none) may declare it.
+type Open311 struct {
+	// ServiceCode is the Open311 service_code; default: the service id.
+	ServiceCode string
+	// Keywords are the Open311 keywords; default: the manifest's.
+	Keywords []string
+	// LocationField is the field that receives address_string and
+	// lat/long until a location field kind replaces it; required.
+	LocationField string
+	// DescriptionField receives description; EmailField receives email
+	// (never shown in GET requests). Both optional.
+	DescriptionField, EmailField string
 }
 
 // Route says where a service's submissions go.

@@ -47,6 +47,7 @@ type manifest struct {
 		Kind     string         `toml:"kind"`
 		Settings toml.Primitive `toml:"settings"`
 	} `toml:"route"`
+	Open311 *open311Manifest `toml:"open311"`
 }
 
 type fieldManifest struct {
@@ -215,6 +216,7 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 		svc.Fields = append(svc.Fields, f)
 	}
 	v.steps(svc, m.Steps, m.Fields)
+	svc.Open311 = v.open311(svc, m.Open311)
 
 	// The route: a registered connector kind, its settings decoded strictly.
 	var mod ConnectorModule

@@ -29,7 +29,14 @@ func Static() fs.FS {
 // Pages parses every page template together with the layout. The map is
 // keyed by page name ("catalog" for templates/catalog.html).
 func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	if _, err := assets(); err != nil {
+		return nil, err
+	}
+	all := template.FuncMap{"asset": AssetURL} // {{asset "site.css"}}: the versioned URL
+	for k, f := range funcs {
+		all[k] = f
+	}
+	layout, err := template.New("layout.html").Funcs(all).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
 	if err != nil {
 		return nil, err
 	}

@@ -72,12 +72,16 @@ var settings = []setting{
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
 	{"GATEWAY_RECEIPT_KEYS", "", "JSON file with the receipt signing keys: a JWK set of Ed25519 keys (kty OKP) with private parts, newest first; rotate by adding a new key at the top and keeping the old ones; required in production (development default: a key generated at start)"},
 	{"GATEWAY_ACCESSIBILITY_SERVICE", "feedback", "id of the service that takes the feedback from the accessibility statement's form (/tillganglighet); it must exist when set; unset and missing: the page shows no form"},
+	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
+	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
 	{"REDIS_USERNAME", "", "Redis ACL user (with REDIS_ADDRS)"},
 	{"REDIS_PASSWORD", "", "Redis password (with REDIS_ADDRS)"},
 	{"GATEWAY_REDIS_PREFIX", "gw", "prefix of every Redis key, to share a Redis between installations"},
+	{"GATEWAY_REDIS_WAIT_REPLICAS", "0", "replicas that must acknowledge a submission (WAIT) before its receipt is shown; fewer within the timeout is a 503 \"outcome unknown\" (single node or Sentinel; not with Cluster)"},
+	{"GATEWAY_REDIS_WAIT_TIMEOUT", "500ms", "how long a submission waits for GATEWAY_REDIS_WAIT_REPLICAS"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
 	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
@@ -107,6 +111,8 @@ type config struct {
 	RedisAddrs                                  []string
 	RedisMaster, RedisUser, RedisPassword       string
 	RedisPrefix                                 string
+	RedisWaitReplicas                           int
+	RedisWaitTimeout                            time.Duration
 	CasesimURL, CasesimSecret                   string
 	SMTPHost, SMTPPort                          string
 	MailFrom, CityOfficeMailbox                 string
@@ -124,6 +130,7 @@ type config struct {
 	ReceiptKeys                                 string
 	AccessibilityService                        string
 	AccessibilitySet                            bool
+	Open311KeysFile, Open311Jurisdiction        string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -201,6 +208,17 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.ReceiptKeys = get("GATEWAY_RECEIPT_KEYS")
 	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
 	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
+	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
+	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")
+	}
+	if c.RedisWaitReplicas > 0 && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS needs REDIS_URL or REDIS_ADDRS: the embedded Redis has no replicas")
+	}
+	if c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= 3*time.Second) {
+		errs = append(errs, "GATEWAY_REDIS_WAIT_TIMEOUT must be above zero and below 3s (the Redis read timeout)")
+	}
+	c.Open311KeysFile, c.Open311Jurisdiction = get("GATEWAY_OPEN311_KEYS_FILE"), get("GATEWAY_OPEN311_JURISDICTION")
 	switch get("GATEWAY_USAGE") {
 	case "on":
 		c.Usage = true

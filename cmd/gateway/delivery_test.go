@@ -536,7 +536,7 @@ func TestDeliveryStatusFlowsBack(t *testing.T) {
 	signed := func(body string, sig string) int {
 		ts := fmt.Sprint(time.Now().Unix())
 		if sig == "" {
-			sig = httpjson.Sign([]byte(demoSecret), ts, []byte(body))
+			sig = httpjson.Sign([]byte(demoSecret), ts, gateway.StatusUpdateSigned(http.MethodPost, id, []byte(body)))
 		}
 		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/api/v1/submissions/"+id+"/status", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

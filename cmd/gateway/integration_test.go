@@ -206,6 +206,9 @@ func TestConfigErrors(t *testing.T) {
 		"production no redis": {"GATEWAY_ENV": "production"},
 		"bad ratelimit":       {"GATEWAY_RATELIMIT": "maybe"},
 		"bad env":             {"GATEWAY_ENV": "staging"},
+		"wait, embedded":      {"GATEWAY_REDIS_WAIT_REPLICAS": "1"},
+		"wait with cluster":   {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_ADDRS": "a:1,b:2,c:3"},
+		"wait too long":       {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_URL": "redis://x:6379", "GATEWAY_REDIS_WAIT_TIMEOUT": "5s"},
 	}
 	for name, env := range cases {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
@@ -214,6 +217,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := loadConfig(func(string) string { return "" }); err != nil {
 		t.Fatalf("defaults: %v", err)
+	}
+	sentinelWait := map[string]string{"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_ADDRS": "s1:26379,s2:26379", "REDIS_MASTER_NAME": "gw"}
+	if _, err := loadConfig(func(k string) string { return sentinelWait[k] }); err != nil {
+		t.Errorf("WAIT with Sentinel: %v", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
@@ -160,6 +161,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	cleanups = append(cleanups, func() { rdb.Close() })
 	store := redisstore.New(rdb, cfg.RedisPrefix)
+	store.IndexKeep = redisstore.IndexKeepFor(longestRetention(loaded.Services))
+	store.WaitReplicas, store.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = store.EnsureGroup(pingCtx)
 	cancel()
@@ -256,9 +259,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}
 		log.Warn("no feedback service for the accessibility statement: /tillganglighet shows no form", "service", cfg.AccessibilityService)
 	}
+	o311, err := setupOpen311(cfg, catalog, in, store, tr) // Open311 GeoReport v2 over the same intake
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store,
+		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
@@ -403,4 +410,18 @@ func faultAfterDeliver(fault string, log *slog.Logger) func() {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
 	}
+}
+
+// longestRetention is the longest retention of any service, or 0 when a
+// service keeps its submissions (retention 0): the store's indexes keep an
+// entry that long (see redisstore.IndexKeepFor).
+func longestRetention(svcs []*gateway.Service) time.Duration {
+	var longest time.Duration
+	for _, s := range svcs {
+		if s.Retention <= 0 {
+			return 0
+		}
+		longest = max(longest, s.Retention)
+	}
+	return longest
 }

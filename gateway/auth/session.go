@@ -19,11 +19,12 @@ import (
 // revoked or timed out: the request is anonymous.
 var ErrNoSession = errors.New("auth: no session")
 
-// SessionStore keeps sessions server-side, by session id. GetSession
-// returns nil and TouchSession false for a missing session.
+// SessionStore keeps sessions server-side, by session id. GetSession sets
+// the session's remaining life to ttl as it reads it (one round trip);
+// it returns nil and TouchSession false for a missing session.
 type SessionStore interface {
 	PutSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
-	GetSession(ctx context.Context, id string) ([]byte, error)
+	GetSession(ctx context.Context, id string, ttl time.Duration) ([]byte, error)
 	TouchSession(ctx context.Context, id string, ttl time.Duration) (bool, error)
 	DeleteSession(ctx context.Context, id string) error
 	// IndexSession adds a session to its subject's index for ttl; the
@@ -140,7 +141,7 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	if !now.Before(exp) {
 		return nil, "", ErrNoSession
 	}
-	b, err := m.Store.GetSession(ctx, id)
+	b, err := m.Store.GetSession(ctx, id, m.Idle) // read and refresh the idle timeout at once
 	if err != nil {
 		return nil, "", err
 	}
@@ -158,10 +159,14 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 		_ = m.Store.DeleteSession(ctx, id)
 		return nil, "", ErrNoSession
 	}
-	if alive, err := m.Store.TouchSession(ctx, id, min(m.Idle, left)); err != nil {
-		return nil, "", err
-	} else if !alive {
-		return nil, "", ErrNoSession
+	if left < m.Idle {
+		// The last stretch before the absolute timeout: the record must
+		// not outlive it (a second round trip, only here).
+		if alive, err := m.Store.TouchSession(ctx, id, left); err != nil {
+			return nil, "", err
+		} else if !alive {
+			return nil, "", ErrNoSession
+		}
 	}
 	if exp.Sub(now) < m.TokenTTL/2 {
 		renewed = m.token(id)

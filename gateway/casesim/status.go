@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -22,7 +23,11 @@ import (
 //
 //	POST {gateway}/api/v1/submissions/{submission id}/status
 //	X-Gateway-Timestamp: <unix seconds>
-//	X-Gateway-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>
+//	X-Gateway-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." +
+//	                     "POST /api/v1/submissions/{id}/status\n" + body)>
+//
+// (gateway.StatusUpdateSigned): the signature names the submission, so an
+// update signed for one case is refused for another.
 //	{"status": "in_progress", "message": "...", "case_reference": "KS-...", "at": "RFC 3339"}
 
 // statusTimeout bounds one status update sent to the gateway.
@@ -36,6 +41,9 @@ type StatusUpdate struct {
 	Message       string `json:"message,omitempty"`
 	CaseReference string `json:"case_reference,omitempty"`
 	At            string `json:"at,omitempty"`
+	// Service lets the gateway verify the signature even when it no longer
+	// has the submission (lost in a Redis failover): it keeps the update.
+	Service string `json:"service,omitempty"`
 }
 
 // SetGatewayURL sets where status updates go (the gateway's base URL), for
@@ -52,9 +60,9 @@ func (s *Server) SetGatewayURL(u string) {
 func (s *Server) SendStatus(ctx context.Context, ref, status, message string) (int, error) {
 	s.mu.Lock()
 	c, ok := s.byRef[ref]
-	var sid string
+	var sid, service string
 	if ok {
-		sid = c.SubmissionID
+		sid, service = c.SubmissionID, c.Service
 	}
 	base := s.gatewayURL
 	s.mu.Unlock()
@@ -64,20 +72,20 @@ func (s *Server) SendStatus(ctx context.Context, ref, status, message string) (i
 	if base == "" {
 		return 0, errors.New("casesim: no gateway URL configured (CASESIM_GATEWAY_URL)")
 	}
-	body, err := json.Marshal(StatusUpdate{Status: status, Message: message, CaseReference: ref, At: s.now().UTC().Format(time.RFC3339Nano)})
+	body, err := json.Marshal(StatusUpdate{Status: status, Message: message, CaseReference: ref, At: s.now().UTC().Format(time.RFC3339Nano), Service: service})
 	if err != nil {
 		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/submissions/"+url.PathEscape(sid)+"/status", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+gateway.StatusUpdatePath(url.PathEscape(sid)), bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
 	ts := strconv.FormatInt(s.now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(httpjson.HeaderTimestamp, ts)
-	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign(s.secret, ts, body))
+	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign(s.secret, ts, gateway.StatusUpdateSigned(http.MethodPost, sid, body)))
 	res, err := statusClient.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("casesim: status update: %w", err)

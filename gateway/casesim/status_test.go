@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,7 +30,11 @@ func TestStatusUpdatesAreSignedAndSent(t *testing.T) {
 	)
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if err := httpjson.Verify(secret, r.Header.Get(httpjson.HeaderTimestamp), r.Header.Get(httpjson.HeaderSignature), body, time.Now(), time.Minute); err != nil {
+		// The signature names method and submission (the path), as the
+		// gateway checks it.
+		sid := strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/api/v1/submissions/"), "/status")
+		signed := gateway.StatusUpdateSigned(r.Method, sid, body)
+		if err := httpjson.Verify(secret, r.Header.Get(httpjson.HeaderTimestamp), r.Header.Get(httpjson.HeaderSignature), signed, time.Now(), time.Minute); err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}

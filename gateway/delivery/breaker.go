@@ -25,7 +25,8 @@ import (
 // attempt, so workers are free at once for other departments and nothing
 // is dead-lettered because a back-end was down. Half-open: BreakerProbes
 // deliveries test the back-end; success closes the breaker, failure opens
-// it again.
+// it again and the probe's job is deferred like the others, without an
+// attempt counted (a probe tests the back-end, not the submission).
 
 // Targeter is implemented by connectors that can name the back-end they
 // deliver to, without secrets (e.g. "https://diarium.example.se:443").
@@ -113,8 +114,9 @@ func (b *breakers) get(backend string) *gobreaker.CircuitBreaker[string] {
 		Timeout:     b.d.cfg.BreakerOpen,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= failures },
 		IsSuccessful: func(err error) bool {
-			// A permanent answer (a 4xx) means the back-end is up.
-			return err == nil || classify(err) == ReasonPermanent
+			// A permanent answer (a 4xx) means the back-end is up, and so
+			// does an acceptance with an unreadable answer.
+			return err == nil || classify(err) == ReasonPermanent || accepted(err)
 		},
 		OnStateChange: func(name string, from, to gobreaker.State) {
 			if to == gobreaker.StateOpen {
@@ -163,8 +165,17 @@ func (d *Dispatcher) deliver(ctx context.Context, route Route, backend string, d
 		ref, err := route.Connector.Deliver(ctx, del)
 		return ref, false, err
 	}
+	probe := cb.State() == gobreaker.StateHalfOpen
 	ref, err := cb.Execute(func() (string, error) { return route.Connector.Deliver(ctx, del) })
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		return "", true, err
+	}
+	if probe && err != nil && classify(err) != ReasonPermanent && !accepted(err) {
+		// A failed probe says the back-end is still down, nothing about
+		// this submission: it is deferred like the others, without
+		// counting an attempt. Otherwise, while a back-end hangs, every
+		// probe moves one queued submission towards the dead letters, and
+		// all of them end there after attempts x (open + timeout) each.
 		return "", true, err
 	}
 	return ref, false, err

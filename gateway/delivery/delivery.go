@@ -443,6 +443,13 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		return
 	}
 
+	if err != nil && accepted(err) {
+		// A 2xx with an answer that cannot be read: the back-end has the
+		// case. Recorded as delivered, without a case reference.
+		log.Warn("back-end accepted the delivery but its answer was unreadable; recorded as delivered without a case reference",
+			"error", brief(err))
+		err = nil
+	}
 	if err == nil {
 		if d.cfg.AfterDeliver != nil {
 			d.cfg.AfterDeliver()
@@ -548,6 +555,17 @@ func newDelivery(sub *gateway.Submission, attempt int) *gateway.Delivery {
 		Payload:        sub.Payload,
 		Attempt:        attempt,
 	}
+}
+
+// acceptance is implemented by connector errors that report a delivery the
+// back-end accepted although the connector could not read its answer (the
+// http connector: a 2xx with an unreadable body).
+type acceptance interface{ Accepted() bool }
+
+// accepted reports whether err says the back-end accepted the delivery.
+func accepted(err error) bool {
+	var a acceptance
+	return errors.As(err, &a) && a.Accepted()
 }
 
 // classify names the kind of a delivery error: permanent, timeout or

@@ -14,9 +14,9 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 )
 
-// deadLetterStore is what the administration of dead letters needs from
+// DeadLetterStore is what the administration of dead letters needs from
 // the store (*redisstore.Store implements it).
-type deadLetterStore interface {
+type DeadLetterStore interface {
 	DeadLetterPage(ctx context.Context, offset, limit int) ([]gateway.DeadLetter, int64, error)
 	DeadLetterInfo(ctx context.Context, id string) (gateway.DeadLetter, bool, error)
 	Redrive(ctx context.Context, id string) error
@@ -28,9 +28,9 @@ type deadLetterStore interface {
 // when its service is no longer in the catalog.
 const defaultCloseRetention = 30 * 24 * time.Hour
 
-func (s *Server) deadLetters() (deadLetterStore, error) {
-	st, ok := s.Store.(deadLetterStore)
-	if !ok {
+func (s *Server) deadLetters() (DeadLetterStore, error) {
+	st := s.DeadLetters
+	if st == nil {
 		return nil, gateway.Errorf(gateway.EUnavailable, "error.store_unavailable", errors.New("store has no dead letters"))
 	}
 	return st, nil
@@ -38,7 +38,7 @@ func (s *Server) deadLetters() (deadLetterStore, error) {
 
 // deadLetterID resolves the {id} of an admin route: a submission id or a
 // receipt reference (the pages use references: they are not secrets).
-func (s *Server) deadLetterID(c *fiber.Ctx, st deadLetterStore, param string) (string, error) {
+func (s *Server) deadLetterID(c *fiber.Ctx, st DeadLetterStore, param string) (string, error) {
 	p := strings.Clone(strings.TrimSpace(param)) // Fiber lends it
 	if len(p) == 32 && strings.ToLower(p) == p && !strings.Contains(p, "-") {
 		return p, nil

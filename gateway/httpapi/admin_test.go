@@ -235,7 +235,7 @@ func TestStatusUpdateAPI(t *testing.T) {
 	path := "/api/v1/submissions/" + sub.ID + "/status"
 	signed := func(body string) []string {
 		ts := fmt.Sprint(time.Now().Unix())
-		return []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature", httpjson.Sign([]byte(callbackSecret), ts, []byte(body))}
+		return []string{"X-Gateway-Timestamp", ts, "X-Gateway-Signature", httpjson.Sign([]byte(callbackSecret), ts, gateway.StatusUpdateSigned("POST", sub.ID, []byte(body)))}
 	}
 	status := func() gateway.Status {
 		got, err := e.store.Get(ctx, sub.ID)
@@ -287,8 +287,13 @@ func TestStatusUpdateAPI(t *testing.T) {
 	if !strings.Contains(page.body, "Vi tittar på det.") || !strings.Contains(page.body, "Lagas vecka 48.") {
 		t.Errorf("status page lacks the messages")
 	}
-	if r := e.postJSON(t, "/api/v1/submissions/"+gateway.NewID()+"/status", `{"status":"closed"}`, "X-Test-Principal", "streets"); r.status != 404 {
-		t.Errorf("unknown submission: %d", r.status)
+	// An unknown submission: kept for the department (see
+	// TestStatusUpdateForUnknownSubmissionKept), not found for others.
+	if r := e.postJSON(t, "/api/v1/submissions/"+gateway.NewID()+"/status", `{"status":"closed"}`, "X-Test-Principal", "streets"); r.status != 202 {
+		t.Errorf("unknown submission from a department: %d", r.status)
+	}
+	if r := e.postJSON(t, "/api/v1/submissions/"+gateway.NewID()+"/status", `{"status":"closed"}`); r.status != 404 {
+		t.Errorf("unknown submission, anonymous: %d", r.status)
 	}
 }
 

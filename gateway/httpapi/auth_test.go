@@ -117,7 +117,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	if o.submitLimit == 0 {
 		o.submitLimit = 1000
 	}
-	app := build(t, httpapi.Deps{Catalog: cat, Store: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
+	app := build(t, httpapi.Deps{Catalog: cat, Store: store, DeadLetters: store, Statuses: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
 		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit, Production: o.production}})
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })

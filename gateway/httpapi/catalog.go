@@ -1,6 +1,11 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"slices"
 	"sort"
 
 	"github.com/gofiber/fiber/v2"
@@ -17,22 +22,144 @@ type catalogGroup struct {
 
 type catalogEntry struct {
 	ID, Href, Title, Summary, Department, SignIn string
+	// HTML, when set, is the entry already rendered (template catalog-card).
+	HTML template.HTML
 }
 
 type catalogContent struct {
 	Query      string
 	ResultText string
 	Groups     []catalogGroup
+	// List, when set, is Groups already rendered (the whole catalog).
+	List template.HTML
 }
 
 // catalogPage lists services by category, or those matching ?q=.
+//
+// The unfiltered page is rendered once per catalog language and header
+// variant (no sign-in, signed out, signed in) and then served as bytes with
+// a strong ETag: the only parts of the page that vary per request are the
+// language links (the same for "/" and "/?lang=xx") and the account link.
+// Any other query argument ends up in the language links, so such requests
+// are rendered, with the cached list of services.
 func (s *Server) catalogPage(c *fiber.Ctx) error {
 	l := s.localizer(c)
 	q := c.Query("q")
-	found := s.Catalog.Search(q)
+	v := s.catalogView(l)
+	if q == "" && onlyLangArg(c) {
+		s.trackVisit(c) // usage statistics
+		key := pageKey{lang: l.Lang, account: accountVariant(s.accountLink(c))}
+		if b := s.cache.page(key); b != nil {
+			c.Set(fiber.HeaderContentLanguage, l.Lang.String())
+			return serveCached(c, b, fiber.MIMETextHTMLCharsetUTF8, "private, no-cache")
+		}
+		// Rendered through the same path as every page, then kept.
+		if err := s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), catalogContent{Groups: v.groups, List: v.list}); err != nil {
+			return err
+		}
+		if c.Method() != fiber.MethodGet { // HEAD: no body to keep
+			return nil
+		}
+		b := newCachedBody(c.Response().Body())
+		s.cache.setPage(key, b)
+		c.Response().ResetBody()
+		return serveCached(c, b, fiber.MIMETextHTMLCharsetUTF8, "private, no-cache")
+	}
+	content := catalogContent{Query: q}
+	if q == "" {
+		content.Groups, content.List = v.groups, v.list
+	} else {
+		found := s.Catalog.Search(q)
+		content.Groups = v.filter(found)
+		content.ResultText = l.N("catalog.results", len(found), "Query", q)
+	}
+	s.trackVisit(c) // usage statistics
+	return s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), content)
+}
+
+// onlyLangArg reports whether the request has no query arguments but lang.
+func onlyLangArg(c *fiber.Ctx) bool {
+	only := true
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if string(k) != "lang" {
+			only = false
+		}
+	})
+	return only
+}
+
+func accountVariant(a *accountLink) int8 {
+	switch {
+	case a == nil:
+		return 0
+	case a.SignedIn:
+		return 2
+	}
+	return 1
+}
+
+// catalogView is the catalog as one language shows it, made once: the
+// services by category in the language's collation, the rendered list,
+// each service's JSON and the whole GET /api/v1/services answer.
+type catalogView struct {
+	groups []catalogGroup
+	list   template.HTML
+	pos    map[string][2]int // service id -> group, entry in groups
+	items  map[string][]byte // service id -> its JSON in the list
+	json   *cachedBody       // {"services":[...]} of every service
+}
+
+// filter returns the groups with only the services found, in the view's
+// order.
+func (v *catalogView) filter(found []*gateway.Service) []catalogGroup {
+	at := make([][2]int, 0, len(found))
+	for _, svc := range found {
+		if p, ok := v.pos[svc.ID]; ok {
+			at = append(at, p)
+		}
+	}
+	slices.SortFunc(at, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	var out []catalogGroup
+	for _, p := range at {
+		g := &v.groups[p[0]]
+		if len(out) == 0 || out[len(out)-1].ID != g.ID {
+			out = append(out, catalogGroup{ID: g.ID, Name: g.Name})
+		}
+		last := &out[len(out)-1]
+		last.Services = append(last.Services, g.Services[p[1]])
+	}
+	return out
+}
+
+// catalogView returns the view of the catalog in l's language, making it
+// on first use. The views are keyed by language tag; the tags come from the
+// language middleware, which knows only the shipped languages, so there are
+// at most as many views as languages.
+func (s *Server) catalogView(l *locales.Localizer) *catalogView {
+	if v := s.cache.view(l.Lang); v != nil {
+		return v
+	}
+	v, err := s.makeCatalogView(l)
+	if err != nil {
+		// Only a broken template gets here; the pages test catches it.
+		s.Logger.Error("catalog view", "error", err)
+		return &catalogView{pos: map[string][2]int{}, items: map[string][]byte{}, json: newCachedBody([]byte(`{"services":[]}`))}
+	}
+	return s.cache.setView(l.Lang, v)
+}
+
+func (s *Server) makeCatalogView(l *locales.Localizer) (*catalogView, error) {
+	v := &catalogView{pos: map[string][2]int{}, items: map[string][]byte{}}
 	byCat := map[string]*catalogGroup{}
 	var groups []*catalogGroup
-	for _, svc := range found {
+	all := s.Catalog.All()
+	list := make([]serviceJSON, 0, len(all))
+	for _, svc := range all {
 		g := byCat[svc.Category]
 		if g == nil {
 			g = &catalogGroup{ID: svc.Category, Name: l.T(gateway.MsgCategory(svc.Category))}
@@ -45,19 +172,45 @@ func (s *Server) catalogPage(c *fiber.Ctx) error {
 			e.SignIn = l.T("catalog.requires_eid")
 		}
 		g.Services = append(g.Services, e)
+		sj := s.serviceJSON(l, svc, false)
+		list = append(list, sj)
+		item, err := json.Marshal(sj)
+		if err != nil {
+			return nil, err
+		}
+		v.items[svc.ID] = item
 	}
 	col := collate.New(l.Lang)
 	sort.Slice(groups, func(i, j int) bool { return col.CompareString(groups[i].Name, groups[j].Name) < 0 })
-	content := catalogContent{Query: q}
-	for _, g := range groups {
+	t, ok := s.pages["catalog"]
+	if !ok {
+		return nil, errors.New("httpapi: no page template catalog")
+	}
+	var buf bytes.Buffer
+	for gi, g := range groups {
 		sort.Slice(g.Services, func(i, j int) bool { return col.CompareString(g.Services[i].Title, g.Services[j].Title) < 0 })
-		content.Groups = append(content.Groups, *g)
+		for ei := range g.Services {
+			e := &g.Services[ei]
+			v.pos[e.ID] = [2]int{gi, ei}
+			buf.Reset()
+			if err := t.ExecuteTemplate(&buf, "catalog-card", e); err != nil {
+				return nil, err
+			}
+			e.HTML = template.HTML(buf.String()) // rendered by html/template: escaped
+		}
+		v.groups = append(v.groups, *g)
 	}
-	if q != "" {
-		content.ResultText = l.N("catalog.results", len(found), "Query", q)
+	buf.Reset()
+	if err := t.ExecuteTemplate(&buf, "catalog-list", v.groups); err != nil {
+		return nil, err
 	}
-	s.trackVisit(c) // usage statistics
-	return s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), content)
+	v.list = template.HTML(buf.String()) // rendered by html/template: escaped
+	body, err := json.Marshal(fiber.Map{"services": list})
+	if err != nil {
+		return nil, err
+	}
+	v.json = newCachedBody(body)
+	return v, nil
 }
 
 // serviceJSON is a service as the API shows it.
@@ -132,15 +285,27 @@ func (s *Server) serviceJSON(l *locales.Localizer, svc *gateway.Service, full bo
 	return out
 }
 
-// apiListServices: GET /api/v1/services[?q=] (contract).
+// apiListServices: GET /api/v1/services[?q=] (contract). Every service's
+// JSON is made once per language; the unfiltered list is served as bytes
+// with a strong ETag.
 func (s *Server) apiListServices(c *fiber.Ctx) error {
-	l := s.localizer(c)
-	found := s.Catalog.Search(c.Query("q"))
-	list := make([]serviceJSON, 0, len(found))
-	for _, svc := range found {
-		list = append(list, s.serviceJSON(l, svc, false))
+	v := s.catalogView(s.localizer(c))
+	q := c.Query("q")
+	if q == "" {
+		return serveCached(c, v.json, fiber.MIMEApplicationJSON, "no-cache")
 	}
-	return c.JSON(fiber.Map{"services": list})
+	found := s.Catalog.Search(q)
+	buf := make([]byte, 0, 64+len(found)*512)
+	buf = append(buf, `{"services":[`...)
+	for i, svc := range found {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, v.items[svc.ID]...)
+	}
+	buf = append(buf, "]}"...)
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(buf)
 }
 
 // apiGetService: GET /api/v1/services/{id} with fields and JSON Schema (contract).

@@ -20,6 +20,10 @@ var codeStatus = map[string]int{
 	gateway.EInternal:        fiber.StatusInternalServerError,
 	"unsupported_media_type": fiber.StatusUnsupportedMediaType,
 	"in_flight":              fiber.StatusConflict,
+	// A store write whose outcome is unknown (timeout, broken connection):
+	// 503 with "send it again with the same Idempotency-Key", where
+	// EUnavailable says "nothing was saved".
+	"outcome_unknown": fiber.StatusServiceUnavailable,
 }
 
 var statusMessage = map[int]string{

@@ -19,3 +19,6 @@ func AuthenticateForTests(principals map[string]*gateway.Principal) fiber.Handle
 		return c.Next()
 	}
 }
+
+// CheckAPIDocs is checkAPIDocs, which NewServer runs on its routes.
+func CheckAPIDocs(app *fiber.App) error { return checkAPIDocs(app) }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -84,16 +85,53 @@ func (s *Server) openUsageRows(c *fiber.Ctx) (usage.OpenDataset, error) {
 	if ds, ok := openCache.get(key, s.Config.Now()); ok {
 		return ds, nil
 	}
+	if err := s.limitOpenData(c); err != nil {
+		return usage.OpenDataset{}, err
+	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	rep, err := s.UsageReports.Report(ctx, q)
+	select { // at most openBuilds datasets made at once in this process
+	case openBuilds <- struct{}{}:
+		defer func() { <-openBuilds }()
+	case <-ctx.Done():
+		return usage.OpenDataset{}, gateway.Errorf(gateway.EUnavailable, "usage.error.unavailable", ctx.Err())
+	}
+	rows, err := s.UsageReports.OpenRows(ctx, q.From, q.To)
 	if err != nil {
 		return usage.OpenDataset{}, usageErr(err)
 	}
 	ds := usage.OpenDataset{From: q.From, To: q.To, MinCount: s.minCount(), License: CC0, Columns: usage.OpenColumns,
-		Rows: usage.OpenRows(rep.Rows, s.minCount()), Generated: s.Config.Now().UTC().Format(time.RFC3339)}
+		Rows: usage.OpenRows(rows, s.minCount()), Generated: s.Config.Now().UTC().Format(time.RFC3339)}
 	openCache.put(key, cachedDataset{ds: ds, owner: s}, s.Config.Now())
 	return ds, nil
+}
+
+// Bounds on making open datasets (a request the cache cannot answer): per
+// client IP, openDataMisses a minute (shared by the replicas through the
+// Counter); per process, openBuilds at once, the others wait within their
+// store timeout.
+const openDataMisses = 30
+
+var openBuilds = make(chan struct{}, 2)
+
+// limitOpenData counts a dataset made for the client and refuses more than
+// openDataMisses a minute with 429.
+func (s *Server) limitOpenData(c *fiber.Ctx) error {
+	if s.Counter == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
+	defer cancel()
+	n, ttl, err := s.Counter.Hit(ctx, "opendata:"+c.IP(), time.Minute)
+	if err != nil {
+		s.Logger.Warn("open data limit unavailable", "error", err)
+		return nil
+	}
+	if n > openDataMisses {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(ttl.Seconds())+1))
+		return gateway.Errorf(gateway.ETooMany, "error.rate_limited", errors.New("too many open datasets made for one client"))
+	}
+	return nil
 }
 
 // openCache keeps computed usage datasets for a few seconds, so that the

@@ -1,12 +1,7 @@
 package httpapi
 
 import (
-	"net/http"
-
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
-
-	"github.com/kommun/servicegateway/web"
 )
 
 // routes lists every route of the gateway. Keep it the one place to look.
@@ -33,13 +28,17 @@ func (s *Server) routes(app *fiber.App) {
 	// The public keys of signed receipts (JWKS), old ones included.
 	app.Get(ReceiptKeysPath, s.receiptKeys)
 
-	// Static assets (one stylesheet), cached for a day.
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(web.Static()), MaxAge: 86400}))
+	// Static assets (one stylesheet): pages link /static/<name>.<hash>.<ext>,
+	// cached for good; ETag and Last-Modified (static.go).
+	app.Get("/static/*", s.staticAsset)
 
 	// JSON for programs. Machine clients authenticate with a bearer
 	// assertion; calls authenticated by the session cookie that change
 	// something carry X-CSRF-Token (checked by the authentication).
+	// Every route here is described in apiDocs (openapi.go) for the
+	// OpenAPI document; NewServer fails on one that is not.
 	api := app.Group("/api/v1")
+	api.Get("/openapi.json", s.apiOpenAPI)
 	api.Get("/services", s.apiListServices)
 	api.Get("/services/:id", s.apiGetService)
 	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
@@ -77,6 +76,20 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/open-data/services.csv", s.openServicesCSV)
 	app.Get("/open-data/services.json", s.openServicesJSON)
 	app.Get("/open-data/catalog.jsonld", s.openCatalog)
+
+	// Open311 GeoReport v2 (gateway/open311): every resource in JSON and
+	// XML by its suffix, errors in Open311's shape; api_key, not cookies.
+	if o := s.Open311; o != nil {
+		g := app.Group("/open311/v2", o.Catch)
+		g.Get("/discovery.:format", o.Discovery)
+		g.Get("/services.:format", o.Services)
+		g.Get("/services/:code.:format", o.Service)
+		g.Post("/requests.:format", s.rateLimit("submit"), o.PostRequests)
+		g.Get("/requests.:format", o.GetRequests)
+		g.Get("/requests/:id.:format", o.GetRequest)
+		g.Get("/tokens/:token.:format", o.Token)
+		g.Use(o.NotFound)
+	}
 
 	// Identity, before the form CSRF middleware: the development provider's
 	// machine endpoints (called by the relying party, not by browsers), and

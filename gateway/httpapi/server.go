@@ -44,7 +44,11 @@ type Deps struct {
 	// Store reads submissions (status pages, My pages).
 	Store SubmissionStore
 	// Desk is the service-point desk's store; nil: no desk.
-	Desk         DeskStore
+	Desk DeskStore
+	// DeadLetters is the administration of dead letters; nil: 503.
+	DeadLetters DeadLetterStore
+	// Statuses takes status updates from back-ends; nil: 503.
+	Statuses     StatusUpdater
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).
@@ -82,6 +86,8 @@ type Deps struct {
 	// receipt (satisfaction.go); nil: no question.
 	Satisfaction SatisfactionStore
 	Config       Config
+	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
+	Open311 Open311
 }
 
 // Config holds the HTTP layer's settings.
@@ -167,6 +173,8 @@ type Server struct {
 	pointKeyBytes []byte
 
 	notices noticeCache // notices.go
+	openapi openAPI
+	cache   catalogCache // catalog.go: the catalog made once per language
 }
 
 // NewServer builds the fiber app with every route.
@@ -190,6 +198,7 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ErrorHandler:            s.handleError,
 		BodyLimit:               deps.Config.BodyLimit,
 		ReadBufferSize:          16 * 1024, // caps request headers
+		WriteBufferSize:         16 * 1024, // headers and a small page in one write (fasthttp: 4 KB, two writes)
 		ReadTimeout:             deps.Config.ReadTimeout,
 		WriteTimeout:            30 * time.Second,
 		IdleTimeout:             120 * time.Second,
@@ -200,6 +209,9 @@ func NewServer(deps Deps) (*fiber.App, error) {
 		ProxyHeader:             fiber.HeaderXForwardedFor,
 	})
 	s.routes(s.app)
+	if err := checkAPIDocs(s.app); err != nil { // openapi.go: every JSON route described
+		return nil, err
+	}
 	return s.app, nil
 }
 

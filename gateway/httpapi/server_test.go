@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -46,7 +47,7 @@ func baseDeps(t testing.TB) (httpapi.Deps, *redisstore.Store, *redistest.Server)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return httpapi.Deps{Catalog: cat, Store: store, Desk: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
+	return httpapi.Deps{Catalog: cat, Store: store, Desk: store, DeadLetters: store, Statuses: store, Translations: tr, Ready: store.Ping, Logger: quiet}, store, srv
 }
 
 // build makes the fiber app from deps; without an intake, one on deps'
@@ -80,7 +81,7 @@ func newIntake(t testing.TB, deps httpapi.Deps) *intake.Intake {
 		events = rec
 	}
 	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: events, Logger: quiet,
-		Config: intake.Config{Now: deps.Config.Now}})
+		Config: intake.Config{Now: deps.Config.Now, StoreTimeout: deps.Config.StoreTimeout}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +96,20 @@ type resp struct {
 
 func (e *env) do(t *testing.T, req *http.Request) resp {
 	t.Helper()
+	var reqBody []byte // for the OpenAPI check (openapi_test.go)
+	if api := strings.HasPrefix(req.URL.Path, "/api/v1/"); api && req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
 	res, err := e.app.Test(req, 10000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		openAPICheck(t, e.app, req, reqBody, res.StatusCode, res.Header, b)
+	}
 	return resp{status: res.StatusCode, header: res.Header, body: string(b)}
 }
 

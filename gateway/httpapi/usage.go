@@ -26,6 +26,9 @@ type Tracker interface {
 type UsageReader interface {
 	Report(ctx context.Context, q usage.Query) (*usage.Report, error)
 	Today() string
+	// OpenRows is the open dataset's rows for from..to, from daily
+	// aggregates (see opendata.go).
+	OpenRows(ctx context.Context, from, to string) ([]usage.Row, error)
 }
 
 // stampField is the hidden form field with the signed time the form was

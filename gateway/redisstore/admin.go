@@ -153,7 +153,7 @@ func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.S
 	k := s.keys
 	n, err := closeDeadScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead()},
-		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli()).Int()
+		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli(), ackToken()).Int()
 	return deadOutcome(id, n, err)
 }
 
@@ -168,7 +168,7 @@ func (s *Store) Defer(ctx context.Context, job Job, due time.Time) error {
 	id := job.SubmissionID
 	return outcome(deferScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.deliveries(), k.retry()},
-		group, job.StreamID, due.UnixMilli(), id).Int())
+		group, job.StreamID, due.UnixMilli(), id, ackToken()).Int())
 }
 
 // ErrInFlight is the cause of the error LockIdempotency returns when another
@@ -203,11 +203,11 @@ func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.
 	key := s.keys.idemLock(idem.Scope, idem.Key)
 	lctx, cancel := s.bound(ctx)
 	defer cancel()
-	ok, err := s.rdb.SetNX(lctx, key, token, ttl).Result()
+	ok, err := lockScript.Run(lctx, s.rdb, []string{key}, token, ttl.Milliseconds()).Int()
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	if !ok {
+	if ok != 1 {
 		return nil, &gateway.Error{Code: CodeInFlight, Message: gateway.Message{ID: "error.idempotency_in_flight"}, Cause: ErrInFlight}
 	}
 	return func() {

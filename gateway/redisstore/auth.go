@@ -25,11 +25,19 @@ func (s *Store) PutSession(ctx context.Context, id string, data []byte, ttl time
 	return nil
 }
 
-// GetSession returns a session; nil when there is none.
-func (s *Store) GetSession(ctx context.Context, id string) ([]byte, error) {
+// GetSession returns a session and sets its remaining life to ttl in the
+// same command (GETEX ... PX), so that a signed-in request costs one round
+// trip; nil when there is none. ttl <= 0 leaves the life as it is.
+func (s *Store) GetSession(ctx context.Context, id string, ttl time.Duration) ([]byte, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	b, err := s.rdb.Get(ctx, s.keys.session(id)).Bytes()
+	var cmd *redis.StringCmd
+	if ttl > 0 {
+		cmd = s.rdb.GetEx(ctx, s.keys.session(id), ttl)
+	} else {
+		cmd = s.rdb.Get(ctx, s.keys.session(id)) // GETEX with 0 would PERSIST
+	}
+	b, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -222,16 +230,38 @@ func (s *Store) DepartmentSubmissions(ctx context.Context, department string, li
 	return s.listIndex(ctx, s.keys.dept(department), limit)
 }
 
+// IndexMargin is added to the longest retention to make IndexKeep: the
+// time a submission may wait for its delivery (retries, a dead letter
+// handled by a person) before its retention starts.
+const IndexMargin = 30 * 24 * time.Hour
+
+// IndexKeepFor is the IndexKeep for services whose longest retention is
+// longest; 0 (a service keeps its submissions) keeps index entries.
+func IndexKeepFor(longest time.Duration) time.Duration {
+	if longest <= 0 {
+		return 0
+	}
+	return longest + IndexMargin
+}
+
 func (s *Store) listIndex(ctx context.Context, key string, limit int) ([]*gateway.Submission, error) {
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	ids, err := s.rdb.ZRevRange(ctx, key, 0, int64(limit-1)).Result()
+	var list *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if s.IndexKeep > 0 { // past retention: gone from the index, however many there are
+			p.ZRemRangeByScore(ctx, key, "-inf", "("+strconv.FormatInt(s.now().Add(-s.IndexKeep).UnixMilli(), 10))
+		}
+		list = p.ZRevRange(ctx, key, 0, int64(limit-1))
+		return nil
+	})
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	ids := list.Val()
 	out, gone, err := s.records(ctx, ids)
 	if err != nil {
 		return nil, err

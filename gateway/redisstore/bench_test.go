@@ -66,3 +66,29 @@ func BenchmarkCreate(b *testing.B) {
 type atomicCounter struct{ v atomic.Int64 }
 
 func (c *atomicCounter) next() int { return int(c.v.Add(1)) }
+
+// BenchmarkCreateWaitReplica measures what GATEWAY_REDIS_WAIT_REPLICAS=1
+// costs: the durable write with and without WAIT for one local replica
+// (both processes on this machine, no AOF), from one goroutine.
+func BenchmarkCreateWaitReplica(b *testing.B) {
+	primary := redistest.Start(b)
+	redistest.Start(b, redistest.WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(port(b, primary.Addr()))))
+	rdb := primary.Client(b)
+	ctx := context.Background()
+	for rdb.Do(ctx, "WAIT", 1, 100).Val() != int64(1) {
+		rdb.Set(ctx, "sync", "1", time.Minute)
+	}
+	for _, wait := range []int{0, 1} {
+		b.Run("wait="+strconv.Itoa(wait), func(b *testing.B) {
+			s := New(rdb, "")
+			s.WaitReplicas, s.WaitTimeout = wait, time.Second
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				in := *newSubmission()
+				if _, _, err := s.Create(ctx, &in, Idempotency{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

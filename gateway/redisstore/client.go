@@ -1,9 +1,15 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -80,5 +86,83 @@ func NewClient(cfg ClientConfig) (redis.UniversalClient, error) {
 	if opts.ClientName == "" {
 		opts.ClientName = "servicegateway"
 	}
+	if opts.MasterName == "" && len(opts.Addrs) > 1 {
+		return newClusterClient(opts.Cluster()), nil
+	}
 	return redis.NewUniversalClient(opts), nil
+}
+
+// Cluster topology. go-redis reloads the slot map on MOVED and ASK and
+// otherwise only every ClusterStateReloadInterval (60 s by default): with
+// a primary dead and failed over, commands kept going to the dead address
+// (connection refused) and the gateway answered 503 for 40 s after the
+// cluster itself had failed over in 3 s. So a connection error (or
+// timeout) on any command reloads the slot map, at most once per
+// ClusterReloadMinGap, and the periodic reload runs every
+// ClusterReloadInterval.
+const (
+	ClusterReloadInterval = 10 * time.Second
+	ClusterReloadMinGap   = 250 * time.Millisecond
+)
+
+func newClusterClient(o *redis.ClusterOptions) *redis.ClusterClient {
+	o.ClusterStateReloadInterval = ClusterReloadInterval
+	c := redis.NewClusterClient(o)
+	c.AddHook(&reloadOnError{c: c})
+	return c
+}
+
+// reloadOnError is a go-redis hook that reloads a Cluster's slot map when
+// a command fails on the connection, rate-limited.
+type reloadOnError struct {
+	c    *redis.ClusterClient
+	last atomic.Int64 // unix nanoseconds of the last reload asked for
+}
+
+func (h *reloadOnError) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *reloadOnError) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+func (h *reloadOnError) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		h.check(ctx, err)
+		return err
+	}
+}
+
+func (h *reloadOnError) check(ctx context.Context, err error) {
+	if !connectionError(err) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := h.last.Load()
+	if now-last < int64(ClusterReloadMinGap) || !h.last.CompareAndSwap(last, now) {
+		return
+	}
+	h.c.ReloadState(ctx) // asynchronous in go-redis; coalesces reloads
+}
+
+// connectionError reports whether err is about the connection (refused,
+// reset, closed, timed out) rather than an answer from Redis.
+func connectionError(err error) bool {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return false
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		// CLUSTERDOWN and friends: the cluster is reorganising.
+		msg := rerr.Error()
+		return strings.HasPrefix(msg, "CLUSTERDOWN") || strings.HasPrefix(msg, "READONLY") || strings.HasPrefix(msg, "MASTERDOWN")
+	}
+	var nerr net.Error
+	return errors.As(err, &nerr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET)
 }

@@ -64,11 +64,16 @@ func (s *Store) AddDeskContact(ctx context.Context, day, point, service, channel
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	f := point + deskSep + service + deskSep + channel + deskSep + outcome
-	if err := s.rdb.HIncrBy(ctx, s.keys.deskDay(day), f, 1).Err(); err != nil {
+	tok := ackToken() // a re-sent script counts the contact once
+	if err := onceCountScript.Run(ctx, s.rdb, []string{s.keys.deskDay(day), s.keys.onceUsage(tok)}, f, onceKeep.Milliseconds()).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
+
+// onceKeep is how long the token of a counted write is remembered: longer
+// than go-redis takes to re-send a command.
+const onceKeep = time.Minute
 
 // DeskContactCount is one counter of contacts registered at the desk (the
 // domain type).
@@ -124,7 +129,8 @@ func (s *Store) AppendAudit(ctx context.Context, e servicepoint.AuditEntry) erro
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.rdb.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.audit(), Values: []any{"e", string(b)}}).Err(); err != nil {
+	tok := ackToken() // a re-sent script appends the entry once
+	if err := onceAppendScript.Run(ctx, s.rdb, []string{s.keys.audit(), s.keys.onceAudit(tok)}, "e", string(b), onceKeep.Milliseconds()).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil

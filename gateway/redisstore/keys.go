@@ -18,6 +18,11 @@ const DefaultPrefix = "gw"
 //	gw:{q}:ref:<reference> string  reference -> id; makes references unique
 //	gw:{q}:idem:<digest>   hash    idempotency record {id, body}; digest = sha256(scope, key)
 //	gw:{q}:ilock:<digest>  string  a request with that idempotency key is in flight (short TTL)
+//	gw:{q}:snonce:<digest> string  a signed status update seen (digest = sha256 of its
+//	                               signature), against replay; expires after the window
+//	gw:{q}:unknown:<id>    list    status updates for a submission this Redis does not
+//	                               have (lost in a failover), JSON entries; 30 days, 10
+//	gw:{q}:unknown         zset    ids with such updates, score = last (ms); 30 days, 1,000
 //	gw:{q}:deliveries      stream  work for the dispatcher, field "id" = submission id
 //	gw:{q}:retry           zset    submission ids waiting for a retry, score = due time (ms)
 //	gw:{q}:dead            zset    dead-lettered submission ids, score = time (ms)
@@ -37,6 +42,8 @@ const DefaultPrefix = "gw"
 //	gw:jti:<digest>        string  a machine client's assertion id, against replay
 //	gw:{u}:usage:<day>     hash    usage counters of a day (gateway/usage): field
 //	                               service|department|channel|locale|metric -> count
+//	gw:{u}:uopen:<day>     string  a closed day's open-data rows (JSON), computed once
+//	                               from the day's counters; expires after 400 days
 //	gw:{u}:uv:<day>:<svc>  HLL     distinct visitor hashes of a day; <svc> "" = site;
 //	                               expires after 400 days
 //	gw:{u}:usecret:<name>  string  usage secrets: "salt:<day>" (visitor salt, TTL 26h,
@@ -46,6 +53,8 @@ const DefaultPrefix = "gw"
 //	                               are trimmed on write (the desk shows this week)
 //	gw:{u}:desk:<day>      hash    contacts registered at service points (desk.go):
 //	                               field point|service|channel|outcome -> count; kept
+//	gw:{u}:once:<token>    string  a contact counted (token per call, 1 min), so a
+//	gw:{a}:once:<token>            re-sent script counts once; likewise an audit entry
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
 //	gw:{q}:sat:<id>        string  a submission's satisfaction answer (JSON: score, comment,
@@ -98,8 +107,18 @@ func (k keys) payload(id string) string { return k.prefix + "payload:" + id }
 func (k keys) hist(id string) string    { return k.prefix + "hist:" + id }
 func (k keys) ref(ref string) string    { return k.prefix + "ref:" + ref }
 func (k keys) deliveries() string       { return k.prefix + "deliveries" }
-func (k keys) retry() string            { return k.prefix + "retry" }
-func (k keys) dead() string             { return k.prefix + "dead" }
+
+func (k keys) unknownStatus(id string) string { return k.prefix + "unknown:" + id }
+func (k keys) unknownIndex() string           { return k.prefix + "unknown" }
+
+// statusNonce remembers a signed status update (its signature), in the
+// submissions' slot because the status script writes it.
+func (k keys) statusNonce(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return k.prefix + "snonce:" + hex.EncodeToString(sum[:16])
+}
+func (k keys) retry() string { return k.prefix + "retry" }
+func (k keys) dead() string  { return k.prefix + "dead" }
 
 // rate is the rate limit counter of key. It stands alone (a single-key
 // script), so it carries no hash tag and Cluster spreads the counters.
@@ -158,6 +177,7 @@ func (k keys) usageVisitors(day, scope string) string {
 	return k.base + "{u}:uv:" + day + ":" + scope
 }
 func (k keys) usageSecret(name string) string { return k.base + "{u}:usecret:" + name }
+func (k keys) usageOpenDay(day string) string { return k.base + "{u}:uopen:" + day }
 
 // Service-point keys (see desk.go). The desk index shares the submissions'
 // tag so that it can be read together with their records; the contact
@@ -178,6 +198,11 @@ func (k keys) noticeEnds() string { return k.base + "{n}:notices:end" }
 // ready is the readiness probe's key, in the submissions' slot: the node
 // that must take writes.
 func (k keys) ready() string { return k.prefix + "ready" }
+
+// onceUsage and onceAudit remember one write by its caller's token, in the
+// slot of what it writes (see onceCountScript).
+func (k keys) onceUsage(token string) string { return k.base + "{u}:once:" + token }
+func (k keys) onceAudit(token string) string { return k.base + "{a}:once:" + token }
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

@@ -25,12 +25,29 @@ import (
 // (only when the submission was filed at a service point)
 // ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
 // 5 id, 6 payload JSON, 7 history entry JSON, 8 created (ms, the index
-// score), 9 the desk index's cutoff (ms; older entries are trimmed),
-// 10.. metadata field/value pairs
+// score), 9 the desk index's cutoff, 10 the department's and owner's
+// indexes' cutoff (ms; older entries are trimmed, so the indexes stay
+// bounded by retention; 0 trims nothing), 11 reference, 12.. metadata
+// field/value pairs
 //
 // Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
 // {"id"} (id taken).
+//
+// Safe to run twice with the same arguments: go-redis sends a script again
+// when the connection broke before the reply arrived, and the first run may
+// have completed. The caller draws id and reference before the script, so a
+// record under this id with this reference can only be this call's own
+// earlier run: the script answers "ok" again and writes nothing. (Without
+// this check a re-run answered "id", the caller drew a new id and one
+// request became two submissions, both delivered.)
 var createScript = redis.NewScript(`
+local mine = redis.call('HGET', KEYS[1], 'reference')
+if mine then
+  if mine == ARGV[11] then
+    return {'ok'}
+  end
+  return {'id'}
+end
 if ARGV[1] == '1' then
   local prev = redis.call('HMGET', KEYS[5], 'id', 'body')
   if prev[1] and redis.call('EXISTS', ARGV[4] .. prev[1]) == 1 then
@@ -41,19 +58,18 @@ if ARGV[1] == '1' then
   end
   -- no record, or the earlier submission is gone (its retention passed)
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'id'}
-end
 if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
   return {'ref'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('SET', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
 redis.call('ZADD', KEYS[7], ARGV[8], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', '(' .. ARGV[10])
 if KEYS[8] ~= KEYS[7] then
   redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[10])
 end
 if KEYS[9] then
   redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
@@ -69,19 +85,40 @@ return {'ok'}
 
 // updateStatusScript records a status change from a case system.
 //
-// KEYS: 1 sub, 2 hist
+// KEYS: 1 sub, 2 hist, 3 the update's nonce (optional: a signed update's
+// signature, remembered so that a replay does nothing)
 // ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or "",
-// 5 time of the change in ms
+// 5 time of the change in ms, 6 how long the nonce is remembered (ms),
+// 7 the longest history kept (entries)
 //
 // The status moves to a higher rank, or to the same rank when the change is
 // not older than the one that set the current status (status_at), so that
 // a late needs_info does not undo a newer in_progress. Replies -1 (no such
-// submission), 0 (recorded, status not moved) or 1 (moved).
+// submission), 0 (recorded, status not moved), 1 (moved to another status)
+// or 2 (a replay: the nonce was seen, or the entry is the last one already,
+// e.g. go-redis re-sent the script; nothing done).
+//
+// The history keeps its first entry (received) and the newest ones up to
+// ARGV[7] in all, so replays and chatty back-ends cannot grow it without
+// bound.
 var updateStatusScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
+if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[6]) then
+  return 2
+end
+if redis.call('LINDEX', KEYS[2], -1) == ARGV[3] then
+  return 2
+end
 redis.call('RPUSH', KEYS[2], ARGV[3])
+local max = tonumber(ARGV[7])
+local n = redis.call('LLEN', KEYS[2])
+if max > 1 and n > max then
+  local first = redis.call('LINDEX', KEYS[2], 0)
+  redis.call('LTRIM', KEYS[2], n - max + 1, -1)
+  redis.call('LPUSH', KEYS[2], first)
+end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then
   redis.call('PEXPIRE', KEYS[2], ttl)
@@ -94,34 +131,94 @@ local rank = tonumber(ARGV[2])
 local at = tonumber(ARGV[5] or '0')
 local curAt = tonumber(redis.call('HGET', KEYS[1], 'status_at') or '0')
 if rank > cur or (rank == cur and at >= curAt) then
+  local prev = redis.call('HGET', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
-  return 1
+  if prev ~= ARGV[1] then
+    return 1
+  end
 end
 return 0
 `)
 
+// unknownStatusScript records a status update for a submission this Redis
+// does not have (e.g. lost with a failover to a lagging replica, while the
+// back-end holds the case), so that it is not lost: the entry joins the
+// id's list and the id the index of such ids. Bounded: the list keeps its
+// newest ARGV[4] entries and expires after ARGV[2]; the index drops ids
+// older than ARGV[2] and keeps at most ARGV[5], and the lists of the ids it
+// drops go with them. A nonce seen (KEYS[4]) or an entry equal to the last
+// one is a replay (safe to run twice).
+//
+// KEYS: 1 sub (must not exist), 2 the id's list, 3 the index, 4 nonce
+// (optional)
+// ARGV: 1 entry JSON, 2 keep ms, 3 now ms, 4 longest list, 5 most ids,
+// 6 id, 7 nonce TTL ms, 8 the lists' key prefix (an id is appended; the
+// same slot)
+//
+// Replies -1 (the submission exists: use updateStatusScript), 0 (replay)
+// or 1 (recorded).
+var unknownStatusScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return -1
+end
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[7]) then
+  return 0
+end
+if redis.call('LINDEX', KEYS[2], -1) == ARGV[1] then
+  return 0
+end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6])
+local cutoff = '(' .. (tonumber(ARGV[3]) - tonumber(ARGV[2]))
+for _, old in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cutoff)) do
+  redis.call('DEL', ARGV[8] .. old)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', cutoff)
+local over = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[5])
+if over > 0 then
+  for _, old in ipairs(redis.call('ZRANGE', KEYS[3], 0, over - 1)) do
+    redis.call('DEL', ARGV[8] .. old)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, over - 1)
+end
+return 1
+`)
+
 // ackJob is the prologue of the scripts that end a job (Complete, Retry,
 // DeadLetter, Defer): XACK and XDEL of the job's entry in the deliveries
-// stream, KEYS[stream]; ARGV 1 is the group and 2 the stream id. The script
-// replies 0 and does nothing else when the entry was already acknowledged,
-// and -1 when the submission (KEYS[1]) is gone.
+// stream, KEYS[stream]; ARGV 1 is the group, 2 the stream id, and the last
+// ARGV a token the caller drew for this call. The script replies 0 and does
+// nothing else when the entry was already acknowledged, and -1 when the
+// submission (KEYS[1]) is gone.
+//
+// The token makes the scripts safe to run twice with the same arguments:
+// the first run stores it in the record ("ack"), so a re-run by go-redis
+// after a broken connection finds its own token and replies 1 (done),
+// where it would have replied 0 (another consumer finished the job).
 func ackJob(stream int) string {
 	d := "KEYS[" + strconv.Itoa(stream) + "]"
 	return `
 if redis.call('XACK', ` + d + `, ARGV[1], ARGV[2]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[#ARGV] then
+    return 1
+  end
   return 0
 end
 redis.call('XDEL', ` + d + `, ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
-end`
+end
+redis.call('HSET', KEYS[1], 'ack', ARGV[#ARGV])`
 }
 
 // completeScript records a successful delivery.
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead
 // ARGV: 1 group, 2 stream id, 3 history entry JSON, 4 case reference or "",
-// 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id
+// 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id,
+// 9 token (see ackJob)
 //
 // Replies 0 (job already acknowledged: nothing done), -1 (no such
 // submission) or 1.
@@ -151,7 +248,7 @@ return 1
 // retryScript schedules another attempt.
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
-// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 reason, 6 token
 var retryScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'last_error', ARGV[5])
@@ -162,7 +259,7 @@ return 1
 // deadLetterScript parks a submission for a person to look at.
 //
 // KEYS: 1 sub, 2 deliveries, 3 dead
-// ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason
+// ARGV: 1 group, 2 stream id, 3 now ms, 4 id, 5 reason, 6 token
 var deadLetterScript = redis.NewScript(ackJob(2) + `
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'delayed', '1', 'dead_reason', ARGV[5], 'last_error', ARGV[5])
@@ -197,7 +294,7 @@ return #ids
 // redriveScript gives a dead-lettered submission a new round of attempts.
 //
 // KEYS: 1 sub, 2 deliveries, 3 dead
-// ARGV: 1 id
+// ARGV: 1 id, 2 token (a re-run finds it and answers 1, see ackJob)
 //
 // The submission stays "delayed" until it is delivered. Replies -1 (no such
 // submission), 0 (not dead-lettered) or 1.
@@ -206,8 +303,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if redis.call('ZREM', KEYS[3], ARGV[1]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[2] then
+    return 1
+  end
   return 0
 end
+redis.call('HSET', KEYS[1], 'ack', ARGV[2])
 redis.call('HSET', KEYS[1], 'attempts', '0')
 redis.call('HDEL', KEYS[1], 'dead_reason')
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[1])
@@ -247,6 +348,9 @@ return n
 // KEYS: 1 counter
 // ARGV: 1 window ms
 //
+// A re-run after a broken connection counts the hit twice: a rate limit
+// one request stricter for that client, accepted.
+//
 // Replies {count, ms left in the window}.
 var hitScript = redis.NewScript(`
 local n = redis.call('INCR', KEYS[1])
@@ -262,9 +366,31 @@ return {n, ttl}
 // back-end's circuit breaker is open, so nothing was tried.
 //
 // KEYS: 1 sub, 2 deliveries, 3 retry
-// ARGV: 1 group, 2 stream id, 3 due ms, 4 id
+// ARGV: 1 group, 2 stream id, 3 due ms, 4 id, 5 token
 var deferScript = redis.NewScript(ackJob(2) + `
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+return 1
+`)
+
+// lockScript takes an in-flight lock for the caller's token. Safe to run
+// twice with the same arguments: a re-run (go-redis sends the script again
+// when the connection broke before the reply) finds the caller's own token
+// and answers 1, where SET NX alone answered "taken" and a request sent
+// once got 409.
+//
+// KEYS: 1 lock
+// ARGV: 1 token, 2 TTL ms
+//
+// Replies 1 (the caller holds the lock) or 0 (another request holds it).
+var lockScript = redis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  return 1
+end
+if cur then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `)
 
@@ -288,7 +414,7 @@ return 0
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 dead
 // ARGV: 1 id, 2 status, 3 its rank, 4 history entry JSON, 5 retention ms
-// (0 = keep), 6 now ms
+// (0 = keep), 6 now ms, 7 token (a re-run finds it and answers 1)
 //
 // Replies -1 (no such submission), 0 (not dead-lettered) or 1.
 var closeDeadScript = redis.NewScript(`
@@ -296,8 +422,12 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if redis.call('ZREM', KEYS[5], ARGV[1]) == 0 then
+  if redis.call('HGET', KEYS[1], 'ack') == ARGV[7] then
+    return 1
+  end
   return 0
 end
+redis.call('HSET', KEYS[1], 'ack', ARGV[7])
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'rank', ARGV[3], 'status_at', ARGV[6], 'delayed', '0')
 redis.call('HDEL', KEYS[1], 'dead_reason')
@@ -330,5 +460,44 @@ if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) 
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+return 1
+`)
+
+// onceCountScript adds 1 to a counter once per caller's token: a re-run by
+// go-redis after a broken connection finds the token and adds nothing.
+//
+// KEYS: 1 counter hash, 2 the token's key (same slot)
+// ARGV: 1 field, 2 token TTL ms
+var onceCountScript = redis.NewScript(`
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
+return 1
+`)
+
+// onceAppendScript adds an entry to a stream once per caller's token (see
+// onceCountScript).
+//
+// KEYS: 1 stream, 2 the token's key (same slot)
+// ARGV: 1 field, 2 value, 3 token TTL ms
+var onceAppendScript = redis.NewScript(`
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[3]) then
+  redis.call('XADD', KEYS[1], '*', ARGV[1], ARGV[2])
+end
+return 1
+`)
+
+// usageAddScript adds usage counters once per caller's token (see
+// onceCountScript).
+//
+// KEYS: 1 the token's key, 2.. day hashes (all in the {u} slot)
+// ARGV: 1 token TTL ms, then triplets: index into KEYS, field, increment
+var usageAddScript = redis.NewScript(`
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return 0
+end
+for i = 2, #ARGV, 3 do
+  redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+end
 return 1
 `)

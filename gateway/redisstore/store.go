@@ -12,6 +12,8 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,10 @@ var ErrNotPending = errors.New("redisstore: job no longer pending; outcome not r
 
 // DefaultOpTimeout bounds a Redis call whose context has no deadline.
 const DefaultOpTimeout = 5 * time.Second
+
+// DefaultWaitTimeout bounds WAIT when WaitReplicas is set and WaitTimeout
+// is not.
+const DefaultWaitTimeout = 500 * time.Millisecond
 
 // DefaultIdempotencyTTL is how long an idempotency key is remembered when
 // Idempotency.TTL is not set.
@@ -75,6 +81,21 @@ type Store struct {
 	// should still pass their own timeouts.
 	OpTimeout time.Duration
 
+	// IndexKeep bounds how long the department's and a person's index of
+	// submissions keep an entry (trimmed by score on every write and
+	// list); 0 keeps entries until their record is found gone. Set it to
+	// the longest retention of any service plus the time a submission may
+	// wait for delivery.
+	IndexKeep time.Duration
+
+	// WaitReplicas, when > 0, makes Create wait (WAIT) until that many
+	// replicas acknowledged the write, for at most WaitTimeout; fewer is
+	// an outcome-unknown error (the client retries with its
+	// Idempotency-Key). Only single-node and Sentinel clients: a Cluster
+	// cannot route WAIT to the slot's primary (use min-replicas-to-write).
+	WaitReplicas int
+	WaitTimeout  time.Duration
+
 	now    func() time.Time
 	newID  func() string
 	newRef func(time.Time) string
@@ -116,6 +137,51 @@ type QueueStats struct {
 	Retrying  int64         // submissions waiting for a retry
 	Dead      int64         // dead-lettered submissions
 	OldestAge time.Duration // age of the oldest stream entry; 0 when empty
+}
+
+// CodeOutcomeUnknown is the gateway.Error code of a write whose outcome is
+// not known: the request may have been sent and carried out, but no answer
+// came (a timeout, a broken connection, or too few replicas acknowledged
+// it). The edge answers 503 and tells the client to send the same request
+// again with the same Idempotency-Key, which every write script makes safe.
+const CodeOutcomeUnknown = "outcome_unknown"
+
+// ErrNotReplicated is the cause of a write that reached the primary but not
+// WaitReplicas replicas within WaitTimeout: it may be lost on a failover,
+// or delivered.
+var ErrNotReplicated = errors.New("redisstore: write not acknowledged by enough replicas")
+
+// writeFailed wraps the error of a write: a definite refusal (Redis
+// answered with an error it is not retried on, so nothing ran) is
+// EUnavailable ("nothing was saved"); anything else (timeouts, broken
+// connections, refused dials that may follow an attempt go-redis retried)
+// is CodeOutcomeUnknown.
+func writeFailed(err error) error {
+	var gerr *gateway.Error
+	if errors.As(err, &gerr) {
+		return err
+	}
+	if refused(err) {
+		return unavailable(err)
+	}
+	return &gateway.Error{Code: CodeOutcomeUnknown, Message: gateway.Message{ID: "error.store_outcome_unknown"}, Cause: err}
+}
+
+// refused reports whether err is Redis's definite refusal of a command: an
+// error reply other than those go-redis retries on (after which an earlier
+// attempt may have run).
+func refused(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) || errors.Is(err, redis.Nil) {
+		return false
+	}
+	msg := rerr.Error()
+	for _, p := range []string{"READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK"} {
+		if strings.HasPrefix(msg, p) {
+			return false
+		}
+	}
+	return true
 }
 
 // unavailable wraps a Redis error for the edge.
@@ -201,52 +267,21 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
 	}
-	idemKey := s.keys.idem(idem.Scope, idem.Key) // declared even when unused (Cluster routing)
-
 	for range maxReferenceTries {
 		id, ref := s.newID(), s.newRef(now)
-		args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
-			now.Add(-deskKeep).UnixMilli(),
-			fID, id,
-			fReference, ref,
-			fService, sub.Service,
-			fServiceVersion, sub.ServiceVersion,
-			fDepartment, sub.Department,
-			fChannel, string(sub.Channel),
-			fLocale, sub.Locale,
-			fStatus, string(gateway.StatusReceived),
-			fRank, gateway.StatusReceived.Rank(),
-			fAttempts, 0,
-			fDelayed, "0",
-			fCreatedAt, now.Format(time.RFC3339Nano),
-		}
-		if sub.Subject != "" {
-			args = append(args, fSubject, sub.Subject)
-		}
-		if sub.PayloadHash != "" {
-			args = append(args, fPayloadHash, sub.PayloadHash)
-		}
-		if sub.Actor != "" {
-			args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
-		}
-		owner := s.keys.dept(sub.Department)
-		if sub.Subject != "" {
-			owner = s.keys.subject(sub.Subject)
-		}
-		keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
-			s.keys.dept(sub.Department), owner}
-		if sub.Actor != "" && sub.ServicePoint != "" {
-			keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
-		}
-		reply, err := createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+		keys, args := s.createCall(sub, idem, useIdem, ttl, id, ref, now, payloadJSON, histJSON)
+		reply, werr, err := s.runCreate(ctx, keys, args)
 		if err != nil {
-			return nil, false, unavailable(err)
+			return nil, false, writeFailed(err)
 		}
 		if len(reply) == 0 {
 			return nil, false, unavailable(errors.New("create: empty reply"))
 		}
 		switch reply[0] {
 		case "ok":
+			if werr != nil {
+				return nil, false, werr
+			}
 			sub.ID, sub.Reference = id, ref
 			sub.Status = gateway.StatusReceived
 			sub.CaseReference = ""
@@ -277,6 +312,98 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 		}
 	}
 	return nil, false, unavailable(fmt.Errorf("create: no free reference after %d tries", maxReferenceTries))
+}
+
+// runCreate runs createScript. With WaitReplicas set, WAIT follows the
+// script on the same connection (one pipeline), and werr is
+// ErrNotReplicated (as CodeOutcomeUnknown) when fewer replicas than asked
+// acknowledged the write within WaitTimeout.
+func (s *Store) runCreate(ctx context.Context, keys []string, args []any) (reply []string, werr, err error) {
+	if s.WaitReplicas <= 0 {
+		reply, err = createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+		return reply, nil, err
+	}
+	waitTimeout := s.WaitTimeout
+	if waitTimeout <= 0 {
+		waitTimeout = DefaultWaitTimeout // WAIT 0 would block for ever
+	}
+	for range 2 {
+		var (
+			run  *redis.Cmd
+			wait *redis.Cmd
+		)
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			run = createScript.EvalSha(ctx, p, keys, args...)
+			wait = p.Do(ctx, "wait", s.WaitReplicas, waitTimeout.Milliseconds())
+			return nil
+		})
+		if err := run.Err(); err != nil {
+			if redis.HasErrorPrefix(err, "NOSCRIPT") {
+				if err := createScript.Load(ctx, s.rdb).Err(); err != nil {
+					return nil, nil, err
+				}
+				continue
+			}
+			return nil, nil, err
+		}
+		reply, err = run.StringSlice()
+		if err != nil {
+			return nil, nil, err
+		}
+		switch n, err := wait.Int64(); {
+		case err != nil:
+			werr = writeFailed(fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err))
+		case n < int64(s.WaitReplicas):
+			werr = writeFailed(fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.WaitReplicas, waitTimeout))
+		}
+		return reply, werr, nil
+	}
+	return nil, nil, errors.New("create: script not loaded")
+}
+
+// createCall is the keys and arguments of createScript for one try with
+// id and ref (drawn by the caller, so that a re-run of the script with the
+// same arguments finds its own record; see createScript).
+func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem string, ttl time.Duration, id, ref string, now time.Time, payloadJSON, histJSON []byte) ([]string, []any) {
+	indexCutoff := int64(0)
+	if s.IndexKeep > 0 {
+		indexCutoff = now.Add(-s.IndexKeep).UnixMilli()
+	}
+	args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
+		now.Add(-deskKeep).UnixMilli(), indexCutoff, ref,
+		fID, id,
+		fReference, ref,
+		fService, sub.Service,
+		fServiceVersion, sub.ServiceVersion,
+		fDepartment, sub.Department,
+		fChannel, string(sub.Channel),
+		fLocale, sub.Locale,
+		fStatus, string(gateway.StatusReceived),
+		fRank, gateway.StatusReceived.Rank(),
+		fAttempts, 0,
+		fDelayed, "0",
+		fCreatedAt, now.Format(time.RFC3339Nano),
+	}
+	if sub.Subject != "" {
+		args = append(args, fSubject, sub.Subject)
+	}
+	if sub.PayloadHash != "" {
+		args = append(args, fPayloadHash, sub.PayloadHash)
+	}
+	if sub.Actor != "" {
+		args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
+	}
+	owner := s.keys.dept(sub.Department)
+	if sub.Subject != "" {
+		owner = s.keys.subject(sub.Subject)
+	}
+	idemKey := s.keys.idem(idem.Scope, idem.Key) // declared even when unused (Cluster routing)
+	keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
+		s.keys.dept(sub.Department), owner}
+	if sub.Actor != "" && sub.ServicePoint != "" {
+		keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
+	}
+	return keys, args
 }
 
 // Get returns a submission with its payload (while it is kept) and history.
@@ -380,36 +507,118 @@ func (s *Store) LookupReference(ctx context.Context, reference string) (string, 
 	return id, nil
 }
 
+// MaxHistory is the longest status history kept: the first entry
+// (received) and the newest ones.
+const MaxHistory = 50
+
 // UpdateStatus records a status change reported by a case system. The
-// history entry is always added; the status moves only forwards
-// (change.Status.Rank() >= the current rank). caseRef, when not empty, sets
-// the case reference. moved reports whether the status changed.
+// history entry is added (unless it repeats the last one); the status
+// moves only forwards (change.Status.Rank() >= the current rank). caseRef,
+// when not empty, sets the case reference. moved reports whether the status
+// changed to another one.
 func (s *Store) UpdateStatus(ctx context.Context, id string, change gateway.StatusChange, caseRef string) (bool, error) {
+	moved, _, err := s.UpdateStatusOnce(ctx, id, change, caseRef, "", 0)
+	return moved, err
+}
+
+// UpdateStatusOnce is UpdateStatus for an update that carries a nonce
+// (e.g. its signature): the nonce is remembered for window, and the same
+// nonce again within it does nothing (replayed). With nonce "" it is
+// UpdateStatus. A repeat of the last history entry is a replay too, so the
+// script is safe to run twice. moved reports whether the status changed to
+// another one.
+func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (moved, replayed bool, err error) {
 	if !validID(id) {
-		return false, notFound(id)
+		return false, false, notFound(id)
 	}
 	if !change.Status.Valid() {
-		return false, gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("unknown status %q", change.Status))
+		return false, false, gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("unknown status %q", change.Status))
 	}
 	if change.At.IsZero() {
 		change.At = s.now().UTC()
 	}
 	entry, err := json.Marshal(change)
 	if err != nil {
-		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+		return false, false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	keys := []string{s.keys.sub(id), s.keys.hist(id)}
+	if nonce != "" {
+		keys = append(keys, s.keys.statusNonce(nonce))
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	n, err := updateStatusScript.Run(ctx, s.rdb,
-		[]string{s.keys.sub(id), s.keys.hist(id)},
-		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli()).Int()
+	n, err := updateStatusScript.Run(ctx, s.rdb, keys,
+		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli(),
+		max(window.Milliseconds(), 1), MaxHistory).Int()
 	if err != nil {
-		return false, unavailable(err)
+		return false, false, writeFailed(err)
 	}
-	if n < 0 {
+	if n == -1 {
+		return false, false, notFound(id)
+	}
+	return n == 1, n == 2, nil
+}
+
+// Bounds of the status updates kept for unknown submissions: for
+// UnknownStatusKeep, maxUnknownEntries per id (the newest), maxUnknownIDs
+// ids (the newest); with messages of at most 2,000 characters that is at
+// most about 80 MB in the worst case, and the callers are authenticated
+// back-ends.
+const (
+	UnknownStatusKeep = 30 * 24 * time.Hour
+	maxUnknownIDs     = 1000
+	maxUnknownEntries = 10
+)
+
+// RecordUnknownStatus keeps a status update for a submission id this Redis
+// does not have, so that it is not lost (a failover to a lagging replica can
+// lose a submission the back-end already holds). service names the
+// back-end's service (may be ""). Updates are kept for UnknownStatusKeep,
+// at most maxUnknownEntries per id and maxUnknownIDs ids. replayed is true when
+// the nonce was seen within window or the entry repeats the last one. It
+// returns an EConflict error when the submission exists after all.
+func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, change gateway.StatusChange, caseRef, nonce string, window time.Duration) (replayed bool, err error) {
+	if !validID(id) {
 		return false, notFound(id)
 	}
-	return n == 1, nil
+	if change.At.IsZero() {
+		change.At = s.now().UTC()
+	}
+	entry, err := json.Marshal(struct {
+		gateway.StatusChange
+		Service       string `json:"service,omitempty"`
+		CaseReference string `json:"case_reference,omitempty"`
+	}{change, service, caseRef})
+	if err != nil {
+		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	keys := []string{s.keys.sub(id), s.keys.unknownStatus(id), s.keys.unknownIndex()}
+	if nonce != "" {
+		keys = append(keys, s.keys.statusNonce(nonce))
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := unknownStatusScript.Run(ctx, s.rdb, keys, entry, UnknownStatusKeep.Milliseconds(), s.now().UnixMilli(),
+		maxUnknownEntries, maxUnknownIDs, id, max(window.Milliseconds(), 1), s.keys.unknownStatus("")).Int()
+	if err != nil {
+		return false, writeFailed(err)
+	}
+	if n == -1 {
+		return false, gateway.Errorf(gateway.EConflict, "error.bad_request", fmt.Errorf("submission %s exists after all; send the update again", id))
+	}
+	return n == 0, nil
+}
+
+// UnknownStatuses returns the status updates kept for an unknown
+// submission id (JSON entries, oldest first), for operators.
+func (s *Store) UnknownStatuses(ctx context.Context, id string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.rdb.LRange(ctx, s.keys.unknownStatus(id), 0, -1).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return v, nil
 }
 
 // EnsureGroup creates the deliveries stream and the dispatcher's consumer
@@ -585,8 +794,15 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 	n, err := completeScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead()},
 		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
-		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id).Int()
+		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, ackToken()).Int()
 	return outcome(n, err)
+}
+
+// ackToken names one call of a script that ends a job (see ackJob).
+func ackToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // outcome turns the reply of an outcome script into an error: 0 means the
@@ -614,7 +830,7 @@ func (s *Store) Retry(ctx context.Context, job Job, due time.Time, reason string
 	id := job.SubmissionID
 	return outcome(retryScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.deliveries(), k.retry()},
-		group, job.StreamID, due.UnixMilli(), id, reason).Int())
+		group, job.StreamID, due.UnixMilli(), id, reason, ackToken()).Int())
 }
 
 // PromoteDue moves up to limit submissions whose retry is due at now back
@@ -645,7 +861,7 @@ func (s *Store) DeadLetter(ctx context.Context, job Job, reason string) error {
 	id := job.SubmissionID
 	return outcome(deadLetterScript.Run(ctx, s.rdb,
 		[]string{k.sub(id), k.deliveries(), k.dead()},
-		group, job.StreamID, s.now().UnixMilli(), id, reason).Int())
+		group, job.StreamID, s.now().UnixMilli(), id, reason, ackToken()).Int())
 }
 
 // Drop acknowledges a job and removes it from the stream without an
@@ -670,7 +886,7 @@ func (s *Store) Redrive(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
-	n, err := redriveScript.Run(ctx, s.rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id).Int()
+	n, err := redriveScript.Run(ctx, s.rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id, ackToken()).Int()
 	return deadOutcome(id, n, err)
 }
 

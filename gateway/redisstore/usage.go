@@ -16,16 +16,24 @@ import (
 const usageVisitorsTTL = 400 * 24 * time.Hour
 
 // AddUsage adds counters (day -> field -> n) with HINCRBY and visitor hashes
-// (day -> scope -> members) with PFADD, in one pipeline.
+// (day -> scope -> members) with PFADD, in one pipeline. The counters are
+// added by one script with a token per call, so a pipeline re-sent by
+// go-redis after a broken connection does not count them twice (PFADD and
+// EXPIRE may run twice: they are idempotent).
 func (s *Store) AddUsage(ctx context.Context, counts map[string]map[string]int64, visitors map[string]map[string][]string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	keys := []string{s.keys.onceUsage(ackToken())}
+	args := []any{onceKeep.Milliseconds()}
+	for day, fields := range counts {
+		keys = append(keys, s.keys.usageDay(day))
+		for f, n := range fields {
+			args = append(args, len(keys), f, n)
+		}
+	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for day, fields := range counts {
-			key := s.keys.usageDay(day)
-			for f, n := range fields {
-				p.HIncrBy(ctx, key, f, n)
-			}
+		if len(keys) > 1 {
+			usageAddScript.Eval(ctx, p, keys, args...) // EVAL: a pipeline cannot fall back from EVALSHA
 		}
 		for day, scopes := range visitors {
 			for scope, members := range scopes {
@@ -44,6 +52,41 @@ func (s *Store) AddUsage(ctx context.Context, counts map[string]map[string]int64
 		return nil
 	})
 	return err
+}
+
+// UsageDayRows returns the precomputed open-data rows of each day (nil
+// where none is stored), in the order of days: one MGET.
+func (s *Store) UsageDayRows(ctx context.Context, days []string) ([][]byte, error) {
+	out := make([][]byte, len(days))
+	if len(days) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(days))
+	for i, d := range days {
+		keys[i] = s.keys.usageOpenDay(d)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			out[i] = []byte(str)
+		}
+	}
+	return out, nil
+}
+
+// PutUsageDayRows stores a closed day's open-data rows for ttl.
+func (s *Store) PutUsageDayRows(ctx context.Context, day string, rows []byte, ttl time.Duration) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.rdb.Set(ctx, s.keys.usageOpenDay(day), rows, ttl).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 // UsageCounts returns each day's counters, in the order of days.

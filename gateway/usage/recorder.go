@@ -28,6 +28,10 @@ type Store interface {
 	AddUsage(ctx context.Context, counts map[string]map[string]int64, visitors map[string]map[string][]string) error
 	// UsageCounts returns the counters of each day, in the order given.
 	UsageCounts(ctx context.Context, days []string) ([]map[string]int64, error)
+	// UsageDayRows returns the stored open-data rows of each day (nil
+	// where none), in the order given; PutUsageDayRows stores a day's.
+	UsageDayRows(ctx context.Context, days []string) ([][]byte, error)
+	PutUsageDayRows(ctx context.Context, day string, rows []byte, ttl time.Duration) error
 	// UsageVisitors estimates the distinct visitor hashes of each day in
 	// scope ("" for the site, or a service id), in the order given.
 	UsageVisitors(ctx context.Context, days []string, scope string) ([]int64, error)

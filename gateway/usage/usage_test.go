@@ -363,6 +363,10 @@ func (failing) UsageCounts(context.Context, []string) ([]map[string]int64, error
 	return nil, errDown
 }
 func (failing) UsageVisitors(context.Context, []string, string) ([]int64, error) { return nil, errDown }
+func (failing) UsageDayRows(context.Context, []string) ([][]byte, error)         { return nil, errDown }
+func (failing) PutUsageDayRows(context.Context, string, []byte, time.Duration) error {
+	return errDown
+}
 func (failing) UsageSecret(context.Context, string, time.Duration) ([]byte, error) {
 	return nil, errDown
 }

@@ -13,8 +13,10 @@ func (c *Connector) Target() string { return c.origin }
 
 // VerifyCallback checks a request a back-end sends to the gateway, such as
 // a status update, signed like a delivery: X-Gateway-Timestamp and
-// X-Gateway-Signature over timestamp + "." + body with the route's secret
-// (see Sign). The timestamp must be within CallbackMaxSkew of now.
-func (c *Connector) VerifyCallback(timestamp, signature string, body []byte) error {
-	return Verify(c.secret, timestamp, signature, body, c.now(), CallbackMaxSkew)
+// X-Gateway-Signature over timestamp + "." + signed with the route's secret
+// (see Sign), where signed is what the caller says was signed (for a status
+// update, gateway.StatusUpdateSigned: method, path and body). The timestamp
+// must be within CallbackMaxSkew of now.
+func (c *Connector) VerifyCallback(timestamp, signature string, signed []byte) error {
+	return Verify(c.secret, timestamp, signature, signed, c.now(), CallbackMaxSkew)
 }

@@ -220,6 +220,11 @@ func TestDeliverAnswers(t *testing.T) {
 			if !errors.As(err, &de) {
 				t.Fatalf("error %T %v is not a *gateway.DeliveryError", err, err)
 			}
+			// A 2xx is an acceptance, however garbled its answer.
+			var acc interface{ Accepted() bool }
+			if accepted := errors.As(err, &acc) && acc.Accepted(); accepted != (tt.status >= 200 && tt.status < 300) {
+				t.Errorf("Accepted = %v for status %d", accepted, tt.status)
+			}
 			if de.Permanent != tt.permanent {
 				t.Errorf("Permanent = %v, want %v (%v)", de.Permanent, tt.permanent, err)
 			}

@@ -337,7 +337,11 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 	case code >= 200 && code < 300:
 		ref, err := readCaseReference(resp.Body)
 		if err != nil {
-			return "", temporary(fmt.Errorf("%s but %w", status, err), 0)
+			// The back-end took it (2xx): sending it again cannot help, and
+			// dead-lettering it would hand a person a case the department
+			// already has. The dispatcher records it as delivered without a
+			// case reference and warns.
+			return "", temporary(acceptedError{fmt.Errorf("%s but %w", status, err)}, 0)
 		}
 		return ref, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
@@ -350,6 +354,14 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 		return "", temporary(errors.New(status), 0)
 	}
 }
+
+// acceptedError is the error of a 2xx whose answer could not be read: the
+// back-end accepted the delivery. Accepted tells the dispatcher so.
+type acceptedError struct{ err error }
+
+func (e acceptedError) Error() string  { return e.err.Error() }
+func (e acceptedError) Unwrap() error  { return e.err }
+func (e acceptedError) Accepted() bool { return true }
 
 // transportError describes a failed round trip without the URL, which may
 // carry a token.

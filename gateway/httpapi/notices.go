@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -415,3 +416,18 @@ func splitList(v string) []string {
 	}
 	return out
 }
+
+// The notices' JSON routes in the OpenAPI document (openapi.go).
+func init() {
+	apiDocs["GET /api/v1/notices"] = apiDoc{Tag: "notices", Summary: "The front-door notices shown now, most serious first",
+		Query: map[string]string{"service": "a service id: also the notices limited to it or its department"}, Status: 200}
+	apiDocs["GET /api/v1/admin/notices"] = apiDoc{Tag: "admin", Summary: "Every notice that has not ended, upcoming ones too (role admin)",
+		Access: signedIn, Status: 200}
+	apiDocs["POST /api/v1/admin/notices"] = apiDoc{Tag: "admin", Summary: "Publish a notice: severity, start, end, texts in every language, services, departments (role admin)",
+		Access: signedIn, Status: 201, Changes: true}
+	apiDocs["DELETE /api/v1/admin/notices/:id"] = apiDoc{Tag: "admin", Summary: "Withdraw a notice (role admin)", Access: signedIn, Status: 204, Changes: true}
+}
+
+// noticeShown reports whether a rendered page holds a notice: such a page
+// must not be kept by a page cache (the notice ends).
+func noticeShown(page []byte) bool { return bytes.Contains(page, []byte(`class="site-notice`)) }

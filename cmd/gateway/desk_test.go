@@ -135,7 +135,7 @@ func TestDeskFilesForResident(t *testing.T) {
 		}
 	}
 	// The statistics count the assisted submission and the phone contact.
-	admin := signIn(t, gw.URL, "admin", "/my")
+	admin := signIn(t, gw.URL, "admin", "/admin/dead-letters") // administrators land on their work
 	eventually(t, 30*time.Second, "usage figures", func() bool {
 		var rep struct {
 			Totals struct {

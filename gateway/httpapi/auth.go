@@ -335,6 +335,9 @@ func (s *Server) callback(c *fiber.Ctx) error {
 	if err := json.Unmarshal(b, &ar); err != nil {
 		return err
 	}
+	// Whatever goes wrong from here, the error page offers to sign in
+	// again and a way back to where the sign-in started.
+	offerOnError(c, loginHref(ar.ReturnTo, ar.Level), safeReturn(ar.ReturnTo))
 	if e := c.Query("error"); e != "" {
 		return s.signInFailed(c, ar.Provider, auth.ProviderError(e))
 	}
@@ -395,7 +398,7 @@ func (s *Server) signInFailed(c *fiber.Ctx, provider string, err error) error {
 	log("sign-in failed", "request_id", c.Locals(localsRequestID), "provider", provider, "kind", kind.String(), "error", err.Error())
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	l := s.localizer(c)
-	return s.render(c, status, "error", l.T(title), struct{ Heading, Message string }{l.T(title), l.T(msg)})
+	return s.render(c, status, "error", l.T(title), s.errorContent(c, status, msg, l.T(title), l.T(msg)))
 }
 
 // logout ends the session at once (POST /auth/logout). It needs the

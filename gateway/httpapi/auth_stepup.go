@@ -104,32 +104,47 @@ func (s *Server) stepUp(c *fiber.Ctx, svc *gateway.Service, st formState, aerr *
 		st.formErr = &aerr.Message
 		return s.renderForm(c, fiber.StatusForbidden, svc, st)
 	}
-	key := auth.RandomToken(24)
-	b, err := json.Marshal(draft{Service: svc.ID, Values: draftValues(svc, st.values), Token: st.token, Owner: s.draftOwner(c)})
+	key, refused, status, err := s.putDraft(c, svc, st, "draft")
 	if err != nil {
 		return err
 	}
+	if refused != nil {
+		st.formErr = refused
+		return s.renderForm(c, status, svc, st)
+	}
+	back := "/services/" + svc.ID + "?draft=" + key
+	q := url.Values{"level": {svc.Assurance.String()}, "return_to": {back}}
+	return c.Redirect("/auth/login?"+q.Encode(), fiber.StatusSeeOther)
+}
+
+// putDraft keeps st's values for this browser and returns their key. kind
+// names the purpose ("draft": a step-up sign-in; "langdraft": a language
+// switch), each with its own count per browser and per client address, so
+// one cannot use up the other. A draft too large or over a count is
+// refused: the message and status to answer with.
+func (s *Server) putDraft(c *fiber.Ctx, svc *gateway.Service, st formState, kind string) (string, *gateway.Message, int, error) {
+	key := auth.RandomToken(24)
+	b, err := json.Marshal(draft{Service: svc.ID, Values: draftValues(svc, st.values), Token: st.token, Owner: s.draftOwner(c)})
+	if err != nil {
+		return "", nil, 0, err
+	}
 	if len(b) > maxDraftBytes {
-		st.formErr = &gateway.Message{ID: "error.draft_too_large"}
-		return s.renderForm(c, fiber.StatusRequestEntityTooLarge, svc, st)
+		return "", &gateway.Message{ID: "error.draft_too_large"}, fiber.StatusRequestEntityTooLarge, nil
 	}
 	for _, l := range []struct {
 		key string
 		n   int
-	}{{"draft:browser:" + s.draftOwner(c), draftsPerBrowser}, {"draft:ip:" + clientIP(c), draftsPerAddress}} {
+	}{{kind + ":browser:" + s.draftOwner(c), draftsPerBrowser}, {kind + ":ip:" + clientIP(c), draftsPerAddress}} {
 		if err := s.limitMsg(c, l.key, l.n, s.Auth.DraftTTL, "error.draft_limit"); err != nil {
-			st.formErr = &gateway.Message{ID: "error.draft_limit"}
-			return s.renderForm(c, fiber.StatusTooManyRequests, svc, st)
+			return "", &gateway.Message{ID: "error.draft_limit"}, fiber.StatusTooManyRequests, nil
 		}
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
 	if err := s.Auth.Store.PutDraft(ctx, key, b, s.Auth.DraftTTL); err != nil {
-		return unavailableErr(err)
+		return "", nil, 0, unavailableErr(err)
 	}
-	back := "/services/" + svc.ID + "?draft=" + key
-	q := url.Values{"level": {svc.Assurance.String()}, "return_to": {back}}
-	return c.Redirect("/auth/login?"+q.Encode(), fiber.StatusSeeOther)
+	return key, nil, 0, nil
 }
 
 // draftState returns the values kept for this browser under ?draft=, to

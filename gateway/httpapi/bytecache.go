@@ -174,25 +174,6 @@ func etagMatches(header, etag string) bool {
 	return false
 }
 
-// acceptsGzip reports whether Accept-Encoding allows gzip (not with q=0).
-func acceptsGzip(header string) bool {
-	for len(header) > 0 {
-		var one string
-		one, header, _ = strings.Cut(header, ",")
-		name, params, _ := strings.Cut(one, ";")
-		if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
-			continue
-		}
-		k, v, _ := strings.Cut(strings.TrimSpace(params), "=")
-		if strings.TrimSpace(k) == "q" {
-			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return err == nil && q > 0
-		}
-		return true
-	}
-	return false
-}
-
 // pageKey names a cached page: its language and header variant.
 type pageKey struct {
 	lang    language.Tag

@@ -74,7 +74,11 @@ func (s *Server) catalogPage(c *fiber.Ctx) error {
 		content.ResultText = l.N("catalog.results", len(found), "Query", q)
 	}
 	s.trackVisit(c) // usage statistics
-	return s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), content)
+	title := l.T("catalog.title")
+	if q != "" {
+		title = l.T("catalog.search_title", "Query", q) // search results have a title of their own
+	}
+	return s.render(c, fiber.StatusOK, "catalog", title, content)
 }
 
 // onlyLangArg reports whether the request has no query arguments but lang.

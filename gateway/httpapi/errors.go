@@ -60,7 +60,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		s.Logger.Error("request failed", "request_id", c.Locals(localsRequestID), "route", c.Route().Path, "error", err)
 	}
 	l := s.localizer(c)
-	title := l.T("error.title." + titleKey(status))
+	tk := titleKey(status)
+	if msgID == "error.csrf" {
+		tk = "expired" // not a matter of access: the form is old
+	}
+	title := l.T("error.title." + tk)
 	detail := l.T(msgID)
 	if ge != nil && len(ge.Message.Data) > 0 {
 		detail = l.Message(ge.Message) // a message with data, e.g. the level asked for
@@ -78,7 +82,7 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		b, _ := c.App().Config().JSONEncoder(problem)
 		return c.Status(status).Send(b)
 	}
-	if rerr := s.render(c, status, "error", title, struct{ Heading, Message string }{title, detail}); rerr != nil {
+	if rerr := s.render(c, status, "error", title, s.errorContent(c, status, msgID, title, detail)); rerr != nil {
 		s.Logger.Error("error page failed", "error", rerr)
 		return c.Status(status).SendString(title)
 	}

@@ -25,6 +25,7 @@ type formField struct {
 	MaxLength                                            int
 	Min, Max, Step, InputMode, Autocomplete              string
 	Describedby, RequiredText, ChooseText                string
+	DateParts                                            []datePart // a date: day, month and year inputs (forms_a11y.go)
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -78,9 +79,7 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	}
 	fc := newFormContent(l, svc, action, st)
 	fc.Started = s.formStamp(svc, st.values)
-	if svc.Assurance > gateway.AssuranceNone {
-		fc.SignInNotice = l.T("form.requires_eid", "Level", l.T("assurance."+svc.Assurance.String()))
-	}
+	fc.SignInNotice = signInNotice(c, l, svc, st)
 	page, title := "service", fc.Title
 	switch {
 	case st.check && len(svc.Steps) > 0:
@@ -93,6 +92,9 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 		title = l.T("form.step.title", "Step", fc.Step.Title, "Title", fc.Title)
 	default:
 		fc.addFields(l, svc, st)
+		if len(fc.Errors) > 0 {
+			s.keepForLanguageSwitch(c, svc, st)
+		}
 	}
 	if len(st.values) > 0 {
 		c.Set(fiber.HeaderCacheControl, "no-store") // what a resident typed
@@ -137,8 +139,8 @@ func (fc *formContent) addFieldsWhere(l *locales.Localizer, svc *gateway.Service
 		}
 		ff := viewField(l, svc, f, st.values[f.Name])
 		if m, bad := st.errs[f.Name]; bad {
-			ff.Error = l.Message(m)
-			fc.Errors = append(fc.Errors, formError{ID: ff.ID, Label: ff.Label, Error: ff.Error})
+			ff.Error = fieldMessage(l, ff, m)
+			fc.Errors = append(fc.Errors, formError{ID: ff.errorTarget(), Label: ff.Label, Error: ff.Error})
 		}
 		ff.Describedby = describedBy(ff)
 		fc.Fields = append(fc.Fields, ff)
@@ -165,7 +167,7 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 			ff.Max = strconv.FormatFloat(*f.Max, 'f', -1, 64)
 		}
 	case gateway.FieldDate:
-		ff.InputType = "date"
+		ff.DateParts = dateParts(l, ff)
 	case gateway.FieldEmail:
 		ff.InputType = "email"
 		if ff.Autocomplete == "" {
@@ -192,6 +194,15 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 		ff.Options = append(ff.Options, formOption{Value: o, Label: l.T(svc.MsgOption(f, o)), Selected: selected[o]})
 	}
 	return ff
+}
+
+// errorTarget is the id the error summary links to: the field's input, or
+// for a group of check boxes its first box (a fieldset cannot take focus).
+func (ff formField) errorTarget() string {
+	if ff.Kind == string(gateway.FieldMultiSelect) {
+		return ff.ID + "-0"
+	}
+	return ff.ID
 }
 
 func describedBy(ff formField) string {
@@ -256,5 +267,6 @@ func postValues(c *fiber.Ctx) map[string][]string {
 		key := string(k)
 		values[key] = append(values[key], string(v))
 	})
+	joinDateParts(values)
 	return values
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -143,6 +144,11 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	if p == nil || p.Machine {
 		return c.Redirect("/auth/login?return_to="+url.QueryEscape("/my"), fiber.StatusSeeOther)
 	}
+	if home := homeOf(p); home != "" {
+		// Staff and administrators have no submissions of their own: they
+		// land on their work, not on an empty My pages.
+		return c.Redirect(home, fiber.StatusSeeOther)
+	}
 	subs, err := s.mySubmissions(c, p)
 	if err != nil {
 		return err
@@ -162,14 +168,77 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	return s.render(c, fiber.StatusOK, "my", l.T("my.title"), mc)
 }
 
-type accountLink struct{ SignedIn bool }
+// accountLink is the header's account navigation: sign in, or the pages of
+// the signed-in person's roles and sign-out.
+type accountLink struct {
+	SignedIn bool
+	Links    []navLink
+}
 
-// accountLink is the header's link: My pages for a signed-in person, sign
-// in otherwise; nil when the gateway has no sign-in.
+// navLink is one link of the header; Label is a message ID.
+type navLink struct {
+	Href, Label, ID string
+	Current         bool
+}
+
+// roleLinks are the header's links by role, in the order shown.
+var roleLinks = []struct {
+	role gateway.Role
+	link navLink
+}{
+	{gateway.RoleResident, navLink{Href: "/my", Label: "nav.my_pages", ID: "account-link"}},
+	{gateway.RoleStaff, navLink{Href: "/desk", Label: "nav.desk", ID: "nav-desk"}},
+	{gateway.RoleAdmin, navLink{Href: "/admin/dead-letters", Label: "nav.dead_letters", ID: "nav-dead-letters"}},
+	{gateway.RoleAdmin, navLink{Href: "/admin/audit", Label: "nav.audit", ID: "nav-audit"}},
+	{gateway.RoleStaff, navLink{Href: "/dashboard", Label: "nav.dashboard", ID: "nav-dashboard"}},
+	{gateway.RoleAdmin, navLink{Href: "/dashboard", Label: "nav.dashboard", ID: "nav-dashboard"}},
+}
+
+// accountLink is the header's navigation: sign in (back to this page) for
+// a visitor; for a signed-in person a link to each page their roles open
+// (My pages, the desk, dead letters, the audit, the dashboard) and
+// sign-out; nil when the gateway has no sign-in.
 func (s *Server) accountLink(c *fiber.Ctx) *accountLink {
 	if s.Auth == nil || len(s.Auth.Providers) == 0 {
 		return nil
 	}
 	p := principal(c)
-	return &accountLink{SignedIn: p != nil && !p.Machine}
+	if p == nil || p.Machine {
+		return &accountLink{Links: []navLink{{Href: signInHref(c), Label: "nav.sign_in", ID: "account-link"}}}
+	}
+	a := &accountLink{SignedIn: true}
+	seen := map[string]bool{}
+	for _, rl := range roleLinks {
+		if p.HasRole(rl.role) && !seen[rl.link.Href] {
+			seen[rl.link.Href] = true
+			l := rl.link
+			l.Current = c.Path() == l.Href
+			a.Links = append(a.Links, l)
+		}
+	}
+	return a
+}
+
+// signInHref starts a sign-in that comes back to the page asked for (a
+// GET page; a form post comes back to My pages).
+func signInHref(c *fiber.Ctx) string {
+	back, p := "/my", localPath(c)
+	if c.Method() == fiber.MethodGet && p != "/" && p != "/my" && !strings.HasPrefix(p, "/auth/") && !strings.HasPrefix(p, "/dev-idp/") {
+		back = p
+	}
+	return "/auth/login?return_to=" + url.QueryEscape(back)
+}
+
+// homeOf is where a signed-in person without a resident role starts: staff
+// at the desk, administrators at the dead letters. "" for residents.
+func homeOf(p *gateway.Principal) string {
+	switch {
+	case p == nil || p.HasRole(gateway.RoleResident):
+		return ""
+	case p.HasRole(gateway.RoleStaff):
+		return "/desk"
+	case p.HasRole(gateway.RoleAdmin):
+		return "/admin/dead-letters"
+	}
+	return ""
 }

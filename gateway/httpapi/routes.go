@@ -11,6 +11,7 @@ func (s *Server) routes(app *fiber.App) {
 	}
 	app.Use(requestLog(s.Logger))
 	app.Use(s.clientAddress())
+	app.Use(compress()) // gzip when the client accepts it (compress.go)
 	app.Use(securityHeaders(s.Config.Production))
 	app.Use(identityEncodingOnly())
 	app.Use(chooseLanguage())

@@ -54,7 +54,7 @@ func TestStylesheetVersionedAndValidated(t *testing.T) {
 			t.Fatalf("GET %s: %d Cache-Control %q", p, r.status, r.header.Get("Cache-Control"))
 		}
 	}
-	for _, p := range []string{"/static/nope.css", "/static/", "/static/site.x.js"} {
+	for _, p := range []string{"/static/nope.css", "/static/", "/static/site.x.png"} {
 		if r := e.get(t, p); r.status != 404 {
 			t.Fatalf("GET %s: %d", p, r.status)
 		}

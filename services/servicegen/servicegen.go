@@ -41,6 +41,8 @@ type template struct {
 	files   map[string][]byte // file name -> content
 }
 
+// idLine is the manifest's id line; the first is the service's (top-level
+// keys come before any table in TOML; steps have ids too).
 var idLine = regexp.MustCompile(`(?m)^id = "([a-z0-9-]+)"`)
 
 // templates reads the built-in services.
@@ -91,7 +93,8 @@ func FS(n int) (fstest.MapFS, error) {
 		for name, b := range t.files {
 			s := string(b)
 			if name == services.ManifestName {
-				s = idLine.ReplaceAllString(s, `id = "`+id+`"`)
+				loc := idLine.FindStringIndex(s)
+				s = s[:loc[0]] + `id = "` + id + `"` + s[loc[1]:]
 			} else {
 				s = strings.ReplaceAll(s, `"`+t.id+`.`, `"`+id+`.`)
 				s = appendTo(s, id+".title", fmt.Sprintf(" %d", k))

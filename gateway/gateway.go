@@ -135,6 +135,10 @@ type Submission struct {
 	Channel        Channel `json:"channel"`
 	Locale         string  `json:"locale"`
 	Subject        string  `json:"subject,omitempty"` // who it concerns, when signed in
+	// ReplyEmail is where an anonymous resident asked to be told about
+	// progress (the service's notify_email_field); kept with the record,
+	// not the payload, because the payload goes after delivery.
+	ReplyEmail string `json:"-"`
 	// Filed on the subject's behalf at a service point (channel assisted):
 	// the staff member's subject, the service point's id and how the
 	// visitor's identity was checked (id_document, eid, known).

@@ -46,3 +46,23 @@ type DeskContactCount struct {
 	Point, Service, Channel, Outcome string
 	Count                            int64
 }
+
+// Prefilled returns the values the sign-in gives for a service's prefilled
+// fields: a person's personnummer and name. A machine client or an
+// anonymous visitor gives none.
+func (p *Principal) Prefilled(svc *Service) map[string]string {
+	if p == nil || p.Machine {
+		return nil
+	}
+	out := map[string]string{}
+	for i := range svc.Fields {
+		f := &svc.Fields[i]
+		switch {
+		case f.Prefill == PrefillPersonnummer && p.Personnummer != "":
+			out[f.Name] = p.Personnummer
+		case f.Prefill == PrefillName && p.Name != "":
+			out[f.Name] = p.Name
+		}
+	}
+	return out
+}

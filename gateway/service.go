@@ -23,6 +23,12 @@ const (
 	FieldPersonnummer FieldType = "personnummer"
 )
 
+// What a field may be prefilled with from the sign-in.
+const (
+	PrefillPersonnummer = "personnummer"
+	PrefillName         = "name"
+)
+
 // FieldTypes lists every field type.
 var FieldTypes = []FieldType{FieldText, FieldTextarea, FieldNumber, FieldDate, FieldEmail, FieldPhone,
 	FieldSelect, FieldMultiSelect, FieldCheckbox, FieldPersonnummer}
@@ -51,6 +57,10 @@ type Field struct {
 	// ShowIf are the conditions on earlier answers for the field to be
 	// shown; a hidden field is neither validated nor stored.
 	ShowIf []Condition
+	// Prefill names what the sign-in already says that the field holds
+	// (PrefillPersonnummer, PrefillName): a signed-in person is not asked
+	// for it; the value is taken from the identity, never from the form.
+	Prefill string
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }
@@ -71,6 +81,15 @@ type Service struct {
 	Steps  []Step
 	Route  Route
 	Source string // the manifest file it came from, for messages
+	// Prefix is the path under which the gateway serves an existing
+	// e-service it proxies (route kind "proxy", e.g. "/e/library/");
+	// empty for a service with a form. Such a service has no fields and
+	// takes no submissions: the catalog links to the prefix.
+	Prefix string
+
+	// NotifyEmailField is the e-mail field whose value, when given, is the
+	// address the resident is told about progress at (gateway/notify).
+	NotifyEmailField string
 
 	// Open311, when set, publishes the service through the Open311
 	// GeoReport v2 facade (gateway/open311).

@@ -32,6 +32,14 @@ type ServiceBinder interface {
 	BindService(svc *gateway.Service, tr *locales.Translations)
 }
 
+// Frontend is implemented by connector modules that serve an existing
+// e-service under a path prefix instead of receiving submissions (the
+// proxy connector). A service routed to one has no form fields; the
+// manifest decoder sets gateway.Service.Prefix from ServePrefix.
+type Frontend interface {
+	ServePrefix() string
+}
+
 // Cleaner is implemented by connectors that hold resources.
 type Cleaner interface{ Cleanup() error }
 

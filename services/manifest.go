@@ -40,7 +40,10 @@ type manifest struct {
 	// message missing in a shipped language is shown in this one instead
 	// of stopping the gateway. It must be a shipped language the service
 	// translates completely.
-	FallbackLanguage string          `toml:"fallback_language"`
+	FallbackLanguage string `toml:"fallback_language"`
+	// NotifyEmailField names the form's e-mail field whose value, when
+	// given, is where the resident is told about progress (optional).
+	NotifyEmailField string          `toml:"notify_email_field"`
 	Fields           []fieldManifest `toml:"fields"`
 	Steps            []stepManifest  `toml:"steps"`
 	Route            struct {
@@ -65,6 +68,8 @@ type fieldManifest struct {
 	Autocomplete string   `toml:"autocomplete"`
 	// ShowIf: the field is shown only when these hold (steps.go).
 	ShowIf []conditionManifest `toml:"show_if"`
+	// Prefill: "personnummer" or "name", taken from the sign-in.
+	Prefill string `toml:"prefill"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -152,6 +157,13 @@ func Load(fsys fs.FS, opts Options) (*Loaded, error) {
 			continue
 		}
 		seen[svc.ID] = p
+		if svc.Prefix != "" {
+			if other, dup := seen["prefix "+svc.Prefix]; dup {
+				problems = append(problems, Problem{File: p, Line: 1, Msg: fmt.Sprintf("prefix %q is already served by %s", svc.Prefix, other)})
+				continue
+			}
+			seen["prefix "+svc.Prefix] = p
+		}
 		if len(ps) == 0 {
 			out.Services = append(out.Services, svc)
 			out.Modules[svc.ID] = mod
@@ -199,7 +211,6 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 		svc.Channels = append(svc.Channels, ch)
 	}
 	v.check(m.RetentionDays >= 1 && m.RetentionDays <= 3650, "retention_days", "retention_days must be between 1 and 3650, got %d", m.RetentionDays)
-	v.check(len(m.Fields) > 0, "id", "a service needs at least one [[fields]] entry")
 	var fallback language.Tag
 	if m.FallbackLanguage != "" {
 		tag, err := language.Parse(m.FallbackLanguage)
@@ -217,6 +228,11 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 	}
 	v.steps(svc, m.Steps, m.Fields)
 	svc.Open311 = v.open311(svc, m.Open311)
+	if m.NotifyEmailField != "" {
+		f := svc.Field(m.NotifyEmailField)
+		v.check(f != nil && f.Type == gateway.FieldEmail, "notify_email_field", "notify_email_field must name a field of type email, got %q", m.NotifyEmailField)
+		svc.NotifyEmailField = m.NotifyEmailField
+	}
 
 	// The route: a registered connector kind, its settings decoded strictly.
 	var mod ConnectorModule
@@ -233,6 +249,14 @@ func loadOne(fsys fs.FS, file string, opts Options) (*gateway.Service, Connector
 				v.check(false, "route.settings", "route.settings: %v", err)
 			}
 		}
+	}
+	// A module that serves an existing e-service takes no form; any
+	// other needs one.
+	if fe, ok := mod.(Frontend); ok && decoded {
+		svc.Prefix = fe.ServePrefix()
+		v.check(len(m.Fields) == 0 && len(m.Steps) == 0, "route.kind", "a service routed to %q serves an existing e-service and has no [[fields]] or [[steps]]", m.Route.Kind)
+	} else {
+		v.check(len(m.Fields) > 0, "id", "a service needs at least one [[fields]] entry")
 	}
 	for _, k := range md.Undecoded() {
 		// Settings that could not be decoded were never looked at; the
@@ -297,7 +321,16 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 		Name: fm.Name, Type: gateway.FieldType(fm.Type), Required: fm.Required,
 		MinLength: fm.MinLength, MaxLength: fm.MaxLength, Pattern: fm.Pattern,
 		Min: fm.Min, Max: fm.Max, MinDate: fm.MinDate, MaxDate: fm.MaxDate,
-		Options: fm.Options, Autocomplete: fm.Autocomplete,
+		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill,
+	}
+	switch fm.Prefill {
+	case "":
+	case gateway.PrefillPersonnummer:
+		v.check(f.Type == gateway.FieldPersonnummer, "fields.prefill", "field %q: prefill = \"personnummer\" needs type personnummer", fm.Name)
+	case gateway.PrefillName:
+		v.check(f.Type == gateway.FieldText, "fields.prefill", "field %q: prefill = \"name\" needs type text", fm.Name)
+	default:
+		v.check(false, "fields.prefill", "field %q: prefill must be personnummer or name, got %q", fm.Name, fm.Prefill)
 	}
 	v.check(namePattern.MatchString(fm.Name), "fields.name", "field name must be lower-case letters, digits and '_', got %q", fm.Name)
 	v.check(!names[fm.Name], "fields.name", "field name %q is used twice", fm.Name)

@@ -29,7 +29,7 @@ var settings = []setting{
 	{"GATEWAY_READ_TIMEOUT", "15s", "longest time to read one request, headers and body; slower senders are cut off"},
 	{"GATEWAY_MAX_CONNS_PER_IP", "64", "open connections per client address (IPv6: per /64), over it 429; peers in GATEWAY_TRUSTED_PROXIES are not limited; 0: no limit"},
 	{"GATEWAY_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed"},
-	{"GATEWAY_WORKERS", "4", "delivery workers per process"},
+	{"GATEWAY_WORKERS", "16", "delivery workers per process"},
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
 	{"GATEWAY_RETRY_MAX", "10m", "longest retry delay"},
 	{"GATEWAY_RETRY_ATTEMPTS", "10", "attempts before a submission becomes a dead letter"},
@@ -74,6 +74,7 @@ var settings = []setting{
 	{"GATEWAY_ACCESSIBILITY_SERVICE", "feedback", "id of the service that takes the feedback from the accessibility statement's form (/tillganglighet); it must exist when set; unset and missing: the page shows no form"},
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
+	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -84,6 +85,7 @@ var settings = []setting{
 	{"GATEWAY_REDIS_WAIT_TIMEOUT", "500ms", "how long a submission waits for GATEWAY_REDIS_WAIT_REPLICAS"},
 	{"CASESIM_URL", "", "URL of the reference case system the example services deliver to; unset in development: started in-process"},
 	{"CASESIM_SECRET", "", "HMAC secret shared with the case system (development default: a fixed demo value)"},
+	{"DEMO_ESERVICE_URL", "", "URL of the existing e-service the example service book-premises proxies to; unset in development: a small demo e-service started in-process"},
 	{"SMTP_HOST", "", "SMTP server of the e-mail routes (the example service feedback); unset in development: an in-process mail catcher that logs each message's reference"},
 	{"SMTP_PORT", "587", "SMTP port; the e-mail routes require STARTTLS"},
 	{"SMTP_USERNAME", "", "SMTP user for AUTH PLAIN; unset: no authentication"},
@@ -91,6 +93,12 @@ var settings = []setting{
 	{"SMTP_CA_FILE", "", "PEM file with the certificate authorities that may sign the SMTP server's certificate (default: the system's)"},
 	{"MAIL_FROM", "e-tjanster@kommun.example", "From address of the e-mails to departments; its domain is the Message-ID's"},
 	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
+	{"GATEWAY_NOTIFY", "on", "notifications to residents about status changes (e-mail through SMTP_HOST, SMS through GATEWAY_SMS_URL): on or off"},
+	{"GATEWAY_NOTIFY_FROM", "", "From address of notifications to residents (default: MAIL_FROM)"},
+	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification before it becomes a dead letter (waits double from GATEWAY_RETRY_BASE up to GATEWAY_RETRY_MAX)"},
+	{"GATEWAY_SMS_URL", "", "SMS provider endpoint (generic JSON contract, see README \"Notifications\"); unset in development: an in-process reference SMS sink listing what it got at /messages; unset in production: no SMS"},
+	{"GATEWAY_SMS_TOKEN", "", "bearer token for GATEWAY_SMS_URL"},
+	{"GATEWAY_SMS_SENDER", "Kommunen", "sender name or number of SMS notifications"},
 }
 
 type config struct {
@@ -116,6 +124,10 @@ type config struct {
 	CasesimURL, CasesimSecret                   string
 	SMTPHost, SMTPPort                          string
 	MailFrom, CityOfficeMailbox                 string
+	Notify                                      bool
+	NotifyFrom                                  string
+	NotifyMaxAttempts                           int
+	SMSURL, SMSToken, SMSSender                 string
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
@@ -131,6 +143,7 @@ type config struct {
 	AccessibilityService                        string
 	AccessibilitySet                            bool
 	Open311KeysFile, Open311Jurisdiction        string
+	IdentityKeyFile                             string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -208,6 +221,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.ReceiptKeys = get("GATEWAY_RECEIPT_KEYS")
 	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
 	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
+	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
+	switch get("GATEWAY_NOTIFY") {
+	case "on":
+		c.Notify = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Sprintf("GATEWAY_NOTIFY: want on or off, got %q", get("GATEWAY_NOTIFY")))
+	}
+	c.NotifyFrom, c.NotifyMaxAttempts = get("GATEWAY_NOTIFY_FROM"), num("GATEWAY_NOTIFY_MAX_ATTEMPTS", 1, 100)
+	c.SMSURL, c.SMSToken, c.SMSSender = get("GATEWAY_SMS_URL"), get("GATEWAY_SMS_TOKEN"), get("GATEWAY_SMS_SENDER")
 	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
 	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS does not work with Redis Cluster (WAIT cannot be routed to the slot's primary): use min-replicas-to-write on the primaries")

@@ -157,6 +157,12 @@ func setupIdentity(cfg config, store *redisstore.Store, baseURL string, log *slo
 		key = []byte(auth.RandomToken(32))
 		log.Warn("GATEWAY_SESSION_KEY unset: a random key; sessions end at restart and are not shared between replicas")
 	}
+	if a.Assertions != nil {
+		// Access tokens of the token endpoint are signed with a key derived
+		// from the session key, so every replica accepts them.
+		a.Assertions.TokenKey = auth.TokenKey(key)
+		a.Assertions.TokenAudiences = []string{baseURL + "/oauth/token"}
+	}
 	a.Sessions = &auth.Sessions{Store: store, Key: key, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute, Privileged: cfg.SessionPrivileged}
 	return a, nil
 }

@@ -33,6 +33,7 @@ import (
 	// Connector kinds register themselves.
 	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
+	_ "github.com/kommun/servicegateway/services/connectors/proxy"
 )
 
 func main() {
@@ -201,7 +202,23 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	cleanups = append(cleanups, stopMail)
 
+	// Existing e-services behind the front door: the key of their identity
+	// tokens, and the demo's e-service.
+	identityKeys, err := setupIdentityKeys(cfg, loaded)
+	if err != nil {
+		return err
+	}
+	if lookup("DEMO_ESERVICE_URL") == "" && !cfg.production() {
+		url, stop, err := startDemoEService(identityKeys, log)
+		if err != nil {
+			return err
+		}
+		cleanups = append(cleanups, stop)
+		env["DEMO_ESERVICE_URL"] = url
+	}
+
 	// Connectors, one per service.
+	upstreams := map[string]httpapi.Upstream{}
 	routes := map[string]delivery.Route{}
 	callbacks := map[string]httpapi.CallbackVerifier{} // verify status updates signed by back-ends
 	for _, svc := range loaded.Services {
@@ -215,6 +232,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		routes[svc.ID] = delivery.Route{Connector: conn, Retention: svc.Retention}
 		if v, ok := conn.(httpapi.CallbackVerifier); ok {
 			callbacks[svc.ID] = v
+		}
+		if up, ok := conn.(httpapi.Upstream); ok && svc.Prefix != "" {
+			upstreams[svc.ID] = up
 		}
 	}
 
@@ -245,7 +265,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	// The one intake: every channel's submit rules. The store takes the
 	// writes, the idempotency lock and the desk's records.
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Logger: log})
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -265,7 +285,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311,
+		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
@@ -278,6 +298,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			return store.Ready(ctx) // a write: Redis out of memory is not ready
 		}, identity),
 		Auth: identity, Receipts: receipts, Notices: store, Satisfaction: store,
+		Upstreams: upstreams, IdentityKeys: identityKeys,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
 			AccessibilityService: cfg.AccessibilityService},
@@ -301,6 +322,33 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			log.Error("dispatcher stopped", "error", err)
 		}
 	}()
+	// Notifications to residents: the outbox the status scripts write.
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(addr)
+	}
+	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), log)
+	if err != nil {
+		stopDispatch()
+		return err
+	}
+	cleanups = append(cleanups, stopSMS)
+	// Answers to completion requests, to the case systems as follow-ups.
+	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
+		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
+		Logger: log.With("component", "followups")}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = followUps.Run(dispCtx)
+	}()
+	if notifier != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = notifier.Run(dispCtx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- app.Listener(ln) }()
 	fmt.Fprintf(stdout, "gateway listening on http://%s\n", displayAddr(addr))

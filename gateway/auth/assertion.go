@@ -84,6 +84,14 @@ type Assertions struct {
 	MaxLifetime time.Duration // default 5m
 	Leeway      time.Duration // default 30s
 	Now         func() time.Time
+
+	// The token endpoint (see token.go): TokenKey signs access tokens (at
+	// least 32 bytes; none: no tokens), TokenTTL is their lifetime
+	// (default DefaultTokenTTL), TokenAudiences are accepted as the
+	// audience of assertions presented there, besides Audiences.
+	TokenKey       []byte
+	TokenTTL       time.Duration
+	TokenAudiences []string
 }
 
 // NewAssertions indexes clients by id.
@@ -100,6 +108,10 @@ var ErrAssertion = errors.New("auth: client assertion refused")
 
 // Verify checks an assertion and returns the client's principal.
 func (a *Assertions) Verify(ctx context.Context, raw string) (*gateway.Principal, error) {
+	return a.verify(ctx, raw, a.Audiences)
+}
+
+func (a *Assertions) verify(ctx context.Context, raw string, audiences []string) (*gateway.Principal, error) {
 	if len(raw) > 8192 {
 		return nil, fmt.Errorf("%w: too long", ErrAssertion)
 	}
@@ -130,7 +142,7 @@ func (a *Assertions) Verify(ctx context.Context, raw string) (*gateway.Principal
 	}),
 		jwt.WithValidMethods([]string{c.Algorithm}),
 		jwt.WithIssuer(c.ID), jwt.WithSubject(c.ID),
-		jwt.WithAudience(a.Audiences...),
+		jwt.WithAudience(audiences...),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(),
 		jwt.WithLeeway(a.Leeway), jwt.WithTimeFunc(now))
 	if err != nil {
@@ -151,6 +163,10 @@ func (a *Assertions) Verify(ctx context.Context, raw string) (*gateway.Principal
 	if !fresh {
 		return nil, fmt.Errorf("%w: jti used before", ErrAssertion)
 	}
+	return c.principal(), nil
+}
+
+func (c *Client) principal() *gateway.Principal {
 	return &gateway.Principal{Subject: "client:" + c.ID, Name: c.ID, Roles: []gateway.Role{gateway.RoleDepartment},
-		Assurance: gateway.AssuranceNone, Department: c.Department, Machine: true}, nil
+		Assurance: gateway.AssuranceNone, Department: c.Department, Machine: true}
 }

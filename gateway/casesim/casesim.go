@@ -78,12 +78,29 @@ type Case struct {
 	ReceivedAt     time.Time       `json:"received_at"`
 	Deliveries     int             `json:"deliveries"` // how many times this key was POSTed
 	Payload        json.RawMessage `json:"payload"`
+	// FollowUps are the resident's answers to completion requests, one per
+	// Idempotency-Key, in the order they arrived (at most maxFollowUps).
+	FollowUps []FollowUp `json:"followups,omitempty"`
 }
+
+// FollowUp is one answer received for a case.
+type FollowUp struct {
+	IdempotencyKey string    `json:"idempotency_key"`
+	Seq            int       `json:"seq"`
+	Question       string    `json:"question,omitempty"`
+	Answer         string    `json:"answer"`
+	ReceivedAt     time.Time `json:"received_at"`
+	Deliveries     int       `json:"deliveries"` // how many times this key was POSTed
+}
+
+// maxFollowUps bounds the follow-ups kept per case.
+const maxFollowUps = 50
 
 // clone returns a copy that shares no memory with c.
 func (c *Case) clone() Case {
 	out := *c
 	out.Payload = append(json.RawMessage(nil), c.Payload...)
+	out.FollowUps = append([]FollowUp(nil), c.FollowUps...)
 	return out
 }
 
@@ -148,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /cases", s.handleList)
 	mux.HandleFunc("GET /cases/{ref}", s.handleGet)
 	mux.HandleFunc("POST /cases/{ref}/status", s.handleStatus)
+	mux.HandleFunc("POST /cases/{ref}/followups", s.handleFollowUp)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux = mux
 	return s, nil

@@ -67,7 +67,7 @@ type Route struct {
 
 // Config configures a Dispatcher. Zero values take the defaults.
 type Config struct {
-	Workers      int           // concurrent deliveries; default 4
+	Workers      int           // concurrent deliveries; default 16
 	Consumer     string        // name in the consumer group, unique per process; default hostname-pid
 	RetryBase    time.Duration // first retry within this; default 2s
 	RetryMax     time.Duration // longest wait between attempts; default 10m
@@ -103,7 +103,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultWorkers      = 4
+	DefaultWorkers      = 16
 	DefaultRetryBase    = 2 * time.Second
 	DefaultRetryMax     = 10 * time.Minute
 	DefaultMaxAttempts  = 10
@@ -258,8 +258,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
 
 	var wg sync.WaitGroup
+	work := make(chan Job)
+	wg.Go(func() { d.reader(ctx, work) })
 	for range d.cfg.Workers {
-		wg.Go(func() { d.worker(ctx) })
+		wg.Go(func() { d.worker(ctx, work) })
 	}
 	wg.Go(func() { d.janitor(ctx) })
 	wg.Wait()
@@ -267,20 +269,45 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
-// worker takes claimed work first, then new work, one job at a time.
-func (d *Dispatcher) worker(ctx context.Context) {
-	for ctx.Err() == nil {
+// worker takes claimed work first, then new work from the reader, one job
+// at a time.
+func (d *Dispatcher) worker(ctx context.Context, work <-chan Job) {
+	for {
 		select {
 		case job := <-d.claimed:
 			d.handle(ctx, job)
 			continue
 		default:
 		}
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-d.claimed:
+			d.handle(ctx, job)
+		case job, ok := <-work:
+			if !ok {
+				return
+			}
+			d.handle(ctx, job)
+		}
+	}
+}
+
+// reader takes new work from the queue for all workers: one XREADGROUP of
+// up to Workers entries instead of one read per job. It hands the jobs to
+// the workers one by one (work is unbuffered, so a job waits at most until
+// a worker is free, which is within Config.Timeout, below ClaimIdle) and
+// reads again once they are all taken. Jobs it holds are marked in flight
+// so the janitor does not claim them back. On shutdown the jobs not handed
+// out stay pending and are claimed by another dispatcher after ClaimIdle.
+func (d *Dispatcher) reader(ctx context.Context, work chan<- Job) {
+	defer close(work)
+	for ctx.Err() == nil {
 		// The read is not cancelled with ctx: a read cut off after Redis
-		// handed out an entry would leave it pending until ClaimIdle. The
+		// handed out entries would leave them pending until ClaimIdle. The
 		// block time bounds how long shutdown waits for it.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.ReadBlock+storeTimeout)
-		jobs, err := d.q.ReadNew(rctx, d.cfg.Consumer, 1, d.cfg.ReadBlock)
+		jobs, err := d.q.ReadNew(rctx, d.cfg.Consumer, d.cfg.Workers, d.cfg.ReadBlock)
 		cancel()
 		if err != nil {
 			d.log.Warn("reading the delivery queue failed", "error", err)
@@ -288,7 +315,17 @@ func (d *Dispatcher) worker(ctx context.Context) {
 			continue
 		}
 		for _, job := range jobs {
-			d.handle(ctx, job)
+			d.inFlight.Store(job.StreamID, struct{}{})
+		}
+		for i, job := range jobs {
+			select {
+			case work <- job:
+			case <-ctx.Done():
+				for _, j := range jobs[i:] {
+					d.inFlight.Delete(j.StreamID)
+				}
+				return
+			}
 		}
 	}
 }
@@ -398,6 +435,9 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		return
 	}
 	attempt := sub.Attempts + 1
+	// Complete needs the reference to name its key; it never changes once
+	// written, so the one just read saves a round trip.
+	job.Reference = sub.Reference
 	log = log.With("reference", sub.Reference, "service", sub.Service, "attempt", attempt)
 
 	if sub.Status.Rank() >= gateway.StatusDelivered.Rank() {

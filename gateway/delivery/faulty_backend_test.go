@@ -14,7 +14,7 @@ import (
 )
 
 // realConnector provisions the http connector for url, as the gateway does.
-func realConnector(t *testing.T, url string) gateway.Connector {
+func realConnector(t testing.TB, url string) gateway.Connector {
 	t.Helper()
 	s := &httpjson.Settings{URL: "${URL}/cases", Secret: "${SECRET}"}
 	env := map[string]string{"URL": url, "SECRET": "0123456789abcdef0123456789abcdef"}

@@ -24,8 +24,10 @@ type AuthStore interface {
 	PutDraft(ctx context.Context, key string, data []byte, ttl time.Duration) error
 	GetDraft(ctx context.Context, key string) ([]byte, error)
 	DeleteDraft(ctx context.Context, key string) error
-	SubjectSubmissions(ctx context.Context, subject string, limit int) ([]*gateway.Submission, error)
-	DepartmentSubmissions(ctx context.Context, department string, limit int) ([]*gateway.Submission, error)
+	// Pages of a person's and a department's submissions from a cursor
+	// ("" for the newest), newest first.
+	SubjectPage(ctx context.Context, subject, cursor string, limit int) (gateway.SubmissionPage, error)
+	DepartmentPage(ctx context.Context, department, cursor string, limit int) (gateway.SubmissionPage, error)
 }
 
 // Auth is the identity part of the HTTP layer: sign-in with OpenID
@@ -98,9 +100,20 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="servicegateway"`)
 			return gateway.Errorf(gateway.EUnauth, "auth.bearer_invalid", errors.New("unsupported authorization"))
 		}
+		tok = strings.TrimSpace(tok)
+		if auth.IsAccessToken(tok) {
+			// An access token from /oauth/token: one HMAC, no store.
+			p, err := s.Auth.Assertions.VerifyToken(tok)
+			if err != nil {
+				c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="servicegateway", error="invalid_token"`)
+				return gateway.Errorf(gateway.EUnauth, "auth.bearer_invalid", err)
+			}
+			setPrincipal(c, p)
+			return c.Next()
+		}
 		ctx, cancel := s.storeCtx(c)
 		defer cancel()
-		p, err := s.Auth.Assertions.Verify(ctx, strings.TrimSpace(tok))
+		p, err := s.Auth.Assertions.Verify(ctx, tok)
 		if err != nil {
 			if !errors.Is(err, auth.ErrAssertion) {
 				return unavailableErr(err)
@@ -126,7 +139,7 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			if renewed != "" {
 				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) {
+			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) && !s.underProxy(c.Path()) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}

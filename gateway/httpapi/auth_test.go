@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type authEnv struct {
 	idp     *auth.DevIdP
 	mock    *mockOP
 	clients map[string]*ecdsa.PrivateKey // machine client id -> key
+	skew    *atomic.Int64                // added to the machine clients' clock (ns), to expire tokens
 }
 
 type authOpts struct {
@@ -89,7 +91,7 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &authEnv{base: base, rdb: rdb, store: store, idp: idp, mock: mock, clients: map[string]*ecdsa.PrivateKey{}}
+	e := &authEnv{base: base, rdb: rdb, store: store, idp: idp, mock: mock, clients: map[string]*ecdsa.PrivateKey{}, skew: new(atomic.Int64)}
 	var clients []*auth.Client
 	for id, dept := range map[string]string{"social-care-system": "social-care", "streets-system": "streets-parks"} {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -106,11 +108,15 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 		}
 		clients = append(clients, cs...)
 	}
+	assertions := auth.NewAssertions(clients, []string{base}, store)
+	assertions.TokenKey = auth.TokenKey([]byte("0123456789abcdef0123456789abcdef"))
+	assertions.TokenAudiences = []string{base + "/oauth/token"}
+	assertions.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	a := &httpapi.Auth{
 		Providers:  append([]*auth.RelyingParty{devRP, mockRP}, o.providers...),
 		DevIdP:     idp,
 		Sessions:   &auth.Sessions{Store: store, Key: []byte("0123456789abcdef0123456789abcdef")},
-		Assertions: auth.NewAssertions(clients, []string{base}, store),
+		Assertions: assertions,
 		Store:      store,
 		LoginLimit: o.loginLimit,
 	}

@@ -170,7 +170,7 @@ func (s *Server) makeCatalogView(l *locales.Localizer) (*catalogView, error) {
 			byCat[svc.Category] = g
 			groups = append(groups, g)
 		}
-		e := catalogEntry{ID: svc.ID, Href: "/services/" + svc.ID, Title: l.T(svc.MsgTitle()),
+		e := catalogEntry{ID: svc.ID, Href: serviceHref(svc), Title: l.T(svc.MsgTitle()),
 			Summary: l.T(svc.MsgSummary()), Department: l.T(gateway.MsgDepartment(svc.Department))}
 		if svc.Assurance > gateway.AssuranceNone {
 			e.SignIn = l.T("catalog.requires_eid")
@@ -336,4 +336,13 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(fiber.Map{"status": "ready", "services": len(s.Catalog.All())})
+}
+
+// serviceHref is where the catalog links a service: its form, or the
+// prefix of an existing e-service the gateway serves.
+func serviceHref(svc *gateway.Service) string {
+	if svc.Prefix != "" {
+		return svc.Prefix
+	}
+	return "/services/" + svc.ID
 }

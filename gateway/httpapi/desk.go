@@ -368,6 +368,15 @@ func (s *Server) deskFormTarget(c *fiber.Ctx) (p *gateway.Principal, st DeskStor
 
 func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, pt servicepoint.Point, st deskState) error {
 	l := s.localizer(c)
+	// A field the visitor's personnummer fills is not asked again.
+	for i := range svc.Fields {
+		if f := &svc.Fields[i]; f.Prefill == gateway.PrefillPersonnummer {
+			if st.prefill == nil {
+				st.prefill, st.prefillHint = map[string]string{}, "desk.form.prefilled"
+			}
+			st.prefill[f.Name] = ""
+		}
+	}
 	fc := deskFormContent{formContent: newFormContent(l, svc, "/desk/services/"+svc.ID, st.formState),
 		Point: pt, VisitorPnr: st.pnr, Consent: st.consent}
 	if st.pnrAgain {

@@ -26,6 +26,7 @@ type formField struct {
 	Min, Max, Step, InputMode, Autocomplete              string
 	Describedby, RequiredText, ChooseText                string
 	DateParts                                            []datePart // a date: day, month and year inputs (forms_a11y.go)
+	ReadOnly                                             bool       // prefilled from the sign-in: shown, not asked
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -35,8 +36,13 @@ type formState struct {
 	token   string
 	formErr *gateway.Message // a problem with the whole form
 	action  string           // where the form posts; default /services/{id}
-	step    int              // a multi-step form's page (steps.go)
-	check   bool             // a multi-step form's check-your-answers page
+	// prefill are the values the identity gives (field -> value; "" for
+	// the desk, where the visitor's number above is the value), drawn
+	// read-only with prefillHint.
+	prefill     map[string]string
+	prefillHint string
+	step        int  // a multi-step form's page (steps.go)
+	check       bool // a multi-step form's check-your-answers page
 }
 
 type formError struct{ ID, Label, Error string }
@@ -60,6 +66,9 @@ func (s *Server) formPage(c *fiber.Ctx) error {
 	if !ok {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
 	}
+	if svc.Prefix != "" { // an existing e-service: no form here
+		return c.Redirect(svc.Prefix, fiber.StatusSeeOther)
+	}
 	st := s.draftState(c, svc)
 	if st.token == "" {
 		s.trackStart(c, svc) // usage statistics: a fresh form is viewed and started
@@ -76,6 +85,14 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	action := "/services/" + svc.ID
 	if st.action != "" {
 		action = st.action
+	}
+	if pre := principal(c).Prefilled(svc); len(pre) > 0 {
+		st.prefill, st.prefillHint = pre, "form.prefilled"
+		for name, v := range pre {
+			if f := svc.Field(name); f != nil && f.Prefill == gateway.PrefillPersonnummer {
+				pre[name] = personnummerText(v)
+			}
+		}
 	}
 	fc := newFormContent(l, svc, action, st)
 	fc.Started = s.formStamp(svc, st.values)
@@ -138,6 +155,9 @@ func (fc *formContent) addFieldsWhere(l *locales.Localizer, svc *gateway.Service
 			continue
 		}
 		ff := viewField(l, svc, f, st.values[f.Name])
+		if v, ok := st.prefill[f.Name]; ok {
+			ff.Value, ff.ReadOnly, ff.Hint, ff.DateParts = v, true, l.T(st.prefillHint), nil
+		}
 		if m, bad := st.errs[f.Name]; bad {
 			ff.Error = fieldMessage(l, ff, m)
 			fc.Errors = append(fc.Errors, formError{ID: ff.errorTarget(), Label: ff.Label, Error: ff.Error})
@@ -269,4 +289,13 @@ func postValues(c *fiber.Ctx) map[string][]string {
 	})
 	joinDateParts(values)
 	return values
+}
+
+// personnummerText is a 12-digit personnummer as people write it,
+// YYYYMMDD-NNNN.
+func personnummerText(digits string) string {
+	if len(digits) != 12 {
+		return digits
+	}
+	return digits[:8] + "-" + digits[8:]
 }

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,17 +73,44 @@ func (s *Server) listJSON(c *fiber.Ctx, subs []*gateway.Submission) []mySubmissi
 	return out
 }
 
-func (s *Server) mySubmissions(c *fiber.Ctx, p *gateway.Principal) ([]*gateway.Submission, error) {
+// Page sizes of the paged lists (?limit=).
+const (
+	defaultPageSize = 50
+	maxPageSize     = 200
+)
+
+// pageSize reads ?limit=: defaultPageSize when absent, at most maxPageSize.
+func pageSize(c *fiber.Ctx) (int, error) {
+	v := c.Query("limit")
+	if v == "" {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPageSize {
+		return 0, gateway.Errorf(gateway.EInvalid, "error.bad_request", fmt.Errorf("limit %q: 1 to %d", v, maxPageSize))
+	}
+	return n, nil
+}
+
+// mySubmissions reads one page (?cursor=, ?limit=) of a person's
+// submissions.
+func (s *Server) mySubmissions(c *fiber.Ctx, p *gateway.Principal) (gateway.SubmissionPage, error) {
 	if s.Auth == nil {
-		return []*gateway.Submission{}, nil
+		return gateway.SubmissionPage{}, nil
+	}
+	limit, err := pageSize(c)
+	if err != nil {
+		return gateway.SubmissionPage{}, err
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	return s.Auth.Store.SubjectSubmissions(ctx, p.Subject, 200)
+	return s.Auth.Store.SubjectPage(ctx, p.Subject, c.Query("cursor"), limit)
 }
 
-// apiMySubmissions: GET /api/v1/me/submissions, a signed-in person's
-// submissions across departments, newest first.
+// apiMySubmissions: GET /api/v1/me/submissions[?cursor=&limit=], a
+// signed-in person's submissions across departments, newest first, a page
+// at a time: next_cursor continues with older ones (absent at the end),
+// prev_cursor goes back to newer ones.
 func (s *Server) apiMySubmissions(c *fiber.Ctx) error {
 	p, err := requireRole(c, gateway.RoleResident)
 	if err != nil {
@@ -90,17 +119,30 @@ func (s *Server) apiMySubmissions(c *fiber.Ctx) error {
 	if p.Machine {
 		return gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
 	}
-	subs, err := s.mySubmissions(c, p)
+	pg, err := s.mySubmissions(c, p)
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"submissions": s.listJSON(c, subs)})
+	return c.JSON(pageJSON(fiber.Map{"submissions": s.listJSON(c, pg.Submissions)}, pg))
 }
 
-// apiDepartmentSubmissions: GET /api/v1/department/submissions[?service=],
-// the submissions of the calling department's services (metadata only, no
-// payload), newest first. Department principals only; each sees its own.
+// pageJSON adds a page's cursors to an answer.
+func pageJSON(m fiber.Map, pg gateway.SubmissionPage) fiber.Map {
+	if pg.Older != "" {
+		m["next_cursor"] = pg.Older
+	}
+	if pg.Newer != "" {
+		m["prev_cursor"] = pg.Newer
+	}
+	return m
+}
+
+// apiDepartmentSubmissions: GET /api/v1/department/submissions[?service=
+// &cursor=&limit=], the submissions of the calling department's services
+// (metadata only, no payload), newest first, a page at a time (see
+// apiMySubmissions); ?service= filters within the page, so a page may hold
+// fewer than limit. Department principals only; each sees its own.
 func (s *Server) apiDepartmentSubmissions(c *fiber.Ctx) error {
 	p, err := requireRole(c, gateway.RoleDepartment)
 	if err != nil {
@@ -109,12 +151,17 @@ func (s *Server) apiDepartmentSubmissions(c *fiber.Ctx) error {
 	if p.Department == "" || s.Auth == nil {
 		return gateway.Errorf(gateway.EForbidden, "error.forbidden", nil)
 	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	subs, err := s.Auth.Store.DepartmentSubmissions(ctx, p.Department, 500)
+	limit, err := pageSize(c)
 	if err != nil {
 		return err
 	}
+	ctx, cancel := s.storeCtx(c)
+	defer cancel()
+	pg, err := s.Auth.Store.DepartmentPage(ctx, p.Department, c.Query("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	subs := pg.Submissions
 	if svc := c.Query("service"); svc != "" {
 		kept := subs[:0]
 		for _, sub := range subs {
@@ -125,7 +172,7 @@ func (s *Server) apiDepartmentSubmissions(c *fiber.Ctx) error {
 		subs = kept
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(fiber.Map{"department": p.Department, "submissions": s.listJSON(c, subs)})
+	return c.JSON(pageJSON(fiber.Map{"department": p.Department, "submissions": s.listJSON(c, subs)}, pg))
 }
 
 type myRow struct {
@@ -136,6 +183,7 @@ type myRow struct {
 type myContent struct {
 	Name, Personnummer, Assurance string
 	Rows                          []myRow
+	Newer, Older                  string // cursors of the neighbouring pages
 }
 
 // myPage: GET /my, My pages: who is signed in and their submissions.
@@ -149,12 +197,13 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 		// land on their work, not on an empty My pages.
 		return c.Redirect(home, fiber.StatusSeeOther)
 	}
-	subs, err := s.mySubmissions(c, p)
+	pg, err := s.mySubmissions(c, p)
 	if err != nil {
 		return err
 	}
+	subs := pg.Submissions
 	l := s.localizer(c)
-	mc := myContent{Name: p.Name, Assurance: l.T("assurance." + p.Assurance.String())}
+	mc := myContent{Name: p.Name, Assurance: l.T("assurance." + p.Assurance.String()), Newer: pg.Newer, Older: pg.Older}
 	if p.Personnummer != "" {
 		mc.Personnummer = maskPnr(p.Personnummer)
 	}

@@ -52,6 +52,9 @@ type apiDoc struct {
 	Changes bool
 }
 
+// pageQuery are the query parameters of a paged list.
+var pageQuery = map[string]string{"cursor": "next_cursor or prev_cursor of an earlier answer; absent: the newest", "limit": "entries per page, 1 to 200, default 50"}
+
 // apiDocs has one entry per JSON route, keyed "METHOD path" as in
 // routes.go. Add the description with the route.
 var apiDocs = map[string]apiDoc{
@@ -69,10 +72,11 @@ var apiDocs = map[string]apiDoc{
 	"POST /api/v1/admin/dead-letters/:id/replay": {Tag: "admin", Summary: "Deliver a dead letter again (role admin)", Access: signedIn, Status: 202, Changes: true},
 	"POST /api/v1/admin/dead-letters/:id/close": {Tag: "admin", Summary: "Close a dead letter with a status for the resident (role admin)", Access: signedIn,
 		Body: "CloseDeadLetter", Status: 200, Changes: true},
-	"GET /api/v1/me":             {Tag: "identity", Summary: "The signed-in principal and its CSRF token; 401 when anonymous", Access: signedIn, Status: 200, Response: "Me"},
-	"GET /api/v1/me/submissions": {Tag: "identity", Summary: "A resident's submissions (My pages)", Access: signedIn, Status: 200},
-	"GET /api/v1/department/submissions": {Tag: "departments", Summary: "A department client's submissions, without payloads", Access: department, Status: 200,
-		Query: map[string]string{"service": "a service id"}},
+	"GET /api/v1/me": {Tag: "identity", Summary: "The signed-in principal and its CSRF token; 401 when anonymous", Access: signedIn, Status: 200, Response: "Me"},
+	"GET /api/v1/me/submissions": {Tag: "identity", Summary: "A resident's submissions (My pages), newest first, a page at a time: next_cursor (older) and prev_cursor (newer) in the answer",
+		Access: signedIn, Status: 200, Query: pageQuery},
+	"GET /api/v1/department/submissions": {Tag: "departments", Summary: "A department client's submissions, without payloads, newest first, a page at a time: next_cursor (older) and prev_cursor (newer) in the answer",
+		Access: department, Status: 200, Query: map[string]string{"service": "a service id (filters within the page)", "cursor": pageQuery["cursor"], "limit": pageQuery["limit"]}},
 	"GET /api/v1/usage": {Tag: "usage", Summary: "Usage key figures, exact (staff, admin)", Access: signedIn, Status: 200,
 		Query: map[string]string{"from": "first day, YYYY-MM-DD", "to": "last day, YYYY-MM-DD", "service": "a service id",
 			"department": "a department id", "channel": "a channel", "locale": "a language tag", "granularity": "day, week or month"}},
@@ -168,6 +172,9 @@ func (s *Server) openAPIDoc(l *locales.Localizer) obj {
 	// Each service's submission, with its own payload schema and example.
 	if d, ok := apiDocs["POST /api/v1/services/:id/submissions"]; ok && s.Catalog != nil {
 		for _, svc := range s.Catalog.All() {
+			if svc.Prefix != "" {
+				continue // an existing e-service behind the front door takes no submissions
+			}
 			d := d
 			d.Summary = l.T(svc.MsgTitle())
 			op := s.operation("POST", "", d, nil, svc)

@@ -45,14 +45,18 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
 	api.Get("/submissions/:id", s.apiGetSubmission)
 	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
+	api.Post("/submissions/:id/answer", s.apiAnswer)       // the resident answers a completion request
 	// Administration of dead letters (role admin).
 	api.Get("/admin/dead-letters", s.apiDeadLetters)
 	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
 	api.Post("/admin/dead-letters/:id/replay", s.apiReplayDeadLetter)
 	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
-	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
+	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications and follow-ups given up on
+	api.Get("/me", s.apiMe)                                         // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
-		api.Get("/me/submissions", s.apiMySubmissions)                 // a resident's submissions (My pages)
+		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
+		api.Get("/me/notifications", s.apiGetNotifyPrefs) // a resident's notification preferences
+		api.Put("/me/notifications", s.apiPutNotifyPrefs)
 		api.Get("/department/submissions", s.apiDepartmentSubmissions) // a department client's submissions
 	}
 	api.Get("/usage", s.apiUsage) // usage KPIs, exact (staff, admin); ?from=&to=&service=&department=&granularity=
@@ -103,7 +107,12 @@ func (s *Server) routes(app *fiber.App) {
 			app.Post("/dev-idp/token", s.devToken)
 		}
 		app.Post("/auth/logout", s.logout)
+		app.Post("/oauth/token", s.oauthToken) // machine clients: client credentials with a JWT assertion
 	}
+
+	// Existing e-services behind the front door (proxy.go), before the
+	// form CSRF check: they protect their own forms. The identity keys.
+	s.proxyRoutes(app)
 
 	// Pages for people. Forms carry a CSRF token.
 	app.Use(csrf(CSRFConfig{Secure: s.Config.Production, CookieName: s.cookieName(CSRFConfigDefault.CookieName)}))
@@ -117,10 +126,13 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/open-data", s.openDataPage)               // also /open-data/: the datasets explained
 	app.Get("/tillganglighet", s.accessibilityPage)     // accessibility statement (DOS law) with a feedback form
 	app.Get("/dashboard", s.dashboardPage)              // usage dashboard (staff, admin)
+	app.Post("/s/:id/answer", s.answerForm)             // the resident answers a completion request
 	if s.Auth != nil {
-		app.Get("/auth/login", s.login)       // ?return_to=&login_hint=&level=&provider=
-		app.Get("/auth/callback", s.callback) // the OpenID provider sends the browser back here
-		app.Get("/my", s.myPage)              // My pages
+		app.Get("/auth/login", s.login)                 // ?return_to=&login_hint=&level=&provider=
+		app.Get("/auth/callback", s.callback)           // the OpenID provider sends the browser back here
+		app.Get("/my", s.myPage)                        // My pages
+		app.Get("/my/notifications", s.notifyPrefsPage) // notification preferences
+		app.Post("/my/notifications", s.notifyPrefsForm)
 		if s.Auth.DevIdP != nil {
 			app.Get("/dev-idp/authorize", s.devAuthorize) // login_hint approves at once; else the persona picker
 			app.Post("/dev-idp/authorize", s.devApprove)

@@ -75,7 +75,15 @@ func (s *Server) schema(l *locales.Localizer, svc *gateway.Service) map[string]a
 			}
 		}
 		conds := conditionsOf(svc, f)
-		if f.Required && len(conds) == 0 {
+		if f.Prefill != "" {
+			// Taken from a signed-in person's identity, whatever is sent;
+			// required only of callers the sign-in cannot fill it for.
+			note := "prefilled from the sign-in (" + f.Prefill + ")"
+			if d, ok := p["description"].(string); ok {
+				note = d + " – " + note
+			}
+			p["description"] = note
+		} else if f.Required && len(conds) == 0 {
 			required = append(required, f.Name)
 		} else if f.Required {
 			// Required only when shown: if every condition holds, then

@@ -48,7 +48,11 @@ type Deps struct {
 	// DeadLetters is the administration of dead letters; nil: 503.
 	DeadLetters DeadLetterStore
 	// Statuses takes status updates from back-ends; nil: 503.
-	Statuses     StatusUpdater
+	Statuses StatusUpdater
+	// MessageDeadLetters lists dead notifications and follow-ups; nil: 503.
+	MessageDeadLetters MessageDeadLetterStore
+	// NotifyPrefs keeps residents' notification preferences; nil: 503.
+	NotifyPrefs  NotifyPrefsStore
 	Translations *locales.Translations
 	Logger       *slog.Logger
 	// Ready reports whether the gateway can serve (Redis reachable).
@@ -85,9 +89,13 @@ type Deps struct {
 	// Satisfaction keeps the answers to the satisfaction question after a
 	// receipt (satisfaction.go); nil: no question.
 	Satisfaction SatisfactionStore
-	Config       Config
 	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
 	Open311 Open311
+	// Upstreams are the existing e-services served under a prefix, by
+	// service id (proxy.go); IdentityKeys signs the identity they get.
+	Upstreams    map[string]Upstream
+	IdentityKeys IdentitySigner
+	Config       Config
 }
 
 // Config holds the HTTP layer's settings.

@@ -74,6 +74,9 @@ func takeNav(svc *gateway.Service, values map[string][]string) formNav {
 // navigate answers next, back and goto: the page asked for, or the same
 // page with its errors.
 func (s *Server) navigate(c *fiber.Ctx, svc *gateway.Service, st formState, nav formNav) error {
+	for name, v := range principal(c).Prefilled(svc) { // from the sign-in, as the intake takes them
+		st.values[name] = []string{v}
+	}
 	shown := svc.Shown(st.values)
 	count := len(svc.Steps)
 	at := min(max(nav.step, 0), count-1)

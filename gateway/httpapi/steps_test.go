@@ -52,6 +52,11 @@ func TestMultiStepJourney(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, "Vem söker?") || !strings.Contains(r.body, `type="hidden" name="property" value="Kåbo 12:3"`) {
 		t.Fatalf("second page: %d\n%s", r.status, r.body)
 	}
+	// Who applies is not asked: name and personnummer come from the sign-in.
+	if !strings.Contains(r.body, `name="applicant_name" value="Bertil Berg" readonly`) ||
+		!strings.Contains(r.body, `name="applicant_personnummer" value="19900101-3011" readonly`) {
+		t.Fatalf("applicant not prefilled from the sign-in:\n%s", r.body)
+	}
 	if r.header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("a page carrying answers may be cached: %q", r.header.Get("Cache-Control"))
 	}
@@ -88,7 +93,8 @@ func TestMultiStepJourney(t *testing.T) {
 	if r.status != 200 || !strings.Contains(r.body, `value="Kåbo 12:3"`) || !strings.Contains(r.body, "Steg 1 av 4") {
 		t.Fatalf("change: %d\n%s", r.status, r.body)
 	}
-	r = s.post(t, "", "send")
+	// A forged personnummer for the applicant is ignored.
+	r = s.post(t, "", "send", "applicant_personnummer", "19850709-2388", "applicant_name", "Någon Annan")
 	if r.status != 303 || !strings.HasPrefix(r.header.Get("Location"), "/s/") {
 		t.Fatalf("send: %d\n%s", r.status, r.body)
 	}
@@ -97,7 +103,8 @@ func TestMultiStepJourney(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := sub.Payload["floor_area"]; ok || sub.Payload["demolition_reason"] == nil || sub.Payload["owner_name"] != "Olle Ägare" {
+	if _, ok := sub.Payload["floor_area"]; ok || sub.Payload["demolition_reason"] == nil || sub.Payload["owner_name"] != "Olle Ägare" ||
+		sub.Payload["applicant_personnummer"] != bertilPnr || sub.Payload["applicant_name"] != "Bertil Berg" {
 		t.Fatalf("stored payload: %v", sub.Payload)
 	}
 }
@@ -159,5 +166,50 @@ func TestConditionsInTheAPI(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no if/then for floor_area in %s", svc.body)
+	}
+}
+
+// Prefill: the JSON API takes a signed-in resident's name and number from
+// the sign-in whatever is sent; at the desk, the visitor's number fills it.
+func TestPrefillFromIdentity(t *testing.T) {
+	e := newDeskEnv(t)
+	body := `{"project":"facade","property":"Kåbo 12:3","applying_as":"owner","description":"Måla om fasaden i ljusgrått.",` +
+		`"phone":"018-727 00 00","correct":true,"applicant_personnummer":"19850709-2388"}`
+	r := e.postJSON(t, "/api/v1/services/building-permit/submissions", body, "X-Test-Principal", "bertil")
+	var accepted struct{ ID string }
+	_ = json.Unmarshal([]byte(r.body), &accepted)
+	if r.status != 202 {
+		t.Fatalf("resident: %d %s", r.status, r.body)
+	}
+	sub, err := e.store.Get(context.Background(), accepted.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sub.Payload["applicant_personnummer"] != bertilPnr || sub.Payload["applicant_name"] != "Bertil Berg" {
+		t.Fatalf("resident's payload: %v", sub.Payload)
+	}
+	// Anonymous: nothing to prefill, so the fields are asked (and required).
+	r = e.postJSON(t, "/api/v1/services/street-fault/submissions", `{"kind":"litter","description":"Skräp vid bänkarna i parken","location":"Parken"}`)
+	if r.status != 202 {
+		t.Fatalf("anonymous street fault: %d %s", r.status, r.body)
+	}
+	// The desk: the visitor's checked number fills the field; staff type the name.
+	desk := `{"project":"facade","property":"Kåbo 12:3","applying_as":"owner","description":"Måla om fasaden i ljusgrått.",` +
+		`"phone":"018-727 00 00","correct":true,"applicant_name":"Bertil Berg","applicant_personnummer":"19850709-2388",` +
+		`"on_behalf_of":{"personnummer":"19900101-3011","identity_check":"id_document","consent":true}}`
+	r = e.postJSON(t, "/api/v1/services/building-permit/submissions", desk, "X-Test-Principal", "sara")
+	_ = json.Unmarshal([]byte(r.body), &accepted)
+	if r.status != 202 {
+		t.Fatalf("desk: %d %s", r.status, r.body)
+	}
+	if sub, err = e.store.Get(context.Background(), accepted.ID); err != nil {
+		t.Fatal(err)
+	}
+	if sub.Payload["applicant_personnummer"] != bertilPnr {
+		t.Fatalf("desk payload: %v", sub.Payload)
+	}
+	page := e.get(t, "/desk/services/building-permit", "X-Test-Principal", "sara")
+	if !strings.Contains(page.body, `name="applicant_personnummer" value="" readonly`) {
+		t.Fatalf("desk form asks for the visitor's number twice:\n%s", page.body)
 	}
 }

@@ -35,6 +35,11 @@ type statusContent struct {
 	History                                 []historyRow
 	Signed                                  *receiptJSON // receipts.go
 	Survey                                  *surveyView  // satisfaction.go
+	// A completion request is open: its question, and the answer form
+	// (AnswerToken makes a form sent twice one answer).
+	NeedsAnswer           bool
+	Question, AnswerToken string
+	Answered              bool
 }
 
 // statusPage shows a submission's status; with ?receipt=1, as the receipt.
@@ -77,8 +82,16 @@ func (s *Server) renderStatus(c *fiber.Ctx, sub *gateway.Submission, status int,
 		sc.LinkText = c.BaseURL() + link
 	}
 	for _, h := range sub.History {
+		msg := h.Message
+		if h.Note == "answered" {
+			msg = l.T("answer.history")
+		}
 		sc.History = append(sc.History, historyRow{ISO: h.At.Format(time.RFC3339), When: l.DateTime(h.At.In(stockholm)),
-			Status: l.T("status.value." + string(h.Status)), Message: h.Message})
+			Status: l.T("status.value." + string(h.Status)), Message: msg})
+	}
+	if sub.Status == gateway.StatusNeedsInfo {
+		sc.NeedsAnswer, sc.Question, sc.AnswerToken = true, intake.Question(sub), randomToken(16)
+		sc.Answered = c.Query("answered") == "1"
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	heading := l.T("status.heading")

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Stockholm on machines without a zoneinfo database
@@ -74,8 +75,10 @@ type Deps struct {
 	Locker Locker
 	Desk   Desk
 	Events Events
-	Logger *slog.Logger
-	Config Config
+	// Answers is needed for completion answers (Answer).
+	Answers Answers
+	Logger  *slog.Logger
+	Config  Config
 }
 
 // Config holds the intake's settings.
@@ -116,12 +119,13 @@ const MaxIdempotencyKey = 255
 
 // Intake runs the use cases.
 type Intake struct {
-	store  Store
-	locker Locker
-	desk   Desk
-	events Events
-	log    *slog.Logger
-	cfg    Config
+	store   Store
+	locker  Locker
+	desk    Desk
+	events  Events
+	answers Answers
+	log     *slog.Logger
+	cfg     Config
 }
 
 // New returns the intake; it fails when a required dependency is missing.
@@ -150,7 +154,7 @@ func New(d Deps) (*Intake, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, log: log, cfg: c}, nil
+	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, answers: d.Answers, log: log, cfg: c}, nil
 }
 
 // ErrStepUp is the cause of the error Submit returns when the submitter's
@@ -226,6 +230,10 @@ type Result struct {
 // the store's errors.
 func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	svc := r.Service
+	// 0. An existing e-service behind the front door takes no submissions.
+	if svc.Prefix != "" {
+		return Result{}, gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
+	}
 	// 1. Channel.
 	if !svc.AllowsChannel(r.Channel) {
 		return Result{}, &gateway.Error{Code: gateway.EForbidden, Message: gateway.Message{ID: "error.channel_not_allowed",
@@ -246,6 +254,9 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	} else if err := CheckAssurance(r.Principal, svc); err != nil {
 		return Result{}, err
 	}
+	// What the sign-in (or the visitor's checked identity) already says is
+	// taken from there, never from the form.
+	values := prefill(r, visitor)
 	// 3. Validation.
 	for k, m := range r.Errors {
 		errs[k] = m
@@ -261,7 +272,7 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 			}
 		}
 	}
-	payload, verrs := svc.Validate(r.Values, in.cfg.Now())
+	payload, verrs := svc.Validate(values, in.cfg.Now())
 	if len(verrs) > 0 && in.events != nil {
 		in.events.Invalid(svc, r.Channel, r.Locale, verrs, in.cfg.Now()) // drop-off by field
 	}
@@ -285,6 +296,11 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 		return Result{}, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
 	sub.PayloadHash = hash
+	if svc.NotifyEmailField != "" {
+		if v, ok := payload[svc.NotifyEmailField].(string); ok {
+			sub.ReplyEmail = v // the resident asked to be told about progress there
+		}
+	}
 	if visitor != nil {
 		sub.Subject = personSubject(visitor.number)
 		sub.Actor, sub.ServicePoint, sub.IdentityCheck = r.Principal.Subject, r.OnBehalf.Point.ID, string(visitor.check)
@@ -317,6 +333,36 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 		}
 	}
 	return Result{Submission: sub, Created: created}, nil
+}
+
+// prefill returns the values with the service's prefilled fields set from
+// the identity: the signed-in person's, or for a filing on behalf the
+// visitor's personnummer (staff type the rest). The caller's map is not
+// changed.
+func prefill(r Request, v *visitor) map[string][]string {
+	pre := map[string]string{}
+	if r.Channel == gateway.ChannelAssisted {
+		if v != nil {
+			for i := range r.Service.Fields {
+				if f := &r.Service.Fields[i]; f.Prefill == gateway.PrefillPersonnummer {
+					pre[f.Name] = v.number.String()
+				}
+			}
+		}
+	} else {
+		pre = r.Principal.Prefilled(r.Service)
+	}
+	if len(pre) == 0 {
+		return r.Values
+	}
+	values := maps.Clone(r.Values)
+	if values == nil {
+		values = map[string][]string{}
+	}
+	for k, v := range pre {
+		values[k] = []string{v}
+	}
+	return values
 }
 
 // CheckAssurance: submitting needs the service's level of assurance. Not

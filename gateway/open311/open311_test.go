@@ -25,6 +25,7 @@ import (
 	"github.com/kommun/servicegateway/services"
 	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
+	_ "github.com/kommun/servicegateway/services/connectors/proxy"
 )
 
 const apiKey = "test-key-0123456789"

@@ -63,6 +63,22 @@ const DefaultPrefix = "gw"
 //	gw:{n}:notices         hash    front-door notices: id -> JSON (notices.go); at most 50
 //	gw:{n}:notices:end     zset    the notices' ends (ms); expired ones are pruned at each save
 //	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
+//	gw:{q}:nout            stream  notification outbox (notify.go): fields id, status,
+//	                               event; written by the status scripts; ~MaxOutbox
+//	gw:{q}:nretry          zset    notification events waiting for a retry (JSON),
+//	                               score = due time (ms)
+//	gw:{q}:ndead           zset    dead-lettered notification events (JSON), score =
+//	                               time (ms); the newest MaxOutboxDead kept
+//	gw:{q}:nsent:<event>:<channel> string  a notification sent (so a retry of the
+//	                               event does not send it again); 30 days
+//	gw:{q}:conv:<id>       list    a submission's completion answers (JSON), at most
+//	                               gateway.MaxAnswers; expires with the record
+//	gw:{q}:fup             stream  follow-ups (answers) to deliver: fields id, seq
+//	gw:{q}:fupdead         zset    dead-lettered follow-ups ("id seq reason"), score =
+//	                               time (ms); the newest MaxOutboxDead kept
+//	gw:{q}:nprefs:<digest> string  a signed-in resident's notification preferences
+//	                               (JSON, at most 1 KiB); digest = sha256(subject);
+//	                               expires PrefsKeep after the last change
 //
 // Why one hash tag. Accepting a submission must be one atomic step: the
 // idempotency check, the unique reference, the record and the stream entry
@@ -203,6 +219,26 @@ func (k keys) ready() string { return k.prefix + "ready" }
 // slot of what it writes (see onceCountScript).
 func (k keys) onceUsage(token string) string { return k.base + "{u}:once:" + token }
 func (k keys) onceAudit(token string) string { return k.base + "{a}:once:" + token }
+
+// Notification keys (see notify.go), in the submissions' slot: the status
+// scripts write the outbox together with the status.
+func (k keys) outbox() string      { return k.prefix + "nout" }
+func (k keys) outboxRetry() string { return k.prefix + "nretry" }
+func (k keys) outboxDead() string  { return k.prefix + "ndead" }
+func (k keys) notifySent(event, channel string) string {
+	return k.prefix + "nsent:" + event + ":" + channel
+}
+func (k keys) conv(id string) string             { return k.prefix + "conv:" + id }
+func (k keys) followUps() string                 { return k.prefix + "fup" }
+func (k keys) followUpDead() string              { return k.prefix + "fupdead" }
+func (k keys) notifyPrefs(subject string) string { return k.prefix + "nprefs:" + digest16(subject) }
+
+// notifyGroup is the notifiers' consumer group on the outbox;
+// followUpGroup the dispatchers' on the follow-ups.
+const (
+	notifyGroup   = "notify"
+	followUpGroup = "followup"
+)
 
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.

@@ -113,8 +113,8 @@ func TestAckScriptsRunTwice(t *testing.T) {
 				switch kind {
 				case "complete":
 					return completeScript.Run(ctx, rdb,
-						[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.deliveries(), k.retry(), k.dead()},
-						group, j.StreamID, "{}", "", 0, "delivered", gateway.StatusDelivered.Rank(), id, tok).Int()
+						[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.deliveries(), k.retry(), k.dead(), k.outbox()},
+						group, j.StreamID, "{}", "", 0, "delivered", gateway.StatusDelivered.Rank(), id, MaxOutbox, tok).Int()
 				case "retry":
 					return retryScript.Run(ctx, rdb, []string{k.sub(id), k.deliveries(), k.retry()},
 						group, j.StreamID, 1, id, "x", tok).Int()

@@ -85,11 +85,17 @@ return {'ok'}
 
 // updateStatusScript records a status change from a case system.
 //
-// KEYS: 1 sub, 2 hist, 3 the update's nonce (optional: a signed update's
-// signature, remembered so that a replay does nothing)
+// KEYS: 1 sub, 2 hist, 3 the notification outbox, 4 the update's nonce
+// (optional: a signed update's signature, remembered so that a replay does
+// nothing)
 // ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or "",
 // 5 time of the change in ms, 6 how long the nonce is remembered (ms),
-// 7 the longest history kept (entries)
+// 7 the longest history kept (entries), 8 the outbox's approximate length
+// limit
+//
+// When the status moves, or a department asks another question (needs_info
+// again), the notification event is written in the same step (see
+// notifyEvent), so a status change is never without its notification.
 //
 // The status moves to a higher rank, or to the same rank when the change is
 // not older than the one that set the current status (status_at), so that
@@ -105,7 +111,7 @@ var updateStatusScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-if KEYS[3] and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[6]) then
+if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6]) then
   return 2
 end
 if redis.call('LINDEX', KEYS[2], -1) == ARGV[3] then
@@ -134,7 +140,12 @@ if rank > cur or (rank == cur and at >= curAt) then
   local prev = redis.call('HGET', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
   if prev ~= ARGV[1] then
+    ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
     return 1
+  end
+  if ARGV[1] == 'needs_info' then
+    -- another question while one is open: the resident is told again
+    ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
   end
 end
 return 0
@@ -213,12 +224,30 @@ end
 redis.call('HSET', KEYS[1], 'ack', ARGV[#ARGV])`
 }
 
+// notifyEvent is the Lua that writes a notification event to the outbox
+// (the stream out) when the status of the submission (record sub) moved to
+// status: only for a submission with someone to tell (an owner, whose
+// preferences the notifier reads, or a reply address). Each event gets a
+// stable id, "<submission id>.<n>" with n counted in the record, which the
+// notifier turns into the e-mail's Message-ID and the SMS provider's
+// idempotency key. The scripts that call it return early on a re-run, so an
+// event is written once. The stream is capped at about max entries (MAXLEN
+// ~), so a notifier that is down for long cannot make it grow without end.
+func notifyEvent(sub, out, status, max string) string {
+	return `local nc = redis.call('HMGET', ` + sub + `, 'subject', 'reply_email', 'id')
+    if (nc[1] and nc[1] ~= '') or (nc[2] and nc[2] ~= '') then
+      local seq = redis.call('HINCRBY', ` + sub + `, 'nseq', 1)
+      redis.call('XADD', ` + out + `, 'MAXLEN', '~', ` + max + `, '*', 'id', nc[3], 'status', ` + status + `, 'event', nc[3] .. '.' .. seq)
+    end`
+}
+
 // completeScript records a successful delivery.
 //
-// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead,
+// 8 the notification outbox
 // ARGV: 1 group, 2 stream id, 3 history entry JSON, 4 case reference or "",
 // 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id,
-// 9 token (see ackJob)
+// 9 the outbox's approximate length limit, 10 token (see ackJob)
 //
 // Replies 0 (job already acknowledged: nothing done), -1 (no such
 // submission) or 1.
@@ -233,7 +262,11 @@ if ARGV[4] ~= '' then
 end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
 if tonumber(ARGV[7]) >= cur then
+  local prev = redis.call('HGET', KEYS[1], 'status')
   redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])
+  if prev ~= ARGV[6] then
+    ` + notifyEvent("KEYS[1]", "KEYS[8]", "ARGV[6]", "ARGV[9]") + `
+  end
 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
 local ms = tonumber(ARGV[5])
@@ -500,4 +533,85 @@ for i = 2, #ARGV, 3 do
   redis.call('HINCRBY', KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
 end
 return 1
+`)
+
+// notifyMoveScript takes a notification event out of the outbox into a
+// sorted set (retry or dead letters).
+//
+// KEYS: 1 outbox, 2 the set
+// ARGV: 1 group, 2 stream id, 3 score, 4 member (the event as JSON),
+// 5 how many members the set keeps (0: no limit)
+//
+// Only the consumer that still holds the event moves it: XACK answers 0 on
+// a re-run or when another notifier finished the event, and then nothing
+// is done. Replies 1 (moved) or 0.
+var notifyMoveScript = redis.NewScript(`
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+local keep = tonumber(ARGV[5])
+if keep > 0 then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(keep + 1))
+end
+return 1
+`)
+
+// notifyPromoteScript moves due retries back into the outbox.
+//
+// KEYS: 1 retry set, 2 outbox
+// ARGV: 1 now (ms), 2 at most this many, 3 the outbox's length limit
+//
+// Replies how many were moved. Members are removed as they are added, so a
+// re-run finds nothing more to move.
+var notifyPromoteScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local ev = cjson.decode(m)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', ev.id, 'status', ev.status,
+    'event', ev.event, 'attempt', tostring(ev.attempt))
+end
+return #due
+`)
+
+// answerScript records a resident's answer to a completion request and
+// queues its delivery to the case system, in one step.
+//
+// KEYS: 1 sub, 2 conv, 3 hist, 4 follow-ups stream
+// ARGV: 1 token (drawn by the caller per answer), 2 entry JSON (without
+// seq), 3 most answers kept, 4 history entry JSON, 5 id
+//
+// Replies the answer's seq (>= 1), or -1 (no such submission), -2 (no
+// completion requested: the status is not needs_info), -3 (too many
+// answers). A re-run with the same token finds its entry and replies its
+// seq again without writing anything.
+var answerScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+for _, e in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  local d = cjson.decode(e)
+  if d.token == ARGV[1] then
+    return d.seq
+  end
+end
+if redis.call('HGET', KEYS[1], 'status') ~= 'needs_info' then
+  return -2
+end
+local n = redis.call('LLEN', KEYS[2])
+if n >= tonumber(ARGV[3]) then
+  return -3
+end
+local entry = cjson.decode(ARGV[2])
+entry.seq = n + 1
+redis.call('RPUSH', KEYS[2], cjson.encode(entry))
+redis.call('RPUSH', KEYS[3], ARGV[4])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+redis.call('XADD', KEYS[4], '*', 'id', ARGV[5], 'seq', tostring(n + 1))
+return n + 1
 `)

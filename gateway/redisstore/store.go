@@ -56,6 +56,7 @@ const (
 	fChannel        = "channel"
 	fLocale         = "locale"
 	fSubject        = "subject"
+	fReplyEmail     = "reply_email"
 	fStatus         = "status"
 	fRank           = "rank"
 	fCaseReference  = "case_reference"
@@ -128,6 +129,10 @@ type Job struct {
 	// Deliveries is how often the entry has been handed to a consumer
 	// (1 for a fresh read, more after claims).
 	Deliveries int64
+	// Reference is the submission's receipt reference when the caller has
+	// read it (it never changes once written); Complete then need not read
+	// it again. Empty means unknown.
+	Reference string
 }
 
 // QueueStats describes the delivery queue.
@@ -390,6 +395,9 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	if sub.PayloadHash != "" {
 		args = append(args, fPayloadHash, sub.PayloadHash)
 	}
+	if sub.ReplyEmail != "" {
+		args = append(args, fReplyEmail, sub.ReplyEmail)
+	}
 	if sub.Actor != "" {
 		args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
 	}
@@ -409,6 +417,12 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 // Get returns a submission with its payload (while it is kept) and history.
 // A missing submission is an ENotFound error.
 func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error) {
+	return s.read(ctx, id, true)
+}
+
+// read is Get, with or without the history (one MULTI either way, so the
+// record and its payload are read together).
+func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway.Submission, error) {
 	if !validID(id) {
 		return nil, notFound(id)
 	}
@@ -422,7 +436,9 @@ func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		meta = p.HGetAll(ctx, s.keys.sub(id))
 		payload = p.Get(ctx, s.keys.payload(id))
-		hist = p.LRange(ctx, s.keys.hist(id), 0, -1)
+		if withHistory {
+			hist = p.LRange(ctx, s.keys.hist(id), 0, -1)
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -440,6 +456,9 @@ func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error)
 		if err := json.Unmarshal([]byte(p), &sub.Payload); err != nil {
 			return nil, unavailable(fmt.Errorf("submission %s: decode payload: %w", id, err))
 		}
+	}
+	if hist == nil {
+		return sub, nil
 	}
 	sub.History = make([]gateway.StatusChange, 0, len(hist.Val()))
 	for _, h := range hist.Val() {
@@ -463,6 +482,7 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		Channel:        gateway.Channel(m[fChannel]),
 		Locale:         m[fLocale],
 		Subject:        m[fSubject],
+		ReplyEmail:     m[fReplyEmail],
 		Status:         gateway.Status(m[fStatus]),
 		CaseReference:  m[fCaseReference],
 		Delayed:        m[fDelayed] == "1",
@@ -541,7 +561,7 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	if err != nil {
 		return false, false, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
-	keys := []string{s.keys.sub(id), s.keys.hist(id)}
+	keys := []string{s.keys.sub(id), s.keys.hist(id), s.keys.outbox()}
 	if nonce != "" {
 		keys = append(keys, s.keys.statusNonce(nonce))
 	}
@@ -549,7 +569,7 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	defer cancel()
 	n, err := updateStatusScript.Run(ctx, s.rdb, keys,
 		string(change.Status), change.Status.Rank(), entry, caseRef, change.At.UnixMilli(),
-		max(window.Milliseconds(), 1), MaxHistory).Int()
+		max(window.Milliseconds(), 1), MaxHistory, MaxOutbox).Int()
 	if err != nil {
 		return false, false, writeFailed(err)
 	}
@@ -763,9 +783,10 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	return s.dropMalformed(ctx, jobs)
 }
 
-// Load returns the submission a job names (see Get).
+// Load returns the submission a job names, as Get does but without its
+// history, which delivery does not need.
 func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) {
-	return s.Get(ctx, job.SubmissionID)
+	return s.read(ctx, job.SubmissionID, false)
 }
 
 // Complete records a successful delivery: status delivered (unless the case
@@ -786,15 +807,18 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 	// The reference key is only known from the record; the script needs it
 	// declared, so read it first. It never changes once written.
 	id := job.SubmissionID
-	ref, err := s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return unavailable(err)
+	ref := job.Reference
+	if ref == "" {
+		ref, err = s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return unavailable(err)
+		}
 	}
 	k := s.keys
 	n, err := completeScript.Run(ctx, s.rdb,
-		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead()},
+		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox()},
 		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
-		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, ackToken()).Int()
+		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()).Int()
 	return outcome(n, err)
 }
 

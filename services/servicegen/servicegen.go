@@ -6,6 +6,7 @@
 package servicegen
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"os"
@@ -70,6 +71,9 @@ func templates() ([]template, error) {
 			return fmt.Errorf("servicegen: no id in %s", p)
 		}
 		t.id = string(m[1])
+		if bytes.Contains(t.files[services.ManifestName], []byte(`kind = "proxy"`)) {
+			return nil // an existing e-service has a prefix of its own: one is enough
+		}
 		out = append(out, t)
 		return nil
 	})

@@ -41,8 +41,6 @@ import (
 	"io"
 	"net"
 	"net/mail"
-	"net/smtp"
-	"net/textproto"
 	"os"
 	"regexp"
 	"strconv"
@@ -52,6 +50,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/smtpmail"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 )
@@ -75,7 +74,6 @@ const (
 	MaxMaxConcurrency     = 64
 	MaxRecipients         = 10
 	maxCAFile             = 1 << 20 // bytes of PEM read from ca_file
-	maxServerBytes        = 1 << 20 // bytes read from the SMTP server in one session
 )
 
 // TLS modes.
@@ -278,8 +276,7 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	c := &Connector{
 		addr: net.JoinHostPort(host, port), host: host, from: from, to: to,
 		startTLS: s.TLS != TLSNone, svc: s.svc, tr: tr,
-		sem:  make(chan struct{}, orDefault(s.MaxConcurrency, DefaultMaxConcurrency)),
-		dial: (&net.Dialer{}).DialContext,
+		sem: make(chan struct{}, orDefault(s.MaxConcurrency, DefaultMaxConcurrency)),
 	}
 	c.timeout, _ = s.timeout()
 	c.lang, _ = s.language()
@@ -305,6 +302,8 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 			c.tlsConfig.RootCAs = pool
 		}
 	}
+	c.smtp = &smtpmail.Client{Addr: c.addr, Host: c.host, Domain: c.domain, Username: c.username,
+		Password: c.password, Timeout: c.timeout, TLSConfig: c.tlsConfig}
 	return c, nil
 }
 
@@ -352,7 +351,7 @@ type Connector struct {
 	svc        *gateway.Service
 	tr         *locales.Translations
 	sem        chan struct{}
-	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
+	smtp       *smtpmail.Client
 }
 
 // Target names the SMTP server for the circuit breaker and metrics.
@@ -411,135 +410,11 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 	return ref, nil
 }
 
-// send runs one SMTP session. Every step has its own deadline of
-// c.timeout; the context's end closes the connection.
-func (c *Connector) send(ctx context.Context, body []byte) (err error) {
-	dctx, cancel := context.WithTimeout(ctx, c.timeout)
-	raw, err := c.dial(dctx, "tcp", c.addr)
-	cancel()
-	if err != nil {
-		return temporary(fmt.Errorf("smtp %s: connect: %w", c.addr, unwrapOp(err)))
+// send runs one SMTP session (see smtpmail.Client.Send).
+func (c *Connector) send(ctx context.Context, body []byte) error {
+	to := make([]string, len(c.to))
+	for i, a := range c.to {
+		to[i] = a.Address
 	}
-	conn := &limitedConn{Conn: raw, left: maxServerBytes}
-	// The context's end (shutdown, the delivery's deadline) closes the
-	// connection, which ends whatever step is waiting.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer func() {
-		stop()
-		conn.Close()
-		if err != nil && ctx.Err() != nil {
-			err = temporary(fmt.Errorf("smtp %s: %w (%v)", c.addr, ctx.Err(), err))
-		}
-	}()
-	step := func(what string, f func() error) error {
-		_ = conn.SetDeadline(time.Now().Add(c.timeout))
-		if err := f(); err != nil {
-			return c.classify(what, err)
-		}
-		return nil
-	}
-	var cl *smtp.Client
-	if err := step("greeting", func() (err error) { cl, err = smtp.NewClient(conn, c.host); return err }); err != nil {
-		return err
-	}
-	if err := step("EHLO", func() error { return cl.Hello(c.domain) }); err != nil {
-		return err
-	}
-	if c.startTLS {
-		if ok, _ := cl.Extension("STARTTLS"); !ok {
-			// A misconfigured (or tampered-with) server: keep the
-			// submission until someone fixes it.
-			return temporary(fmt.Errorf("smtp %s: the server does not offer STARTTLS, which this route requires", c.addr))
-		}
-		if err := step("STARTTLS", func() error { return cl.StartTLS(c.tlsConfig) }); err != nil {
-			return err
-		}
-	}
-	if c.username != "" {
-		if ok, _ := cl.Extension("AUTH"); !ok {
-			return temporary(fmt.Errorf("smtp %s: the server does not offer AUTH", c.addr))
-		}
-		if err := step("AUTH", func() error { return cl.Auth(smtp.PlainAuth("", c.username, c.password, c.host)) }); err != nil {
-			return err
-		}
-	}
-	if err := step("MAIL FROM", func() error { return cl.Mail(c.from.Address) }); err != nil {
-		return err
-	}
-	for _, rcpt := range c.to {
-		if err := step("RCPT TO", func() error { return cl.Rcpt(rcpt.Address) }); err != nil {
-			return err
-		}
-	}
-	if err := step("DATA", func() error {
-		w, err := cl.Data()
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(body); err != nil {
-			return err
-		}
-		// Close sends the final dot and reads the server's answer: only a
-		// 250 here means the server took the message.
-		return w.Close()
-	}); err != nil {
-		return err
-	}
-	// The message is accepted; a failing QUIT changes nothing.
-	_ = conn.SetDeadline(time.Now().Add(c.timeout))
-	_ = cl.Quit()
-	return nil
-}
-
-// limitedConn ends a session when the server sends more than a session
-// needs (replies are a few lines), so a broken or hostile server cannot
-// make the gateway read without end.
-type limitedConn struct {
-	net.Conn
-	left int64
-}
-
-var errTooChatty = errors.New("the server sent more than 1 MiB of replies")
-
-func (c *limitedConn) Read(p []byte) (int, error) {
-	if c.left <= 0 {
-		return 0, errTooChatty
-	}
-	if int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.Conn.Read(p)
-	c.left -= int64(n)
-	return n, err
-}
-
-// classify turns an SMTP or network error into a delivery error: 5xx
-// replies are permanent, 4xx replies and everything else temporary.
-func (c *Connector) classify(what string, err error) error {
-	var tp *textproto.Error
-	if errors.As(err, &tp) {
-		e := fmt.Errorf("smtp %s: %s: the server answered %d %s", c.addr, what, tp.Code, oneLine(tp.Msg))
-		if tp.Code >= 500 && tp.Code < 600 {
-			return permanent(e)
-		}
-		return temporary(e)
-	}
-	return temporary(fmt.Errorf("smtp %s: %s: %w", c.addr, what, unwrapOp(err)))
-}
-
-// oneLine shortens a server's reply text for logs.
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
-
-func unwrapOp(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return fmt.Errorf("%s: %w", op.Op, op.Err)
-	}
-	return err
+	return c.smtp.Send(ctx, c.from.Address, to, body)
 }

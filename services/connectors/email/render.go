@@ -11,6 +11,7 @@ import (
 	_ "time/tzdata" // Europe/Stockholm on machines without a zoneinfo database
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/smtpmail"
 )
 
 // stockholm is the time zone of the received time in the e-mail.
@@ -32,7 +33,7 @@ const (
 // Compose builds the e-mail of a delivery. The result is the same on every
 // attempt (same headers, Message-ID, Date and body), so a repeated send is
 // the same message.
-func (c *Connector) Compose(d *gateway.Delivery) *Message {
+func (c *Connector) Compose(d *gateway.Delivery) *smtpmail.Message {
 	t := c.texts()
 	title := d.Service
 	if c.svc != nil {
@@ -77,7 +78,7 @@ func (c *Connector) Compose(d *gateway.Delivery) *Message {
 		h.Reset() // cannot happen with these types; the text alone is complete
 	}
 
-	return &Message{
+	return &smtpmail.Message{
 		From:      c.from,
 		To:        c.to,
 		Subject:   v.Subject,

@@ -413,6 +413,7 @@ func TestRegisteredAndDecodedFromTOML(t *testing.T) {
 	var s Settings
 	_, err := toml.Decode(`
 url = "${CASESIM_URL}/cases"
+followup_url = "${CASESIM_URL}/cases/{case_reference}/followups"
 secret = "${CASESIM_SECRET}"
 timeout = "30s"
 max_concurrency = 4
@@ -420,7 +421,8 @@ max_concurrency = 4
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Settings{URL: "${CASESIM_URL}/cases", Secret: "${CASESIM_SECRET}", Timeout: "30s", MaxConcurrency: 4}
+	want := Settings{URL: "${CASESIM_URL}/cases", Secret: "${CASESIM_SECRET}", Timeout: "30s", MaxConcurrency: 4,
+		FollowUpURL: "${CASESIM_URL}/cases/{case_reference}/followups"}
 	if s != want {
 		t.Errorf("decoded %+v, want %+v", s, want)
 	}

@@ -83,6 +83,11 @@ type Settings struct {
 	// MaxConcurrency is how many deliveries to this URL may be in flight at
 	// once from one gateway process. Default 8, at most 256.
 	MaxConcurrency int `toml:"max_concurrency"`
+	// FollowUpURL is where answers to completion requests are POSTed
+	// (FollowUpEnvelope), signed like deliveries; "{case_reference}" in it
+	// is replaced by the case reference (path-escaped). Optional: without
+	// it the service's answers become dead letters.
+	FollowUpURL string `toml:"followup_url"`
 }
 
 // refPattern matches a well-formed ${NAME} reference.
@@ -100,6 +105,11 @@ func (s *Settings) Validate() error {
 	}
 	if _, err := s.timeout(); err != nil {
 		errs = append(errs, fmt.Errorf("timeout: %w", err))
+	}
+	if s.FollowUpURL != "" {
+		if err := validateURLTemplate(strings.ReplaceAll(s.FollowUpURL, "{case_reference}", "x")); err != nil {
+			errs = append(errs, fmt.Errorf("followup_url: %w", err))
+		}
 	}
 	if s.MaxConcurrency < 0 || s.MaxConcurrency > MaxMaxConcurrency {
 		errs = append(errs, fmt.Errorf("max_concurrency: %d is not between 1 and %d", s.MaxConcurrency, MaxMaxConcurrency))
@@ -177,20 +187,30 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
+	var followUp string
+	if s.FollowUpURL != "" {
+		if followUp, err = services.Expand(s.FollowUpURL, getenv); err != nil {
+			return nil, fmt.Errorf("followup_url: %w", err)
+		}
+		if err := checkAbsoluteURL(strings.ReplaceAll(followUp, "{case_reference}", "x")); err != nil {
+			return nil, fmt.Errorf("followup_url: after expansion: %w", err)
+		}
+	}
 	timeout, _ := s.timeout()
 	n := s.MaxConcurrency
 	if n == 0 {
 		n = DefaultMaxConcurrency
 	}
 	return &Connector{
-		url:     target,
-		host:    u.Host,
-		origin:  u.Scheme + "://" + u.Host,
-		secret:  []byte(secret),
-		timeout: timeout,
-		sem:     make(chan struct{}, n),
-		client:  sharedClient,
-		now:     time.Now,
+		url:      target,
+		followUp: followUp,
+		host:     u.Host,
+		origin:   u.Scheme + "://" + u.Host,
+		secret:   []byte(secret),
+		timeout:  timeout,
+		sem:      make(chan struct{}, n),
+		client:   sharedClient,
+		now:      time.Now,
 	}, nil
 }
 
@@ -222,14 +242,15 @@ func newTransport() *http.Transport {
 
 // Connector delivers to one URL. It is safe for concurrent use.
 type Connector struct {
-	url     string
-	host    string // for error messages; the full URL may carry a token
-	origin  string // scheme://host[:port], the back-end's circuit-breaker key
-	secret  []byte
-	timeout time.Duration
-	sem     chan struct{}
-	client  *http.Client
-	now     func() time.Time
+	url      string
+	followUp string // "" when the route takes no follow-ups
+	host     string // for error messages; the full URL may carry a token
+	origin   string // scheme://host[:port], the back-end's circuit-breaker key
+	secret   []byte
+	timeout  time.Duration
+	sem      chan struct{}
+	client   *http.Client
+	now      func() time.Time
 }
 
 // Envelope is the JSON body of a delivery. Back-ends may decode it with
@@ -297,34 +318,9 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 		return "", permanent(errors.New("payload cannot be encoded as JSON"))
 	}
 
-	// Wait for a slot, but not past the caller's patience.
-	if err := ctx.Err(); err != nil {
-		return "", temporary(err, 0)
-	}
-	select {
-	case c.sem <- struct{}{}:
-		defer func() { <-c.sem }()
-	case <-ctx.Done():
-		return "", temporary(ctx.Err(), 0)
-	}
-
-	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, c.url, bytes.NewReader(body))
+	resp, err := c.post(ctx, c.url, d.IdempotencyKey(), body)
 	if err != nil {
-		return "", permanent(fmt.Errorf("build request to %s: invalid URL", c.host))
-	}
-	ts := strconv.FormatInt(c.now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set(HeaderIdempotencyKey, d.IdempotencyKey())
-	req.Header.Set(HeaderTimestamp, ts)
-	req.Header.Set(HeaderSignature, Sign(c.secret, ts, body))
-
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return "", temporary(c.transportError(ctx, reqCtx, err), 0)
+		return "", err
 	}
 	defer func() {
 		// Drain a little so the connection can be reused, then close.
@@ -352,6 +348,105 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 		// 1xx and 3xx (redirects are not followed): most likely a
 		// misconfiguration that someone can fix, so keep the submission.
 		return "", temporary(errors.New(status), 0)
+	}
+}
+
+// post sends one signed JSON POST to target, waiting for a concurrency
+// slot first. Errors are *gateway.DeliveryError.
+func (c *Connector) post(ctx context.Context, target, key string, body []byte) (*http.Response, error) {
+	// Wait for a slot, but not past the caller's patience.
+	if err := ctx.Err(); err != nil {
+		return nil, temporary(err, 0)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return nil, temporary(ctx.Err(), 0)
+	}
+
+	reqCtx, cancel := context.WithTimeout(ctx, c.timeout)
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, permanent(fmt.Errorf("build request to %s: invalid URL", c.host))
+	}
+	ts := strconv.FormatInt(c.now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set(HeaderIdempotencyKey, key)
+	req.Header.Set(HeaderTimestamp, ts)
+	req.Header.Set(HeaderSignature, Sign(c.secret, ts, body))
+
+	resp, err := c.client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, temporary(c.transportError(ctx, reqCtx, err), 0)
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose ends a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b cancelOnClose) Close() error { err := b.ReadCloser.Close(); b.cancel(); return err }
+
+// FollowUpEnvelope is the JSON body of a follow-up: a resident's answer to
+// the case system's completion request, for the case it names.
+type FollowUpEnvelope struct {
+	SubmissionID  string `json:"submission_id"`
+	Reference     string `json:"reference"`
+	Service       string `json:"service"`
+	CaseReference string `json:"case_reference"`
+	Seq           int    `json:"seq"`
+	Question      string `json:"question,omitempty"`
+	Answer        string `json:"answer"`
+	AnsweredAt    string `json:"answered_at"` // RFC 3339, UTC
+	Attempt       int    `json:"attempt"`
+}
+
+var _ gateway.FollowUpConnector = (*Connector)(nil)
+
+// DeliverFollowUp POSTs an answer to the route's followup_url, signed like
+// a delivery, with Idempotency-Key "<submission id>.answer.<seq>". Errors
+// are classified like Deliver's.
+func (c *Connector) DeliverFollowUp(ctx context.Context, f *gateway.FollowUp) error {
+	if c.followUp == "" {
+		return permanent(errors.New("the route has no followup_url"))
+	}
+	if f.CaseReference == "" {
+		return temporary(errors.New("the submission has no case reference yet"), 0)
+	}
+	body, err := json.Marshal(FollowUpEnvelope{SubmissionID: f.SubmissionID, Reference: f.Reference, Service: f.Service,
+		CaseReference: f.CaseReference, Seq: f.Seq, Question: f.Question, Answer: f.Answer,
+		AnsweredAt: f.AnsweredAt.UTC().Format(time.RFC3339), Attempt: f.Attempt})
+	if err != nil {
+		return permanent(errors.New("follow-up cannot be encoded as JSON"))
+	}
+	target := strings.ReplaceAll(c.followUp, "{case_reference}", url.PathEscape(f.CaseReference))
+	resp, err := c.post(ctx, target, f.IdempotencyKey(), body)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBody))
+		resp.Body.Close()
+	}()
+	status := strings.TrimSpace(fmt.Sprintf("%s answered %d %s", c.host, resp.StatusCode, http.StatusText(resp.StatusCode)))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return temporary(errors.New(status), parseRetryAfter(resp.Header.Get("Retry-After"), c.now()))
+	case code >= 400:
+		return permanent(errors.New(status))
+	default:
+		return temporary(errors.New(status), 0)
 	}
 }
 

@@ -1,0 +1,131 @@
+package httpapi
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// Existing e-services behind the front door: a service with a Prefix is a
+// web application the gateway forwards to (services/connectors/proxy), after
+// signing the resident in at the service's level of assurance. The resident's
+// identity goes to it as a short-lived signed token in a header; the keys
+// that verify it are published at IdentityKeysPath.
+
+// IdentityKeysPath is where the JWK Set of the identity tokens is served.
+const IdentityKeysPath = "/.well-known/gateway-keys.json"
+
+// Upstream forwards requests under a proxied service's prefix;
+// *proxy.Proxy (services/connectors/proxy) implements it.
+type Upstream interface {
+	Prefix() string
+	Audience() string       // the identity token's audience
+	IdentityHeader() string // the request header that carries it
+	Forward(c *fiber.Ctx) error
+}
+
+// IdentitySigner signs identity tokens and publishes their keys;
+// *auth.IdentitySigner implements it.
+type IdentitySigner interface {
+	Sign(p *gateway.Principal, audience string) (string, error)
+	JWKS() []byte
+}
+
+// identityHeaders are never taken from a client on a proxied path: only the
+// gateway says who someone is.
+var identityHeaders = []string{"X-Gateway-Identity", fiber.HeaderAuthorization, "X-Forwarded-User", "X-Remote-User", "Remote-User", "X-Forwarded-Prefix", "Forwarded", fiber.HeaderXForwardedHost}
+
+// proxyRoutes registers the proxied services (called from routes).
+func (s *Server) proxyRoutes(app *fiber.App) {
+	if s.IdentityKeys != nil {
+		app.Get(IdentityKeysPath, func(c *fiber.Ctx) error {
+			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+			c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+			return c.Send(s.IdentityKeys.JWKS())
+		})
+	}
+	if s.Catalog == nil {
+		return
+	}
+	for _, svc := range s.Catalog.All() {
+		up := s.Upstreams[svc.ID]
+		if svc.Prefix == "" || up == nil {
+			continue
+		}
+		svc := svc
+		app.All(svc.Prefix+"*", s.proxyHandler(svc, up))
+	}
+}
+
+// underProxy reports whether path is below a proxied service's prefix
+// (the authentication leaves CSRF to the e-service there).
+func (s *Server) underProxy(path string) bool {
+	if len(s.Upstreams) == 0 || !strings.HasPrefix(path, "/e/") {
+		return false
+	}
+	for _, up := range s.Upstreams {
+		if strings.HasPrefix(path, up.Prefix()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
+	header := up.IdentityHeader()
+	bare := strings.TrimSuffix(svc.Prefix, "/")
+	return func(c *fiber.Ctx) error {
+		if c.Path() == bare { // relative links in the e-service need the slash
+			return c.Redirect(svc.Prefix, fiber.StatusMovedPermanently)
+		}
+		h := &c.Request().Header
+		h.Del(header)
+		for _, n := range identityHeaders {
+			h.Del(n)
+		}
+		// The gateway's own cookies (session, CSRF, sign-in) stay here.
+		var own []string
+		h.VisitAllCookie(func(k, _ []byte) {
+			if name := string(k); strings.HasPrefix(name, "gw_") || strings.HasPrefix(name, "__Host-gw_") {
+				own = append(own, name)
+			}
+		})
+		for _, name := range own {
+			h.DelCookie(name)
+		}
+
+		p := principal(c)
+		if !p.Satisfies(svc.Assurance) {
+			return s.proxyStepUp(c, svc, p)
+		}
+		if p != nil && !p.Machine { // a signed-in person, also where no sign-in is required
+			tok, err := s.IdentityKeys.Sign(p, up.Audience())
+			if err != nil {
+				return err
+			}
+			h.Set(header, tok)
+		}
+		if c.Method() == fiber.MethodGet && c.Path() == svc.Prefix {
+			s.trackStart(c, svc) // the e-service's entry page: viewed and started
+		}
+		return up.Forward(c)
+	}
+}
+
+// proxyStepUp sends a browser to sign in at the service's level, back to the
+// page asked for; anything else (a form post, a script) gets 401 or 403.
+func (s *Server) proxyStepUp(c *fiber.Ctx, svc *gateway.Service, p *gateway.Principal) error {
+	aerr := s.checkAssurance(c, svc)
+	if s.Auth == nil || len(s.Auth.Providers) == 0 || (c.Method() != fiber.MethodGet && c.Method() != fiber.MethodHead) || (p != nil && p.Machine) {
+		return aerr
+	}
+	back := c.Path()
+	if q := c.Request().URI().QueryString(); len(q) > 0 {
+		back += "?" + string(q)
+	}
+	q := url.Values{"level": {svc.Assurance.String()}, "return_to": {back}}
+	return c.Redirect("/auth/login?"+q.Encode(), fiber.StatusSeeOther)
+}

@@ -1,0 +1,77 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kommun/servicegateway/gateway/auth"
+	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/services/connectors/proxy"
+)
+
+// The example service book-premises is served under /e/book-premises/: the
+// catalog links there, its form address redirects there, it takes no
+// submissions, and no one reaches it without signing in at its level.
+func TestProxiedServiceRoutes(t *testing.T) {
+	var hits atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "upstream")
+	}))
+	defer up.Close()
+	conn, err := (&proxy.Settings{Prefix: "/e/book-premises/", Upstream: up.URL}).Provision(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewIdentitySigner(nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps, _, _ := baseDeps(t)
+	deps.Upstreams = map[string]httpapi.Upstream{"book-premises": conn.(*proxy.Proxy)}
+	deps.IdentityKeys = keys
+	app := build(t, deps)
+
+	do := func(method, path, body string) (*http.Response, string) {
+		t.Helper()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		return res, string(b)
+	}
+	if res, _ := do("GET", "/e/book-premises/bookings", ""); res.StatusCode != 401 {
+		t.Errorf("anonymous, no sign-in configured: %d, want 401", res.StatusCode)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the upstream was reached %d times", n)
+	}
+	if res, _ := do("GET", "/e/book-premises", ""); res.StatusCode != 301 || res.Header.Get("Location") != "/e/book-premises/" {
+		t.Errorf("bare prefix: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if res, _ := do("GET", "/services/book-premises", ""); res.StatusCode != 303 || res.Header.Get("Location") != "/e/book-premises/" {
+		t.Errorf("form address: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	if _, page := do("GET", "/?q=boka", ""); !strings.Contains(page, `href="/e/book-premises/"`) {
+		t.Errorf("catalog lacks the link:\n%s", page)
+	}
+	if res, _ := do("POST", "/api/v1/services/book-premises/submissions", `{}`); res.StatusCode != 404 {
+		t.Errorf("submission to a proxied service: %d, want 404", res.StatusCode)
+	}
+	res, body := do("GET", httpapi.IdentityKeysPath, "")
+	var set auth.JWKSet
+	if res.StatusCode != 200 || json.Unmarshal([]byte(body), &set) != nil || len(set.Keys) != 1 || set.Keys[0].Alg != "ES256" || set.Keys[0].Kid == "" {
+		t.Errorf("key set: %d %s", res.StatusCode, body)
+	}
+}

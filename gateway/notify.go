@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// NotifyStatuses are the status changes a resident can be told about.
+var NotifyStatuses = []Status{StatusDelivered, StatusInProgress, StatusNeedsInfo, StatusDecided, StatusClosed, StatusFailed}
+
+// NotifyPrefs is how a signed-in resident wants to hear about their
+// submissions (managed on My pages). The zero value sends nothing.
+type NotifyPrefs struct {
+	Email  string   `json:"email,omitempty"`
+	Mobile string   `json:"mobile,omitempty"` // E.164, e.g. +46701234567
+	Events []Status `json:"events,omitempty"` // which status changes; empty: none
+	// UpdatedAt is when the resident last saved them.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Wants reports whether the resident asked to hear about status.
+func (p NotifyPrefs) Wants(status Status) bool { return slices.Contains(p.Events, status) }
+
+// NotifyEvent is one status change to tell a resident about, as the outbox
+// holds it. Event is stable per change ("<submission id>.<n>"): the
+// e-mail's Message-ID and the SMS provider's idempotency key derive from
+// it, so a retry is recognisable as the same message.
+type NotifyEvent struct {
+	StreamID     string `json:"-"`
+	Event        string `json:"event"`
+	SubmissionID string `json:"id"`
+	Status       Status `json:"status"`
+	Attempt      int    `json:"attempt"` // 1 for the first try
+	Reason       string `json:"reason,omitempty"`
+}
+
+// Limits of completion answers.
+const (
+	MaxAnswerLength = 4000 // characters of one answer
+	MaxAnswers      = 10   // answers kept per submission
+)
+
+// FollowUp is a resident's answer to a completion request (status
+// needs_info with a question), handed to the case system as a follow-up of
+// the case.
+type FollowUp struct {
+	SubmissionID  string
+	Reference     string
+	Service       string
+	Department    string
+	CaseReference string
+	Seq           int    // 1 for the first answer of the submission
+	Question      string // the department's question it answers
+	Answer        string
+	AnsweredAt    time.Time
+	Attempt       int
+	// Attachments come with the file field kind: the answer will carry
+	// blob references here, and connectors add them like a submission's.
+}
+
+// IdempotencyKey is the key the back-end deduplicates a follow-up on.
+func (f *FollowUp) IdempotencyKey() string { return f.SubmissionID + ".answer." + strconv.Itoa(f.Seq) }
+
+// FollowUpConnector is the optional ability of a connector to deliver a
+// follow-up (an answer to a completion request) to an existing case.
+// Errors are classified like Deliver's (*DeliveryError).
+type FollowUpConnector interface {
+	DeliverFollowUp(ctx context.Context, f *FollowUp) error
+}
+
+// ConversationEntry is one answer of the resident in a submission's
+// conversation (the questions are the needs_info entries of the history).
+type ConversationEntry struct {
+	Seq       int       `json:"seq"`
+	Question  string    `json:"question,omitempty"`
+	Answer    string    `json:"answer"`
+	At        time.Time `json:"at"`
+	Token     string    `json:"token"`
+	Delivered bool      `json:"delivered,omitempty"`
+}

@@ -1,0 +1,221 @@
+// Package proxy is the connector kind "proxy": an existing e-service (a web
+// application a department already runs) served behind the gateway's front
+// door under a path prefix, with the gateway's sign-in. The gateway forwards
+// requests and streams the answers with fasthttp's client (keep-alive,
+// timeouts); it takes no submissions for such a service.
+//
+//	[route]
+//	kind = "proxy"
+//	[route.settings]
+//	prefix = "/e/library/"             # on the gateway: /e/<letters, digits, '-'>/
+//	upstream = "${LIBRARY_URL}"        # http(s)://host[:port][/base]
+//	identity_header = "X-Gateway-Identity"
+//	timeout = "30s"                    # to connect, send, and wait for each answer
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/services"
+)
+
+func init() {
+	services.RegisterConnector(services.ConnectorInfo{Kind: "proxy", New: func() services.ConnectorModule { return new(Settings) }})
+}
+
+// DefaultIdentityHeader carries the signed identity to the upstream.
+const DefaultIdentityHeader = "X-Gateway-Identity"
+
+// Settings are a proxied service's [route.settings].
+type Settings struct {
+	Prefix         string `toml:"prefix"`
+	Upstream       string `toml:"upstream"`
+	IdentityHeader string `toml:"identity_header"`
+	Timeout        string `toml:"timeout"`
+}
+
+var (
+	prefixPattern                   = regexp.MustCompile(`^/e/[a-z0-9][a-z0-9-]{0,62}/$`)
+	headerPattern                   = regexp.MustCompile(`^X-[A-Za-z0-9-]{1,60}$`)
+	_             services.Frontend = (*Settings)(nil)
+)
+
+// ServePrefix implements services.Frontend: the service has no form.
+func (s *Settings) ServePrefix() string { return s.Prefix }
+
+// Validate implements services.ConnectorModule.
+func (s *Settings) Validate() error {
+	var errs []error
+	if !prefixPattern.MatchString(s.Prefix) {
+		errs = append(errs, fmt.Errorf("prefix must look like /e/my-service/ (lower-case letters, digits and '-'), got %q", s.Prefix))
+	}
+	if !strings.HasPrefix(s.Upstream, "${") && !strings.HasPrefix(s.Upstream, "http://") && !strings.HasPrefix(s.Upstream, "https://") {
+		errs = append(errs, fmt.Errorf("upstream must be an http(s) URL or a ${NAME} reference, got %q", s.Upstream))
+	}
+	if s.IdentityHeader != "" && !headerPattern.MatchString(s.IdentityHeader) {
+		errs = append(errs, fmt.Errorf("identity_header must be a header name starting with X-, got %q", s.IdentityHeader))
+	}
+	if s.Timeout != "" {
+		if d, err := time.ParseDuration(s.Timeout); err != nil || d <= 0 || d > 10*time.Minute {
+			errs = append(errs, fmt.Errorf("timeout must be a duration between 0 and 10m, got %q", s.Timeout))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Provision implements services.ConnectorModule.
+func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, error) {
+	raw, err := services.Expand(s.Upstream, getenv)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("upstream %q is not an http(s) URL with a host and no query", raw)
+	}
+	timeout := 30 * time.Second
+	if s.Timeout != "" {
+		timeout, _ = time.ParseDuration(s.Timeout)
+	}
+	header := s.IdentityHeader
+	if header == "" {
+		header = DefaultIdentityHeader
+	}
+	host := u.Host
+	tls := u.Scheme == "https"
+	if u.Port() == "" {
+		if tls {
+			host += ":443"
+		} else {
+			host += ":80"
+		}
+	}
+	p := &Proxy{
+		prefix: s.Prefix, base: strings.TrimSuffix(u.EscapedPath(), "/"), host: u.Host, header: header,
+		audience: strings.TrimSuffix(u.String(), "/"), timeout: timeout,
+		client: &fasthttp.HostClient{
+			Addr: host, IsTLS: tls, Name: "servicegateway",
+			// Stream answers through: a large download is never held
+			// whole in the gateway.
+			StreamResponseBody:            true,
+			MaxConns:                      512,
+			MaxIdleConnDuration:           60 * time.Second, // keep-alive to the upstream
+			MaxConnWaitTimeout:            timeout,
+			ReadTimeout:                   timeout,
+			WriteTimeout:                  timeout,
+			DisableHeaderNamesNormalizing: true,
+			DisablePathNormalizing:        true,
+			NoDefaultUserAgentHeader:      true,
+			Dial: func(addr string) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, min(timeout, 10*time.Second))
+			},
+		},
+	}
+	return p, nil
+}
+
+// Proxy forwards requests under its prefix to the upstream e-service.
+type Proxy struct {
+	prefix, base, host, header, audience string
+	timeout                              time.Duration
+	client                               *fasthttp.HostClient
+}
+
+// Deliver implements gateway.Connector: a proxied service takes no
+// submissions (the intake refuses them first), so any delivery is a
+// permanent failure.
+func (p *Proxy) Deliver(context.Context, *gateway.Delivery) (string, error) {
+	return "", &gateway.DeliveryError{Permanent: true, Err: errors.New("proxy: a proxied e-service takes no submissions")}
+}
+
+// Prefix is the path on the gateway, e.g. "/e/library/".
+func (p *Proxy) Prefix() string { return p.prefix }
+
+// Audience is the upstream's URL, the audience of the identity tokens.
+func (p *Proxy) Audience() string { return p.audience }
+
+// IdentityHeader is the request header that carries the identity token.
+func (p *Proxy) IdentityHeader() string { return p.header }
+
+// hopByHop are the headers of one connection (RFC 9110, 7.6.1), never
+// forwarded.
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// Forward sends c's request to the upstream, with the path below the prefix
+// appended to the upstream's base path, and answers with the upstream's
+// answer, its body streamed. The caller has removed and set identity
+// headers; Forward removes the hop-by-hop headers both ways.
+func (p *Proxy) Forward(c *fiber.Ctx) error {
+	req, resp := c.Request(), c.Response()
+	path := c.Path()
+	rest := strings.TrimPrefix(path, strings.TrimSuffix(p.prefix, "/"))
+	uri := req.URI()
+	uri.SetPath(p.base + "/" + strings.TrimPrefix(rest, "/"))
+	uri.SetScheme("http")
+	uri.SetHost(p.host)
+	req.SetHost(p.host)
+	stripHopByHop(&req.Header)
+	req.Header.Set(fiber.HeaderXForwardedFor, c.IP())
+	req.Header.Set(fiber.HeaderXForwardedProto, c.Protocol())
+	req.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(p.prefix, "/"))
+	// The client resets the answer: keep the cookies the gateway set
+	// before (a renewed session token).
+	var own []*fasthttp.Cookie
+	resp.Header.VisitAllCookie(func(_, v []byte) {
+		ck := fasthttp.AcquireCookie()
+		if ck.ParseBytes(v) == nil {
+			own = append(own, ck)
+		}
+	})
+	defer func() {
+		for _, ck := range own {
+			resp.Header.SetCookie(ck)
+			fasthttp.ReleaseCookie(ck)
+		}
+	}()
+	if err := p.client.DoTimeout(req, resp, p.timeout); err != nil {
+		resp.Reset()
+		return gateway.Errorf(gateway.EUnavailable, "error.upstream_unavailable", fmt.Errorf("proxy %s: %w", p.prefix, err))
+	}
+	// A redirect to the upstream's own address points at the prefix
+	// instead (as nginx's proxy_redirect default does).
+	if loc := resp.Header.Peek(fiber.HeaderLocation); len(loc) > 0 {
+		if rest, ok := strings.CutPrefix(string(loc), p.audience+"/"); ok {
+			resp.Header.Set(fiber.HeaderLocation, p.prefix+rest)
+		} else if string(loc) == p.audience {
+			resp.Header.Set(fiber.HeaderLocation, p.prefix)
+		}
+	}
+	resp.Header.Del(fiber.HeaderConnection)
+	for _, h := range hopByHop[1:] {
+		if h != "Transfer-Encoding" { // fasthttp frames the answer itself
+			resp.Header.Del(h)
+		}
+	}
+	return nil
+}
+
+// stripHopByHop removes the hop-by-hop headers and those the Connection
+// header names.
+func stripHopByHop(h *fasthttp.RequestHeader) {
+	for _, name := range strings.Split(string(h.Peek(fiber.HeaderConnection)), ",") {
+		if name = strings.TrimSpace(name); name != "" && !strings.EqualFold(name, "close") && !strings.EqualFold(name, "keep-alive") {
+			h.Del(name)
+		}
+	}
+	for _, n := range hopByHop {
+		h.Del(n)
+	}
+}

@@ -146,6 +146,11 @@ type Submission struct {
 	ServicePoint  string         `json:"service_point,omitempty"`
 	IdentityCheck string         `json:"identity_check,omitempty"`
 	Payload       map[string]any `json:"payload,omitempty"`
+	// PayloadHash is the hex SHA-256 of the canonical payload
+	// (receipt.CanonicalPayload), computed by the intake before the write
+	// and kept with the record, so a signed receipt can be made from the
+	// record alone, also after the payload is gone.
+	PayloadHash   string         `json:"payload_sha256,omitempty"`
 	Status        Status         `json:"status"`
 	CaseReference string         `json:"case_reference,omitempty"`
 	Attempts      int            `json:"attempts"`

@@ -70,6 +70,8 @@ var settings = []setting{
 	{"GATEWAY_USAGE_ABANDON_AFTER", "2h", "a form started and not submitted within this time counts as abandoned"},
 	{"GATEWAY_OPENDATA_MIN_COUNT", "5", "open data shows counts from this number up; 1 to this minus one are suppressed, 0 stays 0"},
 	{"GATEWAY_SERVICE_POINTS_FILE", "", "TOML file with the service points for the staff desk (id, name, address, opening_hours, languages); default: the demo's built-in list"},
+	{"GATEWAY_RECEIPT_KEYS", "", "JSON file with the receipt signing keys: a JWK set of Ed25519 keys (kty OKP) with private parts, newest first; rotate by adding a new key at the top and keeping the old ones; required in production (development default: a key generated at start)"},
+	{"GATEWAY_ACCESSIBILITY_SERVICE", "feedback", "id of the service that takes the feedback from the accessibility statement's form (/tillganglighet); it must exist when set; unset and missing: the page shows no form"},
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
@@ -137,6 +139,9 @@ type config struct {
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
 	ServicePointsFile                           string
+	ReceiptKeys                                 string
+	AccessibilityService                        string
+	AccessibilitySet                            bool
 	Open311KeysFile, Open311Jurisdiction        string
 	IdentityKeyFile                             string
 }
@@ -213,6 +218,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")
 	c.ServicePointsFile = get("GATEWAY_SERVICE_POINTS_FILE")
+	c.ReceiptKeys = get("GATEWAY_RECEIPT_KEYS")
+	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
+	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
 	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
 	switch get("GATEWAY_NOTIFY") {
 	case "on":
@@ -326,6 +334,8 @@ func printHelp(w io.Writer) {
 Usage:
   gateway            start the gateway (with no configuration: the demo, on an embedded Redis)
   gateway check [DIR] check the service manifests in DIR (default: the built-in services) and exit
+  gateway verify-receipt [--keys FILE|URL] FILE
+                     check a signed receipt (and the payload in FILE, if any); exit 1 if forged or changed
   gateway --help     show this text
 
 Environment:

@@ -40,10 +40,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code)) // the subcommand has said why
+		}
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
+
+// exitCode is an error that only carries a subcommand's exit status.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // run is the whole program, with its inputs passed in so tests can run it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -58,6 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				dir = args[1]
 			}
 			return check(dir, stdout)
+		case "verify-receipt":
+			if code := verifyReceipt(ctx, args[1:], getenv, stdout, stderr); code != 0 {
+				return exitCode(code)
+			}
+			return nil
 		case "serve":
 		default:
 			printHelp(stderr)
@@ -255,6 +269,16 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	receipts, err := setupReceipts(cfg, log)
+	if err != nil {
+		return err
+	}
+	if _, ok := catalog.Get(cfg.AccessibilityService); !ok {
+		if cfg.AccessibilitySet {
+			return fmt.Errorf("GATEWAY_ACCESSIBILITY_SERVICE: no service %q", cfg.AccessibilityService)
+		}
+		log.Warn("no feedback service for the accessibility statement: /tillganglighet shows no form", "service", cfg.AccessibilityService)
+	}
 	o311, err := setupOpen311(cfg, catalog, in, store, tr) // Open311 GeoReport v2 over the same intake
 	if err != nil {
 		return err
@@ -273,10 +297,11 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 			}
 			return store.Ready(ctx) // a write: Redis out of memory is not ready
 		}, identity),
-		Auth:      identity,
+		Auth: identity, Receipts: receipts, Notices: store, Satisfaction: store,
 		Upstreams: upstreams, IdentityKeys: identityKeys,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
-			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount},
+			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
+			AccessibilityService: cfg.AccessibilityService},
 	})
 	if err != nil {
 		return err

@@ -46,7 +46,7 @@ func (s *Server) catalogPage(c *fiber.Ctx) error {
 	l := s.localizer(c)
 	q := c.Query("q")
 	v := s.catalogView(l)
-	if q == "" && onlyLangArg(c) {
+	if q == "" && onlyLangArg(c) && len(s.pageNotices(c, l)) == 0 { // notices: rendered each time (notices.go)
 		s.trackVisit(c) // usage statistics
 		key := pageKey{lang: l.Lang, account: accountVariant(s.accountLink(c))}
 		if b := s.cache.page(key); b != nil {
@@ -57,7 +57,7 @@ func (s *Server) catalogPage(c *fiber.Ctx) error {
 		if err := s.render(c, fiber.StatusOK, "catalog", l.T("catalog.title"), catalogContent{Groups: v.groups, List: v.list}); err != nil {
 			return err
 		}
-		if c.Method() != fiber.MethodGet { // HEAD: no body to keep
+		if c.Method() != fiber.MethodGet || noticeShown(c.Response().Body()) { // HEAD: no body to keep
 			return nil
 		}
 		b := newCachedBody(c.Response().Body())

@@ -136,6 +136,7 @@ func (s *Server) dashboardPage(c *fiber.Ctx) error {
 		return err
 	}
 	dc.Tables = append(dc.Tables, deskTables...)
+	dc.Tables = append(dc.Tables, s.satisfactionTables(l, rep)...) // satisfaction.go
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "dashboard", l.T("usage.dash.title"), dc)
 }

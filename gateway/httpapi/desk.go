@@ -470,6 +470,7 @@ type deskReceiptContent struct {
 	Created, CreatedISO, Subject            string
 	Point                                   servicepoint.Point
 	SignInHint                              string
+	Signed                                  *receiptJSON // receipts.go
 }
 
 // deskReceipt: GET /desk/receipt/{id}, the printable receipt for the
@@ -517,6 +518,9 @@ func (s *Server) deskReceipt(c *fiber.Ctx) error {
 	rc := deskReceiptContent{ServiceTitle: title, Reference: sub.Reference, Link: link, LinkText: base + link,
 		Created: l.DateTime(sub.CreatedAt.In(stockholm)), CreatedISO: sub.CreatedAt.Format(time.RFC3339),
 		Subject: maskSubject(sub.Subject), Point: pt, SignInHint: l.T("desk.receipt.sign_in", "URL", base+"/my")}
+	if rc.Signed, err = s.receiptOf(sub); err != nil {
+		return err
+	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, fiber.StatusOK, "desk_receipt", l.T("desk.receipt.title"), rc)
 }

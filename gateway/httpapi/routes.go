@@ -26,6 +26,9 @@ func (s *Server) routes(app *fiber.App) {
 		app.Get("/metrics", s.Metrics.handler())
 	}
 
+	// The public keys of signed receipts (JWKS), old ones included.
+	app.Get(ReceiptKeysPath, s.receiptKeys)
+
 	// Static assets (one stylesheet): pages link /static/<name>.<hash>.<ext>,
 	// cached for good; ETag and Last-Modified (static.go).
 	app.Get("/static/*", s.staticAsset)
@@ -63,6 +66,12 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/contacts", s.apiContact)                // {"service","channel","outcome","language"}
 	api.Get("/desk/submissions", s.apiDeskSubmissions) // the service point's filings this week, subjects masked
 	api.Get("/admin/audit", s.apiAudit)                // ?before=&limit=
+	// Front-door notices: the ones shown now (?service=), and their
+	// administration (role admin).
+	api.Get("/notices", s.apiNotices)
+	api.Get("/admin/notices", s.apiAdminNotices)
+	api.Post("/admin/notices", s.apiPublishNotice)
+	api.Delete("/admin/notices/:id", s.apiWithdrawNotice)
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
 	// Open data (CC0): usage aggregates with small counts suppressed, the
@@ -111,9 +120,13 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/services/:id", s.formPage)
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.submitForm)
 	app.Get("/s/:id", s.statusPage)
-	app.Post("/s/:id/answer", s.answerForm) // the resident answers a completion request
-	app.Get("/open-data", s.openDataPage)   // also /open-data/: the datasets explained
-	app.Get("/dashboard", s.dashboardPage)  // usage dashboard (staff, admin)
+	app.Post("/s/:id/satisfaction", s.satisfactionForm) // one answer per receipt
+	app.Get("/receipts/verify", s.receiptVerifyPage)    // paste a receipt (and payload) to check it
+	app.Post("/receipts/verify", s.receiptVerifyPage)   // no JavaScript
+	app.Get("/open-data", s.openDataPage)               // also /open-data/: the datasets explained
+	app.Get("/tillganglighet", s.accessibilityPage)     // accessibility statement (DOS law) with a feedback form
+	app.Get("/dashboard", s.dashboardPage)              // usage dashboard (staff, admin)
+	app.Post("/s/:id/answer", s.answerForm)             // the resident answers a completion request
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)                 // ?return_to=&login_hint=&level=&provider=
 		app.Get("/auth/callback", s.callback)           // the OpenID provider sends the browser back here
@@ -130,7 +143,10 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/admin/dead-letters/:ref", s.deadLetterPage)
 	app.Post("/admin/dead-letters/:ref/replay", s.replayDeadLetterForm)
 	app.Post("/admin/dead-letters/:ref/close", s.closeDeadLetterForm)
-	app.Get("/admin/audit", s.auditPage) // the audit stream (role admin); ?before=
+	app.Get("/admin/audit", s.auditPage)          // the audit stream (role admin); ?before=
+	app.Get("/admin/notices", s.adminNoticesPage) // front-door notices (role admin)
+	app.Post("/admin/notices", s.adminPublishNoticeForm)
+	app.Post("/admin/notices/:id/withdraw", s.adminWithdrawNoticeForm)
 	// The service-point desk (role staff).
 	app.Get("/desk", s.deskPage)                  // ?q= searches the catalog
 	app.Post("/desk/point", s.deskChoosePoint)    // staff without a point from sign-in choose one

@@ -81,6 +81,14 @@ type Deps struct {
 	// ServicePoints are the configured service points for the staff desk
 	// (desk.go); nil: no desk (its routes answer 404).
 	ServicePoints *servicepoint.Directory
+	// Receipts signs receipts and publishes their keys (receipts.go);
+	// nil: receipts are not signed.
+	Receipts ReceiptSigner
+	// Notices keeps the front-door notices (notices.go); nil: none.
+	Notices NoticeStore
+	// Satisfaction keeps the answers to the satisfaction question after a
+	// receipt (satisfaction.go); nil: no question.
+	Satisfaction SatisfactionStore
 	// Open311 is the Open311 GeoReport v2 facade; nil: not served.
 	Open311 Open311
 	// Upstreams are the existing e-services served under a prefix, by
@@ -115,6 +123,10 @@ type Config struct {
 	// OpenDataMinCount: open data counts from 1 to OpenDataMinCount-1
 	// are suppressed; 0 means usage.DefaultMinCount.
 	OpenDataMinCount int
+	// AccessibilityService is the service that takes feedback from the
+	// accessibility statement's form (accessibility.go); unknown: the page
+	// has no form.
+	AccessibilityService string
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -128,6 +140,8 @@ var ConfigDefault = Config{
 	ReadTimeout:    15 * time.Second,
 	IdempotencyTTL: 24 * time.Hour,
 	Now:            time.Now,
+	// The example feedback service (city-office/feedback).
+	AccessibilityService: "feedback",
 }
 
 func (c Config) withDefaults() Config {
@@ -150,6 +164,9 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = d.Now
 	}
+	if c.AccessibilityService == "" {
+		c.AccessibilityService = d.AccessibilityService
+	}
 	return c
 }
 
@@ -162,8 +179,10 @@ type Server struct {
 
 	pointKeyOnce  sync.Once // desk_point.go
 	pointKeyBytes []byte
-	openapi       openAPI
-	cache         catalogCache // catalog.go: the catalog made once per language
+
+	notices noticeCache // notices.go
+	openapi openAPI
+	cache   catalogCache // catalog.go: the catalog made once per language
 }
 
 // NewServer builds the fiber app with every route.
@@ -220,6 +239,8 @@ type page struct {
 	// Account is the header's link to My pages or to sign in; nil when
 	// there is no sign-in.
 	Account *accountLink
+	// Notices are the front-door notices that concern the page.
+	Notices []noticeView
 }
 
 // render writes a page with the layout.
@@ -230,6 +251,7 @@ func (s *Server) render(c *fiber.Ctx, status int, name, title string, content an
 	}
 	l := s.localizer(c)
 	p := page{L: l, Lang: l.Lang.String(), Title: title, LangLinks: langLinks(c, l.Lang), CSRF: csrfToken(c), Content: content, Account: s.accountLink(c)}
+	p.Notices = s.pageNotices(c, l)
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", p); err != nil {
 		return err

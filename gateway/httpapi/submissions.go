@@ -33,6 +33,8 @@ type statusContent struct {
 	StatusExplanation, CaseReference        string
 	Delayed                                 bool
 	History                                 []historyRow
+	Signed                                  *receiptJSON // receipts.go
+	Survey                                  *surveyView  // satisfaction.go
 	// A completion request is open: its question, and the answer form
 	// (AnswerToken makes a form sent twice one answer).
 	NeedsAnswer           bool
@@ -46,11 +48,19 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	return s.renderStatus(c, sub, fiber.StatusOK, "", "", "")
+}
+
+// renderStatus draws the status page; on the receipt, the satisfaction
+// question with what was answered and a problem with it (satisfaction.go).
+func (s *Server) renderStatus(c *fiber.Ctx, sub *gateway.Submission, status int, score, comment, surveyErr string) error {
+	var err error
 	l := s.localizer(c)
 	title := sub.Service
 	if svc, ok := s.Catalog.Get(sub.Service); ok {
 		title = l.T(svc.MsgTitle())
 	}
+	c.Locals(localsNoticeService, sub.Service) // the service's notices (notices.go)
 	link := "/s/" + sub.ID
 	sc := statusContent{
 		Receipt: c.Query("receipt") == "1", ServiceTitle: title, Reference: sub.Reference,
@@ -59,6 +69,14 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 		Status: string(sub.Status), StatusText: l.T("status.value." + string(sub.Status)),
 		StatusExplanation: l.T("status.explain." + string(sub.Status)),
 		CaseReference:     sub.CaseReference, Delayed: sub.Delayed,
+	}
+	if sc.Signed, err = s.receiptOf(sub); err != nil {
+		return err
+	}
+	if sc.Receipt {
+		if sc.Survey, err = s.survey(c, sub, score, comment, surveyErr); err != nil {
+			return err
+		}
 	}
 	if sc.LinkText == link {
 		sc.LinkText = c.BaseURL() + link
@@ -80,7 +98,7 @@ func (s *Server) statusPage(c *fiber.Ctx) error {
 	if sc.Receipt {
 		heading = l.T("receipt.heading")
 	}
-	return s.render(c, fiber.StatusOK, "status", heading, sc)
+	return s.render(c, status, "status", heading, sc)
 }
 
 func (s *Server) getSubmission(c *fiber.Ctx) (*gateway.Submission, error) {
@@ -112,6 +130,10 @@ type submissionJSON struct {
 	History       []gateway.StatusChange `json:"history"`
 	StatusURL     string                 `json:"status_url"`
 	ReceiptURL    string                 `json:"receipt_url"`
+	Receipt       *receiptJSON           `json:"receipt,omitempty"` // the signed receipt (receipts.go)
+	// The resident's answer to the satisfaction question, for the owning
+	// department only (satisfaction.go).
+	Satisfaction *satisfactionJSON `json:"satisfaction,omitempty"`
 }
 
 // apiGetSubmission: GET /api/v1/submissions/{id} (contract).
@@ -125,7 +147,16 @@ func (s *Server) apiGetSubmission(c *fiber.Ctx) error {
 	if hist == nil {
 		hist = []gateway.StatusChange{}
 	}
+	signed, err := s.receiptOf(sub)
+	if err != nil {
+		return err
+	}
+	answer, err := s.satisfactionFor(c, sub)
+	if err != nil {
+		return err
+	}
 	return c.JSON(submissionJSON{
+		Receipt: signed, Satisfaction: answer,
 		ID: sub.ID, Reference: sub.Reference, Service: sub.Service, Status: sub.Status,
 		CaseReference: sub.CaseReference, Delayed: sub.Delayed, CreatedAt: sub.CreatedAt, History: hist,
 		StatusURL: s.Config.PublicURL + "/api/v1/submissions/" + sub.ID, ReceiptURL: s.Config.PublicURL + "/s/" + sub.ID,
@@ -172,6 +203,14 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		c.Set("Idempotent-Replayed", "true")
 	}
 	out := s.acceptedJSON(c, res.Submission)
+	if signed, err := s.receiptOf(res.Submission); err != nil {
+		return err
+	} else if signed != nil {
+		// The receipt and the payload as stored (normalized by the
+		// validation): its hash is the one signed, so this answer saved
+		// as a file is what `gateway verify-receipt` checks.
+		out["receipt"], out["payload"] = signed, res.Submission.Payload
+	}
 	if req.OnBehalf != nil {
 		sub := res.Submission
 		out["channel"] = sub.Channel

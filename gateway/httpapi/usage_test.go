@@ -329,6 +329,11 @@ func column(r usage.Row, col string) int64 {
 	case "dead_lettered":
 		return r.DeadLettered
 	}
+	if n, ok := strings.CutPrefix(col, "satisfaction_"); ok { // satisfaction_1 ... _5
+		if i, err := strconv.Atoi(n); err == nil && i >= 1 && i <= 5 {
+			return r.Satisfaction[i-1]
+		}
+	}
 	return -1
 }
 

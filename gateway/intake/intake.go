@@ -9,7 +9,8 @@
 //  3. validation of the values against the service's fields;
 //  4. the idempotency lock (a key still in flight answers 409), when the
 //     caller asked for it;
-//  5. one atomic write of the submission and its delivery job (the store
+//  5. one atomic write of the submission (with its payload's SHA-256, for
+//     the signed receipt: gateway/receipt) and its delivery job (the store
 //     adds it to the owner's, department's and desk's lists in the same
 //     step);
 //  6. usage events, and for filing on behalf the desk's own statistics and
@@ -34,6 +35,7 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/personnummer"
+	"github.com/kommun/servicegateway/gateway/receipt"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 )
 
@@ -287,6 +289,13 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
 		Channel: r.Channel, Locale: r.Locale, Payload: payload, Subject: subjectOf(r.Principal),
 	}
+	// The payload's hash is kept with the record, for the signed receipt
+	// (gateway/receipt): nothing needs writing after the atomic write.
+	hash, err := receipt.PayloadHash(payload)
+	if err != nil {
+		return Result{}, gateway.Errorf(gateway.EInternal, "error.internal", err)
+	}
+	sub.PayloadHash = hash
 	if svc.NotifyEmailField != "" {
 		if v, ok := payload[svc.NotifyEmailField].(string); ok {
 			sub.ReplyEmail = v // the resident asked to be told about progress there

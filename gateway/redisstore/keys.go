@@ -57,6 +57,11 @@ const DefaultPrefix = "gw"
 //	gw:{a}:once:<token>            re-sent script counts once; likewise an audit entry
 //	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
 //	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{q}:sat:<id>        string  a submission's satisfaction answer (JSON: score, comment,
+//	                               at); SET NX, so one per submission; expires with the
+//	                               service's retention (satisfaction.go)
+//	gw:{n}:notices         hash    front-door notices: id -> JSON (notices.go); at most 50
+//	gw:{n}:notices:end     zset    the notices' ends (ms); expired ones are pruned at each save
 //	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
 //	gw:{q}:nout            stream  notification outbox (notify.go): fields id, status,
 //	                               event; written by the status scripts; ~MaxOutbox
@@ -196,6 +201,15 @@ func (k keys) usageOpenDay(day string) string { return k.base + "{u}:uopen:" + d
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
 func (k keys) audit() string                 { return k.base + "{a}:audit" }
+
+// satisfaction is a submission's answer to the satisfaction question
+// (satisfaction.go), in the submissions' slot.
+func (k keys) satisfaction(id string) string { return k.prefix + "sat:" + id }
+
+// Front-door notices (notices.go) share their own tag {n}: the hash of
+// notices and the zset of their ends are written by one script.
+func (k keys) notices() string    { return k.base + "{n}:notices" }
+func (k keys) noticeEnds() string { return k.base + "{n}:notices:end" }
 
 // ready is the readiness probe's key, in the submissions' slot: the node
 // that must take writes.

@@ -476,6 +476,26 @@ end
 return 1
 `)
 
+// saveNoticeScript stores a front-door notice (notices.go), first pruning
+// the expired ones, and refuses a new one when ARGV[5] are stored already.
+//
+// KEYS: 1 notices (hash id -> JSON), 2 their ends (zset, score = end ms)
+// ARGV: 1 now ms, 2 id, 3 notice JSON, 4 its end ms, 5 the most notices
+// Replies 1 (stored) or 0 (full).
+var saveNoticeScript = redis.NewScript(`
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(gone) do
+  redis.call('HDEL', KEYS[1], id)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+if redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[2])
+return 1
+`)
+
 // onceCountScript adds 1 to a counter once per caller's token: a re-run by
 // go-redis after a broken connection finds the token and adds nothing.
 //

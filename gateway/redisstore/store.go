@@ -69,6 +69,8 @@ const (
 	fActor         = "actor"
 	fServicePoint  = "service_point"
 	fIdentityCheck = "identity_check"
+	// The hex SHA-256 of the canonical payload, for the signed receipt.
+	fPayloadHash = "payload_sha256"
 )
 
 // Store is the gateway's Redis store. It is safe for concurrent use.
@@ -390,6 +392,9 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	if sub.Subject != "" {
 		args = append(args, fSubject, sub.Subject)
 	}
+	if sub.PayloadHash != "" {
+		args = append(args, fPayloadHash, sub.PayloadHash)
+	}
 	if sub.ReplyEmail != "" {
 		args = append(args, fReplyEmail, sub.ReplyEmail)
 	}
@@ -484,6 +489,7 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		Actor:          m[fActor],
 		ServicePoint:   m[fServicePoint],
 		IdentityCheck:  m[fIdentityCheck],
+		PayloadHash:    m[fPayloadHash],
 	}
 	if v := m[fAttempts]; v != "" {
 		n, err := strconv.Atoi(v)

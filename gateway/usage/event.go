@@ -61,11 +61,15 @@ const (
 	// gateway (phone, paper, e-mail, help at a service point), registered so
 	// that digital take-up has its full denominator.
 	Contact
+	// Satisfaction is one answer to the satisfaction question after a
+	// receipt (one per submission); Event.Score is the answer, 1 to 5.
+	// The free-text comment is never an event.
+	Satisfaction
 )
 
 var kindMetric = map[Kind]string{
 	Visit: mVisit, Viewed: mViewed, Started: mStarted, ValidationFailed: mValidation, Submitted: mSubmitted,
-	Delivered: mDelivered, DeadLettered: mDead, StatusChanged: mStatus, Contact: mContact,
+	Delivered: mDelivered, DeadLettered: mDead, StatusChanged: mStatus, Contact: mContact, Satisfaction: mSatisfaction,
 }
 
 func (k Kind) String() string {
@@ -92,6 +96,9 @@ type Event struct {
 	// Visitor is a salted, daily hash of the visitor (see
 	// Recorder.Visitor); 0 when not counted.
 	Visitor uint64
+	// Score: for Satisfaction, the answer from 1 (very dissatisfied) to 5
+	// (very satisfied); other values are not counted.
+	Score int
 }
 
 // Metric names, as stored (the last part of a counter's field).
@@ -105,9 +112,12 @@ const (
 	mDead       = "dead"
 	mStatus     = "status"
 	mContact    = "contact"
-	mFieldPfx   = "vf:" // + field name: validation failures of that field
-	mStartPfx   = "hs:" // + bucket: histogram of start -> submit
-	mFirstPfx   = "hf:" // + bucket: histogram of submit -> first status
+	// satisfaction answers: "sat" counts them, "sat:<score>" per score
+	mSatisfaction = "sat"
+	mSatPfx       = "sat:"
+	mFieldPfx     = "vf:" // + field name: validation failures of that field
+	mStartPfx     = "hs:" // + bucket: histogram of start -> submit
+	mFirstPfx     = "hf:" // + bucket: histogram of submit -> first status
 )
 
 // Buckets are the upper bounds of the duration histograms (start to submit,

@@ -12,7 +12,8 @@ const DefaultMinCount = 5
 
 // OpenColumns are the columns of the usage dataset, in order.
 var OpenColumns = []string{"date", "service", "department", "channel", "viewed", "started", "validation_failed",
-	"submitted", "contacts", "delivered", "dead_lettered"}
+	"submitted", "contacts", "delivered", "dead_lettered",
+	"satisfaction_1", "satisfaction_2", "satisfaction_3", "satisfaction_4", "satisfaction_5"}
 
 // OpenRow is one row of the usage dataset. A count from 1 to MinCount-1
 // is suppressed (nil; an empty cell in CSV) so that small groups cannot be
@@ -29,6 +30,13 @@ type OpenRow struct {
 	Contacts         *int64 `json:"contacts"`
 	Delivered        *int64 `json:"delivered"`
 	DeadLettered     *int64 `json:"dead_lettered"`
+	// Answers to the satisfaction question by score (1 to 5), suppressed
+	// like the other counts; comments are never in the open data.
+	Satisfaction1 *int64 `json:"satisfaction_1"`
+	Satisfaction2 *int64 `json:"satisfaction_2"`
+	Satisfaction3 *int64 `json:"satisfaction_3"`
+	Satisfaction4 *int64 `json:"satisfaction_4"`
+	Satisfaction5 *int64 `json:"satisfaction_5"`
 }
 
 // Suppress returns n, or nil when 0 < n < min.
@@ -48,7 +56,10 @@ func OpenRows(rows []Row, minCount int) []OpenRow {
 			Viewed: Suppress(r.Viewed, minCount), Started: Suppress(r.Started, minCount),
 			ValidationFailed: Suppress(r.ValidationFailed, minCount), Submitted: Suppress(r.Submitted, minCount),
 			Contacts: Suppress(r.Contacts, minCount), Delivered: Suppress(r.Delivered, minCount),
-			DeadLettered: Suppress(r.DeadLettered, minCount),
+			DeadLettered:  Suppress(r.DeadLettered, minCount),
+			Satisfaction1: Suppress(r.Satisfaction[0], minCount), Satisfaction2: Suppress(r.Satisfaction[1], minCount),
+			Satisfaction3: Suppress(r.Satisfaction[2], minCount), Satisfaction4: Suppress(r.Satisfaction[3], minCount),
+			Satisfaction5: Suppress(r.Satisfaction[4], minCount),
 		})
 	}
 	return out
@@ -62,7 +73,8 @@ func (o OpenRow) cells() []string {
 		return strconv.FormatInt(*p, 10)
 	}
 	return []string{o.Date, o.Service, o.Department, o.Channel, num(o.Viewed), num(o.Started), num(o.ValidationFailed),
-		num(o.Submitted), num(o.Contacts), num(o.Delivered), num(o.DeadLettered)}
+		num(o.Submitted), num(o.Contacts), num(o.Delivered), num(o.DeadLettered),
+		num(o.Satisfaction1), num(o.Satisfaction2), num(o.Satisfaction3), num(o.Satisfaction4), num(o.Satisfaction5)}
 }
 
 // WriteCSV writes the rows as CSV (RFC 4180) with a header line.

@@ -435,6 +435,9 @@ func (b *batch) visit(day, scope string, v uint64) {
 // add folds one event into the batch.
 func (r *Recorder) add(b *batch, e Event) {
 	metric, ok := kindMetric[e.Kind]
+	if e.Kind == Satisfaction && (e.Score < 1 || e.Score > 5) {
+		ok = false
+	}
 	if !ok || !clean(e.Service, e.Department, string(e.Channel), e.Locale, e.Field) {
 		r.lost.Add(1)
 		return
@@ -455,6 +458,8 @@ func (r *Recorder) add(b *batch, e Event) {
 		if e.Duration > 0 {
 			b.inc(day, cell(mStartPfx+strconv.Itoa(bucket(e.Duration))), 1)
 		}
+	case Satisfaction:
+		b.inc(day, cell(mSatPfx+strconv.Itoa(e.Score)), 1)
 	case Delivered:
 		b.inc(day, cell(mStatus), 1)
 		if e.Duration >= 0 {

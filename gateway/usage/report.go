@@ -58,6 +58,9 @@ type Counts struct {
 	Delivered        int64 `json:"delivered"`
 	DeadLettered     int64 `json:"dead_lettered"`
 	StatusChanged    int64 `json:"status_changed"`
+	// Satisfaction counts the answers to the satisfaction question by
+	// score: [0] is 1 (very dissatisfied) ... [4] is 5 (very satisfied).
+	Satisfaction [5]int64 `json:"satisfaction_by_score"`
 	// Abandoned is derived for days that ended more than AbandonAfter ago:
 	// max(0, started - submitted) of the digital channel, per day, service
 	// and locale.
@@ -74,6 +77,18 @@ func (c *Counts) add(o Counts) {
 	c.DeadLettered += o.DeadLettered
 	c.StatusChanged += o.StatusChanged
 	c.Abandoned += o.Abandoned
+	for i := range c.Satisfaction {
+		c.Satisfaction[i] += o.Satisfaction[i]
+	}
+}
+
+// SatisfactionAnswers is the number of answers to the satisfaction question.
+func (c Counts) SatisfactionAnswers() int64 {
+	var n int64
+	for _, v := range c.Satisfaction {
+		n += v
+	}
+	return n
 }
 
 func (c Counts) zero() bool { return c == Counts{} }
@@ -150,8 +165,12 @@ type KPIs struct {
 	DeadLetterRate  *float64 `json:"dead_letter_rate"`
 	// Medians, in seconds: the upper bound of the histogram bucket holding
 	// the median (see Buckets); nil without data.
-	MedianStartToSubmit     *float64 `json:"median_start_to_submit_seconds"`
-	MedianToFirstStatus     *float64 `json:"median_submit_to_first_status_seconds"`
+	MedianStartToSubmit *float64 `json:"median_start_to_submit_seconds"`
+	MedianToFirstStatus *float64 `json:"median_submit_to_first_status_seconds"`
+	// SatisfactionMean is the mean answer (1 to 5) to the satisfaction
+	// question; nil without answers.
+	SatisfactionMean        *float64 `json:"satisfaction_mean"`
+	SatisfactionCount       int64    `json:"satisfaction_answers"`
 	StartToSubmitMeasured   int64    `json:"start_to_submit_measured"`
 	FirstStatusMeasured     int64    `json:"first_status_measured"`
 	startHist, firstHist    Histogram
@@ -305,6 +324,10 @@ func (r *Reader) cells(ctx context.Context, days []string, q Query) ([]*cell, er
 				c.counts.DeadLettered += n
 			case metric == mStatus:
 				c.counts.StatusChanged += n
+			case strings.HasPrefix(metric, mSatPfx):
+				if sc, err := strconv.Atoi(metric[len(mSatPfx):]); err == nil && sc >= 1 && sc <= 5 {
+					c.counts.Satisfaction[sc-1] += n
+				}
 			case strings.HasPrefix(metric, mFieldPfx):
 				c.fields[metric[len(mFieldPfx):]] += n
 			case strings.HasPrefix(metric, mStartPfx):
@@ -544,6 +567,12 @@ func (k *KPIs) finish() {
 	k.FirstStatusMeasured = k.firstHist.Total()
 	k.MedianStartToSubmit = median(k.startHist)
 	k.MedianToFirstStatus = median(k.firstHist)
+	k.SatisfactionCount = k.SatisfactionAnswers()
+	var sum int64
+	for i, v := range k.Satisfaction {
+		sum += int64(i+1) * v
+	}
+	k.SatisfactionMean = ratio(sum, k.SatisfactionCount)
 }
 
 func median(h Histogram) *float64 {

@@ -548,6 +548,8 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "status not delivered", path: "/s/" + dead, status: 200},
 		{name: "street-fault with errors", path: "/services/street-fault", post: send, status: 422, keyboard: true},
 		{name: "open data", path: "/open-data/", status: 200},
+		{name: "accessibility statement", path: "/tillganglighet", status: 200},
+		{name: "receipt check", path: "/receipts/verify", status: 200},
 		{name: "sign-in picker", path: "/my", status: 200},
 		{name: "dashboard 401", path: "/dashboard", status: 401, extra: signInBack("/dashboard")},
 		{name: "audit 401", path: "/admin/audit", status: 401, extra: signInBack("/admin/audit")},
@@ -616,6 +618,7 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "dead letter", path: ref, status: 200},
 		{name: "audit", path: "/admin/audit", status: 200},
 		{name: "dashboard", path: "/dashboard", status: 200},
+		{name: "notices", path: "/admin/notices", status: 200},
 	}
 	s.check("admin", admin)
 

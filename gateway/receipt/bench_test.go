@@ -1,0 +1,33 @@
+package receipt
+
+import (
+	"testing"
+)
+
+// BenchmarkSign and BenchmarkVerify measure what showing and checking a
+// receipt cost (run briefly: go test -bench . -benchtime 2000x).
+func BenchmarkSign(b *testing.B) {
+	k, _ := Generate()
+	ring, _ := NewKeyring([]Key{k})
+	s := benchSub()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ring.SignSubmission(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	k, _ := Generate()
+	ring, _ := NewKeyring([]Key{k})
+	jws, _ := ring.SignSubmission(benchSub())
+	set := ring.JWKS()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := set.Verify(jws); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(jws)), "jws-bytes")
+}

@@ -1,0 +1,395 @@
+// Package receipt makes and checks the gateway's signed receipts: a JWS
+// (compact serialization, alg EdDSA with Ed25519) that a resident can keep
+// and anyone can verify offline against the gateway's published keys.
+//
+// What is signed (the claims, see Claims): the reference, the service id
+// and version, the time the submission was received, the SHA-256 of the
+// canonical payload, the SHA-256 of each attachment (an empty list until
+// the file field kind exists), the channel, and in the protected header the
+// key id (kid). Nothing personal is in it beyond what the resident sent,
+// and the payload itself is not: only its hash.
+//
+// Canonical payload: the JSON that Go's encoding/json gives for the payload
+// as a map[string]any: object keys sorted by their bytes, no white space,
+// strings escaped as encoding/json does (including <, > and & as \u003c,
+// \u003e, \u0026), numbers written as they were decoded. CanonicalJSON
+// turns any JSON object into that form (decoding numbers as json.Number,
+// so they are kept verbatim), and PayloadHash is the lower-case hex SHA-256
+// of it. The intake computes the hash before the atomic write and the store
+// keeps it in the submission record, so the receipt is made from the
+// record whenever it is shown, also after the payload was deleted.
+//
+// Ed25519 signatures are deterministic: the same record and key give the
+// same JWS, so nothing is stored besides the hash. After a key rotation the
+// receipt is signed with the new key; receipts signed with an older key
+// still verify as long as its public key is in the published set (keys are
+// kept there after rotation).
+//
+// Signing and checking use golang-jwt v5, already the gateway's JWT
+// library for ID tokens and machine clients: it parses the compact form
+// strictly (three base64url parts, no padding), and the method is pinned
+// to EdDSA with WithValidMethods, so "none", HS* (a public key used as an
+// HMAC secret) and RS/ES are refused before any key is looked up.
+package receipt
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// Alg is the only signature algorithm of receipts.
+const Alg = "EdDSA"
+
+// MaxJWKS bounds a key set read from a file or URL, in bytes; MaxKeys the
+// number of keys in it; MaxReceipt a receipt (JWS) given to Verify.
+const (
+	MaxJWKS    = 256 * 1024
+	MaxKeys    = 100
+	MaxReceipt = 8 * 1024
+)
+
+// Claims are what a receipt signs.
+type Claims struct {
+	Reference      string   `json:"reference"`
+	Service        string   `json:"service"`
+	ServiceVersion string   `json:"service_version"`
+	ReceivedAt     string   `json:"received_at"` // RFC 3339, UTC, with the store's precision
+	PayloadSHA256  string   `json:"payload_sha256"`
+	Attachments    []string `json:"attachments_sha256"` // hex SHA-256 of each attachment, in field order; [] for none
+	Channel        string   `json:"channel"`
+}
+
+// jwtClaims makes Claims a jwt.Claims with no registered claims: receipts
+// do not expire.
+type jwtClaims struct{ Claims }
+
+func (jwtClaims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (jwtClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (jwtClaims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (jwtClaims) GetIssuer() (string, error)                   { return "", nil }
+func (jwtClaims) GetSubject() (string, error)                  { return "", nil }
+func (jwtClaims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// CanonicalJSON returns the canonical form of a JSON object (see the
+// package comment). It fails on anything but one JSON object.
+func CanonicalJSON(b []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("receipt: payload: %w", err)
+	}
+	if m == nil {
+		return nil, errors.New("receipt: payload: not a JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("receipt: payload: trailing data after the JSON object")
+	}
+	return json.Marshal(m)
+}
+
+// PayloadHash is the hex SHA-256 of the canonical form of payload (nil is
+// the empty object).
+func PayloadHash(payload map[string]any) (string, error) {
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return "", fmt.Errorf("receipt: payload: %w", err)
+	}
+	// Round trip so that a payload holding Go values (float64, []string)
+	// hashes exactly as its JSON will when a verifier reads it back.
+	c, err := CanonicalJSON(b)
+	if err != nil {
+		return "", err
+	}
+	return hashHex(c), nil
+}
+
+// PayloadHashJSON is PayloadHash of a payload given as JSON.
+func PayloadHashJSON(b []byte) (string, error) {
+	c, err := CanonicalJSON(b)
+	if err != nil {
+		return "", err
+	}
+	return hashHex(c), nil
+}
+
+func hashHex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ClaimsOf are the claims of a stored submission's receipt. A record
+// without a payload hash (stored before receipts existed) has none.
+func ClaimsOf(sub *gateway.Submission) (Claims, error) {
+	if sub.PayloadHash == "" {
+		return Claims{}, ErrNoHash
+	}
+	return Claims{
+		Reference: sub.Reference, Service: sub.Service, ServiceVersion: sub.ServiceVersion,
+		ReceivedAt: sub.CreatedAt.UTC().Format(time.RFC3339Nano), PayloadSHA256: sub.PayloadHash,
+		Attachments: []string{}, Channel: string(sub.Channel),
+	}, nil
+}
+
+// ErrNoHash: the submission was stored without a payload hash, so no
+// receipt can be signed for it.
+var ErrNoHash = errors.New("receipt: the submission has no payload hash")
+
+// VerificationCode is the short code printed on a receipt: the first 8
+// characters of the base32 (RFC 4648) SHA-256 of the JWS, in two groups of
+// four ("ABCD-EFGH"). It lets a person compare a printed receipt with the
+// one shown online; it is not a signature.
+func VerificationCode(jws string) string {
+	h := sha256.Sum256([]byte(jws))
+	s := base32.StdEncoding.EncodeToString(h[:])[:8]
+	return s[:4] + "-" + s[4:]
+}
+
+// Key is one signing key.
+type Key struct {
+	ID      string
+	Private ed25519.PrivateKey // nil for a key kept only to verify old receipts
+	Public  ed25519.PublicKey
+}
+
+// Keyring holds the keys, newest first. The newest key with a private part
+// signs; every key verifies.
+type Keyring struct {
+	keys []Key
+}
+
+// NewKeyring returns a keyring of keys, newest first. At least one key with
+// a private part is needed; key ids must be unique.
+func NewKeyring(keys []Key) (*Keyring, error) {
+	seen := map[string]bool{}
+	signer := false
+	for _, k := range keys {
+		if k.ID == "" || seen[k.ID] {
+			return nil, fmt.Errorf("receipt: key id %q empty or repeated", k.ID)
+		}
+		seen[k.ID] = true
+		if len(k.Public) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("receipt: key %s: not an Ed25519 public key", k.ID)
+		}
+		if k.Private != nil {
+			if len(k.Private) != ed25519.PrivateKeySize || !bytes.Equal(k.Private.Public().(ed25519.PublicKey), k.Public) {
+				return nil, fmt.Errorf("receipt: key %s: private and public parts do not match", k.ID)
+			}
+			signer = true
+		}
+	}
+	if !signer {
+		return nil, errors.New("receipt: no key with a private part to sign with")
+	}
+	return &Keyring{keys: keys}, nil
+}
+
+// Generate returns a new key with a key id made from its public key.
+func Generate() (Key, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{ID: KeyID(pub), Private: priv, Public: pub}, nil
+}
+
+// KeyID is a key id derived from the public key: "r-" and 16 base64url
+// characters of its SHA-256.
+func KeyID(pub ed25519.PublicKey) string {
+	h := sha256.Sum256(pub)
+	return "r-" + base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// signer is the newest key with a private part.
+func (r *Keyring) signer() Key {
+	for _, k := range r.keys {
+		if k.Private != nil {
+			return k
+		}
+	}
+	panic("receipt: keyring without a signing key") // NewKeyring prevents it
+}
+
+// SigningKeyID is the id of the key that signs new receipts.
+func (r *Keyring) SigningKeyID() string { return r.signer().ID }
+
+// Sign returns the receipt (compact JWS) of claims, signed with the newest
+// key. The same claims and key always give the same JWS.
+func (r *Keyring) Sign(c Claims) (string, error) {
+	if c.Attachments == nil {
+		c.Attachments = []string{}
+	}
+	k := r.signer()
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwtClaims{c})
+	t.Header["kid"] = k.ID
+	t.Header["typ"] = "receipt+jwt"
+	return t.SignedString(k.Private)
+}
+
+// SignSubmission is Sign of the claims of a stored submission.
+func (r *Keyring) SignSubmission(sub *gateway.Submission) (string, error) {
+	c, err := ClaimsOf(sub)
+	if err != nil {
+		return "", err
+	}
+	return r.Sign(c)
+}
+
+// JWKS is the public key set, every key, newest first.
+func (r *Keyring) JWKS() JWKSet {
+	set := JWKSet{Keys: make([]JWK, 0, len(r.keys))}
+	for _, k := range r.keys {
+		set.Keys = append(set.Keys, publicJWK(k))
+	}
+	return set
+}
+
+// Verify checks a receipt against the keyring's public keys.
+func (r *Keyring) Verify(jws string) (Claims, string, error) { return r.JWKS().Verify(jws) }
+
+// JWK is an OKP (Ed25519) JSON Web Key (RFC 8037); D is the private part
+// (only in the key file, never published).
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	Kid string `json:"kid"`
+	Use string `json:"use,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	X   string `json:"x"`
+	D   string `json:"d,omitempty"`
+}
+
+// JWKSet is a JSON Web Key Set.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+func publicJWK(k Key) JWK {
+	return JWK{Kty: "OKP", Crv: "Ed25519", Kid: k.ID, Use: "sig", Alg: Alg, X: base64.RawURLEncoding.EncodeToString(k.Public)}
+}
+
+// PrivateJWK is the key with its private part, for a key file.
+func PrivateJWK(k Key) JWK {
+	j := publicJWK(k)
+	if k.Private != nil {
+		j.D = base64.RawURLEncoding.EncodeToString(k.Private.Seed())
+	}
+	return j
+}
+
+// key turns a JWK into a Key (with the private part when D is set).
+func (j JWK) key() (Key, error) {
+	if j.Kty != "OKP" || j.Crv != "Ed25519" {
+		return Key{}, fmt.Errorf("receipt: key %q: kty %q crv %q, want OKP Ed25519", j.Kid, j.Kty, j.Crv)
+	}
+	if j.Alg != "" && j.Alg != Alg {
+		return Key{}, fmt.Errorf("receipt: key %q: alg %q, want %s", j.Kid, j.Alg, Alg)
+	}
+	x, err := base64.RawURLEncoding.DecodeString(j.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return Key{}, fmt.Errorf("receipt: key %q: bad x", j.Kid)
+	}
+	k := Key{ID: j.Kid, Public: ed25519.PublicKey(x)}
+	if j.D != "" {
+		d, err := base64.RawURLEncoding.DecodeString(j.D)
+		if err != nil || len(d) != ed25519.SeedSize {
+			return Key{}, fmt.Errorf("receipt: key %q: bad d", j.Kid)
+		}
+		k.Private = ed25519.NewKeyFromSeed(d)
+	}
+	return k, nil
+}
+
+// ParseJWKS reads a key set (at most MaxJWKS bytes, MaxKeys keys).
+func ParseJWKS(b []byte) (JWKSet, error) {
+	if len(b) > MaxJWKS {
+		return JWKSet{}, fmt.Errorf("receipt: key set larger than %d bytes", MaxJWKS)
+	}
+	var set JWKSet
+	if err := json.Unmarshal(b, &set); err != nil {
+		return JWKSet{}, fmt.Errorf("receipt: key set: %w", err)
+	}
+	if len(set.Keys) > MaxKeys {
+		return JWKSet{}, fmt.Errorf("receipt: key set with more than %d keys", MaxKeys)
+	}
+	return set, nil
+}
+
+// LoadKeyring reads a key file: a JWK set whose keys are Ed25519 with their
+// private parts, newest first (rotation: add the new key at the top; keep
+// old keys, with or without their private parts, so old receipts verify).
+func LoadKeyring(path string) (*Keyring, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxJWKS+1))
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	set, err := ParseJWKS(b)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]Key, 0, len(set.Keys))
+	for _, j := range set.Keys {
+		k, err := j.key()
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return NewKeyring(keys)
+}
+
+// Verify checks a receipt (compact JWS) against the set's public keys: the
+// algorithm must be EdDSA and the header's kid one of the set's keys. It
+// returns the claims and the key id.
+func (set JWKSet) Verify(jws string) (Claims, string, error) {
+	jws = strings.TrimSpace(jws)
+	if len(jws) > MaxReceipt {
+		return Claims{}, "", fmt.Errorf("receipt: longer than %d bytes", MaxReceipt)
+	}
+	var kid string
+	var c jwtClaims
+	_, err := jwt.ParseWithClaims(jws, &c, func(t *jwt.Token) (any, error) {
+		kid, _ = t.Header["kid"].(string)
+		for _, j := range set.Keys {
+			if j.Kid == kid && kid != "" {
+				k, err := j.key()
+				if err != nil {
+					return nil, err
+				}
+				return k.Public, nil
+			}
+		}
+		return nil, fmt.Errorf("unknown key id %q", kid)
+	}, jwt.WithValidMethods([]string{Alg}), jwt.WithStrictDecoding())
+	if err != nil {
+		return Claims{}, kid, fmt.Errorf("receipt: %w", err)
+	}
+	if c.Reference == "" || c.PayloadSHA256 == "" || c.Attachments == nil {
+		return Claims{}, kid, errors.New("receipt: claims incomplete")
+	}
+	return c.Claims, kid, nil
+}

@@ -1,0 +1,160 @@
+package receipt
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+func sub(t *testing.T, payload map[string]any) *gateway.Submission {
+	t.Helper()
+	h, err := PayloadHash(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gateway.Submission{Reference: "AB12-CD34", Service: "street-fault", ServiceVersion: "1.0.0",
+		Channel: gateway.ChannelDigital, CreatedAt: time.Date(2026, 12, 2, 5, 0, 0, 123456789, time.UTC), PayloadHash: h}
+}
+
+func mustKey(t *testing.T) Key {
+	t.Helper()
+	k, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestSignIsDeterministicAndVerifiesAfterRotation(t *testing.T) {
+	s := sub(t, map[string]any{"description": "Hål i gatan <här> & där", "count": 3.5, "tags": []string{"a", "b"}})
+	old := mustKey(t)
+	ring1, err := NewKeyring([]Key{old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws1, err := ring1.SignSubmission(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := ring1.SignSubmission(s)
+	if again != jws1 {
+		t.Fatal("the same record and key gave two receipts")
+	}
+	// Rotation: the new key first; the old one kept without its private part.
+	nw := mustKey(t)
+	ring2, err := NewKeyring([]Key{nw, {ID: old.ID, Public: old.Public}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws2, err := ring2.SignSubmission(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jws2 == jws1 {
+		t.Fatal("the receipt was not re-signed with the new key")
+	}
+	// Through the published JSON, as an offline verifier gets it.
+	b, _ := json.Marshal(ring2.JWKS())
+	if strings.Contains(string(b), `"d"`) {
+		t.Fatalf("private part published: %s", b)
+	}
+	set, err := ParseJWKS(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, jws := range map[string]string{"old": jws1, "new": jws2} {
+		c, kid, err := set.Verify(jws)
+		if err != nil {
+			t.Fatalf("%s receipt: %v", name, err)
+		}
+		if c.Reference != s.Reference || c.PayloadSHA256 != s.PayloadHash || c.ReceivedAt != "2026-12-02T05:00:00.123456789Z" || c.Attachments == nil {
+			t.Fatalf("%s receipt claims %+v", name, c)
+		}
+		if want := map[string]string{"old": old.ID, "new": nw.ID}[name]; kid != want {
+			t.Fatalf("%s receipt kid %s, want %s", name, kid, want)
+		}
+	}
+	// Without the old key in the set, the old receipt does not verify.
+	if _, _, err := (JWKSet{Keys: set.Keys[:1]}).Verify(jws1); err == nil {
+		t.Fatal("old receipt verified without its key")
+	}
+}
+
+func TestForgedReceiptsFail(t *testing.T) {
+	s := sub(t, map[string]any{"a": "1"})
+	k := mustKey(t)
+	ring, _ := NewKeyring([]Key{k})
+	jws, _ := ring.SignSubmission(s)
+	parts := strings.Split(jws, ".")
+
+	// Claims changed (another payload hash) under the old signature.
+	c, _, _ := ring.Verify(jws)
+	c.PayloadSHA256 = strings.Repeat("0", 64)
+	body, _ := json.Marshal(c)
+	forgedBody := parts[0] + "." + b64(body) + "." + parts[2]
+	// Signed by a key the gateway does not have, with its kid.
+	other := mustKey(t)
+	otherRing, _ := NewKeyring([]Key{{ID: k.ID, Private: other.Private, Public: other.Public}})
+	foreign, _ := otherRing.SignSubmission(s)
+	// alg none.
+	none := b64([]byte(`{"alg":"none","kid":"`+k.ID+`"}`)) + "." + parts[1] + "."
+	for name, f := range map[string]string{"changed claims": forgedBody, "foreign key": foreign, "alg none": none,
+		"truncated": jws[:len(jws)-2], "empty": ""} {
+		if _, _, err := ring.Verify(f); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func TestCanonicalPayload(t *testing.T) {
+	h1, err := PayloadHash(map[string]any{"b": "x<y", "a": []string{"1", "2"}, "n": 12.0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same payload as JSON, keys in another order, with white space.
+	h2, err := PayloadHashJSON([]byte(` { "n": 12, "a": ["1","2"], "b": "x\u003cy" } `))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h1 != h2 {
+		t.Fatalf("canonical hashes differ: %s %s", h1, h2)
+	}
+	h3, _ := PayloadHashJSON([]byte(`{"n": 12, "a": ["1","2"], "b": "x<z"}`))
+	if h3 == h1 {
+		t.Fatal("a changed payload has the same hash")
+	}
+	for _, bad := range []string{`[]`, `null`, `{"a":1} {}`, `{`} {
+		if _, err := PayloadHashJSON([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+}
+
+func TestVerificationCode(t *testing.T) {
+	c := VerificationCode("a.b.c")
+	if len(c) != 9 || c[4] != '-' || strings.ToUpper(c) != c {
+		t.Fatalf("code %q", c)
+	}
+	if VerificationCode("a.b.d") == c {
+		t.Fatal("two receipts, one code")
+	}
+}
+
+func TestKeyFileRoundTrip(t *testing.T) {
+	k := mustKey(t)
+	b, _ := json.Marshal(JWKSet{Keys: []JWK{PrivateJWK(k)}})
+	p := t.TempDir() + "/keys.json"
+	if err := writeFile(p, b); err != nil {
+		t.Fatal(err)
+	}
+	ring, err := LoadKeyring(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ring.SigningKeyID() != k.ID {
+		t.Fatalf("kid %s", ring.SigningKeyID())
+	}
+}

@@ -266,7 +266,7 @@ func (s *Server) serviceJSON(l *locales.Localizer, svc *gateway.Service, full bo
 		Category: svc.Category, CatName: l.T(gateway.MsgCategory(svc.Category)),
 		Keywords: append([]string{}, svc.Keywords...), Assurance: svc.Assurance.String(),
 		Language: l.Lang.String(),
-		URL: s.Config.PublicURL + "/api/v1/services/" + svc.ID,
+		URL:      s.Config.PublicURL + "/api/v1/services/" + svc.ID,
 	}
 	if svc.Prefix == "" {
 		out.SubmitURL = s.Config.PublicURL + "/api/v1/services/" + svc.ID + "/submissions"

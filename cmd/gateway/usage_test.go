@@ -197,12 +197,12 @@ func TestUsageRedisOutage(t *testing.T) {
 	if code := getJSON(t, gw.URL+"/healthz", nil); code != 200 {
 		t.Fatal(code)
 	}
-	res, err := client.Get(gw.URL + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	// A visit each try: the first batch after the restart may still meet a
+	// pooled connection to the dead server and be dropped (and counted).
 	eventually(t, 30*time.Second, "usage written after Redis is back", func() bool {
+		if res, err := client.Get(gw.URL + "/"); err == nil {
+			res.Body.Close()
+		}
 		return usageMetric(t, gw.URL, "gateway_usage_events_written_total") > written
 	})
 	gw.stop()

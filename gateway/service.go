@@ -9,7 +9,7 @@ import (
 // FieldType is the kind of a form field.
 type FieldType string
 
-// Field types a manifest may use.
+// The built-in field kinds (services/fields/<kind>/ registers each).
 const (
 	FieldText         FieldType = "text"
 	FieldTextarea     FieldType = "textarea"
@@ -28,13 +28,6 @@ const (
 	PrefillPersonnummer = "personnummer"
 	PrefillName         = "name"
 )
-
-// FieldTypes lists every field type.
-var FieldTypes = []FieldType{FieldText, FieldTextarea, FieldNumber, FieldDate, FieldEmail, FieldPhone,
-	FieldSelect, FieldMultiSelect, FieldCheckbox, FieldPersonnummer}
-
-// Valid reports whether t is one of FieldTypes.
-func (t FieldType) Valid() bool { return slices.Contains(FieldTypes, t) }
 
 // HasOptions reports whether fields of this type choose among options.
 func (t FieldType) HasOptions() bool { return t == FieldSelect || t == FieldMultiSelect }

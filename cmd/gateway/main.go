@@ -34,6 +34,9 @@ import (
 	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 	_ "github.com/kommun/servicegateway/services/connectors/proxy"
+
+	// Field kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/fields/all"
 )
 
 func main() {

@@ -29,6 +29,14 @@ type FieldKind interface {
 	Schema(f *Field) map[string]any
 	// View is what the HTML form needs beyond the field's common parts.
 	View(f *Field, vals []string) FieldView
+	// Members are the members of the field's JSON value when it is an
+	// object, in the order the form posts them under the field's name
+	// (the JSON API decoder turns the object into those values); nil for
+	// a value that is not an object.
+	Members() []string
+	// Example is a valid value of a required f without a pattern, for the
+	// OpenAPI document's example payload.
+	Example(f *Field) any
 }
 
 // FieldProblem is something wrong with a field's declaration; Key is the
@@ -44,6 +52,19 @@ type FieldView struct {
 	Checked      bool   // a checkbox that is ticked
 	DateParts    bool   // drawn as day, month and year inputs
 	Group        bool   // drawn as a group of options: errors point at the first
+	// A value of several inputs (Members): each input, in order, and a
+	// note (message ID) on how to fill them.
+	Parts []FieldPart
+	Note  string
+}
+
+// FieldPart is one input of a field of several.
+type FieldPart struct {
+	Suffix       string // added to the field's id: "" for the first input
+	Label        string // message ID
+	Value        string
+	InputMode    string
+	Autocomplete string
 }
 
 var (
@@ -183,6 +204,15 @@ func MatchPattern(s *Service, f *Field, v string) *Message {
 		return &Message{ID: s.MsgPatternError(f)}
 	}
 	return nil
+}
+
+// ExampleText is "Exempeltext", made as long as f's min_length.
+func ExampleText(f *Field) string {
+	text := "Exempeltext"
+	for len([]rune(text)) < f.MinLength {
+		text += " exempeltext"
+	}
+	return text
 }
 
 // NewMessage is a validation message with data given as key, value pairs.

@@ -96,3 +96,7 @@ func (testKind) Validate(_ *gateway.Service, f *gateway.Field, in []string, _ ti
 func (testKind) Schema(*gateway.Field) map[string]any { return map[string]any{"type": "string"} }
 
 func (testKind) View(*gateway.Field, []string) gateway.FieldView { return gateway.FieldView{} }
+
+func (testKind) Members() []string { return nil }
+
+func (testKind) Example(*gateway.Field) any { return "EXAMPLE" }

@@ -21,6 +21,7 @@ const (
 	FieldMultiSelect  FieldType = "multi-select"
 	FieldCheckbox     FieldType = "checkbox"
 	FieldPersonnummer FieldType = "personnummer"
+	FieldLocation     FieldType = "location"
 )
 
 // What a field may be prefilled with from the sign-in.
@@ -98,7 +99,8 @@ type Open311 struct {
 	// Keywords are the Open311 keywords; default: the manifest's.
 	Keywords []string
 	// LocationField is the field that receives address_string and
-	// lat/long until a location field kind replaces it; required.
+	// lat/long: a location field (address and coordinates apart) or a
+	// text field (one line); required.
 	LocationField string
 	// DescriptionField receives description; EmailField receives email
 	// (never shown in GET requests). Both optional.

@@ -38,13 +38,18 @@ const (
 	MsgInvalidEncoding = "validation.encoding"
 	MsgType            = "validation.type"
 	MsgControlChars    = "validation.control_chars"
+	// The location kind's: coordinates that are not numbers in range (or
+	// only one of the two), and coordinates outside the municipality.
+	MsgLocationCoordinates = "validation.location_coordinates"
+	MsgLocationOutside     = "validation.location_outside"
 )
 
 // ValidationMessages lists every message ID Validate may return, so tests can
 // check that each one is translated.
 var ValidationMessages = []string{MsgRequired, MsgMinLength, MsgMaxLength, MsgNumber, MsgMin, MsgMax,
 	MsgDate, MsgMinDate, MsgMaxDate, MsgEmail, MsgPhone, MsgOption, MsgSingleValue, MsgCheckbox,
-	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars}
+	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars,
+	MsgLocationCoordinates, MsgLocationOutside}
 
 // DateLayout is the layout of date values (ISO 8601, as HTML date inputs send).
 const DateLayout = "2006-01-02"

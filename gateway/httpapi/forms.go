@@ -11,6 +11,10 @@ import (
 	"github.com/kommun/servicegateway/locales"
 )
 
+// formPart is one input of a field of several, all posted under the
+// field's name in order.
+type formPart struct{ ID, Label, Value, InputMode, Autocomplete string }
+
 type formOption struct {
 	Value, Label string
 	Selected     bool
@@ -27,6 +31,8 @@ type formField struct {
 	DateParts                                            []datePart // a date: day, month and year inputs (forms_a11y.go)
 	ReadOnly                                             bool       // prefilled from the sign-in: shown, not asked
 	Group                                                bool       // a group of options: errors point at the first
+	Parts                                                []formPart // a field of several inputs (the location kind)
+	Note                                                 string
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -188,6 +194,12 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 		}
 		if v.DateParts {
 			ff.DateParts = dateParts(l, ff)
+		}
+		for _, p := range v.Parts {
+			ff.Parts = append(ff.Parts, formPart{ID: ff.ID + p.Suffix, Label: l.T(p.Label), Value: p.Value, InputMode: p.InputMode, Autocomplete: p.Autocomplete})
+		}
+		if v.Note != "" {
+			ff.Note = l.T(v.Note)
 		}
 	}
 	selected := map[string]bool{}

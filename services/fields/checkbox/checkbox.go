@@ -36,3 +36,9 @@ func (kind) Schema(f *gateway.Field) map[string]any {
 func (kind) View(_ *gateway.Field, vals []string) gateway.FieldView {
 	return gateway.FieldView{Checked: len(vals) > 0 && vals[len(vals)-1] != "" && vals[len(vals)-1] != "false"}
 }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(*gateway.Field) any {
+	return true
+}

@@ -46,3 +46,9 @@ func (kind) Schema(f *gateway.Field) map[string]any {
 func (kind) View(*gateway.Field, []string) gateway.FieldView {
 	return gateway.FieldView{DateParts: true}
 }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(*gateway.Field) any {
+	return "2030-01-15"
+}

@@ -41,3 +41,9 @@ func (kind) Schema(f *gateway.Field) map[string]any {
 func (kind) View(*gateway.Field, []string) gateway.FieldView {
 	return gateway.FieldView{InputType: "email", Autocomplete: "email"}
 }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(*gateway.Field) any {
+	return "namn@example.se"
+}

@@ -57,3 +57,12 @@ func (kind) View(f *gateway.Field, _ []string) gateway.FieldView {
 	}
 	return v
 }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(f *gateway.Field) any {
+	if f.Min != nil {
+		return *f.Min
+	}
+	return 1.0
+}

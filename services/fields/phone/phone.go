@@ -45,3 +45,9 @@ func (kind) Schema(f *gateway.Field) map[string]any { return gateway.StringSchem
 func (kind) View(*gateway.Field, []string) gateway.FieldView {
 	return gateway.FieldView{InputType: "tel", Autocomplete: "tel"}
 }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(*gateway.Field) any {
+	return "070-123 45 67"
+}

@@ -35,3 +35,9 @@ func (kind) Schema(f *gateway.Field) map[string]any {
 }
 
 func (kind) View(*gateway.Field, []string) gateway.FieldView { return gateway.FieldView{} }
+
+func (kind) Members() []string { return nil }
+
+func (kind) Example(f *gateway.Field) any {
+	return f.Options[0]
+}

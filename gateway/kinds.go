@@ -114,6 +114,7 @@ const (
 	SettingRange                       // min, max (numbers)
 	SettingDates                       // min_date, max_date
 	SettingPattern                     // pattern
+	SettingRequire                     // require (location)
 )
 
 // CheckSettings returns a problem for each setting of f that the kind
@@ -132,6 +133,9 @@ func CheckSettings(f *Field, allowed Setting) []FieldProblem {
 	}
 	if allowed&SettingDates == 0 && (f.MinDate != "" || f.MaxDate != "") {
 		out = append(out, FieldProblem{"min_date", "min_date and max_date are only for date fields"})
+	}
+	if allowed&SettingRequire == 0 && f.Require != "" {
+		out = append(out, FieldProblem{"require", "require is only for location fields"})
 	}
 	if allowed&SettingPattern == 0 && f.Pattern != "" {
 		out = append(out, FieldProblem{"pattern", fmt.Sprintf("a pattern does not apply to a %s field", f.Type)})

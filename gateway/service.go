@@ -55,6 +55,9 @@ type Field struct {
 	// (PrefillPersonnummer, PrefillName): a signed-in person is not asked
 	// for it; the value is taken from the identity, never from the form.
 	Prefill string
+	// Require says what a location field must be given: "address",
+	// "coordinates" or "either" (""; both may be given).
+	Require string
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }

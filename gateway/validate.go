@@ -42,6 +42,7 @@ const (
 	// only one of the two), and coordinates outside the municipality.
 	MsgLocationCoordinates = "validation.location_coordinates"
 	MsgLocationOutside     = "validation.location_outside"
+	MsgLocationAddress     = "validation.location_address" // require = "address", none given
 )
 
 // ValidationMessages lists every message ID Validate may return, so tests can
@@ -49,7 +50,7 @@ const (
 var ValidationMessages = []string{MsgRequired, MsgMinLength, MsgMaxLength, MsgNumber, MsgMin, MsgMax,
 	MsgDate, MsgMinDate, MsgMaxDate, MsgEmail, MsgPhone, MsgOption, MsgSingleValue, MsgCheckbox,
 	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars,
-	MsgLocationCoordinates, MsgLocationOutside}
+	MsgLocationCoordinates, MsgLocationOutside, MsgLocationAddress}
 
 // DateLayout is the layout of date values (ISO 8601, as HTML date inputs send).
 const DateLayout = "2006-01-02"

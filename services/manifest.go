@@ -70,6 +70,8 @@ type fieldManifest struct {
 	ShowIf []conditionManifest `toml:"show_if"`
 	// Prefill: "personnummer" or "name", taken from the sign-in.
 	Prefill string `toml:"prefill"`
+	// Require: for a location, "address", "coordinates" or "either".
+	Require string `toml:"require"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -321,7 +323,7 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 		Name: fm.Name, Type: gateway.FieldType(fm.Type), Required: fm.Required,
 		MinLength: fm.MinLength, MaxLength: fm.MaxLength, Pattern: fm.Pattern,
 		Min: fm.Min, Max: fm.Max, MinDate: fm.MinDate, MaxDate: fm.MaxDate,
-		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill,
+		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill, Require: fm.Require,
 	}
 	switch fm.Prefill {
 	case "":

@@ -9,6 +9,7 @@
 package location
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -40,7 +41,22 @@ func Configure(a Area) { area.Store(&a) }
 
 type kind struct{}
 
-func (kind) Check(f *gateway.Field) []gateway.FieldProblem { return gateway.CheckSettings(f, 0) }
+// What require may say: an address, coordinates, or either (the default).
+const (
+	RequireAddress     = "address"
+	RequireCoordinates = "coordinates"
+	RequireEither      = "either"
+)
+
+func (kind) Check(f *gateway.Field) []gateway.FieldProblem {
+	out := gateway.CheckSettings(f, gateway.SettingRequire)
+	switch f.Require {
+	case "", RequireAddress, RequireCoordinates, RequireEither:
+	default:
+		out = append(out, gateway.FieldProblem{Key: "require", Msg: "require must be address, coordinates or either, got " + strconv.Quote(f.Require)})
+	}
+	return out
+}
 
 func (kind) Members() []string { return Members }
 
@@ -64,6 +80,12 @@ func (kind) Validate(_ *gateway.Service, f *gateway.Field, in []string, _ time.T
 			return nil, gateway.NewMessage(gateway.MsgRequired)
 		}
 		return nil, nil
+	}
+	switch {
+	case f.Require == RequireAddress && address == "":
+		return nil, gateway.NewMessage(gateway.MsgLocationAddress)
+	case f.Require == RequireCoordinates && (latS == "" || lonS == ""):
+		return nil, gateway.NewMessage(gateway.MsgLocationCoordinates)
 	}
 	out := map[string]any{}
 	if address != "" {
@@ -97,11 +119,11 @@ func decimal(s string) string { return strings.Replace(s, ",", ".", 1) }
 // Schema: the object {address, lat, lon}, or a string that is the address
 // alone (what the field took before it was a location).
 func (kind) Schema(f *gateway.Field) map[string]any {
-	max := f.MaxLength
-	if max <= 0 {
-		max = gateway.DefaultMaxText
+	maxLen := f.MaxLength
+	if maxLen <= 0 {
+		maxLen = gateway.DefaultMaxText
 	}
-	address := map[string]any{"type": "string", "maxLength": max}
+	address := map[string]any{"type": "string", "maxLength": maxLen}
 	if f.MinLength > 0 {
 		address["minLength"] = f.MinLength
 	}
@@ -115,8 +137,17 @@ func (kind) Schema(f *gateway.Field) map[string]any {
 		"additionalProperties": false,
 		"dependentRequired":    map[string]any{"lat": []string{"lon"}, "lon": []string{"lat"}},
 	}
-	if f.Required {
-		object["anyOf"] = []any{map[string]any{"required": []string{"address"}}, map[string]any{"required": []string{"lat", "lon"}}}
+	switch f.Require {
+	case RequireAddress:
+		object["required"] = []string{"address"}
+		address["minLength"] = max(f.MinLength, 1)
+	case RequireCoordinates:
+		object["required"] = []string{"lat", "lon"}
+		return object // a string is an address alone: not enough
+	default:
+		if f.Required {
+			object["anyOf"] = []any{map[string]any{"required": []string{"address"}}, map[string]any{"required": []string{"lat", "lon"}}}
+		}
 	}
 	return map[string]any{"oneOf": []any{address, object}}
 }

@@ -51,6 +51,8 @@ func TestValidate(t *testing.T) {
 	}
 	req := &gateway.Field{Name: "location", Type: gateway.FieldLocation, Required: true}
 	opt := &gateway.Field{Name: "location", Type: gateway.FieldLocation}
+	addr := &gateway.Field{Name: "location", Type: gateway.FieldLocation, Required: true, Require: location.RequireAddress}
+	coords := &gateway.Field{Name: "location", Type: gateway.FieldLocation, Require: location.RequireCoordinates}
 	svc := &gateway.Service{ID: "s"}
 	cases := []struct {
 		name string
@@ -72,6 +74,11 @@ func TestValidate(t *testing.T) {
 		{"missing, required", req, []string{"", "", ""}, nil, gateway.MsgRequired},
 		{"missing, nothing sent", req, nil, nil, gateway.MsgRequired},
 		{"missing, optional", opt, []string{" ", "", ""}, nil, ""},
+		{"require address: coordinates only", addr, []string{"", "59.85", "17.63"}, nil, gateway.MsgLocationAddress},
+		{"require address: given", addr, []string{"Storgatan 1", "", ""}, map[string]any{"address": "Storgatan 1"}, ""},
+		{"require coordinates: address only", coords, []string{"Storgatan 1", "", ""}, nil, gateway.MsgLocationCoordinates},
+		{"require coordinates: given", coords, []string{"", "59.85", "17.63"}, map[string]any{"lat": 59.85, "lon": 17.63}, ""},
+		{"require coordinates: optional, empty", coords, []string{"", "", ""}, nil, ""},
 		{"two values", req, []string{"a", "b"}, nil, gateway.MsgType},
 		{"control character", req, []string{"Storgatan\x01 1", "", ""}, nil, gateway.MsgControlChars},
 		{"too long an address", req, []string{strings.Repeat("å", 201), "", ""}, nil, gateway.MsgMaxLength},

@@ -9,7 +9,7 @@ import (
 // FieldType is the kind of a form field.
 type FieldType string
 
-// Field types a manifest may use.
+// The built-in field kinds (services/fields/<kind>/ registers each).
 const (
 	FieldText         FieldType = "text"
 	FieldTextarea     FieldType = "textarea"
@@ -21,6 +21,7 @@ const (
 	FieldMultiSelect  FieldType = "multi-select"
 	FieldCheckbox     FieldType = "checkbox"
 	FieldPersonnummer FieldType = "personnummer"
+	FieldLocation     FieldType = "location"
 )
 
 // What a field may be prefilled with from the sign-in.
@@ -28,13 +29,6 @@ const (
 	PrefillPersonnummer = "personnummer"
 	PrefillName         = "name"
 )
-
-// FieldTypes lists every field type.
-var FieldTypes = []FieldType{FieldText, FieldTextarea, FieldNumber, FieldDate, FieldEmail, FieldPhone,
-	FieldSelect, FieldMultiSelect, FieldCheckbox, FieldPersonnummer}
-
-// Valid reports whether t is one of FieldTypes.
-func (t FieldType) Valid() bool { return slices.Contains(FieldTypes, t) }
 
 // HasOptions reports whether fields of this type choose among options.
 func (t FieldType) HasOptions() bool { return t == FieldSelect || t == FieldMultiSelect }
@@ -61,6 +55,9 @@ type Field struct {
 	// (PrefillPersonnummer, PrefillName): a signed-in person is not asked
 	// for it; the value is taken from the identity, never from the form.
 	Prefill string
+	// Require says what a location field must be given: "address",
+	// "coordinates" or "either" (""; both may be given).
+	Require string
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }
@@ -105,7 +102,8 @@ type Open311 struct {
 	// Keywords are the Open311 keywords; default: the manifest's.
 	Keywords []string
 	// LocationField is the field that receives address_string and
-	// lat/long until a location field kind replaces it; required.
+	// lat/long: a location field (address and coordinates apart) or a
+	// text field (one line); required.
 	LocationField string
 	// DescriptionField receives description; EmailField receives email
 	// (never shown in GET requests). Both optional.

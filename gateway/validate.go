@@ -1,24 +1,18 @@
 package gateway
 
 import (
-	"errors"
-	"net/mail"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
-
-	"github.com/kommun/servicegateway/gateway/personnummer"
 )
 
 // Default maximum lengths, in characters, when a manifest sets none.
 const (
 	DefaultMaxText     = 200
 	DefaultMaxTextarea = 5000
-	maxEmail           = 254
-	maxPhone           = 30
+	DefaultMaxEmail    = 254
+	DefaultMaxPhone    = 30
 )
 
 // Validation message IDs. Their translations live in locales/.
@@ -44,13 +38,19 @@ const (
 	MsgInvalidEncoding = "validation.encoding"
 	MsgType            = "validation.type"
 	MsgControlChars    = "validation.control_chars"
+	// The location kind's: coordinates that are not numbers in range (or
+	// only one of the two), and coordinates outside the municipality.
+	MsgLocationCoordinates = "validation.location_coordinates"
+	MsgLocationOutside     = "validation.location_outside"
+	MsgLocationAddress     = "validation.location_address" // require = "address", none given
 )
 
 // ValidationMessages lists every message ID Validate may return, so tests can
 // check that each one is translated.
 var ValidationMessages = []string{MsgRequired, MsgMinLength, MsgMaxLength, MsgNumber, MsgMin, MsgMax,
 	MsgDate, MsgMinDate, MsgMaxDate, MsgEmail, MsgPhone, MsgOption, MsgSingleValue, MsgCheckbox,
-	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars}
+	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars,
+	MsgLocationCoordinates, MsgLocationOutside, MsgLocationAddress}
 
 // DateLayout is the layout of date values (ISO 8601, as HTML date inputs send).
 const DateLayout = "2006-01-02"
@@ -107,21 +107,6 @@ func msg(id string, kv ...any) *Message {
 	return m
 }
 
-func (f *Field) maxLength() int {
-	if f.MaxLength > 0 {
-		return f.MaxLength
-	}
-	switch f.Type {
-	case FieldTextarea:
-		return DefaultMaxTextarea
-	case FieldEmail:
-		return maxEmail
-	case FieldPhone:
-		return maxPhone
-	}
-	return DefaultMaxText
-}
-
 // hiddenChar reports a character a resident does not type and a case
 // officer cannot see: control characters (line breaks and tabs only in
 // multi-line text) and the bidirectional embeddings, overrides and
@@ -139,137 +124,11 @@ func hiddenChar(r rune, multiline bool) bool {
 }
 
 func (f *Field) validate(s *Service, in []string, now time.Time) (any, *Message) {
-	for _, v := range in {
-		if !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
-			return nil, msg(MsgInvalidEncoding)
-		}
-		multiline := f.Type == FieldTextarea
-		if !multiline {
-			v = strings.TrimSpace(v) // surrounding white space is trimmed below anyway
-		}
-		if strings.ContainsFunc(v, func(r rune) bool { return hiddenChar(r, multiline) }) {
-			return nil, msg(MsgControlChars)
-		}
+	k, ok := f.Kind()
+	if !ok { // the manifest loader allows registered kinds only
+		return nil, msg(MsgType)
 	}
-	if f.Type == FieldMultiSelect {
-		return f.validateMulti(in)
-	}
-	if f.Type == FieldCheckbox {
-		checked := len(in) > 0 && isTrue(in[len(in)-1])
-		if f.Required && !checked {
-			return nil, msg(MsgCheckbox)
-		}
-		return checked, nil
-	}
-	if len(in) > 1 {
-		return nil, msg(MsgSingleValue)
-	}
-	v := ""
-	if len(in) == 1 {
-		v = strings.TrimSpace(in[0])
-	}
-	if f.Type == FieldTextarea {
-		v = strings.ReplaceAll(v, "\r\n", "\n")
-	}
-	if v == "" {
-		if f.Required {
-			return nil, msg(MsgRequired)
-		}
-		return nil, nil
-	}
-	n := utf8.RuneCountInString(v)
-	if f.MinLength > 0 && n < f.MinLength {
-		return nil, msg(MsgMinLength, "Min", f.MinLength)
-	}
-	if max := f.maxLength(); n > max {
-		return nil, msg(MsgMaxLength, "Max", max)
-	}
-	switch f.Type {
-	case FieldNumber:
-		x, err := strconv.ParseFloat(strings.Replace(v, ",", ".", 1), 64)
-		if err != nil || x != x || x > 1e15 || x < -1e15 {
-			return nil, msg(MsgNumber)
-		}
-		if f.Min != nil && x < *f.Min {
-			return nil, msg(MsgMin, "Min", formatNumber(*f.Min))
-		}
-		if f.Max != nil && x > *f.Max {
-			return nil, msg(MsgMax, "Max", formatNumber(*f.Max))
-		}
-		return x, nil
-	case FieldDate:
-		d, err := time.Parse(DateLayout, v)
-		if err != nil {
-			return nil, msg(MsgDate)
-		}
-		if min, ok := resolveDate(f.MinDate, now); ok && d.Before(min) {
-			return nil, msg(MsgMinDate, "Date", min.Format(DateLayout))
-		}
-		if max, ok := resolveDate(f.MaxDate, now); ok && d.After(max) {
-			return nil, msg(MsgMaxDate, "Date", max.Format(DateLayout))
-		}
-	case FieldEmail:
-		a, err := mail.ParseAddress(v)
-		if err != nil || a.Address != v || a.Name != "" || !strings.Contains(v[strings.LastIndexByte(v, '@'):], ".") {
-			return nil, msg(MsgEmail)
-		}
-	case FieldPhone:
-		digits := 0
-		for i, r := range v {
-			switch {
-			case r >= '0' && r <= '9':
-				digits++
-			case r == '+' && i == 0, r == ' ', r == '-', r == '(', r == ')':
-			default:
-				return nil, msg(MsgPhone)
-			}
-		}
-		if digits < 6 || digits > 15 {
-			return nil, msg(MsgPhone)
-		}
-	case FieldSelect:
-		if !slices.Contains(f.Options, v) {
-			return nil, msg(MsgOption)
-		}
-	case FieldPersonnummer:
-		p, err := personnummer.ParseAt(v, now)
-		switch {
-		case errors.Is(err, personnummer.ErrChecksum):
-			return nil, msg(MsgPnrChecksum)
-		case errors.Is(err, personnummer.ErrDate):
-			return nil, msg(MsgPnrDate)
-		case err != nil:
-			return nil, msg(MsgPersonnummer)
-		}
-		return p.String(), nil
-	}
-	if f.Regexp != nil && !f.Regexp.MatchString(v) {
-		return nil, &Message{ID: s.MsgPatternError(f)}
-	}
-	return v, nil
-}
-
-func (f *Field) validateMulti(in []string) (any, *Message) {
-	var out []string
-	for _, v := range in {
-		v = strings.TrimSpace(v)
-		if v == "" {
-			continue
-		}
-		if !slices.Contains(f.Options, v) {
-			return nil, msg(MsgOption)
-		}
-		if !slices.Contains(out, v) {
-			out = append(out, v)
-		}
-	}
-	if len(out) == 0 {
-		if f.Required {
-			return nil, msg(MsgRequired)
-		}
-		return nil, nil
-	}
-	return out, nil
+	return k.Validate(s, f, in, now)
 }
 
 func isTrue(v string) bool {

@@ -70,6 +70,8 @@ type fieldManifest struct {
 	ShowIf []conditionManifest `toml:"show_if"`
 	// Prefill: "personnummer" or "name", taken from the sign-in.
 	Prefill string `toml:"prefill"`
+	// Require: for a location, "address", "coordinates" or "either".
+	Require string `toml:"require"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -321,7 +323,7 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 		Name: fm.Name, Type: gateway.FieldType(fm.Type), Required: fm.Required,
 		MinLength: fm.MinLength, MaxLength: fm.MaxLength, Pattern: fm.Pattern,
 		Min: fm.Min, Max: fm.Max, MinDate: fm.MinDate, MaxDate: fm.MaxDate,
-		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill,
+		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill, Require: fm.Require,
 	}
 	switch fm.Prefill {
 	case "":
@@ -335,32 +337,34 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 	v.check(namePattern.MatchString(fm.Name), "fields.name", "field name must be lower-case letters, digits and '_', got %q", fm.Name)
 	v.check(!names[fm.Name], "fields.name", "field name %q is used twice", fm.Name)
 	names[fm.Name] = true
-	v.check(f.Type.Valid(), "fields.type", "field %q: unknown type %q", fm.Name, fm.Type)
+	kind, known := f.Kind()
+	v.check(known, "fields.type", "field %q: unknown type %q", fm.Name, fm.Type)
 	v.check(fm.MinLength >= 0 && fm.MaxLength >= 0, "fields.min_length", "field %q: lengths cannot be negative", fm.Name)
 	v.check(fm.MaxLength == 0 || fm.MinLength <= fm.MaxLength, "fields.min_length", "field %q: min_length is greater than max_length", fm.Name)
-	if f.Type.HasOptions() {
-		v.check(len(fm.Options) > 0, "fields.type", "field %q: a %s field needs options", fm.Name, fm.Type)
-		seen := map[string]bool{}
-		for _, o := range fm.Options {
-			v.check(optPattern.MatchString(o), "fields.options", "field %q: option %q must be lower-case letters, digits, '_' and '-'", fm.Name, o)
-			v.check(!seen[o], "fields.options", "field %q: option %q is listed twice", fm.Name, o)
-			seen[o] = true
-		}
+	// Which settings apply is the kind's to say (services/fields/<kind>);
+	// an unknown kind takes none but a pattern.
+	var kindProblems []gateway.FieldProblem
+	if known {
+		kindProblems = kind.Check(&f)
 	} else {
-		v.check(len(fm.Options) == 0, "fields.options", "field %q: options are only for select and multi-select fields", fm.Name)
+		kindProblems = gateway.CheckSettings(&f, gateway.SettingPattern)
 	}
-	isNumber := f.Type == gateway.FieldNumber
-	v.check(isNumber || (fm.Min == nil && fm.Max == nil), "fields.min", "field %q: min and max are only for number fields", fm.Name)
+	for _, p := range kindProblems {
+		v.check(false, "fields."+p.Key, "field %q: %s", fm.Name, p.Msg)
+	}
+	seen := map[string]bool{}
+	for _, o := range fm.Options {
+		v.check(optPattern.MatchString(o), "fields.options", "field %q: option %q must be lower-case letters, digits, '_' and '-'", fm.Name, o)
+		v.check(!seen[o], "fields.options", "field %q: option %q is listed twice", fm.Name, o)
+		seen[o] = true
+	}
 	v.check(fm.Min == nil || fm.Max == nil || *fm.Min <= *fm.Max, "fields.min", "field %q: min is greater than max", fm.Name)
-	isDate := f.Type == gateway.FieldDate
-	v.check(isDate || (fm.MinDate == "" && fm.MaxDate == ""), "fields.min_date", "field %q: min_date and max_date are only for date fields", fm.Name)
 	v.check(fm.MinDate == "" || gateway.ValidDateSpec(fm.MinDate), "fields.min_date", "field %q: min_date must be YYYY-MM-DD or today, today+N, today-N", fm.Name)
 	v.check(fm.MaxDate == "" || gateway.ValidDateSpec(fm.MaxDate), "fields.max_date", "field %q: max_date must be YYYY-MM-DD or today, today+N, today-N", fm.Name)
 	if fm.Pattern != "" {
 		re, err := regexp.Compile(`^(?:` + fm.Pattern + `)$`)
 		v.check(err == nil, "fields.pattern", "field %q: invalid pattern: %v", fm.Name, err)
 		f.Regexp = re
-		v.check(!f.Type.HasOptions() && f.Type != gateway.FieldCheckbox, "fields.pattern", "field %q: a pattern does not apply to a %s field", fm.Name, fm.Type)
 	}
 	return f
 }

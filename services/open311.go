@@ -46,7 +46,7 @@ func (v *validator) open311(svc *gateway.Service, m *open311Manifest) *gateway.O
 	v.check(svc.Assurance == gateway.AssuranceNone, "open311", "open311: requests are public in Open311, so the service must have assurance none")
 	v.check(slices.Contains(svc.Channels, gateway.ChannelAPI), "open311", "open311: Open311 submits through the api channel, so channels must list api")
 	text := []gateway.FieldType{gateway.FieldText, gateway.FieldTextarea}
-	v.open311Field(svc, "open311.location_field", o.LocationField, true, text...)
+	v.open311Field(svc, "open311.location_field", o.LocationField, true, append(text, gateway.FieldLocation)...)
 	v.open311Field(svc, "open311.description_field", o.DescriptionField, false, text...)
 	v.open311Field(svc, "open311.email_field", o.EmailField, false, gateway.FieldEmail, gateway.FieldText)
 	return o

@@ -4,6 +4,7 @@
 package web
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
 	"html/template"
@@ -32,11 +33,14 @@ func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
 	if _, err := assets(); err != nil {
 		return nil, err
 	}
-	all := template.FuncMap{"asset": AssetURL} // {{asset "site.css"}}: the versioned URL
+	all := template.FuncMap{
+		"asset":      AssetURL, // {{asset "site.css"}}: the versioned URL
+		"field_kind": noFieldKind,
+	}
 	for k, f := range funcs {
 		all[k] = f
 	}
-	layout, err := template.New("layout.html").Funcs(all).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	layout, err := template.New("layout.html").Funcs(all).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/field_*.html")
 	if err != nil {
 		return nil, err
 	}
@@ -47,16 +51,35 @@ func Pages(funcs template.FuncMap) (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
 	for _, e := range entries {
 		name := e.Name()
-		if name == "layout.html" || name == "partials.html" {
+		if name == "layout.html" || name == "partials.html" || strings.HasPrefix(name, "field_") {
 			continue
 		}
 		t, err := template.Must(layout.Clone()).ParseFS(templateFS, "templates/"+name)
 		if err != nil {
 			return nil, fmt.Errorf("web: %s: %w", name, err)
 		}
+		t.Funcs(template.FuncMap{"field_kind": fieldKind(t)})
 		pages[strings.TrimSuffix(name, ".html")] = t
 	}
 	return pages, nil
+}
+
+// fieldKind is the template function {{field_kind .Kind .}}: it draws a
+// form field with its kind's template, "field-<kind>" (defined in
+// templates/field_<kind>.html), from the page's own template set.
+// html/template cannot call a template by a computed name, hence this.
+func fieldKind(t *template.Template) func(kind string, data any) (template.HTML, error) {
+	return func(kind string, data any) (template.HTML, error) {
+		var buf bytes.Buffer
+		if err := t.ExecuteTemplate(&buf, "field-"+kind, data); err != nil {
+			return "", fmt.Errorf("web: field kind %q: %w", kind, err)
+		}
+		return template.HTML(buf.String()), nil // escaped by its own template
+	}
+}
+
+func noFieldKind(string, any) (template.HTML, error) {
+	return "", fmt.Errorf("web: field_kind outside a page")
 }
 
 // TemplateSources returns the text of every template, for tests that check

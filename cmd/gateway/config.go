@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/services/fields/location"
 )
 
 // setting is one environment variable. The list below is the only place
@@ -23,6 +24,7 @@ var settings = []setting{
 	{"GATEWAY_ENV", "development", "development or production (production refuses the embedded Redis, the demo case system and demo secrets)"},
 	{"GATEWAY_PUBLIC_URL", "", "external base URL for absolute links, e.g. https://e-tjanster.example.se (default: relative links)"},
 	{"GATEWAY_SERVICES_DIR", "", "folder with service manifests (default: the services built into the binary)"},
+	{"GATEWAY_AREA", "59.6,17.2;60.2,18.2", "the municipality's area that a location field's coordinates must lie in (WGS84 lat,lon corners separated by ';': two corners are a box, three or more a polygon; default: around Uppsala)"},
 	{"GATEWAY_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"GATEWAY_SHUTDOWN_TIMEOUT", "30s", "how long a shutdown waits for requests and deliveries in flight"},
 	{"GATEWAY_DRAIN_DELAY", "5s", "at SIGTERM, how long /readyz answers 503 (while requests are still served) before the listener closes, so the load balancer stops sending first; a second SIGTERM ends the wait"},
@@ -144,6 +146,7 @@ type config struct {
 	AccessibilitySet                            bool
 	Open311KeysFile, Open311Jurisdiction        string
 	IdentityKeyFile                             string
+	Area                                        location.Area
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -198,6 +201,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 		RedisUser: get("REDIS_USERNAME"), RedisPassword: get("REDIS_PASSWORD"), RedisPrefix: get("GATEWAY_REDIS_PREFIX"),
 		CasesimURL: strings.TrimRight(get("CASESIM_URL"), "/"), CasesimSecret: get("CASESIM_SECRET"),
 		SMTPHost: get("SMTP_HOST"), SMTPPort: get("SMTP_PORT"), MailFrom: get("MAIL_FROM"), CityOfficeMailbox: get("CITY_OFFICE_MAILBOX"),
+	}
+	if a, err := location.ParseArea(get("GATEWAY_AREA")); err != nil {
+		errs = append(errs, "GATEWAY_AREA: "+err.Error())
+	} else {
+		c.Area = a
 	}
 	c.OIDC = oidcConfig{
 		Issuer: get("GATEWAY_OIDC_ISSUER"), ClientID: get("GATEWAY_OIDC_CLIENT_ID"),

@@ -34,6 +34,10 @@ import (
 	_ "github.com/kommun/servicegateway/services/connectors/email"
 	_ "github.com/kommun/servicegateway/services/connectors/httpjson"
 	_ "github.com/kommun/servicegateway/services/connectors/proxy"
+
+	// Field kinds register themselves.
+	_ "github.com/kommun/servicegateway/services/fields/all"
+	"github.com/kommun/servicegateway/services/fields/location"
 )
 
 func main() {
@@ -129,6 +133,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	location.Configure(cfg.Area) // the location field kind's area, before any form is checked
 	loaded, catalog, err := loadServices(cfg.ServicesDir, tr)
 	if err != nil {
 		return fmt.Errorf("services:\n%w", err)

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"regexp"
-	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -11,6 +10,10 @@ import (
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/locales"
 )
+
+// formPart is one input of a field of several, all posted under the
+// field's name in order.
+type formPart struct{ ID, Label, Value, InputMode, Autocomplete string }
 
 type formOption struct {
 	Value, Label string
@@ -27,6 +30,9 @@ type formField struct {
 	Describedby, RequiredText, ChooseText                string
 	DateParts                                            []datePart // a date: day, month and year inputs (forms_a11y.go)
 	ReadOnly                                             bool       // prefilled from the sign-in: shown, not asked
+	Group                                                bool       // a group of options: errors point at the first
+	Parts                                                []formPart // a field of several inputs (the location kind)
+	Note                                                 string
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -177,34 +183,24 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 	if len(vals) > 0 {
 		ff.Value = vals[len(vals)-1]
 	}
-	switch f.Type {
-	case gateway.FieldNumber:
-		ff.InputMode = "decimal"
-		if f.Min != nil {
-			ff.Min = strconv.FormatFloat(*f.Min, 'f', -1, 64)
+	if k, ok := f.Kind(); ok {
+		v := k.View(f, vals)
+		if v.InputType != "" {
+			ff.InputType = v.InputType
 		}
-		if f.Max != nil {
-			ff.Max = strconv.FormatFloat(*f.Max, 'f', -1, 64)
-		}
-	case gateway.FieldDate:
-		ff.DateParts = dateParts(l, ff)
-	case gateway.FieldEmail:
-		ff.InputType = "email"
+		ff.InputMode, ff.Min, ff.Max, ff.Checked, ff.Group = v.InputMode, v.Min, v.Max, v.Checked, v.Group
 		if ff.Autocomplete == "" {
-			ff.Autocomplete = "email"
+			ff.Autocomplete = v.Autocomplete
 		}
-	case gateway.FieldPhone:
-		ff.InputType = "tel"
-		if ff.Autocomplete == "" {
-			ff.Autocomplete = "tel"
+		if v.DateParts {
+			ff.DateParts = dateParts(l, ff)
 		}
-	case gateway.FieldPersonnummer:
-		ff.InputMode = "numeric"
-		if ff.Autocomplete == "" {
-			ff.Autocomplete = "off"
+		for _, p := range v.Parts {
+			ff.Parts = append(ff.Parts, formPart{ID: ff.ID + p.Suffix, Label: l.T(p.Label), Value: p.Value, InputMode: p.InputMode, Autocomplete: p.Autocomplete})
 		}
-	case gateway.FieldCheckbox:
-		ff.Checked = len(vals) > 0 && vals[len(vals)-1] != "" && vals[len(vals)-1] != "false"
+		if v.Note != "" {
+			ff.Note = l.T(v.Note)
+		}
 	}
 	selected := map[string]bool{}
 	for _, v := range vals {
@@ -219,7 +215,7 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 // errorTarget is the id the error summary links to: the field's input, or
 // for a group of check boxes its first box (a fieldset cannot take focus).
 func (ff formField) errorTarget() string {
-	if ff.Kind == string(gateway.FieldMultiSelect) {
+	if ff.Group {
 		return ff.ID + "-0"
 	}
 	return ff.ID

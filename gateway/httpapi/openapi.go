@@ -326,35 +326,11 @@ func example(svc *gateway.Service) (obj, bool) {
 		if f.Pattern != "" {
 			return nil, false
 		}
-		var v any
-		switch f.Type {
-		case gateway.FieldSelect:
-			v = f.Options[0]
-		case gateway.FieldMultiSelect:
-			v = []string{f.Options[0]}
-		case gateway.FieldCheckbox:
-			v = true
-		case gateway.FieldNumber:
-			n := 1.0
-			if f.Min != nil {
-				n = *f.Min
-			}
-			v = n
-		case gateway.FieldDate:
-			v = "2030-01-15"
-		case gateway.FieldEmail:
-			v = "namn@example.se"
-		case gateway.FieldPhone:
-			v = "070-123 45 67"
-		case gateway.FieldPersonnummer:
-			v = "19121212-1212"
-		default:
-			text := "Exempeltext"
-			for len([]rune(text)) < f.MinLength {
-				text += " exempeltext"
-			}
-			v = text
+		k, ok := f.Kind()
+		if !ok {
+			return nil, false
 		}
+		v := k.Example(f)
 		out[f.Name] = v
 		values[f.Name] = []string{fmt.Sprint(v)}
 		if f.Type == gateway.FieldMultiSelect {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/kommun/servicegateway/gateway"
@@ -16,63 +17,12 @@ func (s *Server) schema(l *locales.Localizer, svc *gateway.Service) map[string]a
 	var allOf []any
 	for i := range svc.Fields {
 		f := &svc.Fields[i]
-		p := map[string]any{"title": l.T(svc.MsgLabel(f))}
+		p := map[string]any{"title": l.T(svc.MsgLabel(f))} // the kind adds the value's schema
 		if h := l.Optional(svc.MsgHint(f)); h != "" {
 			p["description"] = h
 		}
-		switch f.Type {
-		case gateway.FieldNumber:
-			p["type"] = "number"
-			if f.Min != nil {
-				p["minimum"] = *f.Min
-			}
-			if f.Max != nil {
-				p["maximum"] = *f.Max
-			}
-		case gateway.FieldCheckbox:
-			p["type"] = "boolean"
-			if f.Required {
-				p["const"] = true
-			}
-		case gateway.FieldMultiSelect:
-			p["type"] = "array"
-			p["items"] = map[string]any{"type": "string", "enum": f.Options}
-			p["uniqueItems"] = true
-			if f.Required {
-				p["minItems"] = 1
-			}
-		default:
-			p["type"] = "string"
-			switch f.Type {
-			case gateway.FieldSelect:
-				p["enum"] = f.Options
-			case gateway.FieldDate:
-				p["format"] = "date"
-			case gateway.FieldEmail:
-				p["format"] = "email"
-			case gateway.FieldPersonnummer:
-				p["pattern"] = `^(\d{2})?\d{6}[-+]?\d{4}$`
-			}
-			if f.MinLength > 0 {
-				p["minLength"] = f.MinLength
-			} else if f.Required {
-				p["minLength"] = 1
-			}
-			if f.Type == gateway.FieldText || f.Type == gateway.FieldTextarea {
-				max := f.MaxLength
-				if max == 0 {
-					max = gateway.DefaultMaxText
-					if f.Type == gateway.FieldTextarea {
-						max = gateway.DefaultMaxTextarea
-					}
-				}
-				p["maxLength"] = max
-			} else if f.MaxLength > 0 {
-				p["maxLength"] = f.MaxLength
-			}
-			if f.Pattern != "" {
-				p["pattern"] = "^(?:" + f.Pattern + ")$"
-			}
+		if k, ok := f.Kind(); ok {
+			maps.Copy(p, k.Schema(f))
 		}
 		conds := conditionsOf(svc, f)
 		if f.Prefill != "" {

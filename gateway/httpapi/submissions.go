@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -187,7 +188,7 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	values, errs, err := jsonValues(body)
+	values, errs, err := jsonValues(svc, body)
 	if err != nil {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
 	}
@@ -221,6 +222,17 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(out)
 }
 
+// objectMembers are the members of field name's JSON object value, nil
+// when the field's value is not an object.
+func objectMembers(svc *gateway.Service, name string) []string {
+	if f := svc.Field(name); f != nil {
+		if k, ok := f.Kind(); ok {
+			return k.Members()
+		}
+	}
+	return nil
+}
+
 // acceptedJSON is the answer to an accepted submission (contract): it sets
 // Location to the status URL and returns the receipt's members.
 func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
@@ -235,8 +247,10 @@ func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
 // jsonValues turns a JSON object of field values into the same
 // name -> []string shape an HTML form gives, so both go through one
 // validation. Strings, numbers, booleans, null and arrays of those are
-// accepted; objects are a field error.
-func jsonValues(body []byte) (map[string][]string, gateway.FieldErrors, error) {
+// accepted; an object only for a field whose kind takes one (its
+// Members, sent in that order as the form would), otherwise it is a field
+// error.
+func jsonValues(svc *gateway.Service, body []byte) (map[string][]string, gateway.FieldErrors, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var raw map[string]any
@@ -272,6 +286,21 @@ func jsonValues(body []byte) (map[string][]string, gateway.FieldErrors, error) {
 		if arr, isArr := raw[k].([]any); isArr {
 			for _, v := range arr {
 				add(v)
+			}
+		} else if obj, isObj := raw[k].(map[string]any); isObj {
+			members := objectMembers(svc, k)
+			ok = members != nil
+			for name := range obj {
+				ok = ok && slices.Contains(members, name)
+			}
+			for _, m := range members {
+				if ok {
+					n := len(vs)
+					add(obj[m])
+					if len(vs) == n {
+						vs = append(vs, "") // a member left out or null
+					}
+				}
 			}
 		} else {
 			add(raw[k])

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -214,7 +215,7 @@ func wantError(t *testing.T, r resp, format string, status int) {
 
 func streetFault(extra ...string) url.Values {
 	v := url.Values{"api_key": {apiKey}, "service_code": {"street-fault"}, "attribute[kind]": {"pothole"},
-		"description": {"A deep hole by the bus stop"}, "lat": {"59.329300"}, "long": {"18.068600"},
+		"description": {"A deep hole by the bus stop"}, "lat": {"59.858600"}, "long": {"17.638900"},
 		"email": {"resident@example.se"}}
 	for i := 0; i+1 < len(extra); i += 2 {
 		if extra[i+1] == "" {
@@ -351,13 +352,13 @@ func TestPostRequestsAndReadBack(t *testing.T) {
 			id, token := posted.Requests[0].ID, posted.Requests[0].Token
 
 			// It went through the intake: a submission of street-fault,
-			// channel api, with the location text composed.
+			// channel api, with the coordinates in the location field.
 			sub, err := e.store.Get(context.Background(), token)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if sub.Service != "street-fault" || sub.Channel != gateway.ChannelAPI || sub.Reference != id ||
-				sub.Payload["location"] != "59.329300, 18.068600" || sub.Payload["email"] != "resident@example.se" || sub.Payload["kind"] != "pothole" {
+				!reflect.DeepEqual(sub.Payload["location"], map[string]any{"lat": 59.8586, "lon": 17.6389}) || sub.Payload["email"] != "resident@example.se" || sub.Payload["kind"] != "pothole" {
 				t.Fatalf("submission: %+v", sub)
 			}
 
@@ -369,7 +370,7 @@ func TestPostRequestsAndReadBack(t *testing.T) {
 			}
 			g := got.Requests[0]
 			if g.ID != id || g.Status != "open" || g.ServiceCode != "street-fault" || g.Description != "A deep hole by the bus stop" ||
-				g.Lat == nil || *g.Lat != 59.3293 || g.Long == nil || *g.Long != 18.0686 || g.Address != "" || g.Agency == "" {
+				g.Lat == nil || *g.Lat != 59.8586 || g.Long == nil || *g.Long != 17.6389 || g.Address != "" || g.Agency == "" {
 				t.Fatalf("request: %+v", g)
 			}
 			for _, dt := range []string{g.Requested, g.Updated} {
@@ -401,7 +402,7 @@ func TestPostRequestsAndReadBack(t *testing.T) {
 		for _, f := range formats {
 			var got requestsDoc
 			decode(t, e.get(t, "/requests/"+p.Requests[0].ID+"."+f), f, &got)
-			if g := got.Requests[0]; g.Address != addr || g.Description != desc || g.Lat == nil || *g.Lat != 59.3293 {
+			if g := got.Requests[0]; g.Address != addr || g.Description != desc || g.Lat == nil || *g.Lat != 59.8586 || g.Long == nil || *g.Long != 17.6389 {
 				t.Fatalf("%s request: %+v", f, g)
 			}
 		}
@@ -411,7 +412,7 @@ func TestPostRequestsAndReadBack(t *testing.T) {
 		var p requestsDoc
 		decode(t, r, "json", &p)
 		sub, err := e.store.Get(context.Background(), p.Requests[0].Token)
-		if err != nil || sub.Payload["location"] != "Storgatan 5" || sub.Payload["email"] != nil {
+		if err != nil || !reflect.DeepEqual(sub.Payload["location"], map[string]any{"address": "Storgatan 5"}) || sub.Payload["email"] != nil {
 			t.Fatalf("%v %+v", err, sub)
 		}
 	})
@@ -453,6 +454,7 @@ func TestPostRequestsErrors(t *testing.T) {
 		{"lat out of range", streetFault("lat", "91"), 400},
 		{"long out of range", streetFault("long", "-180.5"), 400},
 		{"lat not a number", streetFault("lat", "north"), 400},
+		{"outside the municipality", streetFault("lat", "59.329300", "long", "18.068600"), 400},
 		{"unknown attribute", streetFault("attribute[colour]", "red"), 400},
 		{"a standard argument as attribute", streetFault("attribute[email]", "x@example.se"), 400},
 		{"invalid attribute value", streetFault("attribute[kind]", "volcano"), 400},

@@ -90,6 +90,10 @@ func (h *Handler) PostRequests(c *fiber.Ctx) error {
 		return h.fail(c, fiber.StatusBadRequest, *err)
 	}
 	values[o.LocationField] = []string{loc}
+	if f := svc.Field(o.LocationField); f != nil && f.Type == gateway.FieldLocation {
+		// A location field takes the address and the coordinates apart.
+		values[o.LocationField] = []string{one("address_string"), one("lat"), one("long")}
+	}
 	if o.DescriptionField != "" {
 		if d := one("description"); d != "" {
 			values[o.DescriptionField] = []string{d}
@@ -211,8 +215,16 @@ func (h *Handler) request(l Localizer, svc *gateway.Service, sub *gateway.Submis
 	if o.DescriptionField != "" {
 		r.Description, _ = sub.Payload[o.DescriptionField].(string)
 	}
-	if loc, ok := sub.Payload[o.LocationField].(string); ok {
+	switch loc := sub.Payload[o.LocationField].(type) {
+	case string:
 		r.Address, r.Lat, r.Long = parseLocation(loc)
+	case map[string]any: // a location field: {address, lat, lon}
+		r.Address, _ = loc["address"].(string)
+		lat, okLat := loc["lat"].(float64)
+		long, okLong := loc["lon"].(float64)
+		if okLat && okLong {
+			r.Lat, r.Long = &lat, &long
+		}
 	}
 	return r
 }

@@ -1,0 +1,4 @@
+package email_test
+
+// The built-in field kinds, as cmd/gateway registers them.
+import _ "github.com/kommun/servicegateway/services/fields/all"

@@ -4,11 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// idempotencyScope is whom an Idempotency-Key belongs to: the signed-in
-// principal, or else the client's address.
-func idempotencyScope(c *fiber.Ctx) string {
-	if p := principal(c); p != nil && p.Subject != "" {
-		return "user:" + p.Subject
-	}
-	return "ip:" + clientIP(c)
-}
+// anonymousScope is whom an anonymous caller's Idempotency-Key belongs to:
+// the client's address. A signed-in principal's keys are scoped to the
+// principal by the intake (intake.Request.IdempotencyScope).
+func anonymousScope(c *fiber.Ctx) string { return "ip:" + clientIP(c) }

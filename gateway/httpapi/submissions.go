@@ -178,7 +178,7 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	}
 	req := intake.Request{
 		Service: svc, Channel: gateway.ChannelAPI, Principal: principal(c), Strict: true, Locale: lang(c).String(),
-		IdempotencyKey: c.Get("Idempotency-Key"), IdempotencyScope: idempotencyScope(c), LockInFlight: true,
+		IdempotencyKey: c.Get("Idempotency-Key"), IdempotencyScope: anonymousScope(c), LockInFlight: true,
 	}
 	body := c.Body()
 	if obo, rest, found := splitOnBehalf(body); found {

@@ -183,8 +183,10 @@ type Request struct {
 	// submitter (a shipped tag).
 	Locale string
 	// IdempotencyKey makes the request repeatable: the same key and values
-	// give the same receipt. IdempotencyScope is whom the key belongs to
-	// when the principal does not say (e.g. "ip:<address>", or "form").
+	// give the same receipt. Keys are scoped to the signed-in principal
+	// ("user:<subject>", or "desk:<staff>" for a filing on behalf);
+	// IdempotencyScope is the scope for anyone else (e.g. "ip:<address>",
+	// or "form" for a form's own token).
 	IdempotencyKey, IdempotencyScope string
 	// LockInFlight answers a second request with the same key, sent
 	// while the first is still being handled, with 409 (the API's

@@ -150,7 +150,11 @@ type Submission struct {
 	// (receipt.CanonicalPayload), computed by the intake before the write
 	// and kept with the record, so a signed receipt can be made from the
 	// record alone, also after the payload is gone.
-	PayloadHash   string         `json:"payload_sha256,omitempty"`
+	PayloadHash string `json:"payload_sha256,omitempty"`
+	// Attachments describe the files attached to the form's file fields
+	// (bytes held by the attachment store until delivered); kept with the
+	// record so the receipt can name each file's digest.
+	Attachments   []Attachment   `json:"attachments,omitempty"`
 	Status        Status         `json:"status"`
 	CaseReference string         `json:"case_reference,omitempty"`
 	Attempts      int            `json:"attempts"`

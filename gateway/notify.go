@@ -34,6 +34,38 @@ type NotifyEvent struct {
 	Status       Status `json:"status"`
 	Attempt      int    `json:"attempt"` // 1 for the first try
 	Reason       string `json:"reason,omitempty"`
+	// Department is the submission's department (administrators of a
+	// department see and replay its dead letters only).
+	Department string `json:"department,omitempty"`
+	// Kind is "" for a message to the resident and KindWebhook for a
+	// department's webhook; Type is then the webhook event type.
+	Kind string `json:"kind,omitempty"`
+	Type string `json:"type,omitempty"`
+	// AtMs is when the event happened (Unix ms); 0 when unknown.
+	AtMs int64 `json:"at_ms,omitempty"`
+}
+
+// KindWebhook marks an outbox event for a department's webhook.
+const KindWebhook = "webhook"
+
+// Webhook event types a department can subscribe to.
+const (
+	EventSubmissionReceived  = "submission.received"
+	EventSubmissionDelivered = "submission.delivered"
+	EventStatusChanged       = "status.changed"
+)
+
+// WebhookEvents are the event types a department can subscribe to.
+var WebhookEvents = []string{EventSubmissionReceived, EventSubmissionDelivered, EventStatusChanged}
+
+// FollowUpDead is a follow-up (an answer for the case system) that was
+// given up on, as administrators see it.
+type FollowUpDead struct {
+	SubmissionID string `json:"id"`
+	Seq          int    `json:"seq"`
+	Department   string `json:"department,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	AtMs         int64  `json:"at_ms,omitempty"`
 }
 
 // Limits of completion answers.

@@ -51,7 +51,9 @@ func (s *Server) routes(app *fiber.App) {
 	api.Get("/admin/dead-letters/:id", s.apiDeadLetter)
 	api.Post("/admin/dead-letters/:id/replay", s.apiReplayDeadLetter)
 	api.Post("/admin/dead-letters/:id/close", s.apiCloseDeadLetter)
-	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications and follow-ups given up on
+	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications, webhooks and follow-ups given up on
+	api.Post("/admin/message-dead-letters/notifications/replay", s.apiReplayNotification)
+	api.Post("/admin/message-dead-letters/followups/replay", s.apiReplayFollowUp)
 	api.Get("/me", s.apiMe)                                         // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
 		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
@@ -143,6 +145,9 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/admin/dead-letters/:ref", s.deadLetterPage)
 	app.Post("/admin/dead-letters/:ref/replay", s.replayDeadLetterForm)
 	app.Post("/admin/dead-letters/:ref/close", s.closeDeadLetterForm)
+	app.Get("/admin/message-dead-letters", s.messageDeadLettersPage)
+	app.Post("/admin/message-dead-letters/notifications/replay", s.replayNotificationForm)
+	app.Post("/admin/message-dead-letters/followups/replay", s.replayFollowUpForm)
 	app.Get("/admin/audit", s.auditPage)          // the audit stream (role admin); ?before=
 	app.Get("/admin/notices", s.adminNoticesPage) // front-door notices (role admin)
 	app.Post("/admin/notices", s.adminPublishNoticeForm)

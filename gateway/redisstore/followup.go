@@ -181,24 +181,108 @@ func (s *Store) FollowUpDone(ctx context.Context, job FollowUpJob) error {
 	return storeErr(err)
 }
 
+// FollowUpRetry moves a failed follow-up out of the stream into the retry
+// set, due at due. Only the dispatcher that still holds it moves it (XACK
+// first, see notifyMoveScript).
+func (s *Store) FollowUpRetry(ctx context.Context, job FollowUpJob, due time.Time) error {
+	member := job.SubmissionID + " " + strconv.Itoa(job.Seq)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return storeErr(notifyMoveScript.Run(ctx, s.rdb, []string{s.keys.followUps(), s.keys.followUpRetry()},
+		followUpGroup, job.StreamID, due.UnixMilli(), member, 0).Err())
+}
+
+// PromoteFollowUps puts follow-up retries that are due back into the
+// stream.
+func (s *Store) PromoteFollowUps(ctx context.Context, now time.Time, limit int) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := followUpPromoteScript.Run(ctx, s.rdb, []string{s.keys.followUpRetry(), s.keys.followUps()},
+		now.UnixMilli(), limit).Int()
+	if err != nil {
+		return 0, writeFailed(err)
+	}
+	return n, nil
+}
+
 // FollowUpDeadLetter gives up on a follow-up; administrators see it in
-// FollowUpDeadLetters.
-func (s *Store) FollowUpDeadLetter(ctx context.Context, job FollowUpJob, reason string) error {
-	member := job.SubmissionID + " " + strconv.Itoa(job.Seq) + " " + strings.ReplaceAll(reason, "\n", " ")
+// FollowUpDeadLetters. department scopes it to that department's
+// administrators.
+func (s *Store) FollowUpDeadLetter(ctx context.Context, job FollowUpJob, department, reason string) error {
+	member, _ := json.Marshal(gateway.FollowUpDead{SubmissionID: job.SubmissionID, Seq: job.Seq, Department: department,
+		Reason: strings.ReplaceAll(reason, "\n", " "), AtMs: s.now().UnixMilli()})
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return storeErr(notifyMoveScript.Run(ctx, s.rdb, []string{s.keys.followUps(), s.keys.followUpDead()},
 		followUpGroup, job.StreamID, s.now().UnixMilli(), member, MaxOutboxDead).Err())
 }
 
-// FollowUpDeadLetters lists the newest dead-lettered follow-ups as
+// followUpDead decodes a dead-letter member: JSON, or the older
 // "id seq reason".
-func (s *Store) FollowUpDeadLetters(ctx context.Context, limit int) ([]string, error) {
+func followUpDead(m string) (gateway.FollowUpDead, bool) {
+	var d gateway.FollowUpDead
+	if strings.HasPrefix(m, "{") {
+		return d, json.Unmarshal([]byte(m), &d) == nil
+	}
+	parts := strings.SplitN(m, " ", 3)
+	if len(parts) < 2 {
+		return d, false
+	}
+	d.SubmissionID = parts[0]
+	d.Seq, _ = strconv.Atoi(parts[1])
+	if len(parts) == 3 {
+		d.Reason = parts[2]
+	}
+	return d, true
+}
+
+// FollowUpDeadLetters lists the newest dead-lettered follow-ups.
+func (s *Store) FollowUpDeadLetters(ctx context.Context, limit int) ([]gateway.FollowUpDead, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	out, err := s.rdb.ZRevRange(ctx, s.keys.followUpDead(), 0, int64(limit)-1).Result()
+	raw, err := s.rdb.ZRevRange(ctx, s.keys.followUpDead(), 0, int64(limit)-1).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
+	out := make([]gateway.FollowUpDead, 0, len(raw))
+	for _, m := range raw {
+		if d, ok := followUpDead(m); ok {
+			out = append(out, d)
+		}
+	}
 	return out, nil
+}
+
+// ReplayFollowUp gives the dead-lettered follow-up (id, seq) a new round
+// of attempts. found is false when there is no such dead letter (never,
+// or replayed already), so replaying twice queues it once; the case
+// system deduplicates on the answer's idempotency key in any case.
+func (s *Store) ReplayFollowUp(ctx context.Context, id string, seq int) (d gateway.FollowUpDead, found bool, err error) {
+	rctx, cancel := s.bound(ctx)
+	raw, err := s.rdb.ZRevRange(rctx, s.keys.followUpDead(), 0, MaxOutboxDead-1).Result()
+	cancel()
+	if err != nil {
+		return d, false, unavailable(err)
+	}
+	for _, m := range raw {
+		fd, ok := followUpDead(m)
+		if !ok || fd.SubmissionID != id || fd.Seq != seq {
+			continue
+		}
+		if !validID(id) {
+			return fd, false, nil
+		}
+		cctx, cancel := s.bound(ctx)
+		n, err := followUpReplayScript.Run(cctx, s.rdb, []string{s.keys.followUpDead(), s.keys.followUps(), s.keys.sub(id)},
+			m, id, seq).Int()
+		cancel()
+		if err != nil {
+			return fd, false, writeFailed(err)
+		}
+		if n == -1 {
+			return fd, false, notFound(id)
+		}
+		return fd, n == 1, nil
+	}
+	return d, false, nil
 }

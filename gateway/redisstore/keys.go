@@ -64,7 +64,8 @@ const DefaultPrefix = "gw"
 //	gw:{n}:notices:end     zset    the notices' ends (ms); expired ones are pruned at each save
 //	gw:{q}:ready           string  readiness write probe (Store.Ready); expires in 10 s
 //	gw:{q}:nout            stream  notification outbox (notify.go): fields id, status,
-//	                               event; written by the status scripts; ~MaxOutbox
+//	                               event, department, [attempt, kind, type, at];
+//	                               written by the status scripts; ~MaxOutbox
 //	gw:{q}:nretry          zset    notification events waiting for a retry (JSON),
 //	                               score = due time (ms)
 //	gw:{q}:ndead           zset    dead-lettered notification events (JSON), score =
@@ -74,8 +75,14 @@ const DefaultPrefix = "gw"
 //	gw:{q}:conv:<id>       list    a submission's completion answers (JSON), at most
 //	                               gateway.MaxAnswers; expires with the record
 //	gw:{q}:fup             stream  follow-ups (answers) to deliver: fields id, seq
-//	gw:{q}:fupdead         zset    dead-lettered follow-ups ("id seq reason"), score =
+//	gw:{q}:fupdead         zset    dead-lettered follow-ups (JSON FollowUpDead), score =
 //	                               time (ms); the newest MaxOutboxDead kept
+//	gw:{q}:fupretry        zset    follow-ups waiting for a retry ("id seq"), score =
+//	                               due time (ms)
+//	gw:{q}:hooks           hash    departments' webhook subscriptions: department ->
+//	                               ",type,type," (webhook.go); replaced at start-up from
+//	                               GATEWAY_WEBHOOKS_FILE; the outbox (nout) carries
+//	                               webhook events as kind "webhook"
 //	gw:{q}:nprefs:<digest> string  a signed-in resident's notification preferences
 //	                               (JSON, at most 1 KiB); digest = sha256(subject);
 //	                               expires PrefsKeep after the last change
@@ -232,6 +239,11 @@ func (k keys) conv(id string) string             { return k.prefix + "conv:" + i
 func (k keys) followUps() string                 { return k.prefix + "fup" }
 func (k keys) followUpDead() string              { return k.prefix + "fupdead" }
 func (k keys) notifyPrefs(subject string) string { return k.prefix + "nprefs:" + digest16(subject) }
+func (k keys) followUpRetry() string             { return k.prefix + "fupretry" }
+
+// hooks is the departments' webhook subscriptions, in the submissions'
+// slot: the scripts that write events read it.
+func (k keys) hooks() string { return k.prefix + "hooks" }
 
 // notifyGroup is the notifiers' consumer group on the outbox;
 // followUpGroup the dispatchers' on the follow-ups.

@@ -66,6 +66,12 @@ func notifyEvents(msgs []redis.XMessage) []gateway.NotifyEvent {
 		if a, _ := m.Values["attempt"].(string); a != "" {
 			ev.Attempt, _ = strconv.Atoi(a)
 		}
+		ev.Department, _ = m.Values["department"].(string)
+		ev.Kind, _ = m.Values["kind"].(string)
+		ev.Type, _ = m.Values["type"].(string)
+		if a, _ := m.Values["at"].(string); a != "" {
+			ev.AtMs, _ = strconv.ParseInt(a, 10, 64)
+		}
 		out = append(out, ev)
 	}
 	return out
@@ -233,4 +239,53 @@ func (s *Store) SetNotifyPrefs(ctx context.Context, subject string, p gateway.No
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return storeErr(s.rdb.Set(ctx, s.keys.notifyPrefs(subject), b, PrefsKeep).Err())
+}
+
+// ReplayNotification gives a dead-lettered event (named by its event id) a
+// new round of attempts: it leaves the dead letters and joins the outbox
+// again with attempt 1, under the same event id, so what was sent already
+// (the per-channel sent markers) is not sent again. found is false when no
+// dead letter has that id (never, or replayed already): replaying twice
+// queues it once.
+func (s *Store) ReplayNotification(ctx context.Context, event string) (ev gateway.NotifyEvent, found bool, err error) {
+	rctx, cancel := s.bound(ctx)
+	members, err := s.rdb.ZRevRange(rctx, s.keys.outboxDead(), 0, MaxOutboxDead-1).Result()
+	cancel()
+	if err != nil {
+		return ev, false, unavailable(err)
+	}
+	for _, m := range members {
+		var d gateway.NotifyEvent
+		if json.Unmarshal([]byte(m), &d) != nil || d.Event != event {
+			continue
+		}
+		cctx, cancel := s.bound(ctx)
+		n, err := replayNotifyScript.Run(cctx, s.rdb, []string{s.keys.outboxDead(), s.keys.outbox()}, m, MaxOutbox).Int()
+		cancel()
+		if err != nil {
+			return ev, false, writeFailed(err)
+		}
+		return d, n == 1, nil
+	}
+	return ev, false, nil
+}
+
+// SetWebhookSubscriptions replaces the departments' webhook subscriptions
+// the event scripts read (department -> event types), in one step.
+func (s *Store) SetWebhookSubscriptions(ctx context.Context, subs map[string][]string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.keys.hooks())
+		for dept, types := range subs {
+			if len(types) > 0 {
+				p.HSet(ctx, s.keys.hooks(), dept, ","+strings.Join(types, ",")+",")
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
 }

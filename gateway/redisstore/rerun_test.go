@@ -113,7 +113,7 @@ func TestAckScriptsRunTwice(t *testing.T) {
 				switch kind {
 				case "complete":
 					return completeScript.Run(ctx, rdb,
-						[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.deliveries(), k.retry(), k.dead(), k.outbox()},
+						[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.deliveries(), k.retry(), k.dead(), k.outbox(), k.hooks()},
 						group, j.StreamID, "{}", "", 0, "delivered", gateway.StatusDelivered.Rank(), id, MaxOutbox, tok).Int()
 				case "retry":
 					return retryScript.Run(ctx, rdb, []string{k.sub(id), k.deliveries(), k.retry()},

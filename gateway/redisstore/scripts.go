@@ -40,7 +40,11 @@ import (
 // earlier run: the script answers "ok" again and writes nothing. (Without
 // this check a re-run answered "id", the caller drew a new id and one
 // request became two submissions, both delivered.)
-var createScript = redis.NewScript(`
+//
+// Webhooks (issue 11 §5): the script text is wrapped by withReceivedEvent,
+// which writes the submission.received event in the same step; its two
+// keys and one argument are appended last (appendReceivedEvent).
+var createScript = redis.NewScript(withReceivedEvent(`
 local mine = redis.call('HGET', KEYS[1], 'reference')
 if mine then
   if mine == ARGV[11] then
@@ -81,13 +85,13 @@ if ARGV[1] == '1' then
   redis.call('PEXPIRE', KEYS[5], ARGV[3])
 end
 return {'ok'}
-`)
+`))
 
 // updateStatusScript records a status change from a case system.
 //
-// KEYS: 1 sub, 2 hist, 3 the notification outbox, 4 the update's nonce
-// (optional: a signed update's signature, remembered so that a replay does
-// nothing)
+// KEYS: 1 sub, 2 hist, 3 the notification outbox, 4 the departments'
+// webhook subscriptions, 5 the update's nonce (optional: a signed update's
+// signature, remembered so that a replay does nothing)
 // ARGV: 1 status, 2 its rank, 3 history entry JSON, 4 case reference or "",
 // 5 time of the change in ms, 6 how long the nonce is remembered (ms),
 // 7 the longest history kept (entries), 8 the outbox's approximate length
@@ -111,7 +115,7 @@ var updateStatusScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
-if KEYS[4] and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[6]) then
+if KEYS[5] and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[6]) then
   return 2
 end
 if redis.call('LINDEX', KEYS[2], -1) == ARGV[3] then
@@ -141,6 +145,7 @@ if rank > cur or (rank == cur and at >= curAt) then
   redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
   if prev ~= ARGV[1] then
     ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
+    ` + webhookEvent("KEYS[1]", "KEYS[3]", "KEYS[4]", "'"+"status.changed"+"'", "ARGV[1]", "ARGV[8]") + `
     return 1
   end
   if ARGV[1] == 'needs_info' then
@@ -234,17 +239,61 @@ redis.call('HSET', KEYS[1], 'ack', ARGV[#ARGV])`
 // event is written once. The stream is capped at about max entries (MAXLEN
 // ~), so a notifier that is down for long cannot make it grow without end.
 func notifyEvent(sub, out, status, max string) string {
-	return `local nc = redis.call('HMGET', ` + sub + `, 'subject', 'reply_email', 'id')
+	return `local nc = redis.call('HMGET', ` + sub + `, 'subject', 'reply_email', 'id', 'department')
     if (nc[1] and nc[1] ~= '') or (nc[2] and nc[2] ~= '') then
       local seq = redis.call('HINCRBY', ` + sub + `, 'nseq', 1)
-      redis.call('XADD', ` + out + `, 'MAXLEN', '~', ` + max + `, '*', 'id', nc[3], 'status', ` + status + `, 'event', nc[3] .. '.' .. seq)
+      redis.call('XADD', ` + out + `, 'MAXLEN', '~', ` + max + `, '*', 'id', nc[3], 'status', ` + status + `, 'event', nc[3] .. '.' .. seq,
+        'department', nc[4] or '')
     end`
+}
+
+// webhookEvent is the Lua that writes a department webhook event of type
+// typ (a Lua string expression) to the same outbox as the residents'
+// notifications, when the submission's department subscribed to that type
+// in the hooks hash (department -> ",type,type,", written at start-up from
+// the webhook configuration; see SetWebhookSubscriptions). The event id is
+// "<submission id>.w<n>", n counted in the record, stable through retries
+// and replays; the time is the server's (TIME). Scripts that call it return
+// early on a re-run, so an event is written once.
+func webhookEvent(sub, out, hooks, typ, status, max string) string {
+	return `local wd = redis.call('HMGET', ` + sub + `, 'department', 'id')
+    local subs = wd[1] and ` + hooks + ` and redis.call('HGET', ` + hooks + `, wd[1])
+    if subs and string.find(subs, ',' .. ` + typ + ` .. ',', 1, true) then
+      local wseq = redis.call('HINCRBY', ` + sub + `, 'wseq', 1)
+      local now = redis.call('TIME')
+      redis.call('XADD', ` + out + `, 'MAXLEN', '~', ` + max + `, '*', 'id', wd[2], 'status', ` + status + `,
+        'event', wd[2] .. '.w' .. wseq, 'department', wd[1], 'kind', 'webhook', 'type', ` + typ + `,
+        'at', tostring(now[1] * 1000 + math.floor(now[2] / 1000)))
+    end`
+}
+
+// withReceivedEvent wraps the create script (left as it is, see
+// createScript) with the submission.received webhook event: the wrapper
+// takes the two keys it needs off the end of KEYS (the outbox, then the
+// hooks hash, pushed last by appendReceivedEvent) and the outbox length
+// limit off the end of ARGV, runs the create script, and writes the event
+// only when this run created the record (it did not exist before and the
+// reply is "ok"), so a re-run or a duplicate writes nothing.
+func withReceivedEvent(create string) string {
+	return `local hooks = table.remove(KEYS)
+local out = table.remove(KEYS)
+local omax = table.remove(ARGV)
+local existed = redis.call('EXISTS', KEYS[1])
+local function create()
+` + create + `
+end
+local r = create()
+if existed == 0 and r[1] == 'ok' then
+  ` + webhookEvent("KEYS[1]", "out", "hooks", "'submission.received'", "'received'", "omax") + `
+end
+return r
+`
 }
 
 // completeScript records a successful delivery.
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 deliveries, 6 retry, 7 dead,
-// 8 the notification outbox
+// 8 the notification outbox, 9 the departments' webhook subscriptions
 // ARGV: 1 group, 2 stream id, 3 history entry JSON, 4 case reference or "",
 // 5 retention ms (0 = keep), 6 status "delivered", 7 its rank, 8 id,
 // 9 the outbox's approximate length limit, 10 token (see ackJob)
@@ -266,6 +315,7 @@ if tonumber(ARGV[7]) >= cur then
   redis.call('HSET', KEYS[1], 'status', ARGV[6], 'rank', ARGV[7])
   if prev ~= ARGV[6] then
     ` + notifyEvent("KEYS[1]", "KEYS[8]", "ARGV[6]", "ARGV[9]") + `
+    ` + webhookEvent("KEYS[1]", "KEYS[8]", "KEYS[9]", "'"+"submission.delivered"+"'", "ARGV[6]", "ARGV[9]") + `
   end
 end
 redis.call('RPUSH', KEYS[3], ARGV[3])
@@ -571,7 +621,8 @@ for _, m in ipairs(due) do
   redis.call('ZREM', KEYS[1], m)
   local ev = cjson.decode(m)
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'id', ev.id, 'status', ev.status,
-    'event', ev.event, 'attempt', tostring(ev.attempt))
+    'event', ev.event, 'attempt', tostring(ev.attempt), 'department', ev.department or '',
+    'kind', ev.kind or '', 'type', ev.type or '', 'at', tostring(ev.at_ms or 0))
 end
 return #due
 `)
@@ -614,4 +665,64 @@ if ttl > 0 then
 end
 redis.call('XADD', KEYS[4], '*', 'id', ARGV[5], 'seq', tostring(n + 1))
 return n + 1
+`)
+
+// replayNotifyScript puts a dead-lettered notification event back into the
+// outbox with attempt 1 (an administrator's replay).
+//
+// KEYS: 1 dead letters, 2 outbox
+// ARGV: 1 the member (the event as JSON), 2 the outbox's length limit
+//
+// Replies 1, or 0 when the member is not a dead letter (any more): a
+// re-run or a second replay queues nothing.
+var replayNotifyScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+local ev = cjson.decode(ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', ev.id, 'status', ev.status,
+  'event', ev.event, 'attempt', '1', 'department', ev.department or '',
+  'kind', ev.kind or '', 'type', ev.type or '', 'at', tostring(ev.at_ms or 0))
+return 1
+`)
+
+// followUpPromoteScript moves due follow-up retries back into the
+// follow-ups stream.
+//
+// KEYS: 1 retry set (members "id seq"), 2 follow-ups stream
+// ARGV: 1 now (ms), 2 at most this many
+//
+// Replies how many were moved; a re-run finds nothing more to move.
+var followUpPromoteScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  redis.call('ZREM', KEYS[1], m)
+  local sp = string.find(m, ' ', 1, true)
+  if sp then
+    redis.call('XADD', KEYS[2], '*', 'id', string.sub(m, 1, sp - 1), 'seq', string.sub(m, sp + 1))
+  end
+end
+return #due
+`)
+
+// followUpReplayScript puts a dead-lettered follow-up back into the
+// follow-ups stream with a fresh count of attempts (an administrator's
+// replay).
+//
+// KEYS: 1 dead letters, 2 follow-ups stream, 3 the submission's record
+// ARGV: 1 the member (JSON), 2 id, 3 seq
+//
+// Replies 1, or 0 when the member is not a dead letter (any more), so a
+// second replay queues nothing; -1 when the submission is gone (the dead
+// letter is removed).
+var followUpReplayScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
+  return 0
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  return -1
+end
+redis.call('HSET', KEYS[3], 'fup_attempts:' .. ARGV[3], '0')
+redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'seq', ARGV[3])
+return 1
 `)

@@ -411,7 +411,14 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	if sub.Actor != "" && sub.ServicePoint != "" {
 		keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
 	}
-	return keys, args
+	return s.appendReceivedEvent(keys, args)
+}
+
+// appendReceivedEvent adds what withReceivedEvent (the webhook part
+// wrapped around createScript) takes off the ends of KEYS and ARGV: the
+// outbox and the hooks hash, and the outbox's length limit.
+func (s *Store) appendReceivedEvent(keys []string, args []any) ([]string, []any) {
+	return append(keys, s.keys.outbox(), s.keys.hooks()), append(args, MaxOutbox)
 }
 
 // Get returns a submission with its payload (while it is kept) and history.
@@ -561,7 +568,7 @@ func (s *Store) UpdateStatusOnce(ctx context.Context, id string, change gateway.
 	if err != nil {
 		return false, false, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
-	keys := []string{s.keys.sub(id), s.keys.hist(id), s.keys.outbox()}
+	keys := []string{s.keys.sub(id), s.keys.hist(id), s.keys.outbox(), s.keys.hooks()}
 	if nonce != "" {
 		keys = append(keys, s.keys.statusNonce(nonce))
 	}
@@ -816,7 +823,7 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 	}
 	k := s.keys
 	n, err := completeScript.Run(ctx, s.rdb,
-		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox()},
+		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox(), k.hooks()},
 		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
 		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()).Int()
 	return outcome(n, err)

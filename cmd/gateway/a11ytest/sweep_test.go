@@ -619,6 +619,7 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "audit", path: "/admin/audit", status: 200},
 		{name: "dashboard", path: "/dashboard", status: 200},
 		{name: "notices", path: "/admin/notices", status: 200},
+		{name: "message dead letters", path: "/admin/message-dead-letters", status: 200},
 	}
 	s.check("admin", admin)
 

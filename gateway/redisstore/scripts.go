@@ -111,51 +111,90 @@ return {'ok'}
 // The history keeps its first entry (received) and the newest ones up to
 // ARGV[7] in all, so replays and chatty back-ends cannot grow it without
 // bound.
-var updateStatusScript = redis.NewScript(`
+var updateStatusScript = redis.NewScript(applyStatusLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if KEYS[5] and not redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[6]) then
   return 2
 end
-if redis.call('LINDEX', KEYS[2], -1) == ARGV[3] then
-  return 2
-end
-redis.call('RPUSH', KEYS[2], ARGV[3])
-local max = tonumber(ARGV[7])
-local n = redis.call('LLEN', KEYS[2])
-if max > 1 and n > max then
-  local first = redis.call('LINDEX', KEYS[2], 0)
-  redis.call('LTRIM', KEYS[2], n - max + 1, -1)
-  redis.call('LPUSH', KEYS[2], first)
-end
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[2], ttl)
-end
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'case_reference', ARGV[4])
-end
-local cur = tonumber(redis.call('HGET', KEYS[1], 'rank') or '0')
-local rank = tonumber(ARGV[2])
-local at = tonumber(ARGV[5] or '0')
-local curAt = tonumber(redis.call('HGET', KEYS[1], 'status_at') or '0')
-if rank > cur or (rank == cur and at >= curAt) then
-  local prev = redis.call('HGET', KEYS[1], 'status')
-  redis.call('HSET', KEYS[1], 'status', ARGV[1], 'rank', ARGV[2], 'status_at', at)
-  if prev ~= ARGV[1] then
-    ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
-    ` + webhookEvent("KEYS[1]", "KEYS[3]", "KEYS[4]", "'"+"status.changed"+"'", "ARGV[1]", "ARGV[8]") + `
-    return 1
-  end
-  if ARGV[1] == 'needs_info' then
-    -- another question while one is open: the resident is told again
-    ` + notifyEvent("KEYS[1]", "KEYS[3]", "ARGV[1]", "ARGV[8]") + `
-  end
-end
-return 0
+return applyStatus(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], ARGV[8])
 `)
 
+// applyStatusLua defines applyStatus, the status change of
+// updateStatusScript without its checks, shared with adoptUnknownScript:
+// sub, hist, out (outbox), hooks are keys; status, rank, entry (history
+// JSON), caseRef, at (ms), maxHist, outMax as in updateStatusScript's ARGV.
+// Replies 0, 1 or 2 like updateStatusScript.
+var applyStatusLua = `
+local function applyStatus(sub, hist, out, hooks, status, rank, entry, caseRef, at, maxHist, outMax)
+  if redis.call('LINDEX', hist, -1) == entry then
+    return 2
+  end
+  redis.call('RPUSH', hist, entry)
+  local max = tonumber(maxHist)
+  local n = redis.call('LLEN', hist)
+  if max > 1 and n > max then
+    local first = redis.call('LINDEX', hist, 0)
+    redis.call('LTRIM', hist, n - max + 1, -1)
+    redis.call('LPUSH', hist, first)
+  end
+  local ttl = redis.call('PTTL', sub)
+  if ttl > 0 then
+    redis.call('PEXPIRE', hist, ttl)
+  end
+  if caseRef ~= '' then
+    redis.call('HSET', sub, 'case_reference', caseRef)
+  end
+  local cur = tonumber(redis.call('HGET', sub, 'rank') or '0')
+  local r = tonumber(rank)
+  local t = tonumber(at or '0')
+  local curAt = tonumber(redis.call('HGET', sub, 'status_at') or '0')
+  if r > cur or (r == cur and t >= curAt) then
+    local prev = redis.call('HGET', sub, 'status')
+    redis.call('HSET', sub, 'status', status, 'rank', rank, 'status_at', t)
+    if prev ~= status then
+      ` + notifyEvent("sub", "out", "status", "outMax") + `
+      ` + webhookEvent("sub", "out", "hooks", "'status.changed'", "status", "outMax") + `
+      return 1
+    end
+    if status == 'needs_info' then
+      -- another question while one is open: the resident is told again
+      ` + notifyEvent("sub", "out", "status", "outMax") + `
+    end
+  end
+  return 0
+end
+`
+
+// adoptUnknownScript applies the status updates kept for a submission the
+// store did not have (unknownStatusScript) once the submission is there
+// (e.g. restored, or replicated late): each entry goes through applyStatus
+// in order, as if it had arrived now, and the kept list and its index entry
+// are removed, all in one step. The caller read the list first and passes
+// its length and last entry: when the list changed meanwhile (another
+// reader adopted it, or an update arrived), nothing is done (0).
+//
+// KEYS: 1 sub, 2 hist, 3 outbox, 4 hooks, 5 the id's kept list, 6 the index
+// ARGV: 1 id, 2 max history, 3 outbox limit, 4 the list's length, 5 its
+// last entry, then per entry 5 values: status, rank, history entry JSON,
+// case reference, at (ms)
+//
+// Replies -1 (no such submission), 0 (changed: nothing done) or 1.
+var adoptUnknownScript = redis.NewScript(applyStatusLua + `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return -1
+end
+if redis.call('LLEN', KEYS[5]) ~= tonumber(ARGV[4]) or redis.call('LINDEX', KEYS[5], -1) ~= ARGV[5] then
+  return 0
+end
+for i = 6, #ARGV, 5 do
+  applyStatus(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[2], ARGV[3])
+end
+redis.call('DEL', KEYS[5])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return 1
+`)
 // unknownStatusScript records a status update for a submission this Redis
 // does not have (e.g. lost with a failover to a lagging replica, while the
 // back-end holds the case), so that it is not lost: the entry joins the

@@ -430,22 +430,31 @@ func (s *Store) Get(ctx context.Context, id string) (*gateway.Submission, error)
 // read is Get, with or without the history (one MULTI either way, so the
 // record and its payload are read together).
 func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway.Submission, error) {
+	return s.readAdopting(ctx, id, withHistory, true)
+}
+
+// readAdopting is read; with adopt, status updates kept while the
+// submission was unknown (RecordUnknownStatus) are applied first when
+// there are any (see adoptUnknown), so the status page shows them.
+func (s *Store) readAdopting(ctx context.Context, id string, withHistory, adopt bool) (*gateway.Submission, error) {
 	if !validID(id) {
 		return nil, notFound(id)
 	}
-	ctx, cancel := s.bound(ctx)
+	bctx, cancel := s.bound(ctx)
 	defer cancel()
 	var (
 		meta    *redis.MapStringStringCmd
 		payload *redis.StringCmd
 		hist    *redis.StringSliceCmd
+		kept    *redis.IntCmd
 	)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HGetAll(ctx, s.keys.sub(id))
-		payload = p.Get(ctx, s.keys.payload(id))
+	_, err := s.rdb.TxPipelined(bctx, func(p redis.Pipeliner) error {
+		meta = p.HGetAll(bctx, s.keys.sub(id))
+		payload = p.Get(bctx, s.keys.payload(id))
 		if withHistory {
-			hist = p.LRange(ctx, s.keys.hist(id), 0, -1)
+			hist = p.LRange(bctx, s.keys.hist(id), 0, -1)
 		}
+		kept = p.Exists(bctx, s.keys.unknownStatus(id))
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
@@ -454,6 +463,12 @@ func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway
 	m := meta.Val()
 	if len(m) == 0 {
 		return nil, notFound(id)
+	}
+	if adopt && kept.Val() > 0 {
+		if err := s.adoptUnknown(ctx, id); err != nil {
+			return nil, err
+		}
+		return s.readAdopting(ctx, id, withHistory, true)
 	}
 	sub, err := decodeMeta(m)
 	if err != nil {
@@ -611,11 +626,7 @@ func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, cha
 	if change.At.IsZero() {
 		change.At = s.now().UTC()
 	}
-	entry, err := json.Marshal(struct {
-		gateway.StatusChange
-		Service       string `json:"service,omitempty"`
-		CaseReference string `json:"case_reference,omitempty"`
-	}{change, service, caseRef})
+	entry, err := json.Marshal(unknownEntry{change, service, caseRef})
 	if err != nil {
 		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
@@ -634,6 +645,58 @@ func (s *Store) RecordUnknownStatus(ctx context.Context, id, service string, cha
 		return false, gateway.Errorf(gateway.EConflict, "error.bad_request", fmt.Errorf("submission %s exists after all; send the update again", id))
 	}
 	return n == 0, nil
+}
+
+// unknownEntry is one update kept by RecordUnknownStatus.
+type unknownEntry struct {
+	gateway.StatusChange
+	Service       string `json:"service,omitempty"`
+	CaseReference string `json:"case_reference,omitempty"`
+}
+
+// adoptUnknown applies the status updates kept for id while the store did
+// not have it, now that it has (adoptUnknownScript): in the order they
+// came, as status updates, then forgets them. A list that changes between
+// the read and the script (another reader adopted it) is left alone.
+func (s *Store) adoptUnknown(ctx context.Context, id string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	raw, err := s.rdb.LRange(ctx, s.keys.unknownStatus(id), 0, -1).Result()
+	if err != nil {
+		return unavailable(err)
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	owner, err := s.rdb.HMGet(ctx, s.keys.sub(id), fService, fDepartment).Result()
+	if err != nil {
+		return unavailable(err)
+	}
+	service, _ := owner[0].(string)
+	dept, _ := owner[1].(string)
+	args := []any{id, MaxHistory, MaxOutbox, len(raw), raw[len(raw)-1]}
+	for _, r := range raw {
+		var e unknownEntry
+		if err := json.Unmarshal([]byte(r), &e); err != nil || !e.Status.Valid() {
+			continue // not an update: skipped, and forgotten with the list
+		}
+		// Only what the submission's own back-end sent: signed with its
+		// service's secret, or from its department's client.
+		if e.Service != service && e.Service != "department:"+dept {
+			continue
+		}
+		entry, err := json.Marshal(e.StatusChange)
+		if err != nil {
+			continue
+		}
+		args = append(args, string(e.Status), e.Status.Rank(), entry, e.CaseReference, e.At.UnixMilli())
+	}
+	err = adoptUnknownScript.Run(ctx, s.rdb, []string{s.keys.sub(id), s.keys.hist(id), s.keys.outbox(), s.keys.hooks(),
+		s.keys.unknownStatus(id), s.keys.unknownIndex()}, args...).Err()
+	if err != nil {
+		return writeFailed(err)
+	}
+	return nil
 }
 
 // UnknownStatuses returns the status updates kept for an unknown

@@ -97,7 +97,8 @@ var settings = []setting{
 	{"CITY_OFFICE_MAILBOX", "registrator@kommun.example", "the city office's functional mailbox, where the example service feedback is sent"},
 	{"GATEWAY_NOTIFY", "on", "notifications to residents about status changes (e-mail through SMTP_HOST, SMS through GATEWAY_SMS_URL): on or off"},
 	{"GATEWAY_NOTIFY_FROM", "", "From address of notifications to residents (default: MAIL_FROM)"},
-	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification before it becomes a dead letter (waits double from GATEWAY_RETRY_BASE up to GATEWAY_RETRY_MAX)"},
+	{"GATEWAY_NOTIFY_MAX_ATTEMPTS", "8", "attempts to send one notification or department webhook before it becomes a dead letter (waits: capped exponential backoff with full jitter, GATEWAY_RETRY_BASE to GATEWAY_RETRY_MAX)"},
+	{"GATEWAY_WEBHOOKS_FILE", "", "JSON file of the departments' webhook subscriptions (events submission.received, submission.delivered, status.changed; secrets as ${ENV}; see README \"Department webhooks\"); unset: none"},
 	{"GATEWAY_SMS_URL", "", "SMS provider endpoint (generic JSON contract, see README \"Notifications\"); unset in development: an in-process reference SMS sink listing what it got at /messages; unset in production: no SMS"},
 	{"GATEWAY_SMS_TOKEN", "", "bearer token for GATEWAY_SMS_URL"},
 	{"GATEWAY_SMS_SENDER", "Kommunen", "sender name or number of SMS notifications"},
@@ -129,6 +130,7 @@ type config struct {
 	Notify                                      bool
 	NotifyFrom                                  string
 	NotifyMaxAttempts                           int
+	WebhooksFile                                string
 	SMSURL, SMSToken, SMSSender                 string
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
@@ -238,6 +240,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, fmt.Sprintf("GATEWAY_NOTIFY: want on or off, got %q", get("GATEWAY_NOTIFY")))
 	}
 	c.NotifyFrom, c.NotifyMaxAttempts = get("GATEWAY_NOTIFY_FROM"), num("GATEWAY_NOTIFY_MAX_ATTEMPTS", 1, 100)
+	c.WebhooksFile = get("GATEWAY_WEBHOOKS_FILE")
 	c.SMSURL, c.SMSToken, c.SMSSender = get("GATEWAY_SMS_URL"), get("GATEWAY_SMS_TOKEN"), get("GATEWAY_SMS_SENDER")
 	c.RedisWaitReplicas, c.RedisWaitTimeout = num("GATEWAY_REDIS_WAIT_REPLICAS", 0, 16), dur("GATEWAY_REDIS_WAIT_TIMEOUT")
 	if c.RedisWaitReplicas > 0 && len(c.RedisAddrs) > 1 && c.RedisMaster == "" {

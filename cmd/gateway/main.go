@@ -332,7 +332,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if publicURL == "" {
 		publicURL = "http://" + displayAddr(addr)
 	}
-	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), log)
+	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), metrics, log)
 	if err != nil {
 		stopDispatch()
 		return err
@@ -341,7 +341,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	// Answers to completion requests, to the case systems as follow-ups.
 	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
 		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
-		Logger: log.With("component", "followups")}
+		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Observer: metrics, Logger: log.With("component", "followups")}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -14,10 +14,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/notify"
 	"github.com/kommun/servicegateway/gateway/notify/smssink"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/smtpmail"
+	"github.com/kommun/servicegateway/gateway/webhook"
 	"github.com/kommun/servicegateway/locales"
 )
 
@@ -26,10 +28,15 @@ import (
 // GATEWAY_SMS_URL or, in development, an in-process reference SMS sink.
 // It returns nil when notifications are off.
 func setupNotify(cfg config, lookup func(string) string, store *redisstore.Store, tr *locales.Translations,
-	publicURL, consumer string, log *slog.Logger) (n *notify.Notifier, stop func(), err error) {
+	publicURL, consumer string, observer notify.Observer, log *slog.Logger) (n *notify.Notifier, stop func(), err error) {
 	stop = func() {}
 	if !cfg.Notify {
-		return nil, stop, nil
+		if cfg.WebhooksFile != "" {
+			return nil, stop, errors.New("GATEWAY_WEBHOOKS_FILE needs GATEWAY_NOTIFY=on: webhooks are sent from the notification outbox")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return nil, stop, store.SetWebhookSubscriptions(ctx, nil) // none: the scripts write no webhook events
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	err = store.EnsureNotifyGroup(ctx)
@@ -37,19 +44,28 @@ func setupNotify(cfg config, lookup func(string) string, store *redisstore.Store
 	if err != nil {
 		return nil, stop, fmt.Errorf("redis: %w", err)
 	}
+	hooks, err := loadWebhooks(cfg, lookup)
+	if err != nil {
+		return nil, stop, err
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	err = store.SetWebhookSubscriptions(ctx, hooks.events())
+	cancel()
+	if err != nil {
+		return nil, stop, fmt.Errorf("redis: webhook subscriptions: %w", err)
+	}
 	c := notify.Config{Outbox: store, Submissions: store, Preferences: store, Translations: tr, BaseURL: publicURL,
-		Consumer: consumer, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify"),
-		Backoff: func(attempt int) time.Duration { // the delivery retry schedule's base and cap, from 10 s to 1 h by default
-			base, ceil := cfg.RetryBase, cfg.RetryMax
-			if base <= 0 {
+		Consumer: consumer, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify"), Observer: observer,
+		Backoff: func(attempt int) time.Duration { // the delivery retry schedule: capped exponential backoff, full jitter
+			if cfg.RetryBase <= 0 {
 				return notify.DefaultBackoff(attempt)
 			}
-			d := base
-			for i := 1; i < attempt && d < ceil; i++ {
-				d *= 2
-			}
-			return min(d, max(ceil, base))
+			return delivery.Backoff(attempt-1, cfg.RetryBase, max(cfg.RetryMax, cfg.RetryBase), nil)
 		}}
+	if len(hooks) > 0 {
+		c.Webhooks = &webhook.Sender{Subscriptions: hooks.subscriptions()}
+		log.Info("department webhooks", "departments", hooks.departments())
+	}
 	if host := lookup("SMTP_HOST"); host != "" {
 		fromS := cfg.NotifyFrom
 		if fromS == "" {

@@ -30,6 +30,11 @@ type QueueStats struct {
 //	gateway_breaker_state{backend}                        gauge: 0 closed, 1 half-open, 2 open
 //	gateway_queue_entries{state}                          gauge: stream, pending, retrying, dead
 //	gateway_queue_oldest_age_seconds                      gauge
+//	gateway_messages_total{kind,channel,outcome}          counter: messages to residents (kind
+//	                                                      notification, channel email or sms),
+//	                                                      department webhooks (webhook, http) and
+//	                                                      follow-ups (followup, case_system), by
+//	                                                      outcome sent, retry or dead_letter
 //
 // Routes are labelled by their pattern ("/api/v1/submissions/:id"), never
 // by the path, which may hold a status link's secret id. Queue figures are
@@ -45,7 +50,18 @@ type Metrics struct {
 	retries    *prometheus.CounterVec
 	dead       *prometheus.CounterVec
 	breaker    *prometheus.GaugeVec
+	// messages holds the children of gateway_messages_total, resolved
+	// once: the label sets are fixed, and counting is a map read.
+	messages map[messageLabels]prometheus.Counter
 }
+
+type messageLabels struct{ kind, channel, outcome string }
+
+// messageChannels are the (kind, channel) pairs of gateway_messages_total.
+var messageChannels = [][2]string{{"notification", "email"}, {"notification", "sms"}, {"webhook", "http"}, {"followup", "case_system"}}
+
+// messageOutcomes are its outcomes.
+var messageOutcomes = []string{"sent", "retry", "dead_letter"}
 
 // NewMetrics builds the registry. stats, when not nil, is asked for the
 // queue figures at each scrape (with a short timeout).
@@ -74,6 +90,16 @@ func NewMetrics(stats func(ctx context.Context) (QueueStats, error)) *Metrics {
 	m.breaker = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "gateway_breaker_state", Help: "Circuit breaker state per back-end: 0 closed, 1 half-open, 2 open.",
 	}, []string{"backend"})
+	messages := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_messages_total", Help: "Messages to residents, department webhooks and follow-ups to case systems, by kind, channel and outcome.",
+	}, []string{"kind", "channel", "outcome"})
+	m.messages = map[messageLabels]prometheus.Counter{}
+	for _, kc := range messageChannels {
+		for _, o := range messageOutcomes {
+			m.messages[messageLabels{kc[0], kc[1], o}] = messages.WithLabelValues(kc[0], kc[1], o)
+		}
+	}
+	m.reg.MustRegister(messages)
 	m.reg.MustRegister(m.requests, m.latency, m.deliveries, m.delivTime, m.retries, m.dead, m.breaker,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if stats != nil {
@@ -98,6 +124,14 @@ func (m *Metrics) Retry(reason string) { m.retries.WithLabelValues(reason).Inc()
 
 // DeadLetter implements delivery.Observer.
 func (m *Metrics) DeadLetter(reason string) { m.dead.WithLabelValues(reason).Inc() }
+
+// Message counts one message outcome (notify.Observer,
+// delivery.MessageObserver); labels outside the fixed sets are ignored.
+func (m *Metrics) Message(kind, channel, outcome string) {
+	if c, ok := m.messages[messageLabels{kind, channel, outcome}]; ok {
+		c.Inc()
+	}
+}
 
 // BreakerState implements delivery.Observer.
 func (m *Metrics) BreakerState(backend, state string) {

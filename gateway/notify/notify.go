@@ -85,6 +85,19 @@ type SMSProvider interface {
 	SendSMS(ctx context.Context, m SMS) error
 }
 
+// WebhookSender posts a department webhook event (gateway/webhook is one).
+// Errors are classified like a delivery's (*gateway.DeliveryError).
+type WebhookSender interface {
+	SendWebhook(ctx context.Context, ev gateway.NotifyEvent, sub *gateway.Submission) error
+}
+
+// Observer counts messages by kind ("notification", "webhook"), channel
+// ("email", "sms", "http") and outcome ("sent", "retry", "dead_letter");
+// the metrics implement it.
+type Observer interface {
+	Message(kind, channel, outcome string)
+}
+
 // Defaults.
 const (
 	DefaultMaxAttempts = 8
@@ -101,6 +114,10 @@ type Config struct {
 	Mailer       Mailer
 	From         *mail.Address
 	SMS          SMSProvider
+	// Webhooks sends the outbox's department webhook events (kind
+	// "webhook"); nil: they become dead letters.
+	Webhooks     WebhookSender
+	Observer     Observer // nil: nothing counted
 	Translations *locales.Translations
 	// BaseURL is the gateway's public address; links are BaseURL + "/s/" + id.
 	BaseURL string
@@ -196,14 +213,28 @@ func (n *Notifier) Run(ctx context.Context) error {
 // Handle sends one event's messages and settles it in the outbox: done,
 // retry later, or dead letter.
 func (n *Notifier) Handle(ctx context.Context, ev gateway.NotifyEvent) {
-	log := n.cfg.Logger.With("event", eventLogID(ev.Event), "status", ev.Status, "attempt", ev.Attempt)
-	err := n.send(ctx, ev)
+	log := n.cfg.Logger.With("event", eventLogID(ev.Event), "status", ev.Status, "attempt", ev.Attempt, "kind", ev.Kind)
+	var (
+		failed []string // the channels that failed
+		err    error
+	)
+	if ev.Kind == gateway.KindWebhook {
+		failed, err = n.sendWebhook(ctx, ev)
+	} else {
+		failed, err = n.send(ctx, ev)
+	}
+	kind := "notification"
+	if ev.Kind == gateway.KindWebhook {
+		kind = gateway.KindWebhook
+	}
 	var derr *gateway.DeliveryError
+	outcome := ""
 	switch {
 	case err == nil:
 		err = n.cfg.Outbox.NotificationDone(ctx, ev)
 	case errors.As(err, &derr) && derr.Permanent, ev.Attempt >= n.cfg.MaxAttempts:
 		log.Warn("notification dead-lettered", "error", err)
+		outcome = "dead_letter"
 		err = n.cfg.Outbox.DeadLetterNotification(ctx, ev, shorten(err.Error()))
 	default:
 		due := n.cfg.Now().Add(n.cfg.Backoff(ev.Attempt))
@@ -211,12 +242,51 @@ func (n *Notifier) Handle(ctx context.Context, ev gateway.NotifyEvent) {
 			due = n.cfg.Now().Add(max(derr.RetryAfter, n.cfg.Backoff(ev.Attempt)))
 		}
 		log.Info("notification retry", "error", err, "due", due)
+		outcome = "retry"
 		err = n.cfg.Outbox.RetryNotification(ctx, ev, due)
+	}
+	if outcome != "" && err == nil {
+		for _, ch := range failed {
+			n.observe(kind, ch, outcome)
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		// Left pending: another notifier claims it after ClaimIdle.
 		log.Warn("notification outcome not recorded", "error", err)
 	}
+}
+
+func (n *Notifier) observe(kind, channel, outcome string) {
+	if n.cfg.Observer != nil {
+		n.cfg.Observer.Message(kind, channel, outcome)
+	}
+}
+
+// sendWebhook posts a department webhook event once (the "http" channel's
+// sent marker keeps a repeat from posting it again; the receiver
+// deduplicates on the event id in any case).
+func (n *Notifier) sendWebhook(ctx context.Context, ev gateway.NotifyEvent) ([]string, error) {
+	const channel = "http"
+	if ev.SubmissionID == "" || ev.Event == "" {
+		return nil, &gateway.DeliveryError{Permanent: true, Err: errors.New("malformed outbox event")}
+	}
+	if n.cfg.Webhooks == nil {
+		return []string{channel}, &gateway.DeliveryError{Permanent: true, Err: errors.New("webhooks are not configured")}
+	}
+	sub, err := n.cfg.Submissions.Get(ctx, ev.SubmissionID)
+	var gerr *gateway.Error
+	if errors.As(err, &gerr) && gerr.Code == gateway.ENotFound {
+		return nil, nil // gone (retention)
+	}
+	if err != nil {
+		return []string{channel}, &gateway.DeliveryError{Err: fmt.Errorf("read submission: %w", err)}
+	}
+	if err := n.once(ctx, ev.Event, gateway.KindWebhook, channel, func(ctx context.Context) error {
+		return n.cfg.Webhooks.SendWebhook(ctx, ev, sub)
+	}); err != nil {
+		return []string{channel}, err
+	}
+	return nil, nil
 }
 
 // eventLogID hides the submission id (the status link's secret) in logs.
@@ -253,23 +323,23 @@ func Recipients(sub *gateway.Submission, prefs *gateway.NotifyPrefs, status gate
 	return sub.ReplyEmail, ""
 }
 
-func (n *Notifier) send(ctx context.Context, ev gateway.NotifyEvent) error {
+func (n *Notifier) send(ctx context.Context, ev gateway.NotifyEvent) ([]string, error) {
 	if ev.SubmissionID == "" || ev.Event == "" {
-		return &gateway.DeliveryError{Permanent: true, Err: errors.New("malformed outbox event")}
+		return nil, &gateway.DeliveryError{Permanent: true, Err: errors.New("malformed outbox event")}
 	}
 	sub, err := n.cfg.Submissions.Get(ctx, ev.SubmissionID)
 	var gerr *gateway.Error
 	if errors.As(err, &gerr) && gerr.Code == gateway.ENotFound {
-		return nil // gone (retention): nobody to tell
+		return nil, nil // gone (retention): nobody to tell
 	}
 	if err != nil {
-		return &gateway.DeliveryError{Err: fmt.Errorf("read submission: %w", err)}
+		return nil, &gateway.DeliveryError{Err: fmt.Errorf("read submission: %w", err)}
 	}
 	var prefs *gateway.NotifyPrefs
 	if sub.Subject != "" && n.cfg.Preferences != nil {
 		p, err := n.cfg.Preferences.NotifyPrefs(ctx, sub.Subject)
 		if err != nil {
-			return &gateway.DeliveryError{Err: fmt.Errorf("read preferences: %w", err)}
+			return nil, &gateway.DeliveryError{Err: fmt.Errorf("read preferences: %w", err)}
 		}
 		prefs = &p
 	}
@@ -277,36 +347,39 @@ func (n *Notifier) send(ctx context.Context, ev gateway.NotifyEvent) error {
 	texts := n.compose(sub, ev)
 	// The channels are independent: an SMTP server that is down does not
 	// hold the SMS back. A retry sends only what is not marked sent.
-	var errs []error
+	var (
+		errs   []error
+		failed []string
+	)
 	if email != "" && n.cfg.Mailer != nil && n.cfg.From != nil {
-		if err := n.once(ctx, ev.Event, "email", func(ctx context.Context) error { return n.sendEmail(ctx, email, ev, texts) }); err != nil {
-			errs = append(errs, err)
+		if err := n.once(ctx, ev.Event, "notification", "email", func(ctx context.Context) error { return n.sendEmail(ctx, email, ev, texts) }); err != nil {
+			errs, failed = append(errs, err), append(failed, "email")
 		}
 	}
 	if mobile != "" && n.cfg.SMS != nil {
-		if err := n.once(ctx, ev.Event, "sms", func(ctx context.Context) error {
+		if err := n.once(ctx, ev.Event, "notification", "sms", func(ctx context.Context) error {
 			return n.cfg.SMS.SendSMS(ctx, SMS{To: mobile, Text: texts.SMS, IdempotencyKey: IdempotencyKey(ev.Event, "sms")})
 		}); err != nil {
-			errs = append(errs, err)
+			errs, failed = append(errs, err), append(failed, "sms")
 		}
 	}
 	switch len(errs) {
 	case 0:
-		return nil
+		return nil, nil
 	case 1:
-		return errs[0]
+		return failed, errs[0]
 	}
 	// Both failed: permanent only when both are (else a retry can help).
 	var a, b *gateway.DeliveryError
 	if errors.As(errs[0], &a) && a.Permanent && errors.As(errs[1], &b) && b.Permanent {
-		return &gateway.DeliveryError{Permanent: true, Err: errors.Join(errs...)}
+		return failed, &gateway.DeliveryError{Permanent: true, Err: errors.Join(errs...)}
 	}
-	return &gateway.DeliveryError{Err: errors.Join(errs...)}
+	return failed, &gateway.DeliveryError{Err: errors.Join(errs...)}
 }
 
-// once sends on channel unless the event was sent there already, and
-// marks it sent.
-func (n *Notifier) once(ctx context.Context, event, channel string, send func(context.Context) error) error {
+// once sends on channel unless the event was sent there already, marks it
+// sent and counts it.
+func (n *Notifier) once(ctx context.Context, event, kind, channel string, send func(context.Context) error) error {
 	sent, err := n.cfg.Outbox.NotificationSent(ctx, event, channel)
 	if err != nil {
 		return &gateway.DeliveryError{Err: err}
@@ -320,6 +393,7 @@ func (n *Notifier) once(ctx context.Context, event, channel string, send func(co
 	if err != nil {
 		return fmt.Errorf("%s: %w", channel, err)
 	}
+	n.observe(kind, channel, "sent")
 	if err := n.cfg.Outbox.MarkNotificationSent(ctx, event, channel); err != nil {
 		n.cfg.Logger.Warn("notification sent but not marked; a retry may send it again", "channel", channel, "error", err)
 	}

@@ -54,7 +54,7 @@ func (s *Server) routes(app *fiber.App) {
 	api.Get("/admin/message-dead-letters", s.apiMessageDeadLetters) // notifications, webhooks and follow-ups given up on
 	api.Post("/admin/message-dead-letters/notifications/replay", s.apiReplayNotification)
 	api.Post("/admin/message-dead-letters/followups/replay", s.apiReplayFollowUp)
-	api.Get("/me", s.apiMe)                                         // the signed-in principal and its CSRF token; 401 when anonymous
+	api.Get("/me", s.apiMe) // the signed-in principal and its CSRF token; 401 when anonymous
 	if s.Auth != nil {
 		api.Get("/me/submissions", s.apiMySubmissions)    // a resident's submissions (My pages)
 		api.Get("/me/notifications", s.apiGetNotifyPrefs) // a resident's notification preferences

@@ -108,12 +108,12 @@ const (
 // Config configures a Notifier. Outbox, Submissions and Translations are
 // required; without Mailer (or From) no e-mail is sent, without SMS no SMS.
 type Config struct {
-	Outbox       Outbox
-	Submissions  Submissions
-	Preferences  Preferences // nil: signed-in residents get what an anonymous one gets
-	Mailer       Mailer
-	From         *mail.Address
-	SMS          SMSProvider
+	Outbox      Outbox
+	Submissions Submissions
+	Preferences Preferences // nil: signed-in residents get what an anonymous one gets
+	Mailer      Mailer
+	From        *mail.Address
+	SMS         SMSProvider
 	// Webhooks sends the outbox's department webhook events (kind
 	// "webhook"); nil: they become dead letters.
 	Webhooks     WebhookSender

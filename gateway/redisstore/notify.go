@@ -52,7 +52,7 @@ func storeErr(err error) error {
 	if err == nil || errors.Is(err, redis.Nil) {
 		return nil
 	}
-	return storeErr(err)
+	return writeFailed(err)
 }
 
 func notifyEvents(msgs []redis.XMessage) []gateway.NotifyEvent {

@@ -195,6 +195,7 @@ redis.call('DEL', KEYS[5])
 redis.call('ZREM', KEYS[6], ARGV[1])
 return 1
 `)
+
 // unknownStatusScript records a status update for a submission this Redis
 // does not have (e.g. lost with a failover to a lagging replica, while the
 // back-end holds the case), so that it is not lost: the entry joins the

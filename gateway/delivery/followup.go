@@ -65,27 +65,7 @@ func (f *FollowUps) observe(outcome string) {
 
 // Run delivers follow-ups until ctx ends.
 func (f *FollowUps) Run(ctx context.Context) error {
-	if f.ClaimIdle <= 0 {
-		f.ClaimIdle = time.Minute
-	}
-	if f.Timeout <= 0 {
-		f.Timeout = 30 * time.Second
-	}
-	if f.MaxAttempts <= 0 {
-		f.MaxAttempts = 10
-	}
-	if f.Logger == nil {
-		f.Logger = slog.New(slog.DiscardHandler)
-	}
-	if f.RetryBase <= 0 {
-		f.RetryBase = 2 * time.Second
-	}
-	if f.RetryMax <= 0 {
-		f.RetryMax = 10 * time.Minute
-	}
-	if f.Now == nil {
-		f.Now = time.Now
-	}
+	f.defaults()
 	if err := f.Queue.EnsureFollowUpGroup(ctx); err != nil {
 		f.Logger.Warn("follow-ups: consumer group", "error", err)
 	}
@@ -118,8 +98,34 @@ func (f *FollowUps) Run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// defaults fills in the zero settings.
+func (f *FollowUps) defaults() {
+	if f.ClaimIdle <= 0 {
+		f.ClaimIdle = time.Minute
+	}
+	if f.Timeout <= 0 {
+		f.Timeout = 30 * time.Second
+	}
+	if f.MaxAttempts <= 0 {
+		f.MaxAttempts = 10
+	}
+	if f.Logger == nil {
+		f.Logger = slog.New(slog.DiscardHandler)
+	}
+	if f.RetryBase <= 0 {
+		f.RetryBase = 2 * time.Second
+	}
+	if f.RetryMax <= 0 {
+		f.RetryMax = 10 * time.Minute
+	}
+	if f.Now == nil {
+		f.Now = time.Now
+	}
+}
+
 // Handle makes one attempt at a follow-up and records the outcome.
 func (f *FollowUps) Handle(ctx context.Context, job FollowUpJob) {
+	f.defaults()
 	log := f.Logger.With("seq", job.Seq)
 	fu, err := f.Queue.LoadFollowUp(ctx, job)
 	var gerr *gateway.Error

@@ -181,3 +181,50 @@ func TestMessageMetrics(t *testing.T) {
 		t.Errorf("an unknown label set was created")
 	}
 }
+
+// A status update for a submission the gateway lost (a failover to a
+// lagging replica) is kept (202, known: false); when the submission comes
+// back (restored), the resident's status page shows the update.
+func TestKeptStatusUpdateShowsWhenTheSubmissionReturns(t *testing.T) {
+	deps, store, srv := baseDeps(t)
+	deps.Authenticate = httpapi.AuthenticateForTests(testPrincipals)
+	e := &env{app: build(t, deps), store: store}
+	ctx := context.Background()
+	sub, _, err := store.Create(ctx, &gateway.Submission{Service: "street-fault", ServiceVersion: "1.0.0", Department: "streets-parks",
+		Channel: gateway.ChannelAPI, Locale: "sv", Payload: map[string]any{"description": payloadText}}, gateway.Idempotency{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := srv.Client(t)
+	keys := []string{"test:{q}:sub:" + sub.ID, "test:{q}:hist:" + sub.ID, "test:{q}:payload:" + sub.ID}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		d, err := rdb.Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatalf("dump %s: %v", k, err)
+		}
+		dumps[k] = d
+	}
+	if err := rdb.Del(ctx, keys...).Err(); err != nil { // lost
+		t.Fatal(err)
+	}
+	const msg = "Vi byter lampan i veckan"
+	r := e.postJSON(t, "/api/v1/submissions/"+sub.ID+"/status", `{"status":"in_progress","message":"`+msg+`","case_reference":"GATA-7"}`,
+		"X-Test-Principal", "streets")
+	if r.status != 202 || !strings.Contains(r.body, `"known":false`) {
+		t.Fatalf("update for the lost submission: %d %s", r.status, r.body)
+	}
+	for k, d := range dumps { // restored
+		if err := rdb.Restore(ctx, k, 0, d).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := e.get(t, "/s/"+sub.ID+"?lang=en")
+	if page.status != 200 || !strings.Contains(page.body, msg) || !strings.Contains(page.body, "GATA-7") {
+		t.Fatalf("status page after the submission returned: %d\n%s", page.status, page.body)
+	}
+	got, err := store.Get(ctx, sub.ID)
+	if err != nil || got.Status != gateway.StatusInProgress || len(got.History) != 2 {
+		t.Fatalf("after: %+v %v", got, err)
+	}
+}

@@ -138,13 +138,13 @@ func (s *Server) replayNotification(c *fiber.Ctx, p *gateway.Principal, event st
 		return "", gateway.Errorf(gateway.ENotFound, "admin.msgdead.not_found", errors.New("replayed already"))
 	}
 	ref := s.referenceOf(ctx, dl.SubmissionID)
-	kind := dl.Kind
-	if kind == "" {
-		kind = "resident"
+	kind, what := "resident", string(dl.Status)
+	if dl.Kind == gateway.KindWebhook {
+		kind, what = dl.Kind, dl.Type
 	}
 	s.Logger.Warn("message dead letter replayed", "request_id", c.Locals(localsRequestID), "reference", ref,
 		"kind", kind, "admin", p.Subject)
-	return ref, s.audit(c, p, "", servicepoint.AuditEntry{Action: actionMessageReplayed, Reference: ref, Service: kind + ":" + string(dl.Status) + dl.Type})
+	return ref, s.audit(c, p, "", servicepoint.AuditEntry{Action: actionMessageReplayed, Reference: ref, Service: kind + ":" + what})
 }
 
 // replayFollowUp replays the dead-lettered follow-up (id, seq), when p may

@@ -414,7 +414,7 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 		}
 	}
 	fc.addFields(l, svc, st.formState)
-	fc.CanSave = s.Drafts != nil // here: hand over to the visitor (drafts.go)
+	fc.CanSave = s.Drafts != nil && svc.AllowsChannel(gateway.ChannelDigital) // here: hand over to the visitor, who sends it digitally (drafts.go)
 	title := l.T("desk.form.title", "Title", fc.Title)
 	if len(fc.Errors) > 0 || fc.FormError != "" {
 		title = l.T("form.error_title_prefix", "Title", title)

@@ -283,6 +283,10 @@ func TestDraftDeskHandoverToHome(t *testing.T) {
 	if !found {
 		t.Fatalf("no audit entry of the handover: %v", audit)
 	}
+	// The service point counts the visit (shown the e-service).
+	if desk := staff.get("/desk"); !strings.Contains(desk.body, "<tr><td>Visad hur e-tjänsten fungerar</td><td>1</td></tr>") {
+		t.Error("the desk's contacts today lack the handover")
+	}
 	// A handover without a valid personnummer is refused.
 	v2 := with(v, "_visitor", "19900101-3012")
 	if r := staff.post("/desk/services/street-fault", v2); r.status != 422 || !strings.Contains(r.body, "inte ett giltigt personnummer") {

@@ -401,5 +401,12 @@ func (d *Drafts) HandOver(ctx context.Context, r HandOverRequest) (Saved, error)
 		d.log.Error("audit entry not written", "action", e.Action, "service_point", e.ServicePoint, "error", err)
 		return Saved{}, err
 	}
+	// The service point's own statistics: a visit where the visitor was
+	// shown the e-service, which they finish themselves (their submission
+	// then counts as digital).
+	day := now.In(d.cfg.Location).Format(time.DateOnly)
+	if err := d.desk.AddDeskContact(sctx, day, r.Point.ID, svc.ID, string(servicepoint.ContactVisit), string(servicepoint.OutcomeShownSelfService)); err != nil {
+		d.log.Warn("desk contact of a handover", "service_point", r.Point.ID, "error", err)
+	}
 	return Saved{Draft: dr, Code: code}, nil
 }

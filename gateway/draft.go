@@ -42,7 +42,9 @@ const MaxDraftValueRunes = 10000
 
 // DraftValues keeps only svc's fields, each value at most the field's
 // maximum length (in characters) and at most as many values as the field
-// can take. Names that are not fields of the service are dropped. This is
+// can take (its options, or the inputs of a value of several: a location's
+// address, latitude and longitude). Names that are not fields of the
+// service are dropped. This is
 // the one rule for every draft: a step-up sign-in's, a language switch's,
 // and a saved one's. Values of fields hidden by a condition are kept like
 // the others (they are dropped when the form is sent, by the validation).
@@ -54,9 +56,9 @@ func DraftValues(svc *Service, values map[string][]string) map[string][]string {
 		if !ok {
 			continue
 		}
-		maxVals := 1
-		if len(f.Options) > 1 {
-			maxVals = len(f.Options)
+		maxVals := max(1, len(f.Options))
+		if k, ok := f.Kind(); ok {
+			maxVals = max(maxVals, len(k.Members()))
 		}
 		if len(vs) > maxVals {
 			vs = vs[len(vs)-maxVals:]

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kommun/servicegateway/gateway"
+	_ "github.com/kommun/servicegateway/services/fields/all"
 )
 
 // Codes: the grouped shape, only the alphabet, no repeats in many draws,
@@ -49,6 +50,16 @@ func TestDraftValues(t *testing.T) {
 		"a": {"åäöåäöåäö"}, "b": {"1", "2", strings.Repeat("z", 20000)}, "c": {"x", "y", "x"}, "evil": {"no"}, "_csrf": {"no"},
 	})
 	if len(got) != 3 || got["a"][0] != "åäöåä" || len(got["b"]) != 1 || len([]rune(got["b"][0])) != gateway.MaxDraftValueRunes || len(got["c"]) != 2 {
+		t.Fatalf("%v", got)
+	}
+}
+
+// A value of several inputs (a location: address, latitude, longitude) is
+// kept whole: a browser posts all three under the field's name.
+func TestDraftValuesKeepAValueOfSeveralInputs(t *testing.T) {
+	svc := &gateway.Service{ID: "s", Fields: []gateway.Field{{Name: "where", Type: "location", MaxLength: 200}}}
+	got := gateway.DraftValues(svc, map[string][]string{"where": {"Kungsgatan 12", "59.86", "17.64"}})
+	if len(got["where"]) != 3 || got["where"][0] != "Kungsgatan 12" || got["where"][2] != "17.64" {
 		t.Fatalf("%v", got)
 	}
 }

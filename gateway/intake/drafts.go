@@ -2,7 +2,10 @@ package intake
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -32,8 +35,9 @@ import (
 // A draft holds only the service's own fields (gateway.DraftValues), never
 // what the sign-in gives (prefilled fields), is at most MaxBytes, expires
 // (TTL, CodeTTL), and an owner keeps a bounded number (PerPerson,
-// PerBrowser, PerDesk). Codes are stored only as a digest. Draft contents
-// never reach the logs.
+// PerBrowser, PerDesk). Codes are stored only as a digest, and a draft
+// found by a code is sealed with a key made from it. Draft contents never
+// reach the logs.
 type Drafts struct {
 	store DraftStore
 	desk  Desk
@@ -162,6 +166,41 @@ func resident(p *gateway.Principal) string {
 func userIndex(subject string) string { return "user:" + subject }
 func codeID(code string) string       { return "code:" + code }
 
+// A draft found by a code is sealed with a key made from the code
+// (AES-256-GCM): without the code, what Redis holds cannot be read, and
+// the code itself is stored nowhere (only a digest names the key).
+func codeKey(code string) cipher.AEAD {
+	k := sha256.Sum256([]byte("servicegateway draft\x00" + code))
+	block, _ := aes.NewCipher(k[:]) // 32 bytes: never fails
+	gcm, _ := cipher.NewGCM(block)  // a standard block: never fails
+	return gcm
+}
+
+func sealCode(code string, plain []byte) []byte {
+	gcm := codeKey(code)
+	nonce := make([]byte, gcm.NonceSize())
+	_, _ = rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, plain, []byte(codeID(code)))
+}
+
+func openCode(code string, sealed []byte) ([]byte, bool) {
+	gcm := codeKey(code)
+	if len(sealed) < gcm.NonceSize() {
+		return nil, false
+	}
+	plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], []byte(codeID(code)))
+	return plain, err == nil
+}
+
+// decodeCode reads a draft found by code; false when there is none.
+func decodeCode(code string, sealed []byte, dr *gateway.Draft) bool {
+	if sealed == nil {
+		return false
+	}
+	b, ok := openCode(code, sealed)
+	return ok && json.Unmarshal(b, dr) == nil
+}
+
 // Save keeps a form: a signed-in resident's under their name (the same
 // draft again when r.ID is theirs), anyone else's under a new code.
 func (d *Drafts) Save(ctx context.Context, r SaveRequest) (Saved, error) {
@@ -197,20 +236,25 @@ func (d *Drafts) Save(ctx context.Context, r SaveRequest) (Saved, error) {
 	}
 	code := gateway.NewDraftCode()
 	dr.ExpiresAt = now.Add(d.cfg.CodeTTL).UTC()
-	if err := d.put(sctx, "browser:"+r.Browser, codeID(code), dr, d.cfg.CodeTTL, d.cfg.PerBrowser); err != nil {
+	if err := d.put(sctx, "browser:"+r.Browser, code, dr, d.cfg.CodeTTL, d.cfg.PerBrowser); err != nil {
 		return Saved{}, err
 	}
 	return Saved{Draft: dr, Code: code}, nil
 }
 
-// put writes a draft within the size and count bounds.
-func (d *Drafts) put(ctx context.Context, owner, id string, dr gateway.Draft, ttl time.Duration, limit int) error {
+// put writes a draft within the size and count bounds: under its id (a
+// signed-in resident's), or, when dr has none, under a code, sealed.
+func (d *Drafts) put(ctx context.Context, owner, idOrCode string, dr gateway.Draft, ttl time.Duration, limit int) error {
 	b, err := json.Marshal(dr)
 	if err != nil {
 		return gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
 	if len(b) > d.cfg.MaxBytes {
 		return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "drafts.error.too_large"}, Cause: ErrDraftTooLarge}
+	}
+	id := idOrCode
+	if dr.ID == "" {
+		id, b = codeID(idOrCode), sealCode(idOrCode, b)
 	}
 	ok, err := d.store.SaveDraft(ctx, owner, id, b, ttl, limit)
 	if err != nil {
@@ -307,7 +351,7 @@ func (d *Drafts) Resume(ctx context.Context, p *gateway.Principal, code string) 
 		return gateway.Draft{}, err
 	}
 	var dr gateway.Draft
-	if b == nil || json.Unmarshal(b, &dr) != nil {
+	if !decodeCode(code, b, &dr) {
 		return gateway.Draft{}, gateway.Errorf(gateway.ENotFound, "drafts.error.code_unknown", nil)
 	}
 	owner := resident(p)
@@ -323,7 +367,7 @@ func (d *Drafts) Resume(ctx context.Context, p *gateway.Principal, code string) 
 	if b, err = d.store.TakeDraft(sctx, codeID(code)); err != nil {
 		return gateway.Draft{}, err
 	}
-	if b == nil || json.Unmarshal(b, &dr) != nil {
+	if dr = (gateway.Draft{}); !decodeCode(code, b, &dr) {
 		return gateway.Draft{}, gateway.Errorf(gateway.ENotFound, "drafts.error.code_unknown", nil)
 	}
 	dr.For = ""
@@ -390,7 +434,7 @@ func (d *Drafts) HandOver(ctx context.Context, r HandOverRequest) (Saved, error)
 	code := gateway.NewDraftCode()
 	sctx, cancel := context.WithTimeout(ctx, d.cfg.StoreTimeout)
 	defer cancel()
-	if err := d.put(sctx, "desk:"+p.Subject, codeID(code), dr, d.cfg.CodeTTL, d.cfg.PerDesk); err != nil {
+	if err := d.put(sctx, "desk:"+p.Subject, code, dr, d.cfg.CodeTTL, d.cfg.PerDesk); err != nil {
 		return Saved{}, err
 	}
 	e := servicepoint.AuditEntry{At: now.UTC().Format(time.RFC3339Nano), Actor: p.Subject, ActorName: p.Name, ServicePoint: r.Point.ID,

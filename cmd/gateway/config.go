@@ -66,6 +66,14 @@ var settings = []setting{
 	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
+	{"GATEWAY_DRAFT_TTL", "720h", "how long a signed-in resident's saved draft is kept after it was last saved (listed on My pages); deleted when it expires or its form is sent"},
+	{"GATEWAY_DRAFT_CODE_TTL", "168h", "how long a draft found by a code is kept: an anonymous resident's resume code, and a desk's handover code"},
+	{"GATEWAY_DRAFT_MAX_BYTES", "32768", "largest saved draft (its JSON, bytes); only the service's own fields are kept, each cut to the field's maximum length"},
+	{"GATEWAY_DRAFTS_PER_PERSON", "20", "saved drafts one signed-in resident may keep"},
+	{"GATEWAY_DRAFTS_PER_BROWSER", "5", "drafts with a resume code one browser may keep (anonymous residents)"},
+	{"GATEWAY_DRAFTS_PER_ADDRESS", "30", "drafts with a resume code one client address may save per day"},
+	{"GATEWAY_DRAFTS_PER_DESK", "200", "handover codes one staff member may have open at a time"},
+	{"GATEWAY_RATELIMIT_DRAFT_CODE", "10", "codes tried at /fortsatt per client address, per browser and per signed-in person per 15 minutes (against guessing)"},
 	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
 	{"GATEWAY_USAGE_BUFFER", "10000", "usage events that may wait in memory for the flusher; more are dropped and counted"},
 	{"GATEWAY_USAGE_FLUSH", "1s", "how often usage counters are written to Redis (and always at shutdown)"},
@@ -139,6 +147,10 @@ type config struct {
 	SessionPrivileged                           time.Duration
 	ClientsFile, ProvidersFile                  string
 	LoginLimit                                  int
+	DraftTTL, DraftCodeTTL                      time.Duration
+	DraftMaxBytes, DraftsPerPerson              int
+	DraftsPerBrowser, DraftsPerAddress          int
+	DraftsPerDesk, DraftCodeLimit               int
 	Usage                                       bool
 	UsageBuffer, OpenDataMinCount               int
 	UsageFlush, UsageAbandon                    time.Duration
@@ -224,6 +236,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
 	c.SessionPrivileged = dur("GATEWAY_SESSION_PRIVILEGED")
 	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
+	c.DraftTTL, c.DraftCodeTTL = dur("GATEWAY_DRAFT_TTL"), dur("GATEWAY_DRAFT_CODE_TTL")
+	c.DraftMaxBytes, c.DraftsPerPerson = num("GATEWAY_DRAFT_MAX_BYTES", 1024, 1<<20), num("GATEWAY_DRAFTS_PER_PERSON", 1, 1000)
+	c.DraftsPerBrowser, c.DraftsPerAddress = num("GATEWAY_DRAFTS_PER_BROWSER", 1, 1000), num("GATEWAY_DRAFTS_PER_ADDRESS", 1, 1000000)
+	c.DraftsPerDesk, c.DraftCodeLimit = num("GATEWAY_DRAFTS_PER_DESK", 1, 100000), num("GATEWAY_RATELIMIT_DRAFT_CODE", 1, 10000)
+	if c.DraftTTL < time.Second || c.DraftCodeTTL < time.Second {
+		errs = append(errs, "GATEWAY_DRAFT_TTL, GATEWAY_DRAFT_CODE_TTL: want at least 1s")
+	}
 	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)
 	c.UsageFlush, c.UsageAbandon = dur("GATEWAY_USAGE_FLUSH"), dur("GATEWAY_USAGE_ABANDON_AFTER")

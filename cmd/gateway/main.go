@@ -274,6 +274,12 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	// Save and resume, desk -> home: drafts in the same store.
+	drafts, err := intake.NewDrafts(store, store, log, intake.DraftConfig{TTL: cfg.DraftTTL, CodeTTL: cfg.DraftCodeTTL,
+		MaxBytes: cfg.DraftMaxBytes, PerPerson: cfg.DraftsPerPerson, PerBrowser: cfg.DraftsPerBrowser, PerDesk: cfg.DraftsPerDesk})
+	if err != nil {
+		return err
+	}
 	receipts, err := setupReceipts(cfg, log)
 	if err != nil {
 		return err
@@ -290,7 +296,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
-		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
+		Intake: in, Drafts: drafts, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
 		ServicePoints: points,
 		Usage:         use.tracker, UsageReports: use.reports, // nil interfaces when switched off
 		Metrics:   metrics,
@@ -306,7 +312,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		Upstreams: upstreams, IdentityKeys: identityKeys,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
-			AccessibilityService: cfg.AccessibilityService},
+			AccessibilityService: cfg.AccessibilityService,
+			DraftResumeLimit:     cfg.DraftCodeLimit, DraftsPerAddress: cfg.DraftsPerAddress},
 	})
 	if err != nil {
 		return err

@@ -39,44 +39,15 @@ var draftKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{32}$`)
 
 // Bounds of the drafts kept across a step-up sign-in.
 const (
-	maxDraftBytes     = 32 * 1024
-	draftsPerBrowser  = 5
-	draftsPerAddress  = 30
-	maxDraftValueRune = 10000 // per value, for fields without a maximum length
+	maxDraftBytes    = 32 * 1024
+	draftsPerBrowser = 5
+	draftsPerAddress = 30
 )
 
-// draftValues keeps only svc's fields, each value at most the field's
-// maximum length (in characters) and at most as many values as the field
-// can take.
+// draftValues keeps only svc's fields, bounded: the one rule of every
+// draft (gateway.DraftValues).
 func draftValues(svc *gateway.Service, values map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(svc.Fields))
-	for i := range svc.Fields {
-		f := &svc.Fields[i]
-		vs, ok := values[f.Name]
-		if !ok {
-			continue
-		}
-		maxVals := 1
-		if len(f.Options) > 1 {
-			maxVals = len(f.Options)
-		}
-		if len(vs) > maxVals {
-			vs = vs[len(vs)-maxVals:]
-		}
-		limit := f.MaxLength
-		if limit <= 0 || limit > maxDraftValueRune {
-			limit = maxDraftValueRune
-		}
-		kept := make([]string, 0, len(vs))
-		for _, v := range vs {
-			if r := []rune(v); len(r) > limit {
-				v = string(r[:limit])
-			}
-			kept = append(kept, v)
-		}
-		out[f.Name] = kept
-	}
-	return out
+	return gateway.DraftValues(svc, values)
 }
 
 func (s *Server) draftOwner(c *fiber.Ctx) string {
@@ -150,6 +121,9 @@ func (s *Server) putDraft(c *fiber.Ctx, svc *gateway.Service, st formState, kind
 // draftState returns the values kept for this browser under ?draft=, to
 // draw the form with; an empty state when there are none.
 func (s *Server) draftState(c *fiber.Ctx, svc *gateway.Service) formState {
+	if id := c.Query("saved"); id != "" {
+		return s.savedState(c, svc, id) // a saved draft (drafts.go)
+	}
 	key := c.Query("draft")
 	if s.Auth == nil || !draftKeyPattern.MatchString(key) {
 		return formState{}
@@ -170,6 +144,7 @@ func (s *Server) draftState(c *fiber.Ctx, svc *gateway.Service) formState {
 
 // dropDraft forgets the kept values once the form has been sent.
 func (s *Server) dropDraft(c *fiber.Ctx) {
+	s.dropSaved(c) // a saved draft (drafts.go)
 	key := c.Query("draft")
 	if s.Auth == nil || !draftKeyPattern.MatchString(key) {
 		return

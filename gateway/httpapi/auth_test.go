@@ -28,8 +28,10 @@ import (
 
 	"github.com/kommun/servicegateway/gateway/auth"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 )
@@ -57,6 +59,8 @@ type authOpts struct {
 	submitLimit    int // default 1000
 	production     bool
 	providers      []*auth.RelyingParty // more providers, after dev and mock
+	desk           bool                 // the service-point desk with the default points
+	drafts         intake.DraftConfig   // the drafts' bounds (drafts_test.go)
 }
 
 func newAuthEnv(t *testing.T, o authOpts) *authEnv {
@@ -123,8 +127,13 @@ func newAuthEnv(t *testing.T, o authOpts) *authEnv {
 	if o.submitLimit == 0 {
 		o.submitLimit = 1000
 	}
-	app := build(t, httpapi.Deps{Catalog: cat, Store: store, DeadLetters: store, Statuses: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
-		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit, Production: o.production}})
+	deps := httpapi.Deps{Catalog: cat, Store: store, DeadLetters: store, Statuses: store, Translations: tr, Counter: store, Ready: store.Ping, Auth: a,
+		Config: httpapi.Config{TrustedProxies: o.trustedProxies, SubmitLimit: o.submitLimit, Production: o.production}}
+	if o.desk {
+		deps.Desk, deps.ServicePoints = store, servicepoint.Default()
+	}
+	deps.Drafts = newDrafts(t, deps, o.drafts)
+	app := build(t, deps)
 	go func() { _ = app.Listener(ln) }()
 	t.Cleanup(func() { _ = app.ShutdownWithTimeout(5 * time.Second) })
 	return e

@@ -342,7 +342,13 @@ func (s *Server) deskFormPage(c *fiber.Ctx) error {
 	if err != nil || !ok {
 		return err
 	}
-	return s.renderDeskForm(c, fiber.StatusOK, svc, pt, deskState{})
+	var ds deskState
+	if kept := s.draftState(c, svc); kept.values != nil {
+		// Back from a language switch of the form shown with errors: the
+		// service's fields as typed (the visitor's are asked again).
+		ds.values, ds.token, ds.pnrAgain = kept.values, kept.token, true
+	}
+	return s.renderDeskForm(c, fiber.StatusOK, svc, pt, ds)
 }
 
 // deskFormTarget starts the desk form's routes: staff only, the desk on,
@@ -408,9 +414,11 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 		}
 	}
 	fc.addFields(l, svc, st.formState)
+	fc.CanSave = s.Drafts != nil && svc.AllowsChannel(gateway.ChannelDigital) // here: hand over to the visitor, who sends it digitally (drafts.go)
 	title := l.T("desk.form.title", "Title", fc.Title)
 	if len(fc.Errors) > 0 || fc.FormError != "" {
 		title = l.T("form.error_title_prefix", "Title", title)
+		s.keepForLanguageSwitch(c, svc, st.formState) // the language links open it filled in
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return s.render(c, status, "desk_form", title, fc)
@@ -427,10 +435,14 @@ func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
 	ds := deskState{pnr: firstValue(values[deskVisitor.Personnummer]), check: firstValue(values[deskVisitor.IdentityCheck]),
 		consent: firstValue(values[deskVisitor.Consent]) == "true", visitorLang: firstValue(values["_visitor_lang"])}
 	ds.token = firstValue(values["_form"])
-	for _, k := range []string{"_form", "_csrf", "_visitor_lang", deskVisitor.Personnummer, deskVisitor.IdentityCheck, deskVisitor.Consent} {
+	handover := firstValue(values[handoverField]) != ""
+	for _, k := range []string{"_form", "_csrf", "_visitor_lang", handoverField, deskVisitor.Personnummer, deskVisitor.IdentityCheck, deskVisitor.Consent} {
 		delete(values, k)
 	}
 	ds.values = values
+	if handover {
+		return s.deskHandOver(c, p, svc, pt, ds) // the visitor finishes at home (drafts.go)
+	}
 	req := intake.Request{Service: svc, Channel: gateway.ChannelAssisted, Principal: p, Values: values,
 		Locale: visitorLocale(c, ds.visitorLang), Started: firstValue(values[stampField]),
 		OnBehalf: &intake.OnBehalf{Personnummer: ds.pnr, IdentityCheck: ds.check, Consent: ds.consent, Point: pt, PointOK: true, Names: deskVisitor}}

@@ -59,6 +59,7 @@ type formContent struct {
 	Fields                                       []formField
 	Errors                                       []formError
 	Started                                      string // signed time the form was first drawn (usage statistics)
+	CanSave                                      bool   // a "Save draft" button (drafts.go)
 	// A multi-step form (steps.go): the page's place, the answers carried
 	// through it, and on the last page every answer to check.
 	Step   *stepView
@@ -103,6 +104,7 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 	fc := newFormContent(l, svc, action, st)
 	fc.Started = s.formStamp(svc, st.values)
 	fc.SignInNotice = signInNotice(c, l, svc, st)
+	fc.CanSave = s.Drafts != nil
 	page, title := "service", fc.Title
 	switch {
 	case st.check && len(svc.Steps) > 0:
@@ -248,7 +250,10 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 	formToken := firstValue(values["_form"])
 	delete(values, "_form")
 	delete(values, "_csrf")
-	st := formState{values: values, token: formToken}
+	st := formState{values: values, token: formToken, action: draftAction(c, svc)}
+	if firstValue(values[navField]) == navSave {
+		return s.saveDraft(c, svc, st) // drafts.go
+	}
 	if nav := takeNav(svc, values); nav.action != "send" {
 		return s.navigate(c, svc, st, nav) // a multi-step form's pages
 	}

@@ -184,6 +184,8 @@ type myContent struct {
 	Name, Personnummer, Assurance string
 	Rows                          []myRow
 	Newer, Older                  string // cursors of the neighbouring pages
+	Drafts                        []myDraft
+	DraftNotice                   string // what was just done with a draft (drafts.go)
 }
 
 // myPage: GET /my, My pages: who is signed in and their submissions.
@@ -204,6 +206,9 @@ func (s *Server) myPage(c *fiber.Ctx) error {
 	subs := pg.Submissions
 	l := s.localizer(c)
 	mc := myContent{Name: p.Name, Assurance: l.T("assurance." + p.Assurance.String()), Newer: pg.Newer, Older: pg.Older}
+	if mc.Drafts, mc.DraftNotice, err = s.myDrafts(c, l, p); err != nil {
+		return err
+	}
 	if p.Personnummer != "" {
 		mc.Personnummer = maskPnr(p.Personnummer)
 	}

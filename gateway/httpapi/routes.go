@@ -129,12 +129,15 @@ func (s *Server) routes(app *fiber.App) {
 	app.Get("/tillganglighet", s.accessibilityPage)     // accessibility statement (DOS law) with a feedback form
 	app.Get("/dashboard", s.dashboardPage)              // usage dashboard (staff, admin)
 	app.Post("/s/:id/answer", s.answerForm)             // the resident answers a completion request
+	app.Get("/fortsatt", s.resumePage)                  // continue a saved form: type the resume or handover code
+	app.Post("/fortsatt", s.resumeForm)                 // rate-limited per address, browser and person (drafts.go)
 	if s.Auth != nil {
 		app.Get("/auth/login", s.login)                 // ?return_to=&login_hint=&level=&provider=
 		app.Get("/auth/callback", s.callback)           // the OpenID provider sends the browser back here
 		app.Get("/my", s.myPage)                        // My pages
 		app.Get("/my/notifications", s.notifyPrefsPage) // notification preferences
 		app.Post("/my/notifications", s.notifyPrefsForm)
+		app.Post("/my/drafts/:id/delete", s.deleteDraftForm) // a resident deletes a saved draft
 		if s.Auth.DevIdP != nil {
 			app.Get("/dev-idp/authorize", s.devAuthorize) // login_hint approves at once; else the persona picker
 			app.Post("/dev-idp/authorize", s.devApprove)

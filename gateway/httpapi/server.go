@@ -41,6 +41,9 @@ type Deps struct {
 	Catalog *services.Catalog
 	// Intake runs the submit rules for every channel (gateway/intake).
 	Intake *intake.Intake
+	// Drafts saves forms to finish later and hands desk forms over to
+	// visitors (intake.Drafts, drafts.go); nil: no "save draft".
+	Drafts *intake.Drafts
 	// Store reads submissions (status pages, My pages).
 	Store SubmissionStore
 	// Desk is the service-point desk's store; nil: no desk.
@@ -127,6 +130,13 @@ type Config struct {
 	// accessibility statement's form (accessibility.go); unknown: the page
 	// has no form.
 	AccessibilityService string
+	// DraftResumeLimit is how many codes a client address, a browser and
+	// a signed-in person may try per DraftResumeWindow at /fortsatt
+	// (against guessing); DraftsPerAddress how many anonymous drafts
+	// (codes) one client address may save per day.
+	DraftResumeLimit  int
+	DraftResumeWindow time.Duration
+	DraftsPerAddress  int
 	// Now is the clock; tests may set it.
 	Now func() time.Time
 }
@@ -140,6 +150,10 @@ var ConfigDefault = Config{
 	ReadTimeout:    15 * time.Second,
 	IdempotencyTTL: 24 * time.Hour,
 	Now:            time.Now,
+	// Drafts (drafts.go).
+	DraftResumeLimit:  10,
+	DraftResumeWindow: 15 * time.Minute,
+	DraftsPerAddress:  30,
 	// The example feedback service (city-office/feedback).
 	AccessibilityService: "feedback",
 }
@@ -166,6 +180,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AccessibilityService == "" {
 		c.AccessibilityService = d.AccessibilityService
+	}
+	if c.DraftResumeLimit <= 0 {
+		c.DraftResumeLimit = d.DraftResumeLimit
+	}
+	if c.DraftResumeWindow <= 0 {
+		c.DraftResumeWindow = d.DraftResumeWindow
+	}
+	if c.DraftsPerAddress <= 0 {
+		c.DraftsPerAddress = d.DraftsPerAddress
 	}
 	return c
 }

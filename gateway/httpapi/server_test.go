@@ -59,6 +59,9 @@ func build(t testing.TB, deps httpapi.Deps) *fiber.App {
 	if deps.Intake == nil {
 		deps.Intake = newIntake(t, deps)
 	}
+	if deps.Drafts == nil {
+		deps.Drafts = newDrafts(t, deps, intake.DraftConfig{})
+	}
 	app, err := httpapi.NewServer(deps)
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +90,21 @@ func newIntake(t testing.TB, deps httpapi.Deps) *intake.Intake {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// newDrafts is the drafts' use case on deps' store (the real Redis store),
+// as cmd/gateway wires it.
+func newDrafts(t testing.TB, deps httpapi.Deps, cfg intake.DraftConfig) *intake.Drafts {
+	t.Helper()
+	store := deps.Store.(*redisstore.Store)
+	if cfg.Now == nil {
+		cfg.Now = deps.Config.Now
+	}
+	d, err := intake.NewDrafts(store, store, quiet, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 type resp struct {

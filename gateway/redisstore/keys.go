@@ -40,6 +40,13 @@ const DefaultPrefix = "gw"
 //	                               path); digest = sha256(state); read once, 10 min
 //	gw:draft:<digest>      string  form values kept across a step-up sign-in; short TTL
 //	gw:jti:<digest>        string  a machine client's assertion id, against replay
+//	gw:{d}:draft:<digest>  hash    a saved draft (intake.Drafts): field d = the draft
+//	                               (JSON), i = its owner index's key; digest =
+//	                               sha256(id or code), so a code is never stored;
+//	                               expires with the draft (30 days signed in, 7 by code)
+//	gw:{d}:drafts:<digest> zset    an owner's drafts: member = the draft's digest, score
+//	                               = its end (ms); digest = sha256(owner: "user:<subject>",
+//	                               "browser:<hash>", "desk:<staff>"); bounds the count
 //	gw:{u}:usage:<day>     hash    usage counters of a day (gateway/usage): field
 //	                               service|department|channel|locale|metric -> count
 //	gw:{u}:uopen:<day>     string  a closed day's open-data rows (JSON), computed once
@@ -192,6 +199,13 @@ func (k keys) subject(subject string) string {
 	sum := sha256.Sum256([]byte(subject))
 	return k.prefix + "subj:" + hex.EncodeToString(sum[:16])
 }
+
+// Draft keys (see drafts.go) share their own tag {d}: a draft and its
+// owner's index are written together by one script.
+func (k keys) draftDigest(id string) string    { return digest16("draft\x00" + id) }
+func (k keys) savedDraftPrefix() string        { return k.base + "{d}:draft:" }
+func (k keys) savedDraft(digest string) string { return k.savedDraftPrefix() + digest }
+func (k keys) draftIndex(owner string) string  { return k.base + "{d}:drafts:" + digest16(owner) }
 
 // Usage keys (see usage.go) share their own tag {u}: unrelated to the
 // submissions, and PFCOUNT over several days needs one slot.

@@ -766,3 +766,63 @@ redis.call('HSET', KEYS[3], 'fup_attempts:' .. ARGV[3], '0')
 redis.call('XADD', KEYS[2], '*', 'id', ARGV[2], 'seq', ARGV[3])
 return 1
 `)
+
+// saveDraftScript writes a saved draft and indexes it under its owner,
+// after pruning the owner's expired drafts; it refuses a new draft (not one
+// being saved again) when the owner has ARGV[5] already.
+//
+// KEYS: 1 the draft (hash), 2 the owner's index (zset; same slot)
+// ARGV: 1 the draft's digest (index member), 2 the draft JSON, 3 TTL ms,
+// 4 now ms, 5 the most drafts per owner
+// Replies 1 (stored) or 0 (over the count).
+var saveDraftScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'i', KEYS[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+`)
+
+// takeDraftScript reads and deletes a saved draft and removes it from its
+// owner's index (named in the draft; same slot): a code opens it once.
+//
+// KEYS: 1 the draft (hash)
+// ARGV: 1 the draft's digest
+// Replies the draft JSON, or nil when there is none.
+var takeDraftScript = redis.NewScript(`
+local v = redis.call('HMGET', KEYS[1], 'd', 'i')
+if not v[1] then
+  return false
+end
+redis.call('DEL', KEYS[1])
+if v[2] then
+  redis.call('ZREM', v[2], ARGV[1])
+end
+return v[1]
+`)
+
+// listDraftsScript returns an owner's live drafts (at most ARGV[3], the
+// soonest to expire first), pruning expired and deleted ones from the index.
+//
+// KEYS: 1 the owner's index
+// ARGV: 1 now ms, 2 the drafts' key prefix (same slot), 3 the most to return
+var listDraftsScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
+  local d = redis.call('HGET', ARGV[2] .. m, 'd')
+  if d then
+    table.insert(out, d)
+  else
+    redis.call('ZREM', KEYS[1], m)
+  end
+end
+return out
+`)

@@ -226,4 +226,5 @@ const (
 	ActionFiled          = "filed_on_behalf"   // a submission filed for the visitor
 	ActionRefused        = "refused_assurance" // refused: the service needs more than the identity check supports
 	ActionReceiptPrinted = "receipt_viewed"    // the printable receipt opened at the desk
+	ActionHandedOver     = "handed_over"       // a started form handed to the visitor to finish at home (a one-time code)
 )

@@ -199,8 +199,10 @@ type page struct {
 	path   string
 	status int64
 	// post, when set, opens path and then sends its form as it is, to
-	// show the form with errors.
+	// show the form with errors (or, with fill, filled in).
 	post string
+	// fill, when set, fills in the form before post sends it.
+	fill []chromedp.Action[chromedp.Void]
 	// keyboard checks the error summary with the keyboard.
 	keyboard bool
 	// extra checks more on the page.
@@ -238,6 +240,9 @@ func (s *sweep) check(role string, pages []page) {
 			var code int64
 			if p.post != "" {
 				s.b.navigate(where+": open the form", chromedp.Navigate(s.gw+withLang(p.path, lang)))
+				if len(p.fill) > 0 {
+					s.b.do(where+": fill in the form", p.fill...)
+				}
 				code = s.b.navigate(where+": send the form", chromedp.Click(chromedp.CSS(p.post)))
 			} else {
 				code = s.b.navigate(where, chromedp.Navigate(s.gw+withLang(p.path, lang)))
@@ -483,7 +488,7 @@ func TestAccessibilitySweep(t *testing.T) {
 	gwp := start(t, gwBin, map[string]string{
 		"GATEWAY_ADDR": "127.0.0.1:0", "REDIS_URL": rs.URL(), "CASESIM_URL": cs.URL, "CASESIM_SECRET": secret,
 		"GATEWAY_RETRY_BASE": "50ms", "GATEWAY_RETRY_MAX": "100ms", "GATEWAY_RETRY_ATTEMPTS": "2",
-		"GATEWAY_BREAKER_FAILURES": "0", "GATEWAY_RATELIMIT": "off", "GATEWAY_LOG_LEVEL": "warn",
+		"GATEWAY_BREAKER_FAILURES": "0", "GATEWAY_RATELIMIT": "off", "GATEWAY_DRAFTS_PER_BROWSER": "50", "GATEWAY_LOG_LEVEL": "warn",
 	})
 	gw := gwp.URL
 	b := newBrowser(t, chrome)
@@ -555,6 +560,9 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "audit 401", path: "/admin/audit", status: 401, extra: signInBack("/admin/audit")},
 		{name: "404", path: "/no-such-page", status: 404},
 		{name: "unknown service 404", path: "/services/no-such-service", status: 404},
+		{name: "resume code", path: "/fortsatt", status: 200},
+		{name: "resume code with errors", path: "/fortsatt", post: "#resume-submit", status: 422, keyboard: true},
+		{name: "draft saved with a code", path: "/services/street-fault", post: "#save-draft", status: 200},
 	}
 	for _, id := range services {
 		anon = append(anon, page{name: "form " + id, path: "/services/" + id, status: 200})
@@ -569,6 +577,8 @@ func TestAccessibilitySweep(t *testing.T) {
 	s.signIn("cecilia", "/my")
 	resident := []page{
 		{name: "my pages", path: "/my", status: 200},
+		{name: "draft saved, my pages with drafts", path: "/services/street-fault", post: "#save-draft", status: 200},
+		{name: "resume code signed in", path: "/fortsatt", status: 200},
 		{name: "dashboard 403", path: "/dashboard", status: 403},
 		{name: "desk 403", path: "/desk", status: 403},
 	}
@@ -598,6 +608,10 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "desk form", path: "/desk/services/street-fault", status: 200},
 		{name: "desk form with errors", path: "/desk/services/street-fault", post: "#desk-submit", status: 422, keyboard: true},
 		{name: "desk receipt", path: receipt.Path, status: 200},
+		{name: "desk handover slip", path: "/desk/services/street-fault", status: 200, post: "#desk-handover", fill: []chromedp.Action[chromedp.Void]{
+			chromedp.SendKeys(chromedp.CSS("#visitor-pnr"), "19900101-3011"),
+			chromedp.SendKeys(chromedp.CSS("#f-description"), "Gatlampan vid porten är trasig"),
+		}},
 		{name: "dashboard", path: "/dashboard", status: 200, extra: chartSeriesNotByColourOnly},
 		{name: "audit 403", path: "/admin/audit", status: 403},
 	}

@@ -40,6 +40,9 @@ type FollowUps struct {
 	Timeout     time.Duration // one attempt; default 30s
 	MaxAttempts int           // default 10
 	Logger      *slog.Logger
+	// Attachments and Links as in Config: the answer's files.
+	Attachments Attachments
+	Links       *gateway.AttachmentLinks
 }
 
 // Run delivers follow-ups until ctx ends.
@@ -106,6 +109,7 @@ func (f *FollowUps) Handle(ctx context.Context, job FollowUpJob) {
 		_ = f.Queue.FollowUpDeadLetter(ctx, job, "connector cannot deliver follow-ups")
 		return
 	}
+	fu.Files = filesFor(fu.Attachments, f.Attachments, f.Links)
 	actx, cancel := context.WithTimeout(ctx, f.Timeout)
 	err = fc.DeliverFollowUp(actx, fu)
 	cancel()
@@ -115,7 +119,9 @@ func (f *FollowUps) Handle(ctx context.Context, job FollowUpJob) {
 		log.Info("follow-up delivered", "case_reference", fu.CaseReference)
 		if err := f.Queue.FollowUpDone(ctx, job); err != nil {
 			log.Warn("follow-up delivered but not acknowledged; the back-end deduplicates the repeat", "error", err)
+			return
 		}
+		releaseAttachments(ctx, log, f.Attachments, f.Links, fu.Attachments)
 	case errors.As(err, &derr) && derr.Permanent, fu.Attempt >= f.MaxAttempts:
 		log.Error("follow-up dead-lettered", "error", err)
 		_ = f.Queue.FollowUpDeadLetter(ctx, job, err.Error())

@@ -74,6 +74,10 @@ func (s *Server) routes(app *fiber.App) {
 	api.Delete("/admin/notices/:id", s.apiWithdrawNotice)
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 
+	// Attachments for back-ends: the signed, expiring links of deliveries
+	// and follow-ups (attachments.go). No cookies; the link is the key.
+	app.Get("/attachments/:id", s.attachmentDownload)
+
 	// Open data (CC0): usage aggregates with small counts suppressed, the
 	// service catalog, and their DCAT-AP metadata. No cookies.
 	app.Get("/open-data/usage.csv", s.openUsageCSV)

@@ -95,7 +95,11 @@ type Deps struct {
 	// service id (proxy.go); IdentityKeys signs the identity they get.
 	Upstreams    map[string]Upstream
 	IdentityKeys IdentitySigner
-	Config       Config
+	// Attachments and AttachmentLinks serve the signed download links of
+	// attachments to back-ends (attachments.go); nil: 404.
+	Attachments     AttachmentDownloads
+	AttachmentLinks *gateway.AttachmentLinks
+	Config          Config
 }
 
 // Config holds the HTTP layer's settings.

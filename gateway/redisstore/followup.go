@@ -165,7 +165,7 @@ func (s *Store) LoadFollowUp(ctx context.Context, job FollowUpJob) (*gateway.Fol
 		return nil, unavailable(err)
 	}
 	return &gateway.FollowUp{SubmissionID: sub.ID, Reference: sub.Reference, Service: sub.Service, Department: sub.Department,
-		CaseReference: sub.CaseReference, Seq: e.Seq, Question: e.Question, Answer: e.Answer, AnsweredAt: e.At,
+		CaseReference: sub.CaseReference, Seq: e.Seq, Question: e.Question, Answer: e.Answer, AnsweredAt: e.At, Attachments: e.Attachments,
 		Attempt: int(attempt)}, nil
 }
 

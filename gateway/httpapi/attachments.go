@@ -108,4 +108,3 @@ func attachmentProblem(c *fiber.Ctx, status int, code, detail string) error {
 }
 
 func fiberStatus(status int) string { return utils.StatusMessage(status) }
-

@@ -615,3 +615,51 @@ end
 redis.call('XADD', KEYS[4], '*', 'id', ARGV[5], 'seq', tostring(n + 1))
 return n + 1
 `)
+
+// claimAttachmentScript marks one uploaded attachment as a submission's and
+// extends the life of its metadata and chunks. All its keys share the
+// attachment's hash tag {f:<id>} (see keys.go), so the chunk keys it builds
+// from ARGV[3] are in the slot of KEYS[1].
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 submission id, 2 TTL (ms), 3 chunk key prefix
+//
+// Replies "ok" (claimed now or already by this submission: safe to run
+// twice), "missing" (no metadata, or a chunk expired) or "taken" (claimed
+// by another submission). Nothing is changed unless the reply is "ok".
+var claimAttachmentScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'sub')
+if not m[1] then
+  return 'missing'
+end
+if m[2] and m[2] ~= ARGV[1] then
+  return 'taken'
+end
+local n = tonumber(m[1])
+for i = 0, n - 1 do
+  if redis.call('EXISTS', ARGV[3] .. i) == 0 then
+    return 'missing'
+  end
+end
+redis.call('HSET', KEYS[1], 'sub', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 0, n - 1 do
+  redis.call('PEXPIRE', ARGV[3] .. i, ARGV[2])
+end
+return 'ok'
+`)
+
+// deleteAttachmentScript deletes one attachment: its metadata and the
+// chunks it names (same slot, see claimAttachmentScript). Replies the
+// number of keys deleted.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix
+var deleteAttachmentScript = redis.NewScript(`
+local n = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+local d = redis.call('DEL', KEYS[1])
+for i = 0, n - 1 do
+  d = d + redis.call('DEL', ARGV[1] .. i)
+end
+return d
+`)

@@ -1,0 +1,290 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kommun/servicegateway/gateway"
+)
+
+// The attachment blob store: the bytes of uploaded files, held until the
+// submission they belong to has been delivered. Each attachment is a
+// metadata hash and fixed-size chunks, all under the attachment's own hash
+// tag (keys.go), so it works the same on one node and in a Cluster, and a
+// large file is neither one large Redis value nor one large buffer in the
+// gateway: an upload and a download hold one chunk in memory at a time.
+
+// AttachmentChunk is the size of one stored chunk (the last one of a file
+// may be shorter). 256 KiB keeps a Redis value well below the size that
+// stalls a node while keeping the number of round trips for a 20 MB file
+// at 80.
+const AttachmentChunk = 256 << 10
+
+// DefaultAttachmentTTL is how long an upload is kept when PutAttachment is
+// given no TTL.
+const DefaultAttachmentTTL = time.Hour
+
+// Attachment metadata hash fields.
+const (
+	faID     = "id"
+	faField  = "field"
+	faName   = "name"
+	faType   = "type"
+	faSize   = "size"
+	faSHA256 = "sha256"
+	faChunks = "chunks"
+	faSub    = "sub" // the claiming submission
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, AttachmentChunk); return &b }}
+
+// PutAttachment stores the bytes read from r as a new attachment described
+// by meta (Field and Type are the caller's: the type is found by sniffing
+// before the bytes reach the store; Name is sanitised here) and returns the
+// description with the drawn ID, Size and SHA256. It reads r one chunk at
+// a time and writes each chunk before reading the next. More than max
+// bytes is gateway.ErrAttachmentTooLarge, no bytes
+// gateway.ErrAttachmentEmptyFile; on any error, including one from r (an
+// upload cut off), whatever was written is removed, and the metadata is
+// written only after the last chunk, so an incomplete upload can never be
+// opened or claimed. Everything expires after ttl unless claimed.
+func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io.Reader, max int64, ttl time.Duration) (gateway.Attachment, error) {
+	if max <= 0 {
+		return gateway.Attachment{}, errors.New("redisstore: PutAttachment needs a size limit")
+	}
+	if ttl <= 0 {
+		ttl = DefaultAttachmentTTL
+	}
+	a := gateway.Attachment{ID: s.newID(), Field: meta.Field, Name: gateway.SanitizeFilename(meta.Name), Type: meta.Type}
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	h := sha256.New()
+	chunks := 0
+	fail := func(err error) (gateway.Attachment, error) {
+		s.removeChunks(ctx, a.ID, chunks)
+		return gateway.Attachment{}, err
+	}
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			if a.Size+int64(n) > max {
+				return fail(gateway.ErrAttachmentTooLarge)
+			}
+			h.Write(buf[:n])
+			cctx, cancel := s.bound(ctx)
+			err := s.rdb.Set(cctx, s.keys.attachmentChunk(a.ID, chunks), buf[:n], ttl).Err()
+			cancel()
+			chunks++ // counted even on error: the write may have landed
+			if err != nil {
+				return fail(unavailable(err))
+			}
+			a.Size += int64(n)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fail(fmt.Errorf("redisstore: read upload: %w", rerr))
+		}
+	}
+	if a.Size == 0 {
+		return gateway.Attachment{}, gateway.ErrAttachmentEmptyFile
+	}
+	a.SHA256 = hex.EncodeToString(h.Sum(nil))
+	mk := s.keys.attachmentMeta(a.ID)
+	cctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.rdb.TxPipelined(cctx, func(p redis.Pipeliner) error {
+		p.HSet(cctx, mk, faID, a.ID, faField, a.Field, faName, a.Name, faType, a.Type,
+			faSize, a.Size, faSHA256, a.SHA256, faChunks, chunks)
+		p.PExpire(cctx, mk, ttl)
+		return nil
+	})
+	if err != nil {
+		return fail(unavailable(err)) // removes the metadata too, should it have landed
+	}
+	return a, nil
+}
+
+// removeChunks deletes the metadata and chunks 0..n-1 of attachment id,
+// also when ctx was cancelled (the client went away): with its own short
+// deadline. What it cannot delete expires with its TTL.
+func (s *Store) removeChunks(ctx context.Context, id string, n int) {
+	if n == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout())
+	defer cancel()
+	s.rdb.Del(cctx, s.keys.attachmentMeta(id))
+	keys := make([]string, 0, min(n, 64))
+	for i := range n {
+		keys = append(keys, s.keys.attachmentChunk(id, i))
+		if len(keys) == cap(keys) || i == n-1 {
+			s.rdb.Del(cctx, keys...) // one slot: the attachment's tag
+			keys = keys[:0]
+		}
+	}
+}
+
+func (s *Store) opTimeout() time.Duration {
+	if s.OpTimeout > 0 {
+		return s.OpTimeout
+	}
+	return DefaultOpTimeout
+}
+
+// Attachment returns the description of a stored, complete attachment and
+// the submission that claimed it ("" when not yet claimed); a missing or
+// expired one is gateway.ErrAttachmentNotFound.
+func (s *Store) Attachment(ctx context.Context, id string) (gateway.Attachment, string, error) {
+	a, _, sub, err := s.attachmentMeta(ctx, id)
+	return a, sub, err
+}
+
+func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attachment, chunks int, sub string, err error) {
+	if !validID(id) {
+		return a, 0, "", gateway.ErrAttachmentNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	m, err := s.rdb.HGetAll(ctx, s.keys.attachmentMeta(id)).Result()
+	if err != nil {
+		return a, 0, "", unavailable(err)
+	}
+	if m[faID] == "" {
+		return a, 0, "", gateway.ErrAttachmentNotFound
+	}
+	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256]}
+	a.Size, err = strconv.ParseInt(m[faSize], 10, 64)
+	if err == nil {
+		chunks, err = strconv.Atoi(m[faChunks])
+	}
+	if err != nil {
+		return a, 0, "", unavailable(fmt.Errorf("attachment %s: bad metadata: %w", id, err))
+	}
+	return a, chunks, m[faSub], nil
+}
+
+// OpenAttachment returns a reader of the attachment's bytes and its
+// description. The reader fetches one chunk at a time as it is read
+// (each fetch bounded by OpTimeout unless ctx has a deadline); a chunk
+// that expired meanwhile, or bytes that do not add up to the recorded
+// size, is an error from Read. A missing or expired attachment is
+// gateway.ErrAttachmentNotFound.
+func (s *Store) OpenAttachment(ctx context.Context, id string) (io.ReadCloser, gateway.Attachment, error) {
+	a, chunks, _, err := s.attachmentMeta(ctx, id)
+	if err != nil {
+		return nil, gateway.Attachment{}, err
+	}
+	return &attachmentReader{s: s, ctx: ctx, id: id, chunks: chunks, size: a.Size}, a, nil
+}
+
+type attachmentReader struct {
+	s      *Store
+	ctx    context.Context
+	id     string
+	chunks int
+	next   int
+	size   int64 // recorded size
+	read   int64 // bytes fetched so far
+	buf    []byte
+	closed bool
+}
+
+func (r *attachmentReader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, errors.New("redisstore: read of a closed attachment")
+	}
+	for len(r.buf) == 0 {
+		if r.next == r.chunks {
+			if r.read != r.size {
+				return 0, fmt.Errorf("redisstore: attachment %s: %d bytes stored, %d recorded", r.id, r.read, r.size)
+			}
+			return 0, io.EOF
+		}
+		ctx, cancel := r.s.bound(r.ctx)
+		b, err := r.s.rdb.Get(ctx, r.s.keys.attachmentChunk(r.id, r.next)).Bytes()
+		cancel()
+		if errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("redisstore: attachment %s chunk %d: %w", r.id, r.next, gateway.ErrAttachmentNotFound)
+		}
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		r.next++
+		r.read += int64(len(b))
+		r.buf = b
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *attachmentReader) Close() error {
+	r.closed, r.buf = true, nil
+	return nil
+}
+
+// ClaimAttachments marks uploaded attachments as belonging to submission
+// submissionID and makes them, metadata and chunks, live for ttl from now
+// (the time the submission may wait for delivery). Claiming again for the
+// same submission is a no-op apart from the TTL, so a retried submit is
+// safe. An id that is missing, expired or incomplete, or already claimed by
+// another submission, is gateway.ErrAttachmentNotFound; the ids before it
+// in the list stay claimed (an unclaimed upload is not handed to anyone
+// else, and they expire with ttl).
+func (s *Store) ClaimAttachments(ctx context.Context, submissionID string, ids []string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return errors.New("redisstore: ClaimAttachments needs a TTL")
+	}
+	if submissionID == "" {
+		return errors.New("redisstore: ClaimAttachments needs a submission id")
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	for _, id := range ids {
+		if !validID(id) {
+			return fmt.Errorf("attachment %q: %w", id, gateway.ErrAttachmentNotFound)
+		}
+		reply, err := claimAttachmentScript.Run(ctx, s.rdb, []string{s.keys.attachmentMeta(id)},
+			submissionID, ttl.Milliseconds(), s.keys.attachmentChunkPrefix(id)).Text()
+		if err != nil {
+			return unavailable(err)
+		}
+		switch reply {
+		case "ok":
+		case "missing", "taken":
+			return fmt.Errorf("attachment %s %s: %w", id, reply, gateway.ErrAttachmentNotFound)
+		default:
+			return unavailable(fmt.Errorf("claim attachment: unexpected reply %q", reply))
+		}
+	}
+	return nil
+}
+
+// DeleteAttachments deletes attachments (metadata and chunks); ids that
+// are already gone are skipped.
+func (s *Store) DeleteAttachments(ctx context.Context, ids ...string) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	for _, id := range ids {
+		if !validID(id) {
+			continue
+		}
+		if err := deleteAttachmentScript.Run(ctx, s.rdb, []string{s.keys.attachmentMeta(id)},
+			s.keys.attachmentChunkPrefix(id)).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	return nil
+}

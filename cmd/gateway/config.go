@@ -77,6 +77,8 @@ var settings = []setting{
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_ATTACHMENT_LINK_SECRET", "", "secret (at least 32 bytes) that signs the expiring download links of attachments handed to back-ends (GET /attachments/{id}); required in production, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_ATTACHMENT_LINK_TTL", "24h", "how long an attachment download link works after the delivery attempt that carried it; after a delivery the bytes are kept at most this long (deleted sooner once fetched); 1m to 168h"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -133,6 +135,8 @@ type config struct {
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
+	AttachmentLinkSecret                        string
+	AttachmentLinkTTL                           time.Duration
 	SessionIdle, SessionAbsolute                time.Duration
 	SessionPrivileged                           time.Duration
 	ClientsFile, ProvidersFile                  string
@@ -230,6 +234,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
 	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
 	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
+	c.AttachmentLinkSecret, c.AttachmentLinkTTL = get("GATEWAY_ATTACHMENT_LINK_SECRET"), dur("GATEWAY_ATTACHMENT_LINK_TTL")
+	if c.AttachmentLinkTTL < time.Minute || c.AttachmentLinkTTL > 168*time.Hour {
+		errs = append(errs, "GATEWAY_ATTACHMENT_LINK_TTL: want 1m to 168h")
+	}
 	switch get("GATEWAY_NOTIFY") {
 	case "on":
 		c.Notify = true
@@ -292,6 +300,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.production() {
 		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)
 		errs = append(errs, checkSecret("GATEWAY_SESSION_KEY", c.SessionKey)...)
+		errs = append(errs, checkSecret("GATEWAY_ATTACHMENT_LINK_SECRET", c.AttachmentLinkSecret)...)
+		if c.AttachmentLinkSecret == "" {
+			errs = append(errs, "GATEWAY_ATTACHMENT_LINK_SECRET is required with GATEWAY_ENV=production (replicas must verify each other's links)")
+		}
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = -1 // delivery: negative switches breakers off

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -288,6 +289,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	// Download links of attachments for back-ends (http connector).
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(addr)
+	}
+	links, err := attachmentLinks(cfg, publicURL, log)
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
 		Intake: in, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
@@ -304,6 +314,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}, identity),
 		Auth: identity, Receipts: receipts, Notices: store, Satisfaction: store,
 		Upstreams: upstreams, IdentityKeys: identityKeys,
+		Attachments: store, AttachmentLinks: links,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
 			AccessibilityService: cfg.AccessibilityService},
@@ -317,6 +328,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, Logger: log,
 		BreakerFailures: cfg.BreakerFailures, BreakerOpen: cfg.BreakerOpen, Observer: metrics,
 		AfterDeliver: faultAfterDeliver(cfg.Fault, log), Usage: use.delivery,
+		Attachments: store, Links: links,
 	})
 	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -328,10 +340,6 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}
 	}()
 	// Notifications to residents: the outbox the status scripts write.
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = "http://" + displayAddr(addr)
-	}
 	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), log)
 	if err != nil {
 		stopDispatch()
@@ -341,7 +349,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	// Answers to completion requests, to the case systems as follow-ups.
 	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
 		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
-		Logger: log.With("component", "followups")}
+		Logger: log.With("component", "followups"), Attachments: store, Links: links}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -477,4 +485,22 @@ func longestRetention(svcs []*gateway.Service) time.Duration {
 		longest = max(longest, s.Retention)
 	}
 	return longest
+}
+
+// attachmentLinks signs the download links of attachments for back-ends:
+// GATEWAY_ATTACHMENT_LINK_SECRET, or in development a random secret (links
+// then work only on this process, until it restarts).
+func attachmentLinks(cfg config, publicURL string, log *slog.Logger) (*gateway.AttachmentLinks, error) {
+	secret := []byte(cfg.AttachmentLinkSecret)
+	if len(secret) == 0 {
+		if cfg.production() {
+			return nil, errors.New("GATEWAY_ATTACHMENT_LINK_SECRET is required in production")
+		}
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		log.Warn("GATEWAY_ATTACHMENT_LINK_SECRET unset: attachment links are signed with a random key of this process")
+	}
+	return &gateway.AttachmentLinks{BaseURL: publicURL, Secret: secret, TTL: cfg.AttachmentLinkTTL}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/redisstore"
 )
 
 // Attachments is what delivery needs of the attachment store.
@@ -92,3 +93,6 @@ func releaseAttachments(ctx context.Context, log *slog.Logger, store Attachments
 		log.Warn("releasing delivered attachments failed; they expire with their time to live", "error", err)
 	}
 }
+
+// The store is the attachment store.
+var _ Attachments = (*redisstore.Store)(nil)

@@ -42,8 +42,9 @@ func (s *Server) attachmentDownload(c *fiber.Ctx) error {
 		return attachmentProblem(c, fiber.StatusForbidden, "forbidden", "the download link is not valid")
 	}
 	// The stream outlives the handler (fasthttp reads it after we return):
-	// its context is not the request's and is bounded by the write timeout.
-	ctx, cancel := context.WithTimeout(context.Background(), s.Config.StoreTimeout)
+	// its context is not the request's; each chunk read is bounded by the
+	// store, the whole by the server's write timeout, and it ends at Close.
+	ctx, cancel := context.WithCancel(context.Background())
 	rc, meta, err := s.Attachments.OpenAttachment(ctx, string([]byte(id)))
 	if err != nil {
 		cancel()

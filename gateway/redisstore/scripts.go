@@ -663,3 +663,65 @@ for i = 0, n - 1 do
 end
 return d
 `)
+
+// attachmentFetchedScript records that a back-end fetched every byte of an
+// attachment through its link. When the submission (or answer) it came
+// with was already delivered ("released"), the attachment is deleted at
+// once; else the mark tells the release to delete it. Same slot as
+// claimAttachmentScript.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix
+//
+// Replies "missing", "deleted" or "marked".
+var attachmentFetchedScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'released')
+if not m[1] then
+  return 'missing'
+end
+if m[2] then
+  local n = tonumber(m[1])
+  redis.call('DEL', KEYS[1])
+  for i = 0, n - 1 do
+    redis.call('DEL', ARGV[1] .. i)
+  end
+  return 'deleted'
+end
+redis.call('HSET', KEYS[1], 'fetched', '1')
+return 'marked'
+`)
+
+// attachmentReleaseScript is told that what an attachment came with was
+// delivered: a fetched attachment is deleted at once; any other is marked
+// released (the next complete fetch deletes it) and lives at most ARGV[2]
+// ms longer (the lifetime of the last link handed out), never longer than
+// it would have.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix, 2 keep (ms)
+//
+// Replies "missing", "deleted" or "released".
+var attachmentReleaseScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'fetched')
+if not m[1] then
+  return 'missing'
+end
+local n = tonumber(m[1])
+local keep = tonumber(ARGV[2])
+if m[2] or keep <= 0 then
+  redis.call('DEL', KEYS[1])
+  for i = 0, n - 1 do
+    redis.call('DEL', ARGV[1] .. i)
+  end
+  return 'deleted'
+end
+redis.call('HSET', KEYS[1], 'released', '1')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl > keep then
+  redis.call('PEXPIRE', KEYS[1], keep)
+  for i = 0, n - 1 do
+    redis.call('PEXPIRE', ARGV[1] .. i, keep)
+  end
+end
+return 'released'
+`)

@@ -1,0 +1,240 @@
+package httpapi_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/gateway/delivery"
+	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/services/connectors/httpjson"
+)
+
+// attachmentEnv is the gateway's download route on a real listener over a
+// real Redis store, and the reference case system behind the http
+// connector.
+type attachmentEnv struct {
+	store *redisstore.Store
+	links *gateway.AttachmentLinks
+	base  string
+	cases *casesim.Server
+	conn  gateway.Connector
+}
+
+func newAttachmentEnv(t *testing.T) *attachmentEnv {
+	t.Helper()
+	deps, store, _ := baseDeps(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	links := &gateway.AttachmentLinks{BaseURL: base, Secret: []byte("attachment-link-test-secret-0123456789"), TTL: time.Hour}
+	deps.Attachments, deps.AttachmentLinks = store, links
+	app := build(t, deps)
+	go func() { _ = app.Listener(ln) }()
+	t.Cleanup(func() { _ = app.Shutdown() })
+
+	cs, err := casesim.New(casesim.Config{Secret: []byte("casesim-secret"), FetchTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(cs)
+	t.Cleanup(hs.Close)
+	mod := &httpjson.Settings{URL: "${U}/cases", Secret: "${S}"}
+	conn, err := mod.Provision(func(k string) string { return map[string]string{"U": hs.URL, "S": "casesim-secret"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &attachmentEnv{store: store, links: links, base: base, cases: cs, conn: conn}
+}
+
+// upload stores the bytes of a file on disk as an attachment.
+func (e *attachmentEnv) upload(t *testing.T, name string, b []byte) gateway.Attachment {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a, err := e.store.PutAttachment(context.Background(), gateway.Attachment{Field: "certificate", Name: name, Type: "application/pdf"}, f, 10<<20, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func gone(t *testing.T, s *redisstore.Store, id string) bool {
+	t.Helper()
+	_, _, err := s.Attachment(context.Background(), id)
+	if err != nil && !errors.Is(err, gateway.ErrAttachmentNotFound) {
+		t.Fatal(err)
+	}
+	return err != nil
+}
+
+func pdfBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*131 + i>>9)
+	}
+	return append([]byte("%PDF-1.7\n"), b...)
+}
+
+// A submission with an attachment is delivered through the http
+// connector: the case system fetches the file through its signed link,
+// the bytes arrive intact, and the gateway deletes them after delivery.
+func TestAttachmentHandOffThroughSignedLink(t *testing.T) {
+	e := newAttachmentEnv(t)
+	ctx := context.Background()
+	pdf := pdfBytes(700_000) // several store chunks
+	a := e.upload(t, "läkarintyg.pdf", pdf)
+	sum := sha256.Sum256(pdf)
+	if a.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("stored digest %s", a.SHA256)
+	}
+	id := gateway.NewID()
+	if err := e.store.ClaimAttachments(ctx, id, []string{a.ID}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	sub, _, err := e.store.Create(ctx, &gateway.Submission{ID: id, Service: "parking-permit", ServiceVersion: "1", Department: "streets",
+		Channel: gateway.ChannelDigital, Locale: "sv", Payload: map[string]any{"x": "y"}, Attachments: []gateway.Attachment{a}}, redisstore.Idempotency{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	d := delivery.New(e.store, func(string) (delivery.Route, bool) { return delivery.Route{Connector: e.conn}, true }, delivery.Config{
+		Workers: 1, PollInterval: 20 * time.Millisecond, ReadBlock: 100 * time.Millisecond, Logger: quiet,
+		Attachments: e.store, Links: e.links,
+	})
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := e.store.Get(ctx, sub.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == gateway.StatusDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not delivered: %+v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cases := e.cases.Cases()
+	if len(cases) != 1 || len(cases[0].Attachments) != 1 {
+		t.Fatalf("cases %+v", cases)
+	}
+	if got := cases[0].Attachments[0]; got.SHA256 != a.SHA256 || got.Size != int64(len(pdf)) || got.Name != "läkarintyg.pdf" {
+		t.Fatalf("case system has %+v, want sha256 %s size %d", got, a.SHA256, len(pdf))
+	}
+	// Fetched before the delivery was recorded: deleted with it.
+	if !gone(t, e.store, a.ID) {
+		t.Fatal("the attachment's bytes are still stored after delivery and fetch")
+	}
+}
+
+// After delivery an attachment the back-end has not fetched yet stays
+// fetchable through its link, at most the link lifetime, and goes at the
+// first complete fetch. Bad and expired links are refused.
+func TestAttachmentLinkAfterDeliveryAndRefusals(t *testing.T) {
+	e := newAttachmentEnv(t)
+	ctx := context.Background()
+	pdf := pdfBytes(300_000)
+	a := e.upload(t, "intyg.pdf", pdf)
+	if err := e.store.ClaimAttachments(ctx, gateway.NewID(), []string{a.ID}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	link, _ := e.links.Link(a)
+
+	// Refusals: another file's signature, a changed expiry, an expired link.
+	status := func(u string) (int, string) {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type") + " " + string(b)
+	}
+	other, _ := e.links.Link(gateway.Attachment{ID: gateway.NewID()})
+	forged := e.base + gateway.AttachmentPathPrefix + a.ID + "?" + strings.SplitN(other, "?", 2)[1]
+	if st, body := status(forged); st != http.StatusForbidden || !strings.Contains(body, "application/problem+json") {
+		t.Errorf("another file's signature: %d %s", st, body)
+	}
+	stretched := strings.Replace(link, "exp=", "exp=9", 1)
+	if st, _ := status(stretched); st != http.StatusForbidden {
+		t.Errorf("changed expiry: %d", st)
+	}
+	old := &gateway.AttachmentLinks{BaseURL: e.base, Secret: e.links.Secret, TTL: time.Hour, Now: func() time.Time { return time.Now().Add(-2 * time.Hour) }}
+	expired, _ := old.Link(a)
+	if st, body := status(expired); st != http.StatusForbidden || !strings.Contains(body, "link_expired") {
+		t.Errorf("expired link: %d %s", st, body)
+	}
+
+	// A fetch before delivery does not delete: the back-end may fail and
+	// the retry fetches again.
+	if st, _ := status(link); st != http.StatusOK {
+		t.Fatalf("fetch before delivery: %d", st)
+	}
+	if gone(t, e.store, a.ID) {
+		t.Fatal("bytes deleted by a fetch before delivery")
+	}
+
+	// Delivered without a fetch mark of its own (a second file): kept for
+	// at most the link lifetime, deleted at the first complete fetch.
+	b := e.upload(t, "bilaga.pdf", pdf)
+	if err := e.store.AttachmentsDelivered(ctx, []string{b.ID}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if gone(t, e.store, b.ID) {
+		t.Fatal("an unfetched attachment was deleted at delivery: the back-end could not fetch it")
+	}
+	blink, _ := e.links.Link(b)
+	resp, err := http.Get(blink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	sum := sha256.Sum256(got)
+	if resp.StatusCode != 200 || hex.EncodeToString(sum[:]) != b.SHA256 || resp.Header.Get("X-Content-SHA256") != b.SHA256 {
+		t.Fatalf("fetch after delivery: %d, %d bytes", resp.StatusCode, len(got))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !gone(t, e.store, b.ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("bytes still stored after delivery and a complete fetch")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st, body := status(blink); st != http.StatusNotFound || !strings.Contains(body, "problem+json") {
+		t.Errorf("fetch of a deleted file: %d %s", st, body)
+	}
+	// The first file was fetched before; its release deletes it at once.
+	if err := e.store.AttachmentsDelivered(ctx, []string{a.ID}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if !gone(t, e.store, a.ID) {
+		t.Fatal("a fetched attachment survived its delivery")
+	}
+}

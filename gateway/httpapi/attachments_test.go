@@ -18,6 +18,7 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/gateway/delivery"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
@@ -53,7 +54,7 @@ func newAttachmentEnv(t *testing.T) *attachmentEnv {
 	}
 	hs := httptest.NewServer(cs)
 	t.Cleanup(hs.Close)
-	mod := &httpjson.Settings{URL: "${U}/cases", Secret: "${S}"}
+	mod := &httpjson.Settings{URL: "${U}/cases", Secret: "${S}", FollowUpURL: "${U}/cases/{case_reference}/followups"}
 	conn, err := mod.Provision(func(k string) string { return map[string]string{"U": hs.URL, "S": "casesim-secret"}[k] })
 	if err != nil {
 		t.Fatal(err)
@@ -237,4 +238,79 @@ func TestAttachmentLinkAfterDeliveryAndRefusals(t *testing.T) {
 	if !gone(t, e.store, a.ID) {
 		t.Fatal("a fetched attachment survived its delivery")
 	}
+}
+
+// waitUntil polls cond with a generous deadline.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Completion with a file: the resident's answer carries an attachment, the
+// follow-up reaches the case once with the file's bytes intact (fetched
+// through its signed link), and the bytes go after delivery.
+func TestAnswerWithAttachmentReachesTheCaseOnce(t *testing.T) {
+	e := newAttachmentEnv(t)
+	ctx, stop := context.WithCancel(context.Background())
+	routes := func(string) (delivery.Route, bool) { return delivery.Route{Connector: e.conn}, true }
+	disp := delivery.New(e.store, routes, delivery.Config{Workers: 1, PollInterval: 20 * time.Millisecond,
+		ReadBlock: 100 * time.Millisecond, Logger: quiet, Attachments: e.store, Links: e.links})
+	fups := &delivery.FollowUps{Queue: e.store, Routes: routes, Consumer: "t", ClaimIdle: time.Second, Timeout: 10 * time.Second,
+		Logger: quiet, Attachments: e.store, Links: e.links}
+	done := make(chan struct{}, 2)
+	go func() { _ = disp.Run(ctx); done <- struct{}{} }()
+	go func() { _ = fups.Run(ctx); done <- struct{}{} }()
+	defer func() { stop(); <-done; <-done }()
+
+	sub, _, err := e.store.Create(ctx, &gateway.Submission{Service: "parking-permit", ServiceVersion: "1", Department: "streets",
+		Channel: gateway.ChannelDigital, Locale: "sv", Payload: map[string]any{"x": "y"}}, redisstore.Idempotency{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "delivery", func() bool { got, _ := e.store.Get(ctx, sub.ID); return got.Status == gateway.StatusDelivered })
+	if _, err := e.store.UpdateStatus(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, At: time.Now(),
+		Message: "Skicka in läkarintyget."}, ""); err != nil {
+		t.Fatal(err)
+	}
+	in, err := intake.New(intake.Deps{Store: e.store, Locker: e.store, Desk: e.store, Answers: e.store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdf := pdfBytes(400_000)
+	a := e.upload(t, "läkarintyg.pdf", pdf)
+	// A file of a type the answer does not take is refused by the intake.
+	bad := a
+	bad.Type = "application/zip"
+	if _, err := in.Answer(ctx, intake.AnswerRequest{SubmissionID: sub.ID, Text: "Här är intyget.", Attachments: []gateway.Attachment{bad}}); err == nil {
+		t.Fatal("an answer with a zip file was accepted")
+	}
+	req := intake.AnswerRequest{SubmissionID: sub.ID, Text: "Här är intyget.", Token: "form-token-1", Attachments: []gateway.Attachment{a}}
+	if _, err := in.Answer(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Answer(ctx, req); err != nil { // the form sent twice
+		t.Fatal(err)
+	}
+	var c casesim.Case
+	waitUntil(t, "the follow-up in the case system", func() bool {
+		cs := e.cases.Cases()
+		if len(cs) == 1 && len(cs[0].FollowUps) > 0 {
+			c = cs[0]
+			return true
+		}
+		return false
+	})
+	if len(c.FollowUps) != 1 || c.FollowUps[0].Deliveries != 1 || len(c.FollowUps[0].Attachments) != 1 {
+		t.Fatalf("follow-ups %+v, want one, delivered once, with one file", c.FollowUps)
+	}
+	if got := c.FollowUps[0].Attachments[0]; got.SHA256 != a.SHA256 || got.Size != int64(len(pdf)) {
+		t.Fatalf("case system has %+v, want sha256 %s", got, a.SHA256)
+	}
+	waitUntil(t, "the answer's file deleted after delivery", func() bool { return gone(t, e.store, a.ID) })
 }

@@ -7,6 +7,10 @@
 // an HMAC-SHA256 signature over timestamp and body (see Sign and Verify),
 // which the back-end checks with the shared secret.
 //
+// Attachments are not in the body: each is listed in Envelope.Attachments
+// with a signed, expiring download link on the gateway that the back-end
+// GETs (see AttachmentRef and the README's attachment contract).
+//
 // A manifest routes a service here with
 //
 //	[route]

@@ -33,6 +33,8 @@ type formField struct {
 	Group                                                bool       // a group of options: errors point at the first
 	Parts                                                []formPart // a field of several inputs (the location kind)
 	Note                                                 string
+	Accept                                               string                 // a file input's accept attribute
+	Files                                                []gateway.AttachedFile // files already attached (the file kind)
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -199,7 +201,11 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 			ff.Parts = append(ff.Parts, formPart{ID: ff.ID + p.Suffix, Label: l.T(p.Label), Value: p.Value, InputMode: p.InputMode, Autocomplete: p.Autocomplete})
 		}
 		if v.Note != "" {
-			ff.Note = l.T(v.Note)
+			ff.Note = l.Message(gateway.Message{ID: v.Note, Data: v.NoteData})
+		}
+		ff.Accept, ff.Files = v.Accept, v.Files
+		if v.InputType == "file" {
+			ff.Value = ""
 		}
 	}
 	selected := map[string]bool{}

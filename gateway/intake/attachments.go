@@ -302,3 +302,29 @@ func (in *Intake) claim(ctx context.Context, sub *gateway.Submission, claimed []
 	}
 	return err
 }
+
+// AttachmentValues returns values with the file fields' attachment ids
+// replaced by the stored descriptions (gateway.AttachmentValue), for a
+// form drawn again or a step validated: only attachments the scopes may
+// use, and not yet claimed; others are left out (the submit reports them).
+func (in *Intake) AttachmentValues(ctx context.Context, svc *gateway.Service, values map[string][]string, scopes []string) map[string][]string {
+	out, errs, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, values)
+	if err != nil {
+		return values
+	}
+	if len(errs) == 0 {
+		return out
+	}
+	// Resolve field by field, keeping what resolves.
+	for name := range errs {
+		var kept []string
+		for _, v := range values[name] {
+			one, e, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, map[string][]string{name: {v}})
+			if err == nil && len(e) == 0 {
+				kept = append(kept, one[name]...)
+			}
+		}
+		out[name] = kept
+	}
+	return out
+}

@@ -236,7 +236,7 @@ func (s *Server) limitMsg(c *fiber.Ctx, key string, limit int, window time.Durat
 // per client IP.
 func (s *Server) personLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 {
+		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 && !countedOnce(c, "pl:"+name) {
 			if err := s.limitMsg(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow, "error.rate_limited_person"); err != nil {
 				return err
 			}

@@ -42,7 +42,8 @@ const (
 	faSize   = "size"
 	faSHA256 = "sha256"
 	faChunks = "chunks"
-	faSub    = "sub" // the claiming submission
+	faSub    = "sub"   // the claiming submission
+	faScope  = "scope" // who uploaded it (gateway.Attachment.Scope)
 )
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, AttachmentChunk); return &b }}
@@ -64,7 +65,7 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 	if ttl <= 0 {
 		ttl = DefaultAttachmentTTL
 	}
-	a := gateway.Attachment{ID: s.newID(), Field: meta.Field, Name: gateway.SanitizeFilename(meta.Name), Type: meta.Type}
+	a := gateway.Attachment{ID: s.newID(), Field: meta.Field, Name: gateway.SanitizeFilename(meta.Name), Type: meta.Type, Scope: meta.Scope}
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := *bp
@@ -106,7 +107,7 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 	defer cancel()
 	_, err := s.rdb.TxPipelined(cctx, func(p redis.Pipeliner) error {
 		p.HSet(cctx, mk, faID, a.ID, faField, a.Field, faName, a.Name, faType, a.Type,
-			faSize, a.Size, faSHA256, a.SHA256, faChunks, chunks)
+			faSize, a.Size, faSHA256, a.SHA256, faChunks, chunks, faScope, a.Scope)
 		p.PExpire(cctx, mk, ttl)
 		return nil
 	})
@@ -164,7 +165,7 @@ func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attach
 	if m[faID] == "" {
 		return a, 0, "", gateway.ErrAttachmentNotFound
 	}
-	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256]}
+	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256], Scope: m[faScope]}
 	a.Size, err = strconv.ParseInt(m[faSize], 10, 64)
 	if err == nil {
 		chunks, err = strconv.Atoi(m[faChunks])
@@ -287,4 +288,69 @@ func (s *Store) DeleteAttachments(ctx context.Context, ids ...string) error {
 		}
 	}
 	return nil
+}
+
+// SetAttachmentType records the media type found by looking inside a
+// stored attachment (a zip container holding an office document); a
+// missing attachment is gateway.ErrAttachmentNotFound.
+func (s *Store) SetAttachmentType(ctx context.Context, id, mediaType string) error {
+	if !validID(id) {
+		return gateway.ErrAttachmentNotFound
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	n, err := setAttachmentTypeScript.Run(ctx, s.rdb, []string{s.keys.attachmentMeta(id)}, mediaType).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n == 0 {
+		return gateway.ErrAttachmentNotFound
+	}
+	return nil
+}
+
+// AttachmentReaderAt reads a stored attachment at random offsets (a zip
+// container's directory is at its end): each ReadAt fetches only the
+// ranges of the chunks it covers (GETRANGE). It returns the size too.
+func (s *Store) AttachmentReaderAt(ctx context.Context, id string) (io.ReaderAt, int64, error) {
+	a, chunks, _, err := s.attachmentMeta(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return &attachmentReaderAt{s: s, ctx: ctx, id: id, size: a.Size, chunks: chunks}, a.Size, nil
+}
+
+type attachmentReaderAt struct {
+	s      *Store
+	ctx    context.Context
+	id     string
+	size   int64
+	chunks int
+}
+
+func (r *attachmentReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("redisstore: negative offset")
+	}
+	n := 0
+	for n < len(p) {
+		pos := off + int64(n)
+		if pos >= r.size {
+			return n, io.EOF
+		}
+		chunk := int(pos / AttachmentChunk)
+		start := pos % AttachmentChunk
+		end := min(start+int64(len(p)-n), AttachmentChunk) - 1
+		ctx, cancel := r.s.bound(r.ctx)
+		b, err := r.s.rdb.GetRange(ctx, r.s.keys.attachmentChunk(r.id, chunk), start, end).Bytes()
+		cancel()
+		if err != nil {
+			return n, unavailable(err)
+		}
+		if len(b) == 0 {
+			return n, fmt.Errorf("redisstore: attachment %s chunk %d: %w", r.id, chunk, gateway.ErrAttachmentNotFound)
+		}
+		n += copy(p[n:], b)
+	}
+	return n, nil
 }

@@ -290,3 +290,41 @@ func TestAttachmentStoreCluster(t *testing.T) {
 		t.Fatalf("left: %v", keys)
 	}
 }
+
+// Random access (a zip's directory at its end) reads the right bytes
+// across a chunk boundary; the type found inside can be recorded; the
+// uploader's scope is kept.
+func TestAttachmentReaderAtAndType(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		data := randomBytes(t, 2*AttachmentChunk+100)
+		a, err := s.PutAttachment(ctx, gateway.Attachment{Name: "a.docx", Type: "application/zip", Scope: "form:abc"}, bytes.NewReader(data), 1<<20, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ra, size, err := s.AttachmentReaderAt(ctx, a.ID)
+		if err != nil || size != int64(len(data)) {
+			t.Fatal(size, err)
+		}
+		for _, c := range []struct{ off, n int }{{0, 10}, {AttachmentChunk - 5, 10}, {AttachmentChunk - 1, AttachmentChunk + 2}, {len(data) - 50, 50}} {
+			p := make([]byte, c.n)
+			if n, err := ra.ReadAt(p, int64(c.off)); err != nil || n != c.n || !bytes.Equal(p, data[c.off:c.off+c.n]) {
+				t.Fatalf("ReadAt(%d, %d): %d %v", c.off, c.n, n, err)
+			}
+		}
+		p := make([]byte, 100)
+		if n, err := ra.ReadAt(p, int64(len(data)-40)); n != 40 || err != io.EOF {
+			t.Fatalf("read past the end: %d %v", n, err)
+		}
+		if err := s.SetAttachmentType(ctx, a.ID, "application/vnd.oasis.opendocument.text"); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := s.Attachment(ctx, a.ID)
+		if err != nil || got.Type != "application/vnd.oasis.opendocument.text" || got.Scope != "form:abc" {
+			t.Fatalf("%+v %v", got, err)
+		}
+		if err := s.SetAttachmentType(ctx, s.newID(), "x"); !errors.Is(err, gateway.ErrAttachmentNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+	})
+}

@@ -725,3 +725,14 @@ if ttl < 0 or ttl > keep then
 end
 return 'released'
 `)
+
+// setAttachmentTypeScript sets the type of an attachment that exists
+// (not one that expired meanwhile). KEYS: 1 metadata hash; ARGV: 1 type.
+// Replies 1, or 0 when missing.
+var setAttachmentTypeScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'type', ARGV[1])
+return 1
+`)

@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
+	"mime/multipart"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -51,4 +54,104 @@ func (s *Server) apiAnswer(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"seq": seq})
+}
+
+// multipartAnswer: POST /s/{id}/answer as multipart/form-data, an answer
+// with files. Read as a stream before the CSRF middleware (like a form
+// with files, uploads.go): the CSRF token must come before the first file,
+// each file goes through the intake's answer upload (type by sniffing,
+// size while streaming, scanner), and the answer with its files is then
+// recorded by the intake (answer.go rules). Other requests go on to
+// answerForm.
+func (s *Server) multipartAnswer(c *fiber.Ctx) error {
+	boundary, ok := isMultipart(c)
+	if !ok {
+		return c.Next()
+	}
+	expected := s.expectedCSRF(c)
+	scope := intake.UploadScope(principal(c), s.browserScope(c))
+	csrfOK := false
+	var text, token string
+	var files []gateway.Attachment
+	var fileErr error
+	textLeft := s.Config.BodyLimit
+	mr := multipart.NewReader(bodyReader(c), boundary)
+	discard := func(p io.Reader) error {
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			return gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
+		}
+		return nil
+	}
+	for parts := 0; ; parts++ {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
+		}
+		if parts >= maxMultipartParts {
+			return fiber.ErrRequestEntityTooLarge
+		}
+		if p.FileName() == "" { // a value; an empty file input sends filename="" and no bytes
+			b, err := io.ReadAll(io.LimitReader(p, int64(textLeft)+1))
+			if err != nil {
+				return gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
+			}
+			if textLeft -= len(b); textLeft < 0 {
+				return fiber.ErrRequestEntityTooLarge
+			}
+			switch p.FormName() {
+			case CSRFConfigDefault.FormField:
+				csrfOK = expected != "" && subtle.ConstantTimeCompare(b, []byte(expected)) == 1
+			case "answer":
+				text = string(b)
+			case "token":
+				token = string(b)
+			}
+			continue
+		}
+		if !csrfOK {
+			return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+		}
+		if p.FormName() != intake.AnswerFileField || fileErr != nil || scope == "" {
+			if err := discard(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if len(files) >= intake.AnswerMaxFiles {
+			fileErr = &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
+				Fields: gateway.FieldErrors{intake.AnswerFileField: {ID: "answer.files_too_many", Data: map[string]any{"Max": intake.AnswerMaxFiles}}}}
+			if err := discard(p); err != nil {
+				return err
+			}
+			continue
+		}
+		a, err := s.Intake.UploadAnswerFile(c.UserContext(), p.FileName(), p, scope)
+		var gerr *gateway.Error
+		if errors.As(err, &gerr) && gerr.Code == gateway.EInvalid {
+			fileErr = err // refused files are not kept; the rest is read and dropped
+			if err := discard(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		files = append(files, a)
+	}
+	if !csrfOK {
+		return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+	}
+	if fileErr != nil {
+		return fileErr // files already stored expire unclaimed (GATEWAY_UPLOAD_TTL)
+	}
+	id := strings.Clone(c.Params("id"))
+	if _, err := s.Intake.Answer(c.UserContext(), intake.AnswerRequest{Principal: principal(c), SubmissionID: id,
+		Text: text, Token: token, Attachments: files}); err != nil {
+		return err
+	}
+	return c.Redirect("/s/"+id+"?answered=1", fiber.StatusSeeOther)
 }

@@ -126,6 +126,7 @@ func (s *Server) routes(app *fiber.App) {
 	// the CSRF check, which it does itself before the first file; it goes
 	// on as a plain form post to the route below (uploads.go).
 	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false))
+	app.Post("/s/:id/answer", s.rateLimit("upload"), s.multipartAnswer) // an answer to a completion request with files
 
 	// Pages for people. Forms carry a CSRF token.
 	app.Use(csrf(CSRFConfig{Secure: s.Config.Production, CookieName: s.cookieName(CSRFConfigDefault.CookieName)}))

@@ -305,8 +305,12 @@ func streamedBody(c *fiber.Ctx) bool {
 		return true
 	}
 	_, mp := isMultipart(c)
-	return mp && multipartSubmitPath.MatchString(c.Path())
+	return mp && (multipartSubmitPath.MatchString(c.Path()) || multipartAnswerPath.MatchString(c.Path()))
 }
+
+// multipartAnswerPath is the status page's answer form, which takes files
+// (answer.go).
+var multipartAnswerPath = regexp.MustCompile(`^/s/[^/]+/answer$`)
 
 const uploadsPath = "/api/v1/uploads"
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -105,6 +106,19 @@ func (in *Intake) Answer(ctx context.Context, r AnswerRequest) (int, error) {
 		}
 	}
 	return in.answers.Answer(sctx, sub.ID, token, Question(sub), text, r.Attachments, in.cfg.Now())
+}
+
+// answerFiles carries the answer's file field, so that an answer's files
+// go through exactly the upload rules of a form's (Upload: sniffing, the
+// name's extension, size while streaming, the malware scanner).
+var answerFiles = &gateway.Service{ID: "answer", Fields: []gateway.Field{{Name: AnswerFileField, Type: gateway.FieldFile,
+	Accept: AnswerFileTypes, MaxSize: AnswerMaxFileSize, MaxFiles: AnswerMaxFiles}}}
+
+// UploadAnswerFile stores one file sent with an answer to a completion
+// request, under the answer's file rules; the answer (Answer) then claims
+// it. Refused files are EInvalid with a message on AnswerFileField.
+func (in *Intake) UploadAnswerFile(ctx context.Context, name string, body io.Reader, scope string) (gateway.Attachment, error) {
+	return in.Upload(ctx, Upload{Service: answerFiles, Field: AnswerFileField, Name: name, Body: body, Scope: scope})
 }
 
 // checkAnswerFiles applies the answer's file rules to files the upload

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/services/fields/location"
 )
@@ -79,6 +80,13 @@ var settings = []setting{
 	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
 	{"GATEWAY_ATTACHMENT_LINK_SECRET", "", "secret (at least 32 bytes) that signs the expiring download links of attachments handed to back-ends (GET /attachments/{id}); required in production, shared by all replicas (development default: random at start)"},
 	{"GATEWAY_ATTACHMENT_LINK_TTL", "24h", "how long an attachment download link works after the delivery attempt that carried it; after a delivery the bytes are kept at most this long (deleted sooner once fetched); 1m to 168h"},
+	{"GATEWAY_UPLOAD_TTL", "2h", "how long an uploaded file is kept until a submission includes it; a form abandoned with files leaves nothing after this"},
+	{"GATEWAY_ATTACHMENT_KEEP", "720h", "longest time a submission's files are kept while it waits for delivery (delivery deletes them sooner)"},
+	{"GATEWAY_ATTACHMENTS_MAX", "50MB", "largest total size of one submission's files (each file field also has its own max_size and max_files)"},
+	{"GATEWAY_SCANNER", "", "malware scanner for uploads: clamd://host:3310 (ClamAV's clamd, INSTREAM) or an http(s):// URL of an HTTP scanning service (README \"Attachments\"); unset: files are not scanned"},
+	{"GATEWAY_SCANNER_TOKEN", "", "bearer token for an HTTP scanner"},
+	{"GATEWAY_SCAN_TIMEOUT", "30s", "longest time one scan may take"},
+	{"GATEWAY_SCAN_UNAVAILABLE", "refuse", "what happens to an upload the scanner could not check (down, timed out): refuse (the resident is asked to try again later) or accept (kept unchecked, logged)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -151,6 +159,9 @@ type config struct {
 	Open311KeysFile, Open311Jurisdiction        string
 	IdentityKeyFile                             string
 	Area                                        location.Area
+	UploadTTL, AttachmentKeep, ScanTimeout      time.Duration
+	AttachmentsMax                              int64
+	Scanner, ScannerToken, ScanUnavailable      string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -237,6 +248,22 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.AttachmentLinkSecret, c.AttachmentLinkTTL = get("GATEWAY_ATTACHMENT_LINK_SECRET"), dur("GATEWAY_ATTACHMENT_LINK_TTL")
 	if c.AttachmentLinkTTL < time.Minute || c.AttachmentLinkTTL > 168*time.Hour {
 		errs = append(errs, "GATEWAY_ATTACHMENT_LINK_TTL: want 1m to 168h")
+	}
+	c.UploadTTL, c.AttachmentKeep, c.ScanTimeout = dur("GATEWAY_UPLOAD_TTL"), dur("GATEWAY_ATTACHMENT_KEEP"), dur("GATEWAY_SCAN_TIMEOUT")
+	if n, err := gateway.ParseSize(get("GATEWAY_ATTACHMENTS_MAX")); err != nil || n <= 0 {
+		errs = append(errs, fmt.Sprintf("GATEWAY_ATTACHMENTS_MAX: want a size such as 50MB, got %q", get("GATEWAY_ATTACHMENTS_MAX")))
+	} else {
+		c.AttachmentsMax = n
+	}
+	c.Scanner, c.ScannerToken, c.ScanUnavailable = get("GATEWAY_SCANNER"), get("GATEWAY_SCANNER_TOKEN"), get("GATEWAY_SCAN_UNAVAILABLE")
+	if c.ScanUnavailable != "refuse" && c.ScanUnavailable != "accept" {
+		errs = append(errs, fmt.Sprintf("GATEWAY_SCAN_UNAVAILABLE: want refuse or accept, got %q", c.ScanUnavailable))
+	}
+	if c.Scanner != "" && !strings.HasPrefix(c.Scanner, "clamd://") && !strings.HasPrefix(c.Scanner, "http://") && !strings.HasPrefix(c.Scanner, "https://") {
+		errs = append(errs, fmt.Sprintf("GATEWAY_SCANNER: want clamd://host:port or an http(s):// URL, got %q", c.Scanner))
+	}
+	if c.UploadTTL <= 0 || c.AttachmentKeep <= 0 || c.ScanTimeout <= 0 {
+		errs = append(errs, "GATEWAY_UPLOAD_TTL, GATEWAY_ATTACHMENT_KEEP and GATEWAY_SCAN_TIMEOUT must be above zero")
 	}
 	switch get("GATEWAY_NOTIFY") {
 	case "on":

@@ -24,7 +24,9 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/gateway/clamav"
 	"github.com/kommun/servicegateway/gateway/delivery"
+	"github.com/kommun/servicegateway/gateway/httpscan"
 	"github.com/kommun/servicegateway/gateway/httpapi"
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
@@ -271,7 +273,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	// The one intake: every channel's submit rules. The store takes the
 	// writes, the idempotency lock and the desk's records.
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log})
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log,
+		Attachments: store, Scanner: scannerOf(cfg),
+		Config: intake.Config{UploadTTL: cfg.UploadTTL, AttachmentKeep: cfg.AttachmentKeep, MaxSubmissionAttachments: cfg.AttachmentsMax,
+			ScanTimeout: cfg.ScanTimeout, ScanUnavailable: cfg.ScanUnavailable}})
 	if err != nil {
 		return err
 	}
@@ -503,4 +508,15 @@ func attachmentLinks(cfg config, publicURL string, log *slog.Logger) (*gateway.A
 		log.Warn("GATEWAY_ATTACHMENT_LINK_SECRET unset: attachment links are signed with a random key of this process")
 	}
 	return &gateway.AttachmentLinks{BaseURL: publicURL, Secret: secret, TTL: cfg.AttachmentLinkTTL}, nil
+}
+
+// scannerOf is the malware scanner GATEWAY_SCANNER names (nil: none).
+func scannerOf(cfg config) intake.Scanner {
+	switch {
+	case strings.HasPrefix(cfg.Scanner, "clamd://"):
+		return clamav.New(strings.TrimPrefix(cfg.Scanner, "clamd://"))
+	case cfg.Scanner != "":
+		return httpscan.New(cfg.Scanner, cfg.ScannerToken)
+	}
+	return nil
 }

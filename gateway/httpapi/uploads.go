@@ -62,6 +62,7 @@ func (s *Server) limitBody(streamed func(c *fiber.Ctx) bool) fiber.Handler {
 		limit := s.Config.BodyLimit
 		switch n := req.Header.ContentLength(); {
 		case n > limit:
+			c.Context().SetConnectionClose() // the body is not read: the connection cannot carry another request
 			return fiber.ErrRequestEntityTooLarge
 		case n == -1: // chunked
 			b, err := io.ReadAll(io.LimitReader(c.Context().RequestBodyStream(), int64(limit)+1))
@@ -69,6 +70,7 @@ func (s *Server) limitBody(streamed func(c *fiber.Ctx) bool) fiber.Handler {
 				return fiber.ErrBadRequest
 			}
 			if len(b) > limit {
+				c.Context().SetConnectionClose()
 				return fiber.ErrRequestEntityTooLarge
 			}
 			req.SetBody(b)
@@ -142,7 +144,8 @@ func (s *Server) expectedCSRF(c *fiber.Ctx) string {
 // its CSRF token (the first hidden input) before any file: no byte of a
 // forged post is stored. Other requests pass untouched.
 func (s *Server) multipartSubmit(api bool) fiber.Handler {
-	return func(c *fiber.Ctx) error {
+	return func(c *fiber.Ctx) (err error) {
+		defer closeUnlessRead(c, &err)
 		boundary, ok := isMultipart(c)
 		if !ok {
 			return c.Next()
@@ -274,7 +277,8 @@ func uploadErrors(c *fiber.Ctx) gateway.FieldErrors {
 // as the body (any content type: the type is found from the bytes). 201
 // with the stored file's description; its id goes in the submission's
 // file field within GATEWAY_UPLOAD_TTL.
-func (s *Server) apiUpload(c *fiber.Ctx) error {
+func (s *Server) apiUpload(c *fiber.Ctx) (err error) {
+	defer closeUnlessRead(c, &err)
 	svc, ok := s.Catalog.Get(c.Query("service"))
 	if !ok || svc.Prefix != "" {
 		return gateway.Errorf(gateway.ENotFound, "error.service_not_found", nil)
@@ -318,4 +322,13 @@ const uploadsPath = "/api/v1/uploads"
 func digest16(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return hex.EncodeToString(sum[:16])
+}
+
+// closeUnlessRead closes the connection after a streamed request that
+// ended in an error: its body may not have been read to the end, so the
+// connection cannot carry another request.
+func closeUnlessRead(c *fiber.Ctx, err *error) {
+	if *err != nil {
+		c.Context().SetConnectionClose()
+	}
 }

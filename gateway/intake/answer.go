@@ -31,7 +31,8 @@ var AnswerFileTypes = []string{"application/pdf", "image/jpeg", "image/png"}
 
 // The other rules of files sent with an answer: the largest file, the most
 // files, and how long the bytes are kept for the follow-up's delivery (its
-// retries included); AnswerFileField names them in the form and in errors.
+// retries included) when Config.AttachmentKeep is unset; AnswerFileField
+// names them in the form and in errors.
 const (
 	AnswerMaxFileSize = 10 << 20
 	AnswerMaxFiles    = 5
@@ -98,7 +99,11 @@ func (in *Intake) Answer(ctx context.Context, r AnswerRequest) (int, error) {
 		// Claimed before the answer is written: an answer never names a
 		// file that can expire as an unclaimed upload. Claiming again for
 		// the same submission (a form sent twice) is harmless.
-		if err := in.answers.ClaimAttachments(sctx, sub.ID, ids, AnswerFileTTL); err != nil {
+		keep := in.cfg.AttachmentKeep
+		if keep <= 0 {
+			keep = AnswerFileTTL
+		}
+		if err := in.answers.ClaimAttachments(sctx, sub.ID, ids, keep); err != nil {
 			if errors.Is(err, gateway.ErrAttachmentNotFound) {
 				return 0, invalidAnswerFiles(gateway.Message{ID: "answer.file_missing"}, err)
 			}

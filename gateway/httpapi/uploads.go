@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -310,6 +311,12 @@ func streamedBody(c *fiber.Ctx) bool {
 	}
 	_, mp := isMultipart(c)
 	return mp && (multipartSubmitPath.MatchString(c.Path()) || multipartAnswerPath.MatchString(c.Path()))
+}
+
+// streamedForm reports a page's form with files read as a stream (not the
+// API's, which must carry the X-CSRF-Token header with a session).
+func streamedForm(c *fiber.Ctx) bool {
+	return streamedBody(c) && !strings.HasPrefix(c.Path(), "/api/")
 }
 
 // multipartAnswerPath is the status page's answer form, which takes files

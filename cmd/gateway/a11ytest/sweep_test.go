@@ -30,7 +30,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
 //go:embed testdata/axe.min.js
@@ -449,6 +451,26 @@ func (s *sweep) fileStreetFault() string {
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
+// askForMore sets needs_info with a question, signed as the case system
+// does.
+func askForMore(t *testing.T, gw, id string) {
+	t.Helper()
+	body := `{"status":"needs_info","message":"Var exakt ligger hålet?"}`
+	ts := fmt.Sprint(time.Now().Unix())
+	req, _ := http.NewRequest(http.MethodPost, gw+gateway.StatusUpdatePath(id), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(httpjson.HeaderTimestamp, ts)
+	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign([]byte(secret), ts, gateway.StatusUpdateSigned(http.MethodPost, id, []byte(body))))
+	res, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("needs_info: status %d", res.StatusCode)
+	}
+}
+
 func waitStatus(t *testing.T, gw, id, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -533,6 +555,11 @@ func TestAccessibilitySweep(t *testing.T) {
 	// goes away, so the next one becomes a dead letter for the admin pages.
 	delivered := s.fileStreetFault()
 	waitStatus(t, gw, delivered, "delivered")
+	// One the department asked about: the status page shows the answer
+	// form with its file input.
+	asked := s.fileStreetFault()
+	waitStatus(t, gw, asked, "delivered")
+	askForMore(t, gw, asked)
 	cs.kill()
 	dead := s.fileStreetFault()
 
@@ -546,6 +573,7 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "receipt", path: "/s/" + delivered + "?receipt=1", status: 200},
 		{name: "status", path: "/s/" + delivered, status: 200},
 		{name: "status not delivered", path: "/s/" + dead, status: 200},
+		{name: "status with a completion request", path: "/s/" + asked, status: 200},
 		{name: "street-fault with errors", path: "/services/street-fault", post: send, status: 422, keyboard: true},
 		{name: "open data", path: "/open-data/", status: 200},
 		{name: "accessibility statement", path: "/tillganglighet", status: 200},

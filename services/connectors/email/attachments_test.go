@@ -66,7 +66,22 @@ func TestDeliverAttachmentsAsMIMEPartsThroughMailpit(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("mailpit received %d messages, want exactly 1", len(msgs))
 	}
-	msg, err := mail.ReadMessage(bytes.NewReader(mp.Raw(t, msgs[0].ID)))
+	got := attachedParts(t, mp.Raw(t, msgs[0].ID))
+	if len(got) != len(atts) {
+		t.Fatalf("%d attachment parts, want %d", len(got), len(atts))
+	}
+	for i, a := range atts {
+		if got[i].Name != a.Name || got[i].Type != a.Type || got[i].Size != a.Size || got[i].SHA256 != a.SHA256 {
+			t.Errorf("attachment %d arrived as %+v, want %+v", i, got[i], a)
+		}
+	}
+}
+
+// attachedParts decodes the attachment parts of a raw message (every part
+// of its multipart/mixed body after the text).
+func attachedParts(t *testing.T, raw []byte) []gateway.Attachment {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,13 +116,28 @@ func TestDeliverAttachmentsAsMIMEPartsThroughMailpit(t *testing.T) {
 		pt, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
 		got = append(got, gateway.Attachment{Name: p.FileName(), Type: pt, Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])})
 	}
-	if len(got) != len(atts) {
-		t.Fatalf("%d attachment parts, want %d", len(got), len(atts))
+	return got
+}
+
+// An answer to a completion request with a file: one reply, the file as a
+// part, bytes intact.
+func TestFollowUpWithAttachmentThroughMailpit(t *testing.T) {
+	mp, vars := secureMailpit(t, mailpittest.Options{})
+	fc := provision(t, vars).(gateway.FollowUpConnector)
+	dir := t.TempDir()
+	plan := writeAttachment(t, dir, "p1", "situationsplan.pdf", "application/pdf", append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte("plan "), 40_000)...))
+	f := &gateway.FollowUp{SubmissionID: "sub-fu-0123456789", Reference: "FU-234", Service: "feedback", Seq: 1,
+		Question: "Var?", Answer: "Se planen.", AnsweredAt: time.Now(), Attachments: []gateway.Attachment{plan}, Files: dirFiles(dir)}
+	if err := fc.DeliverFollowUp(context.Background(), f); err != nil {
+		t.Fatal(err)
 	}
-	for i, a := range atts {
-		if got[i].Name != a.Name || got[i].Type != a.Type || got[i].Size != a.Size || got[i].SHA256 != a.SHA256 {
-			t.Errorf("attachment %d arrived as %+v, want %+v", i, got[i], a)
-		}
+	msgs := mp.Messages(t)
+	if len(msgs) != 1 {
+		t.Fatalf("mailpit received %d messages, want 1", len(msgs))
+	}
+	got := attachedParts(t, mp.Raw(t, msgs[0].ID))
+	if len(got) != 1 || got[0].SHA256 != plan.SHA256 || got[0].Name != plan.Name || got[0].Size != plan.Size {
+		t.Fatalf("attachments %+v, want %+v", got, plan)
 	}
 }
 

@@ -37,12 +37,8 @@ type attachmentEnv struct {
 func newAttachmentEnv(t *testing.T) *attachmentEnv {
 	t.Helper()
 	deps, store, _ := baseDeps(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	links := &gateway.AttachmentLinks{BaseURL: base, Secret: []byte("attachment-link-test-secret-0123456789"), TTL: time.Hour}
+	ln, links := listenWithLinks(t)
+	base := links.BaseURL
 	deps.Attachments, deps.AttachmentLinks = store, links
 	app := build(t, deps)
 	go func() { _ = app.Listener(ln) }()
@@ -60,6 +56,17 @@ func newAttachmentEnv(t *testing.T) *attachmentEnv {
 		t.Fatal(err)
 	}
 	return &attachmentEnv{store: store, links: links, base: base, cases: cs, conn: conn}
+}
+
+// listenWithLinks opens a listener for the gateway and the link signer for its
+// address.
+func listenWithLinks(t testing.TB) (net.Listener, *gateway.AttachmentLinks) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln, &gateway.AttachmentLinks{BaseURL: "http://" + ln.Addr().String(), Secret: []byte("attachment-link-test-secret-0123456789"), TTL: time.Hour}
 }
 
 // upload stores the bytes of a file on disk as an attachment.

@@ -31,10 +31,24 @@ func (s *Server) answerForm(c *fiber.Ctx) error {
 }
 
 // apiAnswer: POST /api/v1/submissions/{id}/answer with {"answer": "...",
-// "token": "..."} (token optional: an idempotency token for the answer).
+// "token": "..."} (token optional: an idempotency token for the answer),
+// or the same as multipart/form-data with files under answer_files.
 // 202 {"seq": n}: the answer is recorded and queued for the case system.
 // 409 when no completion is requested, 404 for anyone but the owner.
 func (s *Server) apiAnswer(c *fiber.Ctx) error {
+	if _, ok := isMultipart(c); ok { // with files
+		text, token, files, err := s.readAnswerParts(c, true)
+		if err != nil {
+			return err
+		}
+		seq, err := s.Intake.Answer(c.UserContext(), intake.AnswerRequest{Principal: principal(c),
+			SubmissionID: strings.Clone(c.Params("id")), Text: text, Token: token, Attachments: files})
+		if err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"seq": seq})
+	}
 	if mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType)); err != nil || mt != fiber.MIMEApplicationJSON {
 		return &gateway.Error{Code: "unsupported_media_type", Message: gateway.Message{ID: "error.json_required"}}
 	}
@@ -64,15 +78,35 @@ func (s *Server) apiAnswer(c *fiber.Ctx) error {
 // recorded by the intake (answer.go rules). Other requests go on to
 // answerForm.
 func (s *Server) multipartAnswer(c *fiber.Ctx) error {
-	boundary, ok := isMultipart(c)
-	if !ok {
+	if _, ok := isMultipart(c); !ok {
 		return c.Next()
 	}
+	text, token, files, err := s.readAnswerParts(c, false)
+	if err != nil {
+		return err
+	}
+	id := strings.Clone(c.Params("id"))
+	if _, err := s.Intake.Answer(c.UserContext(), intake.AnswerRequest{Principal: principal(c), SubmissionID: id,
+		Text: text, Token: token, Attachments: files}); err != nil {
+		return err
+	}
+	return c.Redirect("/s/"+id+"?answered=1", fiber.StatusSeeOther)
+}
+
+// readAnswerParts reads a multipart answer as a stream: the text and token
+// values, and each file part under answer_files through the intake's
+// answer upload. A page's form must send its CSRF token before the first
+// file; the API's was checked by the authentication (header or bearer).
+// A refused file is an EInvalid error after the rest was read and dropped
+// (files already stored expire unclaimed, GATEWAY_UPLOAD_TTL).
+func (s *Server) readAnswerParts(c *fiber.Ctx, api bool) (text, token string, files []gateway.Attachment, err error) {
+	boundary, _ := isMultipart(c)
 	expected := s.expectedCSRF(c)
 	scope := intake.UploadScope(principal(c), s.browserScope(c))
-	csrfOK := false
-	var text, token string
-	var files []gateway.Attachment
+	if api {
+		scope = apiUploadScope(c)
+	}
+	csrfOK := api
 	var fileErr error
 	textLeft := s.Config.BodyLimit
 	mr := multipart.NewReader(bodyReader(c), boundary)
@@ -88,22 +122,24 @@ func (s *Server) multipartAnswer(c *fiber.Ctx) error {
 			break
 		}
 		if err != nil {
-			return gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
+			return "", "", nil, gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
 		}
 		if parts >= maxMultipartParts {
-			return fiber.ErrRequestEntityTooLarge
+			return "", "", nil, fiber.ErrRequestEntityTooLarge
 		}
 		if p.FileName() == "" { // a value; an empty file input sends filename="" and no bytes
 			b, err := io.ReadAll(io.LimitReader(p, int64(textLeft)+1))
 			if err != nil {
-				return gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
+				return "", "", nil, gateway.Errorf(gateway.EInvalid, "error.bad_request", err)
 			}
 			if textLeft -= len(b); textLeft < 0 {
-				return fiber.ErrRequestEntityTooLarge
+				return "", "", nil, fiber.ErrRequestEntityTooLarge
 			}
 			switch p.FormName() {
 			case CSRFConfigDefault.FormField:
-				csrfOK = expected != "" && subtle.ConstantTimeCompare(b, []byte(expected)) == 1
+				if !api {
+					csrfOK = expected != "" && subtle.ConstantTimeCompare(b, []byte(expected)) == 1
+				}
 			case "answer":
 				text = string(b)
 			case "token":
@@ -112,11 +148,11 @@ func (s *Server) multipartAnswer(c *fiber.Ctx) error {
 			continue
 		}
 		if !csrfOK {
-			return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+			return "", "", nil, gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 		}
 		if p.FormName() != intake.AnswerFileField || fileErr != nil || scope == "" {
 			if err := discard(p); err != nil {
-				return err
+				return "", "", nil, err
 			}
 			continue
 		}
@@ -124,34 +160,29 @@ func (s *Server) multipartAnswer(c *fiber.Ctx) error {
 			fileErr = &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
 				Fields: gateway.FieldErrors{intake.AnswerFileField: {ID: "answer.files_too_many", Data: map[string]any{"Max": intake.AnswerMaxFiles}}}}
 			if err := discard(p); err != nil {
-				return err
+				return "", "", nil, err
 			}
 			continue
 		}
 		a, err := s.Intake.UploadAnswerFile(c.UserContext(), p.FileName(), p, scope)
 		var gerr *gateway.Error
 		if errors.As(err, &gerr) && gerr.Code == gateway.EInvalid {
-			fileErr = err // refused files are not kept; the rest is read and dropped
+			fileErr = err
 			if err := discard(p); err != nil {
-				return err
+				return "", "", nil, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return "", "", nil, err
 		}
 		files = append(files, a)
 	}
 	if !csrfOK {
-		return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
+		return "", "", nil, gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 	}
 	if fileErr != nil {
-		return fileErr // files already stored expire unclaimed (GATEWAY_UPLOAD_TTL)
+		return "", "", nil, fileErr
 	}
-	id := strings.Clone(c.Params("id"))
-	if _, err := s.Intake.Answer(c.UserContext(), intake.AnswerRequest{Principal: principal(c), SubmissionID: id,
-		Text: text, Token: token, Attachments: files}); err != nil {
-		return err
-	}
-	return c.Redirect("/s/"+id+"?answered=1", fiber.StatusSeeOther)
+	return text, token, files, nil
 }

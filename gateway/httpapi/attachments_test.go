@@ -1,11 +1,13 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -320,4 +322,58 @@ func TestAnswerWithAttachmentReachesTheCaseOnce(t *testing.T) {
 		t.Fatalf("case system has %+v, want sha256 %s", got, a.SHA256)
 	}
 	waitUntil(t, "the answer's file deleted after delivery", func() bool { return gone(t, e.store, a.ID) })
+}
+
+// The API's answer takes files as multipart/form-data (answer_files): the
+// files go through the answer's upload rules, are claimed and recorded with
+// the answer; a file of another type is refused and nothing is recorded.
+// Every exchange is checked against the OpenAPI document.
+func TestAPIAnswerWithFiles(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Answers: store, Attachments: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Intake = in
+	e := &env{app: build(t, deps), store: store}
+	ctx := context.Background()
+	sub, _, err := store.Create(ctx, &gateway.Submission{Service: "street-fault", ServiceVersion: "1", Department: "streets",
+		Channel: gateway.ChannelDigital, Locale: "sv", Payload: map[string]any{"x": "y"}}, redisstore.Idempotency{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UpdateStatus(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, At: time.Now(), Message: "Bild?"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	post := func(name string, file []byte) resp {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		_ = mw.WriteField("answer", "Här är en bild.")
+		fw, _ := mw.CreateFormFile(intake.AnswerFileField, name)
+		_, _ = fw.Write(file)
+		_ = mw.Close()
+		req := httptest.NewRequest("POST", "/api/v1/submissions/"+sub.ID+"/answer", &buf)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		return e.do(t, req)
+	}
+	zip := []byte("PK\x03\x04 not a picture")
+	if r := post("bild.png", zip); r.status != 422 || !strings.Contains(r.body, intake.AnswerFileField) {
+		t.Fatalf("a zip as an answer file: %d %s", r.status, r.body)
+	}
+	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{7}, 5000)...)
+	if r := post("bild.png", png); r.status != 202 {
+		t.Fatalf("answer with a PNG: %d %s", r.status, r.body)
+	}
+	conv, err := store.Conversation(ctx, sub.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(png)
+	if len(conv) != 1 || len(conv[0].Attachments) != 1 || conv[0].Attachments[0].SHA256 != hex.EncodeToString(sum[:]) ||
+		conv[0].Attachments[0].Type != "image/png" {
+		t.Fatalf("conversation %+v", conv)
+	}
+	if _, owner, err := store.Attachment(ctx, conv[0].Attachments[0].ID); err != nil || owner != sub.ID {
+		t.Fatalf("the answer's file is not claimed for the submission: %q %v", owner, err)
+	}
 }

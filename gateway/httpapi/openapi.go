@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/locales"
 )
 
@@ -80,7 +81,7 @@ var apiDocs = map[string]apiDoc{
 		Status: 200, Response: "NotifyPrefs"},
 	"PUT /api/v1/me/notifications": {Tag: "identity", Summary: "Set a resident's notification preferences", Access: signedIn,
 		Body: "NotifyPrefs", Status: 200, Response: "NotifyPrefs", Changes: true},
-	"POST /api/v1/submissions/:id/answer": {Tag: "submissions", Summary: "The owner answers a department's completion request (needs_info)", Access: signedIn,
+	"POST /api/v1/submissions/:id/answer": {Tag: "submissions", Summary: "The owner (signed in), or for an anonymous submission whoever holds its status link, answers a department's completion request (needs_info); files come as multipart/form-data parts answer_files", Access: public,
 		Body: "Answer", Status: 202, Changes: true},
 	"GET /api/v1/admin/message-dead-letters": {Tag: "admin", Summary: "Notifications and follow-ups given up on (role admin)", Access: signedIn, Status: 200},
 	"GET /api/v1/me/submissions": {Tag: "identity", Summary: "A resident's submissions (My pages), newest first, a page at a time: next_cursor (older) and prev_cursor (newer) in the answer",
@@ -262,6 +263,12 @@ func (s *Server) operation(method, path string, d apiDoc, params []string, svc *
 	case "":
 	case "File": // the raw bytes of an upload, any content type
 		op["requestBody"] = obj{"required": true, "content": obj{"*/*": obj{"schema": obj{"type": "string", "format": "binary"}}}}
+	case "Answer": // JSON, or multipart/form-data with files (answer.go)
+		op["requestBody"] = obj{"required": true, "content": obj{"application/json": obj{"schema": ref(d.Body)},
+			"multipart/form-data": obj{"schema": obj{"type": "object", "required": []string{"answer"}, "properties": obj{
+				"answer": obj{"type": "string"}, "token": obj{"type": "string"},
+				intake.AnswerFileField: obj{"type": "array", "items": obj{"type": "string", "format": "binary"}, "maxItems": intake.AnswerMaxFiles,
+					"description": "PDF, JPEG or PNG (by content), at most 10 MB each"}}}}}}
 	default:
 		op["requestBody"] = obj{"required": true, "content": obj{"application/json": obj{"schema": ref(d.Body)}}}
 	}

@@ -319,9 +319,9 @@ func streamedForm(c *fiber.Ctx) bool {
 	return streamedBody(c) && !strings.HasPrefix(c.Path(), "/api/")
 }
 
-// multipartAnswerPath is the status page's answer form, which takes files
-// (answer.go).
-var multipartAnswerPath = regexp.MustCompile(`^/s/[^/]+/answer$`)
+// multipartAnswerPath is the status page's answer form and the API's
+// answer, which take files (answer.go).
+var multipartAnswerPath = regexp.MustCompile(`^(/s|/api/v1/submissions)/[^/]+/answer$`)
 
 const uploadsPath = "/api/v1/uploads"
 

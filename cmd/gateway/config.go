@@ -78,7 +78,7 @@ var settings = []setting{
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
-	{"GATEWAY_ATTACHMENT_LINK_SECRET", "", "secret (at least 32 bytes) that signs the expiring download links of attachments handed to back-ends (GET /attachments/{id}); required in production, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_ATTACHMENT_LINK_SECRET", "", "secret (at least 32 bytes) that signs the expiring download links of attachments handed to back-ends (GET /attachments/{id}); required in production when a service has a file field, shared by all replicas (development default: random at start)"},
 	{"GATEWAY_ATTACHMENT_LINK_TTL", "24h", "how long an attachment download link works after the delivery attempt that carried it; after a delivery the bytes are kept at most this long (deleted sooner once fetched); 1m to 168h"},
 	{"GATEWAY_UPLOAD_TTL", "2h", "how long an uploaded file is kept until a submission includes it; a form abandoned with files leaves nothing after this"},
 	{"GATEWAY_ATTACHMENT_KEEP", "720h", "longest time a submission's files are kept while it waits for delivery (delivery deletes them sooner)"},
@@ -328,9 +328,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)
 		errs = append(errs, checkSecret("GATEWAY_SESSION_KEY", c.SessionKey)...)
 		errs = append(errs, checkSecret("GATEWAY_ATTACHMENT_LINK_SECRET", c.AttachmentLinkSecret)...)
-		if c.AttachmentLinkSecret == "" {
-			errs = append(errs, "GATEWAY_ATTACHMENT_LINK_SECRET is required with GATEWAY_ENV=production (replicas must verify each other's links)")
-		}
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = -1 // delivery: negative switches breakers off

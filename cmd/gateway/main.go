@@ -299,7 +299,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if publicURL == "" {
 		publicURL = "http://" + displayAddr(addr)
 	}
-	links, err := attachmentLinks(cfg, publicURL, log)
+	links, err := attachmentLinks(cfg, publicURL, hasFileField(loaded.Services), log)
 	if err != nil {
 		return err
 	}
@@ -493,13 +493,14 @@ func longestRetention(svcs []*gateway.Service) time.Duration {
 }
 
 // attachmentLinks signs the download links of attachments for back-ends:
-// GATEWAY_ATTACHMENT_LINK_SECRET, or in development a random secret (links
-// then work only on this process, until it restarts).
-func attachmentLinks(cfg config, publicURL string, log *slog.Logger) (*gateway.AttachmentLinks, error) {
+// GATEWAY_ATTACHMENT_LINK_SECRET, or else a random secret (links then work
+// only on this process, until it restarts), which production refuses when
+// a service takes files (needed).
+func attachmentLinks(cfg config, publicURL string, needed bool, log *slog.Logger) (*gateway.AttachmentLinks, error) {
 	secret := []byte(cfg.AttachmentLinkSecret)
 	if len(secret) == 0 {
-		if cfg.production() {
-			return nil, errors.New("GATEWAY_ATTACHMENT_LINK_SECRET is required in production")
+		if cfg.production() && needed {
+			return nil, errors.New("GATEWAY_ATTACHMENT_LINK_SECRET is required in production when a service has a file field (replicas must verify each other's links)")
 		}
 		secret = make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
@@ -508,6 +509,18 @@ func attachmentLinks(cfg config, publicURL string, log *slog.Logger) (*gateway.A
 		log.Warn("GATEWAY_ATTACHMENT_LINK_SECRET unset: attachment links are signed with a random key of this process")
 	}
 	return &gateway.AttachmentLinks{BaseURL: publicURL, Secret: secret, TTL: cfg.AttachmentLinkTTL}, nil
+}
+
+// hasFileField reports whether a service takes files.
+func hasFileField(svcs []*gateway.Service) bool {
+	for _, s := range svcs {
+		for i := range s.Fields {
+			if s.Fields[i].Type == gateway.FieldFile {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // scannerOf is the malware scanner GATEWAY_SCANNER names (nil: none).

@@ -28,6 +28,7 @@ import (
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	_ "github.com/kommun/servicegateway/services/fields/all"
@@ -552,4 +553,58 @@ func zipBomb(t testing.TB) []byte {
 	w.Write(make([]byte, 20<<20))
 	zw.Close()
 	return buf.Bytes()
+}
+
+// Staff at a service point attach the visitor's drawings on the desk form
+// (multipart, the same streaming and checks); a refused file is a field
+// error with the other values kept.
+func TestDeskFormTakesFiles(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	deps.Authenticate = httpapi.AuthenticateForTests(deskPersonas)
+	deps.ServicePoints = servicepoint.Default()
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Attachments: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Intake = in
+	e := &uploadEnv{env: &env{app: build(t, deps), store: store}}
+	r := e.get(t, "/desk/services/building-permit", "X-Test-Principal", "sara")
+	if r.status != 200 || !strings.Contains(r.body, `enctype="multipart/form-data"`) || !strings.Contains(r.body, `id="f-drawings"`) {
+		t.Fatalf("desk form: %d\n%.3000s", r.status, r.body)
+	}
+	var cookie string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "gw_csrf=") {
+			cookie = strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	csrf, token := hidden(t, r.body, "_csrf"), hidden(t, r.body, "_form")
+	post := func(drawing part) resp {
+		ct, body := multipartBody(t, part{name: "_csrf", body: []byte(csrf)}, part{name: "_form", body: []byte(token)},
+			part{name: "_visitor", body: []byte("19900101-3011")}, part{name: "_identity_check", body: []byte("id_document")},
+			part{name: "_consent", body: []byte("true")},
+			part{name: "project", body: []byte("new-house")}, part{name: "property", body: []byte("Kvarnen 1:2")},
+			part{name: "applicant_name", body: []byte("Bertil Berg")}, part{name: "applying_as", body: []byte("owner")},
+			part{name: "floor_area", body: []byte("120")}, part{name: "description", body: []byte("Ett hus i trä, rödmålat, mitt på tomten")},
+			drawing, part{name: "phone", body: []byte("018-727 00 00")}, part{name: "correct", body: []byte("true")})
+		req := httptest.NewRequest("POST", "/desk/services/building-permit", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-Test-Principal", "sara")
+		return e.do(t, req)
+	}
+	if r := post(part{name: "drawings", file: "plan.pdf", body: pngBytes}); r.status != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.body, "har en filtyp som inte tas emot") || !strings.Contains(r.body, "Kvarnen 1:2") {
+		t.Fatalf("wrong type at the desk: %d\n%.3000s", r.status, r.body)
+	}
+	plan := pdf(t, 300_000)
+	r = post(part{name: "drawings", file: "plan.pdf", body: plan})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("desk submit: %d\n%.3000s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.header.Get("Location"), "/desk/receipt/")
+	sub, err := store.Get(context.Background(), id)
+	if err != nil || len(sub.Attachments) != 1 || sub.Attachments[0].SHA256 != sha(plan) || sub.Channel != gateway.ChannelAssisted {
+		t.Fatalf("desk submission %+v %v", sub, err)
+	}
 }

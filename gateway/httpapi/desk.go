@@ -440,7 +440,7 @@ func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
 	req := intake.Request{Service: svc, Channel: gateway.ChannelAssisted, Principal: p, Values: values,
 		Locale: visitorLocale(c, ds.visitorLang), Started: firstValue(values[stampField]),
 		OnBehalf: &intake.OnBehalf{Personnummer: ds.pnr, IdentityCheck: ds.check, Consent: ds.consent, Point: pt, PointOK: true, Names: deskVisitor},
-		Errors: uploadErrors(c), UploadScopes: s.formUploadScopes(c)}
+		Errors:   uploadErrors(c), UploadScopes: s.formUploadScopes(c)}
 	if formTokenPattern.MatchString(ds.token) {
 		req.IdempotencyKey = ds.token
 	}

@@ -31,7 +31,7 @@ type Server struct {
 	// Down, while true, makes the server close every connection without
 	// an answer (a clamd that is restarting or overloaded).
 	Down atomic.Bool
-	wg    sync.WaitGroup
+	wg   sync.WaitGroup
 }
 
 // Start listens on a free loopback port; the server stops with the test.

@@ -30,6 +30,9 @@ type Attachment struct {
 	// may attach it, so an id seen elsewhere cannot be used by someone
 	// else. Kept by the store, never in the payload or sent on.
 	Scope string `json:"-"`
+	// Scanned: the malware scanner found it clean (kept by the store;
+	// a file held while the scanner was down is scanned again at submit).
+	Scanned bool `json:"-"`
 }
 
 // Defaults and upper bounds of a file field's settings (manifest keys

@@ -86,7 +86,7 @@ var settings = []setting{
 	{"GATEWAY_SCANNER", "", "malware scanner for uploads: clamd://host:3310 (ClamAV's clamd, INSTREAM) or an http(s):// URL of an HTTP scanning service (README \"Attachments\"); unset: files are not scanned"},
 	{"GATEWAY_SCANNER_TOKEN", "", "bearer token for an HTTP scanner"},
 	{"GATEWAY_SCAN_TIMEOUT", "30s", "longest time one scan may take"},
-	{"GATEWAY_SCAN_UNAVAILABLE", "refuse", "what happens to an upload the scanner could not check (down, timed out): refuse (the resident is asked to try again later) or accept (kept unchecked, logged)"},
+	{"GATEWAY_SCAN_UNAVAILABLE", "refuse", "what happens to an upload the scanner could not check (down, timed out): refuse (the resident is asked to try again later), hold (the file is kept and listed, and the submission waits, \"try again later\", until the scanner finds it clean) or accept (kept unchecked, logged)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -256,8 +256,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.AttachmentsMax = n
 	}
 	c.Scanner, c.ScannerToken, c.ScanUnavailable = get("GATEWAY_SCANNER"), get("GATEWAY_SCANNER_TOKEN"), get("GATEWAY_SCAN_UNAVAILABLE")
-	if c.ScanUnavailable != "refuse" && c.ScanUnavailable != "accept" {
-		errs = append(errs, fmt.Sprintf("GATEWAY_SCAN_UNAVAILABLE: want refuse or accept, got %q", c.ScanUnavailable))
+	if c.ScanUnavailable != "refuse" && c.ScanUnavailable != "hold" && c.ScanUnavailable != "accept" {
+		errs = append(errs, fmt.Sprintf("GATEWAY_SCAN_UNAVAILABLE: want refuse, hold or accept, got %q", c.ScanUnavailable))
 	}
 	if c.Scanner != "" && !strings.HasPrefix(c.Scanner, "clamd://") && !strings.HasPrefix(c.Scanner, "http://") && !strings.HasPrefix(c.Scanner, "https://") {
 		errs = append(errs, fmt.Sprintf("GATEWAY_SCANNER: want clamd://host:port or an http(s):// URL, got %q", c.Scanner))

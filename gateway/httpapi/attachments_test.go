@@ -19,6 +19,8 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/gateway/clamav"
+	"github.com/kommun/servicegateway/gateway/clamav/clamdtest"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
@@ -329,8 +331,10 @@ func TestAnswerWithAttachmentReachesTheCaseOnce(t *testing.T) {
 // the answer; a file of another type is refused and nothing is recorded.
 // Every exchange is checked against the OpenAPI document.
 func TestAPIAnswerWithFiles(t *testing.T) {
-	deps, store, _ := baseDeps(t)
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Answers: store, Attachments: store, Logger: quiet})
+	deps, store, rs := baseDeps(t)
+	clamd := clamdtest.Start(t)
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Answers: store, Attachments: store, Logger: quiet,
+		Scanner: clamav.New(clamd.Addr()), Config: intake.Config{ScanUnavailable: intake.ScanHold}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +365,16 @@ func TestAPIAnswerWithFiles(t *testing.T) {
 		t.Fatalf("a zip as an answer file: %d %s", r.status, r.body)
 	}
 	png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), bytes.Repeat([]byte{7}, 5000)...)
+	// The scanner is down and forms would hold the file: an answer has no
+	// later submit to check it at, so it is refused and nothing is kept.
+	clamd.Down.Store(true)
+	if r := post("bild.png", png); r.status != 422 || !strings.Contains(r.body, intake.AnswerFileField) {
+		t.Fatalf("an unscanned answer file: %d %s", r.status, r.body)
+	}
+	if keys, _ := rs.Client(t).Keys(ctx, "*{f:*").Result(); len(keys) != 0 {
+		t.Fatalf("an unscanned answer file left %d keys", len(keys))
+	}
+	clamd.Down.Store(false)
 	if r := post("bild.png", png); r.status != 202 {
 		t.Fatalf("answer with a PNG: %d %s", r.status, r.body)
 	}

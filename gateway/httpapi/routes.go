@@ -45,7 +45,7 @@ func (s *Server) routes(app *fiber.App) {
 	api.Get("/openapi.json", s.apiOpenAPI)
 	api.Get("/services", s.apiListServices)
 	api.Get("/services/:id", s.apiGetService)
-	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(true), s.apiSubmit)
+	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(true, nil), s.apiSubmit)
 	api.Post("/uploads", s.rateLimit("upload"), s.personLimit("upload"), s.apiUpload) // ?service=&field=&name=, the file as the body
 	api.Get("/submissions/:id", s.apiGetSubmission)
 	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
@@ -125,7 +125,8 @@ func (s *Server) routes(app *fiber.App) {
 	// A form with files (multipart/form-data) is read as a stream before
 	// the CSRF check, which it does itself before the first file; it goes
 	// on as a plain form post to the route below (uploads.go).
-	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false))
+	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false, nil))
+	app.Post("/desk/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false, staffOnly))
 	app.Post("/s/:id/answer", s.rateLimit("upload"), s.multipartAnswer) // an answer to a completion request with files
 
 	// Pages for people. Forms carry a CSRF token.

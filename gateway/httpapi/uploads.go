@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -49,7 +48,7 @@ const maxMultipartParts = 200
 // multipart request, for the handler to report with the form's others.
 const localsUploadErrors = "uploadErrors"
 
-var multipartSubmitPath = regexp.MustCompile(`^(/api/v1)?/services/[^/]+(/submissions)?$`)
+var multipartSubmitPath = regexp.MustCompile(`^(/api/v1|/desk)?/services/[^/]+(/submissions)?$`)
 
 // limitBody keeps the body limit for every request whose handler does not
 // stream its body (streamed says which): a declared length over the limit
@@ -144,12 +143,20 @@ func (s *Server) expectedCSRF(c *fiber.Ctx) string {
 // refused files' field errors are in localsUploadErrors. A form must send
 // its CSRF token (the first hidden input) before any file: no byte of a
 // forged post is stored. Other requests pass untouched.
-func (s *Server) multipartSubmit(api bool) fiber.Handler {
+//
+// guard, when set, is checked before anything is read (the desk: staff
+// only).
+func (s *Server) multipartSubmit(api bool, guard func(*fiber.Ctx) error) fiber.Handler {
 	return func(c *fiber.Ctx) (err error) {
 		defer closeUnlessRead(c, &err)
 		boundary, ok := isMultipart(c)
 		if !ok {
 			return c.Next()
+		}
+		if guard != nil {
+			if err := guard(c); err != nil {
+				return err
+			}
 		}
 		svc, ok := s.Catalog.Get(c.Params("id"))
 		if !ok || svc.Prefix != "" {
@@ -313,12 +320,6 @@ func streamedBody(c *fiber.Ctx) bool {
 	return mp && (multipartSubmitPath.MatchString(c.Path()) || multipartAnswerPath.MatchString(c.Path()))
 }
 
-// streamedForm reports a page's form with files read as a stream (not the
-// API's, which must carry the X-CSRF-Token header with a session).
-func streamedForm(c *fiber.Ctx) bool {
-	return streamedBody(c) && !strings.HasPrefix(c.Path(), "/api/")
-}
-
 // multipartAnswerPath is the status page's answer form and the API's
 // answer, which take files (answer.go).
 var multipartAnswerPath = regexp.MustCompile(`^(/s|/api/v1/submissions)/[^/]+/answer$`)
@@ -338,4 +339,10 @@ func closeUnlessRead(c *fiber.Ctx, err *error) {
 	if *err != nil {
 		c.Context().SetConnectionClose()
 	}
+}
+
+// staffOnly guards the desk's multipart form.
+func staffOnly(c *fiber.Ctx) error {
+	_, err := requireStaff(c)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 	_ "github.com/kommun/servicegateway/services/fields/all"
@@ -94,7 +96,7 @@ type uploadEnv struct {
 type uploadOpts struct {
 	uploadTTL time.Duration
 	noScanner bool
-	failOpen  bool
+	policy    string // intake.ScanRefuse (default), ScanHold, ScanAccept
 }
 
 // newUploadEnv is the real HTTP layer on a real redis-server with the
@@ -121,8 +123,8 @@ func newUploadEnv(t testing.TB, o uploadOpts) *uploadEnv {
 		scanner = clamav.New(e.clamd.Addr())
 	}
 	policy := intake.ScanRefuse
-	if o.failOpen {
-		policy = intake.ScanAccept
+	if o.policy != "" {
+		policy = o.policy
 	}
 	in, err := intake.New(intake.Deps{Store: store, Locker: store, Attachments: store, Scanner: scanner, Logger: quiet,
 		Config: intake.Config{UploadTTL: o.uploadTTL, ScanUnavailable: policy, MaxSubmissionAttachments: 5 << 20}})
@@ -364,16 +366,37 @@ func TestFormUploadNeedsCSRFFirst(t *testing.T) {
 }
 
 // The scanner down: refused with a clear message by default (fail
-// closed); accepted unchecked when configured to.
+// closed); held (the file kept and listed, the submission waiting until
+// the scanner is back and finds it clean); accepted unchecked when
+// configured to.
 func TestScannerDown(t *testing.T) {
-	for _, failOpen := range []bool{false, true} {
-		t.Run(fmt.Sprint("failOpen=", failOpen), func(t *testing.T) {
-			e := newUploadEnv(t, uploadOpts{failOpen: failOpen})
-			e.clamd.Close()
+	for _, policy := range []string{intake.ScanRefuse, intake.ScanHold, intake.ScanAccept} {
+		t.Run(policy, func(t *testing.T) {
+			e := newUploadEnv(t, uploadOpts{policy: policy})
+			e.clamd.Down.Store(true)
 			cookie, csrf, token := e.form(t, "/services/attach-test")
 			r := e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("x")}, part{name: "drawings", file: "a.pdf", body: pdf(t, 1000)})
-			if failOpen {
+			switch policy {
+			case intake.ScanAccept:
 				receiptID(t, r)
+				return
+			case intake.ScanHold:
+				m := regexp.MustCompile(`name="drawings" value="([a-z2-7]{32})" checked`).FindStringSubmatch(r.body)
+				if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "kunde inte kontrolleras just nu") || m == nil {
+					t.Fatalf("held: status %d\n%.3000s", r.status, r.body)
+				}
+				// Still down: the same answer, the file still kept.
+				r = e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("x")}, part{name: "drawings", body: []byte(m[1])})
+				if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `value="`+m[1]+`" checked`) {
+					t.Fatalf("still down: %d\n%.3000s", r.status, r.body)
+				}
+				// Back: scanned at submit, accepted.
+				e.clamd.Down.Store(false)
+				r = e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("x")}, part{name: "drawings", body: []byte(m[1])})
+				receiptID(t, r)
+				if a, _, err := e.store.Attachment(context.Background(), m[1]); err != nil || !a.Scanned {
+					t.Fatalf("not marked scanned: %+v %v", a, err)
+				}
 				return
 			}
 			if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "kunde inte kontrolleras just nu") {
@@ -552,4 +575,125 @@ func zipBomb(t testing.TB) []byte {
 	w.Write(make([]byte, 20<<20))
 	zw.Close()
 	return buf.Bytes()
+}
+
+// Staff at a service point attach the visitor's drawings on the desk form
+// (multipart, the same streaming and checks); a refused file is a field
+// error with the other values kept.
+func TestDeskFormTakesFiles(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	deps.Authenticate = httpapi.AuthenticateForTests(deskPersonas)
+	deps.ServicePoints = servicepoint.Default()
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Attachments: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Intake = in
+	e := &uploadEnv{env: &env{app: build(t, deps), store: store}}
+	r := e.get(t, "/desk/services/building-permit", "X-Test-Principal", "sara")
+	if r.status != 200 || !strings.Contains(r.body, `enctype="multipart/form-data"`) || !strings.Contains(r.body, `id="f-drawings"`) {
+		t.Fatalf("desk form: %d\n%.3000s", r.status, r.body)
+	}
+	var cookie string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "gw_csrf=") {
+			cookie = strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	csrf, token := hidden(t, r.body, "_csrf"), hidden(t, r.body, "_form")
+	post := func(drawing part) resp {
+		ct, body := multipartBody(t, part{name: "_csrf", body: []byte(csrf)}, part{name: "_form", body: []byte(token)},
+			part{name: "_visitor", body: []byte("19900101-3011")}, part{name: "_identity_check", body: []byte("id_document")},
+			part{name: "_consent", body: []byte("true")},
+			part{name: "project", body: []byte("new-house")}, part{name: "property", body: []byte("Kvarnen 1:2")},
+			part{name: "applicant_name", body: []byte("Bertil Berg")}, part{name: "applying_as", body: []byte("owner")},
+			part{name: "floor_area", body: []byte("120")}, part{name: "description", body: []byte("Ett hus i trä, rödmålat, mitt på tomten")},
+			drawing, part{name: "phone", body: []byte("018-727 00 00")}, part{name: "correct", body: []byte("true")})
+		req := httptest.NewRequest("POST", "/desk/services/building-permit", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-Test-Principal", "sara")
+		return e.do(t, req)
+	}
+	if r := post(part{name: "drawings", file: "plan.pdf", body: pngBytes}); r.status != http.StatusUnprocessableEntity ||
+		!strings.Contains(r.body, "har en filtyp som inte tas emot") || !strings.Contains(r.body, "Kvarnen 1:2") {
+		t.Fatalf("wrong type at the desk: %d\n%.3000s", r.status, r.body)
+	}
+	plan := pdf(t, 300_000)
+	r = post(part{name: "drawings", file: "plan.pdf", body: plan})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("desk submit: %d\n%.3000s", r.status, r.body)
+	}
+	id := strings.TrimPrefix(r.header.Get("Location"), "/desk/receipt/")
+	sub, err := store.Get(context.Background(), id)
+	if err != nil || len(sub.Attachments) != 1 || sub.Attachments[0].SHA256 != sha(plan) || sub.Channel != gateway.ChannelAssisted {
+		t.Fatalf("desk submission %+v %v", sub, err)
+	}
+}
+
+// hiddenInputs are a page's hidden inputs as a browser posts them.
+func hiddenInputs(body string) []part {
+	var out []part
+	for _, m := range regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`).FindAllStringSubmatch(body, -1) {
+		out = append(out, part{name: m[1], body: []byte(html.UnescapeString(m[2]))})
+	}
+	return out
+}
+
+// A drawing attached on the building permit's third step is carried
+// through the later steps and the check-your-answers page (by its id,
+// bound to the signed-in resident) into the submission, bytes intact.
+func TestMultiStepCarriesAttachment(t *testing.T) {
+	deps, store, _ := baseDeps(t)
+	deps.Authenticate = httpapi.AuthenticateForTests(deskPersonas)
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Attachments: store, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps.Intake = in
+	e := &uploadEnv{env: &env{app: build(t, deps), store: store}}
+	const path = "/services/building-permit"
+	r := e.get(t, path, "X-Test-Principal", "bertil")
+	var cookie string
+	for _, c := range r.header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "gw_csrf=") {
+			cookie = strings.SplitN(c, ";", 2)[0]
+		}
+	}
+	step := func(page string, parts ...part) resp {
+		t.Helper()
+		ct, body := multipartBody(t, append(hiddenInputs(page), parts...)...)
+		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-Test-Principal", "bertil")
+		r := e.do(t, req)
+		if r.status >= 400 {
+			t.Fatalf("step: %d\n%.3000s", r.status, r.body)
+		}
+		return r
+	}
+	next := part{name: "_nav", body: []byte("next")}
+	r = step(r.body, part{name: "_step", body: []byte("0")}, next, part{name: "project", body: []byte("new-house")},
+		part{name: "property", body: []byte("Kvarnen 1:2")})
+	r = step(r.body, part{name: "_step", body: []byte("1")}, next, part{name: "applying_as", body: []byte("owner")})
+	if !strings.Contains(r.body, `id="f-drawings"`) {
+		t.Fatalf("not the drawings step:\n%.3000s", r.body)
+	}
+	plan := pdf(t, 300_000)
+	r = step(r.body, part{name: "_step", body: []byte("2")}, next, part{name: "floor_area", body: []byte("120")},
+		part{name: "description", body: []byte("Ett hus i trä, rödmålat, mitt på tomten")}, part{name: "drawings", file: "situationsplan.pdf", body: plan})
+	if !strings.Contains(r.body, `name="drawings" value="attachment:`) {
+		t.Fatalf("the drawing is not carried:\n%.3000s", r.body)
+	}
+	r = step(r.body, part{name: "_step", body: []byte("3")}, next, part{name: "phone", body: []byte("018-727 00 00")}, part{name: "correct", body: []byte("true")})
+	if !strings.Contains(r.body, "situationsplan.pdf (300 kB)") {
+		t.Fatalf("check page does not name the drawing:\n%.3000s", r.body)
+	}
+	r = step(r.body, part{name: "_nav", body: []byte("send")})
+	id := receiptID(t, r)
+	sub, err := store.Get(context.Background(), id)
+	if err != nil || len(sub.Attachments) != 1 || e.storedHash(t, sub.Attachments[0].ID) != sha(plan) {
+		t.Fatalf("submission %+v %v", sub, err)
+	}
 }

@@ -122,8 +122,21 @@ var answerFiles = &gateway.Service{ID: "answer", Fields: []gateway.Field{{Name: 
 // UploadAnswerFile stores one file sent with an answer to a completion
 // request, under the answer's file rules; the answer (Answer) then claims
 // it. Refused files are EInvalid with a message on AnswerFileField.
+//
+// A file the scanner could not check is refused when the policy is to
+// hold it (ScanHold): an answer has no later submit to check it at, so it
+// fails closed ("try again"); ScanAccept keeps it unchecked, as for forms.
 func (in *Intake) UploadAnswerFile(ctx context.Context, name string, body io.Reader, scope string) (gateway.Attachment, error) {
-	return in.Upload(ctx, Upload{Service: answerFiles, Field: AnswerFileField, Name: name, Body: body, Scope: scope})
+	a, err := in.Upload(ctx, Upload{Service: answerFiles, Field: AnswerFileField, Name: name, Body: body, Scope: scope})
+	if err != nil || in.scanner == nil || a.Scanned || in.cfg.ScanUnavailable != ScanHold {
+		return a, err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.StoreTimeout)
+	defer cancel()
+	if derr := in.attachments.DeleteAttachments(dctx, a.ID); derr != nil {
+		in.log.Warn("unscanned answer file not deleted; it expires", "attachment", a.ID, "err", derr)
+	}
+	return gateway.Attachment{}, fieldError(AnswerFileField, gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name))
 }
 
 // checkAnswerFiles applies the answer's file rules to files the upload

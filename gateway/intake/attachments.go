@@ -21,6 +21,7 @@ type Attachments interface {
 	Attachment(ctx context.Context, id string) (gateway.Attachment, string, error)
 	AttachmentReaderAt(ctx context.Context, id string) (io.ReaderAt, int64, error)
 	SetAttachmentType(ctx context.Context, id, mediaType string) error
+	MarkAttachmentScanned(ctx context.Context, id string) error
 	OpenAttachment(ctx context.Context, id string) (io.ReadCloser, gateway.Attachment, error)
 	ClaimAttachments(ctx context.Context, submissionID string, ids []string, ttl time.Duration) error
 	DeleteAttachments(ctx context.Context, ids ...string) error
@@ -38,6 +39,10 @@ type Scanner interface {
 const (
 	// ScanRefuse refuses the upload ("try again later"); nothing is kept.
 	ScanRefuse = "refuse"
+	// ScanHold keeps the file but holds it: the form lists it, and the
+	// submission is refused ("try again later", the file kept) until the
+	// scanner has found it clean.
+	ScanHold = "hold"
 	// ScanAccept keeps the file unchecked (the scanner is an extra, not a
 	// gate); logged as a warning.
 	ScanAccept = "accept"
@@ -146,21 +151,31 @@ func (in *Intake) Upload(ctx context.Context, u Upload) (gateway.Attachment, err
 		}
 		a.Type = inner
 	}
-	if err := in.scan(ctx, a); err != nil {
+	held, err := in.scan(ctx, a, in.cfg.ScanUnavailable)
+	if err != nil {
 		drop()
 		return gateway.Attachment{}, err
+	}
+	if !held && in.scanner != nil {
+		if err := in.attachments.MarkAttachmentScanned(ctx, a.ID); err != nil {
+			drop()
+			return gateway.Attachment{}, err
+		}
+		a.Scanned = true
 	}
 	return a, nil
 }
 
-// scan hands a stored attachment's bytes to the scanner.
-func (in *Intake) scan(ctx context.Context, a gateway.Attachment) error {
+// scan hands a stored attachment's bytes to the scanner. held: the
+// scanner could not answer and policy (ScanHold, ScanAccept) keeps the
+// file unchecked.
+func (in *Intake) scan(ctx context.Context, a gateway.Attachment, policy string) (held bool, err error) {
 	if in.scanner == nil {
-		return nil
+		return false, nil
 	}
 	rc, _, err := in.attachments.OpenAttachment(ctx, a.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rc.Close()
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.ScanTimeout)
@@ -168,17 +183,41 @@ func (in *Intake) scan(ctx context.Context, a gateway.Attachment) error {
 	err = in.scanner.Scan(sctx, rc)
 	switch {
 	case err == nil:
-		return nil
+		return false, nil
 	case errors.Is(err, gateway.ErrAttachmentInfected):
 		in.log.Warn("upload refused by the malware scanner", "attachment", a.ID, "field", a.Field, "err", err)
-		return fieldError(a.Field, gateway.NewMessage(gateway.MsgAttachmentInfected, "Name", a.Name))
-	case in.cfg.ScanUnavailable == ScanAccept:
-		in.log.Warn("malware scanner unavailable; upload kept unchecked", "attachment", a.ID, "err", err)
-		return nil
+		return false, fieldError(a.Field, gateway.NewMessage(gateway.MsgAttachmentInfected, "Name", a.Name))
+	case policy == ScanAccept || policy == ScanHold:
+		in.log.Warn("malware scanner unavailable; upload kept unchecked", "attachment", a.ID, "policy", policy, "err", err)
+		return true, nil
 	default:
 		in.log.Error("malware scanner unavailable; upload refused", "attachment", a.ID, "err", err)
-		return fieldError(a.Field, gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name))
+		return false, fieldError(a.Field, gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name))
 	}
+}
+
+// rescan checks, at submit, a file held while the scanner was down
+// (ScanHold): clean, it is marked so; infected, deleted; the scanner still
+// down, the submission waits (the file stays attached).
+func (in *Intake) rescan(ctx context.Context, a gateway.Attachment) *gateway.Message {
+	held, err := in.scan(ctx, a, ScanRefuse)
+	var gerr *gateway.Error
+	switch {
+	case held:
+	case errors.As(err, &gerr) && gerr.Fields[a.Field].ID == gateway.MsgAttachmentInfected:
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.StoreTimeout)
+		in.attachments.DeleteAttachments(dctx, a.ID)
+		cancel()
+		m := gerr.Fields[a.Field]
+		return &m
+	case err != nil:
+		return gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name)
+	default:
+		if err := in.attachments.MarkAttachmentScanned(ctx, a.ID); err != nil {
+			return gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name)
+		}
+	}
+	return nil
 }
 
 // resolveAttachments replaces the values of the service's file fields,
@@ -189,7 +228,9 @@ func (in *Intake) scan(ctx context.Context, a gateway.Attachment) error {
 // is a field error. claimed are the ids already claimed by a submission:
 // allowed only with an idempotency key (a repeated request, which the
 // store answers with the earlier submission).
-func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[string][]string) (map[string][]string, gateway.FieldErrors, []string, error) {
+//
+// With scan (at submit), a file held unchecked (ScanHold) is scanned now.
+func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[string][]string, scan bool) (map[string][]string, gateway.FieldErrors, []string, error) {
 	errs := gateway.FieldErrors{}
 	var claimed []string
 	var out map[string][]string
@@ -235,6 +276,12 @@ func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[
 				(owner != "" && r.IdempotencyKey == "") {
 				errs[f.Name] = *gateway.NewMessage(gateway.MsgAttachmentNotFound)
 				break
+			}
+			if scan && !a.Scanned && owner == "" && in.scanner != nil && in.cfg.ScanUnavailable == ScanHold {
+				if m := in.rescan(ctx, a); m != nil {
+					errs[f.Name] = *m
+					break
+				}
 			}
 			if owner != "" {
 				claimed = append(claimed, a.ID)
@@ -308,7 +355,7 @@ func (in *Intake) claim(ctx context.Context, sub *gateway.Submission, claimed []
 // form drawn again or a step validated: only attachments the scopes may
 // use, and not yet claimed; others are left out (the submit reports them).
 func (in *Intake) AttachmentValues(ctx context.Context, svc *gateway.Service, values map[string][]string, scopes []string) map[string][]string {
-	out, errs, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, values)
+	out, errs, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, values, false)
 	if err != nil {
 		return values
 	}
@@ -319,7 +366,7 @@ func (in *Intake) AttachmentValues(ctx context.Context, svc *gateway.Service, va
 	for name := range errs {
 		var kept []string
 		for _, v := range values[name] {
-			one, e, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, map[string][]string{name: {v}})
+			one, e, _, err := in.resolveAttachments(ctx, Request{Service: svc, UploadScopes: scopes}, map[string][]string{name: {v}}, false)
 			if err == nil && len(e) == 0 {
 				kept = append(kept, one[name]...)
 			}

@@ -108,8 +108,8 @@ type Config struct {
 	// attachments (0: only the per-field limits).
 	MaxSubmissionAttachments int64
 	// ScanTimeout bounds one malware scan; ScanUnavailable says what an
-	// upload the scanner could not check gets: ScanRefuse (default) or
-	// ScanAccept.
+	// upload the scanner could not check gets: ScanRefuse (default),
+	// ScanHold or ScanAccept.
 	ScanTimeout     time.Duration
 	ScanUnavailable string
 }
@@ -186,9 +186,9 @@ func New(d Deps) (*Intake, error) {
 	switch c.ScanUnavailable {
 	case "":
 		c.ScanUnavailable = def.ScanUnavailable
-	case ScanRefuse, ScanAccept:
+	case ScanRefuse, ScanHold, ScanAccept:
 	default:
-		return nil, errors.New("intake: ScanUnavailable must be refuse or accept")
+		return nil, errors.New("intake: ScanUnavailable must be refuse, hold or accept")
 	}
 	log := d.Logger
 	if log == nil {
@@ -305,7 +305,7 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	values := prefill(r, visitor)
 	// 3. Validation. Attachment ids are looked up first: the file kind
 	// validates the stored descriptions, never what a client says.
-	values, aerrs, claimed, err := in.resolveAttachments(ctx, r, values)
+	values, aerrs, claimed, err := in.resolveAttachments(ctx, r, values, true)
 	if err != nil {
 		return Result{}, err
 	}

@@ -44,6 +44,7 @@ const (
 	faChunks = "chunks"
 	faSub    = "sub"   // the claiming submission
 	faScope  = "scope" // who uploaded it (gateway.Attachment.Scope)
+	faClean  = "clean" // "1": the malware scanner found it clean
 )
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, AttachmentChunk); return &b }}
@@ -165,7 +166,7 @@ func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attach
 	if m[faID] == "" {
 		return a, 0, "", gateway.ErrAttachmentNotFound
 	}
-	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256], Scope: m[faScope]}
+	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256], Scope: m[faScope], Scanned: m[faClean] == "1"}
 	a.Size, err = strconv.ParseInt(m[faSize], 10, 64)
 	if err == nil {
 		chunks, err = strconv.Atoi(m[faChunks])
@@ -297,9 +298,18 @@ func (s *Store) SetAttachmentType(ctx context.Context, id, mediaType string) err
 	if !validID(id) {
 		return gateway.ErrAttachmentNotFound
 	}
+	return s.setAttachmentField(ctx, id, faType, mediaType)
+}
+
+// setAttachmentField sets one field of an attachment's metadata if the
+// attachment exists.
+func (s *Store) setAttachmentField(ctx context.Context, id, field, value string) error {
+	if !validID(id) {
+		return gateway.ErrAttachmentNotFound
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	n, err := setAttachmentTypeScript.Run(ctx, s.rdb, []string{s.keys.attachmentMeta(id)}, mediaType).Int()
+	n, err := setAttachmentFieldScript.Run(ctx, s.rdb, []string{s.keys.attachmentMeta(id)}, field, value).Int()
 	if err != nil {
 		return unavailable(err)
 	}
@@ -353,4 +363,10 @@ func (r *attachmentReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		n += copy(p[n:], b)
 	}
 	return n, nil
+}
+
+// MarkAttachmentScanned records that the malware scanner found an
+// attachment clean; a missing one is gateway.ErrAttachmentNotFound.
+func (s *Store) MarkAttachmentScanned(ctx context.Context, id string) error {
+	return s.setAttachmentField(ctx, id, faClean, "1")
 }

@@ -726,13 +726,14 @@ end
 return 'released'
 `)
 
-// setAttachmentTypeScript sets the type of an attachment that exists
-// (not one that expired meanwhile). KEYS: 1 metadata hash; ARGV: 1 type.
-// Replies 1, or 0 when missing.
-var setAttachmentTypeScript = redis.NewScript(`
+// setAttachmentFieldScript sets a field of an attachment that exists (not
+// one that expired meanwhile): its type found inside a zip, its scan.
+// KEYS: 1 metadata hash; ARGV: 1 field, 2 value. Replies 1, or 0 when
+// missing.
+var setAttachmentFieldScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'type', ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,7 +104,13 @@ func (b *browser) fatal(what string, err error) {
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
+	// Like navigate: an element that never appears fails, not hangs.
+	if err := chromedp.Do(b.ctx); err != nil {
+		b.fatal(what, err)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.fatal(what, err)
 	}
 }
@@ -207,6 +214,9 @@ type page struct {
 	keyboard bool
 	// extra checks more on the page.
 	extra func(s *sweep, where string)
+	// reach, when set, leads to the page instead of path (a later step of
+	// a multi-step form) and returns its status.
+	reach func(s *sweep, lang, where string) int64
 }
 
 type sweep struct {
@@ -238,7 +248,9 @@ func (s *sweep) check(role string, pages []page) {
 		for _, p := range pages {
 			where := fmt.Sprintf("%s %s [%s]", role, p.name, lang)
 			var code int64
-			if p.post != "" {
+			if p.reach != nil {
+				code = p.reach(s, lang, where)
+			} else if p.post != "" {
 				s.b.navigate(where+": open the form", chromedp.Navigate(s.gw+withLang(p.path, lang)))
 				code = s.b.navigate(where+": send the form", chromedp.Click(chromedp.CSS(p.post)))
 			} else {
@@ -603,6 +615,34 @@ func TestAccessibilitySweep(t *testing.T) {
 	for _, id := range services {
 		resident = append(resident, page{name: "form " + id + " with errors", path: "/services/" + id, post: send, status: 422, keyboard: true})
 	}
+	// The building permit's drawings: the file input, and after a post
+	// with a drawing but no description, the drawing listed as attached.
+	drawing := filepath.Join(t.TempDir(), "ritning.pdf")
+	if err := os.WriteFile(drawing, []byte("%PDF-1.7\n% a drawing\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toDetails := func(s *sweep, lang, where string) int64 {
+		next := chromedp.Click(chromedp.CSS(`button[name="_nav"][value="next"]`))
+		s.b.navigate(where+": open the form", chromedp.Navigate(s.gw+withLang("/services/building-permit", lang)))
+		s.b.do(where+": the project", chromedp.SetValue(chromedp.CSS("#f-project"), "new-house"),
+			chromedp.SendKeys(chromedp.CSS("#f-property"), "Kvarnen 1:2"))
+		s.b.navigate(where+": continue", next)
+		s.b.do(where+": the applicant", chromedp.SetValue(chromedp.CSS("#f-applying_as"), "owner"))
+		return s.b.navigate(where+": continue", next)
+	}
+	resident = append(resident,
+		page{name: "building permit, the drawings step", status: 200, reach: toDetails},
+		page{name: "building permit, a drawing attached and errors", status: 422, keyboard: true, reach: func(s *sweep, lang, where string) int64 {
+			toDetails(s, lang, where)
+			s.b.do(where+": attach a drawing", chromedp.SendKeys(chromedp.CSS("#f-floor_area"), "120"),
+				chromedp.SetUploadFiles(chromedp.CSS("#f-drawings"), []string{drawing}))
+			return s.b.navigate(where+": continue", chromedp.Click(chromedp.CSS(`button[name="_nav"][value="next"]`)))
+		}, extra: func(s *sweep, where string) {
+			if n := eval[int](s.b, "drawings listed", `document.querySelectorAll('.attached-files input[type=checkbox]:checked').length`); n != 1 {
+				s.problem("%s: %d attached drawings listed, want 1", where, n)
+			}
+		}},
+	)
 	s.check("resident", resident)
 
 	// Service-point staff: the desk, a form filed for a visitor, its receipt.

@@ -28,7 +28,10 @@ type Server struct {
 	MaxStream int64
 	// Scans counts the streams answered.
 	Scans atomic.Int64
-	wg    sync.WaitGroup
+	// Down, while true, makes the server close every connection without
+	// an answer (a clamd that is restarting or overloaded).
+	Down atomic.Bool
+	wg   sync.WaitGroup
 }
 
 // Start listens on a free loopback port; the server stops with the test.
@@ -71,6 +74,9 @@ func (s *Server) serve() {
 }
 
 func (s *Server) handle(conn net.Conn) {
+	if s.Down.Load() {
+		return
+	}
 	r := bufio.NewReader(conn)
 	cmd, err := r.ReadString(0)
 	if err != nil {

@@ -119,6 +119,8 @@ func (in *Intake) Upload(ctx context.Context, u Upload) (gateway.Attachment, err
 	switch {
 	case errors.Is(err, gateway.ErrAttachmentTooLarge):
 		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentTooLarge, "Name", name, "Max", gateway.FormatSize(f.AttachmentMaxSize())))
+	case errors.Is(err, gateway.ErrAttachmentTooMany): // the uploader's pending uploads (store's bound)
+		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentTooMany, "Max", f.AttachmentMaxFiles()))
 	case errors.Is(err, gateway.ErrAttachmentEmptyFile):
 		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentEmpty, "Name", name))
 	case err != nil:

@@ -404,3 +404,21 @@ func (r *attachmentReaderAt) ReadAt(p []byte, off int64) (int, error) {
 func (s *Store) MarkAttachmentScanned(ctx context.Context, id string) error {
 	return s.setAttachmentField(ctx, id, faClean, "1")
 }
+
+// IdempotentSubmission returns the id of the submission an idempotency key
+// made, "" when none (or no key).
+func (s *Store) IdempotentSubmission(ctx context.Context, idem gateway.Idempotency) (string, error) {
+	if idem.Key == "" {
+		return "", nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	id, err := s.rdb.HGet(ctx, s.keys.idem(idem.Scope, idem.Key), "id").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable(err)
+	}
+	return id, nil
+}

@@ -83,6 +83,7 @@ var settings = []setting{
 	{"GATEWAY_UPLOAD_TTL", "2h", "how long an uploaded file is kept until a submission includes it; a form abandoned with files leaves nothing after this"},
 	{"GATEWAY_ATTACHMENT_KEEP", "720h", "longest time a submission's files are kept while it waits for delivery (delivery deletes them sooner)"},
 	{"GATEWAY_ATTACHMENTS_MAX", "50MB", "largest total size of one submission's files (each file field also has its own max_size and max_files)"},
+	{"GATEWAY_UPLOADS_PER_CLIENT", "200", "uploads one browser, signed-in person or API client address may make within GATEWAY_UPLOAD_TTL; more are refused"},
 	{"GATEWAY_SCANNER", "", "malware scanner for uploads: clamd://host:3310 (ClamAV's clamd, INSTREAM) or an http(s):// URL of an HTTP scanning service (README \"Attachments\"); unset: files are not scanned"},
 	{"GATEWAY_SCANNER_TOKEN", "", "bearer token for an HTTP scanner"},
 	{"GATEWAY_SCAN_TIMEOUT", "30s", "longest time one scan may take"},
@@ -161,6 +162,7 @@ type config struct {
 	Area                                        location.Area
 	UploadTTL, AttachmentKeep, ScanTimeout      time.Duration
 	AttachmentsMax                              int64
+	UploadsPerClient                            int
 	Scanner, ScannerToken, ScanUnavailable      string
 }
 
@@ -255,6 +257,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else {
 		c.AttachmentsMax = n
 	}
+	c.UploadsPerClient = num("GATEWAY_UPLOADS_PER_CLIENT", 1, 1000000)
 	c.Scanner, c.ScannerToken, c.ScanUnavailable = get("GATEWAY_SCANNER"), get("GATEWAY_SCANNER_TOKEN"), get("GATEWAY_SCAN_UNAVAILABLE")
 	if c.ScanUnavailable != "refuse" && c.ScanUnavailable != "hold" && c.ScanUnavailable != "accept" {
 		errs = append(errs, fmt.Sprintf("GATEWAY_SCAN_UNAVAILABLE: want refuse, hold or accept, got %q", c.ScanUnavailable))

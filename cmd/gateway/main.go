@@ -172,6 +172,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	store := redisstore.New(rdb, cfg.RedisPrefix)
 	store.IndexKeep = redisstore.IndexKeepFor(longestRetention(loaded.Services))
 	store.WaitReplicas, store.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
+	store.MaxUploadsPerScope = cfg.UploadsPerClient
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = store.EnsureGroup(pingCtx)
 	cancel()

@@ -697,3 +697,29 @@ func TestMultiStepCarriesAttachment(t *testing.T) {
 		t.Fatalf("submission %+v %v", sub, err)
 	}
 }
+
+// A submission with files repeated with its Idempotency-Key gets the same
+// receipt (the files, claimed by it, are not "taken"); under another key
+// the files are refused, as they belong to the first submission.
+func TestIdempotentSubmitWithAttachments(t *testing.T) {
+	e := newUploadEnv(t, uploadOpts{noScanner: true})
+	req := httptest.NewRequest("POST", "/api/v1/uploads?service=attach-test&field=drawings&name=plan.pdf", bytes.NewReader(pdf(t, 2000)))
+	r := e.do(t, req)
+	var a gateway.Attachment
+	json.Unmarshal([]byte(r.body), &a)
+	body := `{"title":"Altan","drawings":["` + a.ID + `"]}`
+	first := e.postJSON(t, "/api/v1/services/attach-test/submissions", body, "Idempotency-Key", "k-1")
+	again := e.postJSON(t, "/api/v1/services/attach-test/submissions", body, "Idempotency-Key", "k-1")
+	if first.status != 202 || again.status != 202 || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("first %d, again %d %s", first.status, again.status, again.body)
+	}
+	var r1, r2 struct{ ID string }
+	json.Unmarshal([]byte(first.body), &r1)
+	json.Unmarshal([]byte(again.body), &r2)
+	if r1.ID != r2.ID {
+		t.Fatalf("two submissions: %s %s", r1.ID, r2.ID)
+	}
+	if other := e.postJSON(t, "/api/v1/services/attach-test/submissions", body, "Idempotency-Key", "k-2"); other.status != 422 {
+		t.Fatalf("another key with the same files: %d %s", other.status, other.body)
+	}
+}

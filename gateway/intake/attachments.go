@@ -25,6 +25,10 @@ type Attachments interface {
 	OpenAttachment(ctx context.Context, id string) (io.ReadCloser, gateway.Attachment, error)
 	ClaimAttachments(ctx context.Context, submissionID string, ids []string, ttl time.Duration) error
 	DeleteAttachments(ctx context.Context, ids ...string) error
+	// IdempotentSubmission is the id of the submission an idempotency key
+	// made ("" for none): a repeated request may name files that its
+	// first run claimed, and only those.
+	IdempotentSubmission(ctx context.Context, idem gateway.Idempotency) (string, error)
 }
 
 // Scanner checks a file for malware: nil when clean, an error wrapping
@@ -119,6 +123,8 @@ func (in *Intake) Upload(ctx context.Context, u Upload) (gateway.Attachment, err
 	switch {
 	case errors.Is(err, gateway.ErrAttachmentTooLarge):
 		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentTooLarge, "Name", name, "Max", gateway.FormatSize(f.AttachmentMaxSize())))
+	case errors.Is(err, gateway.ErrAttachmentTooMany): // the uploader's pending uploads (store's bound)
+		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentTooMany, "Max", f.AttachmentMaxFiles()))
 	case errors.Is(err, gateway.ErrAttachmentEmptyFile):
 		return gateway.Attachment{}, fieldError(f.Name, gateway.NewMessage(gateway.MsgAttachmentEmpty, "Name", name))
 	case err != nil:
@@ -225,14 +231,14 @@ func (in *Intake) rescan(ctx context.Context, a gateway.Attachment) *gateway.Mes
 // the id is used), with the stored descriptions (gateway.AttachmentValue)
 // for the file kind to validate. An id that is unknown, expired, uploaded
 // for another field or by another scope, or claimed by another submission
-// is a field error. claimed are the ids already claimed by a submission:
-// allowed only with an idempotency key (a repeated request, which the
-// store answers with the earlier submission).
+// is a field error. claimed are the ids already claimed by a submission
+// (id -> that submission): allowed only with an idempotency key, and
+// checked against the submission the key made (checkReplay).
 //
 // With scan (at submit), a file held unchecked (ScanHold) is scanned now.
-func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[string][]string, scan bool) (map[string][]string, gateway.FieldErrors, []string, error) {
+func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[string][]string, scan bool) (map[string][]string, gateway.FieldErrors, map[string]string, error) {
 	errs := gateway.FieldErrors{}
-	var claimed []string
+	claimed := map[string]string{}
 	var out map[string][]string
 	for i := range r.Service.Fields {
 		f := &r.Service.Fields[i]
@@ -284,7 +290,7 @@ func (in *Intake) resolveAttachments(ctx context.Context, r Request, values map[
 				}
 			}
 			if owner != "" {
-				claimed = append(claimed, a.ID)
+				claimed[a.ID] = owner
 			}
 			resolved = append(resolved, gateway.AttachmentValue(a))
 		}
@@ -324,10 +330,10 @@ func (in *Intake) attachmentsOf(svc *gateway.Service, payload map[string]any) ([
 // claim marks the submission's attachments as its own before the write;
 // those already claimed by an earlier submission (a repeated request with
 // the same idempotency key) are left to the store's answer.
-func (in *Intake) claim(ctx context.Context, sub *gateway.Submission, claimed []string) error {
+func (in *Intake) claim(ctx context.Context, sub *gateway.Submission, claimed map[string]string) error {
 	var ids []string
 	for _, a := range sub.Attachments {
-		if !slices.Contains(claimed, a.ID) {
+		if _, ok := claimed[a.ID]; !ok {
 			ids = append(ids, a.ID)
 		}
 	}
@@ -374,4 +380,30 @@ func (in *Intake) AttachmentValues(ctx context.Context, svc *gateway.Service, va
 		out[name] = kept
 	}
 	return out
+}
+
+// checkReplay: files already claimed may be named only by a repetition of
+// the request that claimed them, the one its idempotency key made (the
+// store then answers with that submission); anything else is as if the
+// files were gone.
+func (in *Intake) checkReplay(ctx context.Context, sub *gateway.Submission, idem gateway.Idempotency, claimed map[string]string) error {
+	if len(claimed) == 0 {
+		return nil
+	}
+	prev := ""
+	if idem.Key != "" {
+		cctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
+		var err error
+		prev, err = in.attachments.IdempotentSubmission(cctx, idem)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	for _, a := range sub.Attachments {
+		if owner, ok := claimed[a.ID]; ok && (prev == "" || owner != prev) {
+			return fieldError(a.Field, gateway.NewMessage(gateway.MsgAttachmentNotFound))
+		}
+	}
+	return nil
 }

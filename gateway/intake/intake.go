@@ -379,6 +379,9 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	// the submission will have: a claimed file is never handed to another
 	// submission, and one left by a failed write expires with the claim.
 	if len(sub.Attachments) > 0 {
+		if err := in.checkReplay(ctx, sub, idem, claimed); err != nil {
+			return Result{}, err
+		}
 		sub.ID = gateway.NewID()
 		if err := in.claim(ctx, sub, claimed); err != nil {
 			return Result{}, err

@@ -33,6 +33,9 @@ const AttachmentChunk = 256 << 10
 // given no TTL.
 const DefaultAttachmentTTL = time.Hour
 
+// DefaultMaxUploadsPerScope is Store.MaxUploadsPerScope when unset.
+const DefaultMaxUploadsPerScope = 200
+
 // Attachment metadata hash fields.
 const (
 	faID     = "id"
@@ -67,6 +70,11 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 		ttl = DefaultAttachmentTTL
 	}
 	a := gateway.Attachment{ID: s.newID(), Field: meta.Field, Name: gateway.SanitizeFilename(meta.Name), Type: meta.Type, Scope: meta.Scope}
+	if a.Scope != "" {
+		if err := s.uploadSlot(ctx, a.Scope, a.ID, ttl); err != nil {
+			return gateway.Attachment{}, err
+		}
+	}
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := *bp
@@ -74,6 +82,11 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 	chunks := 0
 	fail := func(err error) (gateway.Attachment, error) {
 		s.removeChunks(ctx, a.ID, chunks)
+		if a.Scope != "" {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout())
+			s.rdb.ZRem(cctx, s.keys.uploadScope(a.Scope), a.ID) // the place is free again
+			cancel()
+		}
 		return gateway.Attachment{}, err
 	}
 	for {
@@ -116,6 +129,27 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 		return fail(unavailable(err)) // removes the metadata too, should it have landed
 	}
 	return a, nil
+}
+
+// uploadSlot takes a place among the scope's pending uploads; full is
+// gateway.ErrAttachmentTooMany.
+func (s *Store) uploadSlot(ctx context.Context, scope, id string, ttl time.Duration) error {
+	max := s.MaxUploadsPerScope
+	if max <= 0 {
+		max = DefaultMaxUploadsPerScope
+	}
+	now := s.now()
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	ok, err := uploadSlotScript.Run(ctx, s.rdb, []string{s.keys.uploadScope(scope)},
+		now.UnixMilli(), now.Add(ttl).UnixMilli(), max, id, ttl.Milliseconds()).Int()
+	if err != nil {
+		return unavailable(err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("%d uploads pending for this uploader: %w", max, gateway.ErrAttachmentTooMany)
+	}
+	return nil
 }
 
 // removeChunks deletes the metadata and chunks 0..n-1 of attachment id,
@@ -369,4 +403,22 @@ func (r *attachmentReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // attachment clean; a missing one is gateway.ErrAttachmentNotFound.
 func (s *Store) MarkAttachmentScanned(ctx context.Context, id string) error {
 	return s.setAttachmentField(ctx, id, faClean, "1")
+}
+
+// IdempotentSubmission returns the id of the submission an idempotency key
+// made, "" when none (or no key).
+func (s *Store) IdempotentSubmission(ctx context.Context, idem gateway.Idempotency) (string, error) {
+	if idem.Key == "" {
+		return "", nil
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	id, err := s.rdb.HGet(ctx, s.keys.idem(idem.Scope, idem.Key), "id").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", unavailable(err)
+	}
+	return id, nil
 }

@@ -328,3 +328,38 @@ func TestAttachmentReaderAtAndType(t *testing.T) {
 		}
 	})
 }
+
+// One uploader's uploads within the upload TTL are bounded in number; a
+// refused or failed upload frees its place; another uploader is not
+// affected.
+func TestUploadsPerScopeBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		s.MaxUploadsPerScope = 2
+		put := func(scope string, r io.Reader) error {
+			_, err := s.PutAttachment(ctx, gateway.Attachment{Name: "a.pdf", Scope: scope}, r, 1<<20, time.Minute)
+			return err
+		}
+		for i := range 2 {
+			if err := put("browser:a", bytes.NewReader([]byte("x"))); err != nil {
+				t.Fatalf("upload %d: %v", i, err)
+			}
+		}
+		if err := put("browser:a", bytes.NewReader([]byte("x"))); !errors.Is(err, gateway.ErrAttachmentTooMany) {
+			t.Fatalf("third: %v", err)
+		}
+		if err := put("browser:b", bytes.NewReader([]byte("x"))); err != nil {
+			t.Fatalf("another uploader: %v", err)
+		}
+		s.MaxUploadsPerScope = 3
+		if err := put("browser:a", &failingReader{r: bytes.NewReader([]byte("x"))}); !errors.Is(err, errCutOff) {
+			t.Fatalf("cut off: %v", err)
+		}
+		if err := put("browser:a", bytes.NewReader([]byte("x"))); err != nil {
+			t.Fatalf("the cut-off upload's place: %v", err)
+		}
+		if ttl := rdb.PTTL(ctx, s.keys.uploadScope("browser:a")).Val(); ttl <= 0 || ttl > time.Minute {
+			t.Fatalf("scope index TTL %v", ttl)
+		}
+	})
+}

@@ -264,3 +264,11 @@ func (k keys) attachmentChunkPrefix(id string) string { return k.base + "{f:" + 
 func (k keys) attachmentChunk(id string, n int) string {
 	return k.attachmentChunkPrefix(id) + strconv.Itoa(n)
 }
+
+// uploadScope counts one uploader's uploads (zset: attachment id, score =
+// when its upload TTL ends), so that the uploads one browser or client may
+// have pending are bounded in number (Store.MaxUploadsPerScope); digest =
+// sha256(scope), a scope can hold a person's subject. Stands alone.
+//
+//	gw:fscope:<digest>  zset  expires with the newest upload's TTL
+func (k keys) uploadScope(scope string) string { return k.hashed("fscope", scope) }

@@ -737,3 +737,23 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
+
+// uploadSlotScript takes a place for one upload among its scope's (the
+// uploader's) uploads of the last upload TTL: entries whose time is over
+// are dropped first; at max the upload is refused.
+//
+// KEYS: 1 the scope's zset
+// ARGV: 1 now (ms), 2 the upload's end (ms), 3 max, 4 attachment id, 5 TTL (ms)
+//
+// Replies 1 (taken) or 0 (full).
+var uploadSlotScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return 1
+`)

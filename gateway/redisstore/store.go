@@ -100,6 +100,11 @@ type Store struct {
 	WaitReplicas int
 	WaitTimeout  time.Duration
 
+	// MaxUploadsPerScope bounds the uploads one uploader (browser, person,
+	// API client) may have made within the upload TTL
+	// (DefaultMaxUploadsPerScope when zero).
+	MaxUploadsPerScope int
+
 	now    func() time.Time
 	newID  func() string
 	newRef func(time.Time) string

@@ -176,6 +176,11 @@ type Delivery struct {
 	SubmittedAt    time.Time
 	Payload        map[string]any
 	Attempt        int // 1 for the first try
+	// Attachments are the files of the form's file fields (the record's
+	// descriptions); Files reaches their bytes and links. Files is nil
+	// when there are none.
+	Attachments []Attachment
+	Files       AttachmentFiles
 }
 
 // IdempotencyKey is the key the back-end deduplicates on: the submission id.

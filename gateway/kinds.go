@@ -56,7 +56,16 @@ type FieldView struct {
 	// note (message ID) on how to fill them.
 	Parts []FieldPart
 	Note  string
+	// NoteData are the placeholders of Note.
+	NoteData map[string]any
+	// A file input: its accept attribute, and the files already attached
+	// (kept when the form is drawn again).
+	Accept string
+	Files  []AttachedFile
 }
+
+// AttachedFile is a file already attached to a file field.
+type AttachedFile struct{ ID, Name, Size string }
 
 // FieldPart is one input of a field of several.
 type FieldPart struct {
@@ -115,6 +124,7 @@ const (
 	SettingDates                       // min_date, max_date
 	SettingPattern                     // pattern
 	SettingRequire                     // require (location)
+	SettingFile                        // accept, max_size, max_files (file)
 )
 
 // CheckSettings returns a problem for each setting of f that the kind
@@ -136,6 +146,9 @@ func CheckSettings(f *Field, allowed Setting) []FieldProblem {
 	}
 	if allowed&SettingRequire == 0 && f.Require != "" {
 		out = append(out, FieldProblem{"require", "require is only for location fields"})
+	}
+	if allowed&SettingFile == 0 && (len(f.Accept) > 0 || f.MaxSize != 0 || f.MaxFiles != 0) {
+		out = append(out, FieldProblem{"accept", "accept, max_size and max_files are only for file fields"})
 	}
 	if allowed&SettingPattern == 0 && f.Pattern != "" {
 		out = append(out, FieldProblem{"pattern", fmt.Sprintf("a pattern does not apply to a %s field", f.Type)})

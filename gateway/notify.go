@@ -88,8 +88,10 @@ type FollowUp struct {
 	Answer        string
 	AnsweredAt    time.Time
 	Attempt       int
-	// Attachments come with the file field kind: the answer will carry
-	// blob references here, and connectors add them like a submission's.
+	// Attachments are the files sent with the answer; connectors hand
+	// them on like a submission's, through Files (nil when none).
+	Attachments []Attachment
+	Files       AttachmentFiles
 }
 
 // IdempotencyKey is the key the back-end deduplicates a follow-up on.
@@ -111,4 +113,7 @@ type ConversationEntry struct {
 	At        time.Time `json:"at"`
 	Token     string    `json:"token"`
 	Delivered bool      `json:"delivered,omitempty"`
+	// Attachments are the files sent with the answer (descriptions; the
+	// bytes are in the attachment store until the follow-up is delivered).
+	Attachments []Attachment `json:"attachments,omitempty"`
 }

@@ -22,6 +22,7 @@ const (
 	FieldCheckbox     FieldType = "checkbox"
 	FieldPersonnummer FieldType = "personnummer"
 	FieldLocation     FieldType = "location"
+	FieldFile         FieldType = "file"
 )
 
 // What a field may be prefilled with from the sign-in.
@@ -58,6 +59,12 @@ type Field struct {
 	// Require says what a location field must be given: "address",
 	// "coordinates" or "either" (""; both may be given).
 	Require string
+	// File fields (services/fields/file): the media types accepted (found
+	// by sniffing the content), the largest file in bytes and the most
+	// files; the kind supplies defaults for the last two.
+	Accept   []string
+	MaxSize  int64
+	MaxFiles int
 
 	Regexp *regexp.Regexp // compiled Pattern, anchored; set by the manifest decoder
 }

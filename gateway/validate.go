@@ -43,6 +43,17 @@ const (
 	MsgLocationCoordinates = "validation.location_coordinates"
 	MsgLocationOutside     = "validation.location_outside"
 	MsgLocationAddress     = "validation.location_address" // require = "address", none given
+	// The file kind's and the upload's (data: Name, the sanitised file
+	// name; Max, a size such as "10 MB" or a count; Allowed, the accepted
+	// types' names).
+	MsgAttachmentType      = "validation.attachment_type"
+	MsgAttachmentTooLarge  = "validation.attachment_too_large"
+	MsgAttachmentTooMany   = "validation.attachment_too_many"
+	MsgAttachmentTotal     = "validation.attachment_total"
+	MsgAttachmentNotFound  = "validation.attachment_not_found"
+	MsgAttachmentInfected  = "validation.attachment_infected"
+	MsgAttachmentEmpty     = "validation.attachment_empty"
+	MsgAttachmentUnscanned = "validation.attachment_unscanned"
 )
 
 // ValidationMessages lists every message ID Validate may return, so tests can
@@ -50,7 +61,9 @@ const (
 var ValidationMessages = []string{MsgRequired, MsgMinLength, MsgMaxLength, MsgNumber, MsgMin, MsgMax,
 	MsgDate, MsgMinDate, MsgMaxDate, MsgEmail, MsgPhone, MsgOption, MsgSingleValue, MsgCheckbox,
 	MsgPersonnummer, MsgPnrChecksum, MsgPnrDate, MsgUnknownField, MsgInvalidEncoding, MsgType, MsgControlChars,
-	MsgLocationCoordinates, MsgLocationOutside, MsgLocationAddress}
+	MsgLocationCoordinates, MsgLocationOutside, MsgLocationAddress,
+	MsgAttachmentType, MsgAttachmentTooLarge, MsgAttachmentTooMany, MsgAttachmentTotal, MsgAttachmentNotFound,
+	MsgAttachmentInfected, MsgAttachmentEmpty, MsgAttachmentUnscanned}
 
 // DateLayout is the layout of date values (ISO 8601, as HTML date inputs send).
 const DateLayout = "2006-01-02"

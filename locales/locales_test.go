@@ -117,7 +117,7 @@ func TestValidationMessagesInBothLanguages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := map[string]any{"Min": 10, "Max": 200, "Date": "2026-11-22"}
+	data := map[string]any{"Min": 10, "Max": 200, "Date": "2026-11-22", "Name": "ritning.pdf", "Allowed": "PDF, PNG"}
 	cases := []struct {
 		lang language.Tag
 		id   string

@@ -72,6 +72,11 @@ type fieldManifest struct {
 	Prefill string `toml:"prefill"`
 	// Require: for a location, "address", "coordinates" or "either".
 	Require string `toml:"require"`
+	// File fields: accepted media types, the largest file ("10MB",
+	// "512KiB" or bytes) and the most files.
+	Accept   []string `toml:"accept"`
+	MaxSize  string   `toml:"max_size"`
+	MaxFiles int      `toml:"max_files"`
 }
 
 // Problem is one thing wrong with a service's files.
@@ -324,6 +329,12 @@ func (v *validator) field(i int, fm fieldManifest, names map[string]bool) gatewa
 		MinLength: fm.MinLength, MaxLength: fm.MaxLength, Pattern: fm.Pattern,
 		Min: fm.Min, Max: fm.Max, MinDate: fm.MinDate, MaxDate: fm.MaxDate,
 		Options: fm.Options, Autocomplete: fm.Autocomplete, Prefill: fm.Prefill, Require: fm.Require,
+		Accept: fm.Accept, MaxFiles: fm.MaxFiles,
+	}
+	if fm.MaxSize != "" {
+		n, err := gateway.ParseSize(fm.MaxSize)
+		v.check(err == nil && n > 0, "fields.max_size", "field %q: max_size must be a size such as \"10MB\" or \"512KiB\": %v", fm.Name, err)
+		f.MaxSize = n
 	}
 	switch fm.Prefill {
 	case "":

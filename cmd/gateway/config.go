@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
 	"github.com/kommun/servicegateway/services/fields/location"
 )
@@ -85,6 +86,16 @@ var settings = []setting{
 	{"GATEWAY_OPEN311_KEYS_FILE", "", "file with the Open311 clients, one \"client-id api-key\" a line (keys of 16 characters or more); unset in development: client demo with api_key open311-demo-key; unset in production: Open311 takes no requests"},
 	{"GATEWAY_OPEN311_JURISDICTION", "", "the jurisdiction_id Open311 answers to; a request naming another one gets 404 (unset: jurisdiction_id is ignored)"},
 	{"GATEWAY_IDENTITY_KEY_FILE", "", "PEM file with the ECDSA P-256 private key that signs the identity tokens sent to proxied e-services (public key at /.well-known/gateway-keys.json); required in production when a service is proxied, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_ATTACHMENT_LINK_SECRET", "", "secret (at least 32 bytes) that signs the expiring download links of attachments handed to back-ends (GET /attachments/{id}); required in production when a service has a file field, shared by all replicas (development default: random at start)"},
+	{"GATEWAY_ATTACHMENT_LINK_TTL", "24h", "how long an attachment download link works after the delivery attempt that carried it; after a delivery the bytes are kept at most this long (deleted sooner once fetched); 1m to 168h"},
+	{"GATEWAY_UPLOAD_TTL", "2h", "how long an uploaded file is kept until a submission includes it; a form abandoned with files leaves nothing after this"},
+	{"GATEWAY_ATTACHMENT_KEEP", "720h", "longest time a submission's files are kept while it waits for delivery (delivery deletes them sooner)"},
+	{"GATEWAY_ATTACHMENTS_MAX", "50MB", "largest total size of one submission's files (each file field also has its own max_size and max_files)"},
+	{"GATEWAY_UPLOADS_PER_CLIENT", "200", "uploads one browser, signed-in person or API client address may make within GATEWAY_UPLOAD_TTL; more are refused"},
+	{"GATEWAY_SCANNER", "", "malware scanner for uploads: clamd://host:3310 (ClamAV's clamd, INSTREAM) or an http(s):// URL of an HTTP scanning service (README \"Attachments\"); unset: files are not scanned"},
+	{"GATEWAY_SCANNER_TOKEN", "", "bearer token for an HTTP scanner"},
+	{"GATEWAY_SCAN_TIMEOUT", "30s", "longest time one scan may take"},
+	{"GATEWAY_SCAN_UNAVAILABLE", "refuse", "what happens to an upload the scanner could not check (down, timed out): refuse (the resident is asked to try again later), hold (the file is kept and listed, and the submission waits, \"try again later\", until the scanner finds it clean) or accept (kept unchecked, logged)"},
 	{"REDIS_URL", "", "redis:// or rediss:// URL of Redis; unset: an embedded in-memory Redis (demo only, nothing survives a restart)"},
 	{"REDIS_ADDRS", "", "comma-separated host:port list: several for Redis Cluster, or Sentinels with REDIS_MASTER_NAME"},
 	{"REDIS_MASTER_NAME", "", "Sentinel master name"},
@@ -143,6 +154,8 @@ type config struct {
 	OIDC                                        oidcConfig
 	DevIdP                                      bool
 	SessionKey                                  string
+	AttachmentLinkSecret                        string
+	AttachmentLinkTTL                           time.Duration
 	SessionIdle, SessionAbsolute                time.Duration
 	SessionPrivileged                           time.Duration
 	ClientsFile, ProvidersFile                  string
@@ -161,6 +174,10 @@ type config struct {
 	Open311KeysFile, Open311Jurisdiction        string
 	IdentityKeyFile                             string
 	Area                                        location.Area
+	UploadTTL, AttachmentKeep, ScanTimeout      time.Duration
+	AttachmentsMax                              int64
+	UploadsPerClient                            int
+	Scanner, ScannerToken, ScanUnavailable      string
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -251,6 +268,27 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.AccessibilityService = get("GATEWAY_ACCESSIBILITY_SERVICE")
 	c.AccessibilitySet = strings.TrimSpace(getenv("GATEWAY_ACCESSIBILITY_SERVICE")) != ""
 	c.IdentityKeyFile = get("GATEWAY_IDENTITY_KEY_FILE")
+	c.AttachmentLinkSecret, c.AttachmentLinkTTL = get("GATEWAY_ATTACHMENT_LINK_SECRET"), dur("GATEWAY_ATTACHMENT_LINK_TTL")
+	if c.AttachmentLinkTTL < time.Minute || c.AttachmentLinkTTL > 168*time.Hour {
+		errs = append(errs, "GATEWAY_ATTACHMENT_LINK_TTL: want 1m to 168h")
+	}
+	c.UploadTTL, c.AttachmentKeep, c.ScanTimeout = dur("GATEWAY_UPLOAD_TTL"), dur("GATEWAY_ATTACHMENT_KEEP"), dur("GATEWAY_SCAN_TIMEOUT")
+	if n, err := gateway.ParseSize(get("GATEWAY_ATTACHMENTS_MAX")); err != nil || n <= 0 {
+		errs = append(errs, fmt.Sprintf("GATEWAY_ATTACHMENTS_MAX: want a size such as 50MB, got %q", get("GATEWAY_ATTACHMENTS_MAX")))
+	} else {
+		c.AttachmentsMax = n
+	}
+	c.UploadsPerClient = num("GATEWAY_UPLOADS_PER_CLIENT", 1, 1000000)
+	c.Scanner, c.ScannerToken, c.ScanUnavailable = get("GATEWAY_SCANNER"), get("GATEWAY_SCANNER_TOKEN"), get("GATEWAY_SCAN_UNAVAILABLE")
+	if c.ScanUnavailable != "refuse" && c.ScanUnavailable != "hold" && c.ScanUnavailable != "accept" {
+		errs = append(errs, fmt.Sprintf("GATEWAY_SCAN_UNAVAILABLE: want refuse, hold or accept, got %q", c.ScanUnavailable))
+	}
+	if c.Scanner != "" && !strings.HasPrefix(c.Scanner, "clamd://") && !strings.HasPrefix(c.Scanner, "http://") && !strings.HasPrefix(c.Scanner, "https://") {
+		errs = append(errs, fmt.Sprintf("GATEWAY_SCANNER: want clamd://host:port or an http(s):// URL, got %q", c.Scanner))
+	}
+	if c.UploadTTL <= 0 || c.AttachmentKeep <= 0 || c.ScanTimeout <= 0 {
+		errs = append(errs, "GATEWAY_UPLOAD_TTL, GATEWAY_ATTACHMENT_KEEP and GATEWAY_SCAN_TIMEOUT must be above zero")
+	}
 	switch get("GATEWAY_NOTIFY") {
 	case "on":
 		c.Notify = true
@@ -314,6 +352,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.production() {
 		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)
 		errs = append(errs, checkSecret("GATEWAY_SESSION_KEY", c.SessionKey)...)
+		errs = append(errs, checkSecret("GATEWAY_ATTACHMENT_LINK_SECRET", c.AttachmentLinkSecret)...)
 	}
 	if c.BreakerFailures == 0 {
 		c.BreakerFailures = -1 // delivery: negative switches breakers off

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -23,8 +24,10 @@ import (
 
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/casesim"
+	"github.com/kommun/servicegateway/gateway/clamav"
 	"github.com/kommun/servicegateway/gateway/delivery"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/httpscan"
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/locales"
@@ -169,6 +172,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	store := redisstore.New(rdb, cfg.RedisPrefix)
 	store.IndexKeep = redisstore.IndexKeepFor(longestRetention(loaded.Services))
 	store.WaitReplicas, store.WaitTimeout = cfg.RedisWaitReplicas, cfg.RedisWaitTimeout
+	store.MaxUploadsPerScope = cfg.UploadsPerClient
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	err = store.EnsureGroup(pingCtx)
 	cancel()
@@ -270,7 +274,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	use := setupUsage(ctx, cfg, store, metrics.Registry(), log)
 	// The one intake: every channel's submit rules. The store takes the
 	// writes, the idempotency lock and the desk's records.
-	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log})
+	in, err := intake.New(intake.Deps{Store: store, Locker: store, Desk: store, Events: use.events, Answers: store, Logger: log,
+		Attachments: store, Scanner: scannerOf(cfg),
+		Config: intake.Config{UploadTTL: cfg.UploadTTL, AttachmentKeep: cfg.AttachmentKeep, MaxSubmissionAttachments: cfg.AttachmentsMax,
+			ScanTimeout: cfg.ScanTimeout, ScanUnavailable: cfg.ScanUnavailable}})
 	if err != nil {
 		return err
 	}
@@ -294,6 +301,15 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	// Download links of attachments for back-ends (http connector).
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = "http://" + displayAddr(addr)
+	}
+	links, err := attachmentLinks(cfg, publicURL, hasFileField(loaded.Services), log)
+	if err != nil {
+		return err
+	}
 	var draining atomic.Bool // set at SIGTERM: /readyz answers 503
 	app, err := httpapi.NewServer(httpapi.Deps{
 		Intake: in, Drafts: drafts, Desk: store, DeadLetters: store, Statuses: store, Open311: o311, NotifyPrefs: store, MessageDeadLetters: store,
@@ -310,6 +326,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}, identity),
 		Auth: identity, Receipts: receipts, Notices: store, Satisfaction: store,
 		Upstreams: upstreams, IdentityKeys: identityKeys,
+		Attachments: store, AttachmentLinks: links,
 		Config: httpapi.Config{PublicURL: cfg.PublicURL, Production: cfg.production(), ReadTimeout: cfg.ReadTimeout,
 			SubmitLimit: cfg.SubmitLimit, TrustedProxies: cfg.TrustedProxies, OpenDataMinCount: cfg.OpenDataMinCount,
 			AccessibilityService: cfg.AccessibilityService,
@@ -324,6 +341,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, Logger: log,
 		BreakerFailures: cfg.BreakerFailures, BreakerOpen: cfg.BreakerOpen, Observer: metrics,
 		AfterDeliver: faultAfterDeliver(cfg.Fault, log), Usage: use.delivery,
+		Attachments: store, Links: links,
 	})
 	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -335,10 +353,6 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		}
 	}()
 	// Notifications to residents: the outbox the status scripts write.
-	publicURL := cfg.PublicURL
-	if publicURL == "" {
-		publicURL = "http://" + displayAddr(addr)
-	}
 	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), metrics, log)
 	if err != nil {
 		stopDispatch()
@@ -348,7 +362,8 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	// Answers to completion requests, to the case systems as follow-ups.
 	followUps := &delivery.FollowUps{Queue: store, Routes: func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok },
 		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
-		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Observer: metrics, Logger: log.With("component", "followups")}
+		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Observer: metrics, Logger: log.With("component", "followups"),
+		Attachments: store, Links: links}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -484,4 +499,46 @@ func longestRetention(svcs []*gateway.Service) time.Duration {
 		longest = max(longest, s.Retention)
 	}
 	return longest
+}
+
+// attachmentLinks signs the download links of attachments for back-ends:
+// GATEWAY_ATTACHMENT_LINK_SECRET, or else a random secret (links then work
+// only on this process, until it restarts), which production refuses when
+// a service takes files (needed).
+func attachmentLinks(cfg config, publicURL string, needed bool, log *slog.Logger) (*gateway.AttachmentLinks, error) {
+	secret := []byte(cfg.AttachmentLinkSecret)
+	if len(secret) == 0 {
+		if cfg.production() && needed {
+			return nil, errors.New("GATEWAY_ATTACHMENT_LINK_SECRET is required in production when a service has a file field (replicas must verify each other's links)")
+		}
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		log.Warn("GATEWAY_ATTACHMENT_LINK_SECRET unset: attachment links are signed with a random key of this process")
+	}
+	return &gateway.AttachmentLinks{BaseURL: publicURL, Secret: secret, TTL: cfg.AttachmentLinkTTL}, nil
+}
+
+// hasFileField reports whether a service takes files.
+func hasFileField(svcs []*gateway.Service) bool {
+	for _, s := range svcs {
+		for i := range s.Fields {
+			if s.Fields[i].Type == gateway.FieldFile {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scannerOf is the malware scanner GATEWAY_SCANNER names (nil: none).
+func scannerOf(cfg config) intake.Scanner {
+	switch {
+	case strings.HasPrefix(cfg.Scanner, "clamd://"):
+		return clamav.New(strings.TrimPrefix(cfg.Scanner, "clamd://"))
+	case cfg.Scanner != "":
+		return httpscan.New(cfg.Scanner, cfg.ScannerToken)
+	}
+	return nil
 }

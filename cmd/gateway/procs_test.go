@@ -221,11 +221,25 @@ func waitDelivered(t *testing.T, within time.Duration, what, gw string, ids ...s
 }
 
 type caseJSON struct {
-	CaseReference  string `json:"case_reference"`
-	SubmissionID   string `json:"submission_id"`
-	Service        string `json:"service"`
-	IdempotencyKey string `json:"idempotency_key"`
-	Deliveries     int    `json:"deliveries"`
+	CaseReference  string     `json:"case_reference"`
+	SubmissionID   string     `json:"submission_id"`
+	Service        string     `json:"service"`
+	IdempotencyKey string     `json:"idempotency_key"`
+	Deliveries     int        `json:"deliveries"`
+	Attachments    []fileJSON `json:"attachments"`
+	FollowUps      []struct {
+		Answer      string     `json:"answer"`
+		Deliveries  int        `json:"deliveries"`
+		Attachments []fileJSON `json:"attachments"`
+	} `json:"followups"`
+}
+
+// fileJSON is a file as casesim lists it: fetched and checked.
+type fileJSON struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 func cases(t *testing.T, casesimURL string) []caseJSON {

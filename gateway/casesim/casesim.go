@@ -60,6 +60,11 @@ type Config struct {
 	// AutoStatus, when positive, moves every new case to in_progress this
 	// long after it was created and tells the gateway (for the demo).
 	AutoStatus time.Duration
+	// FetchTimeout bounds fetching one attachment link; default 30s.
+	FetchTimeout time.Duration
+	// MaxAttachment is the largest attachment fetched, in bytes; default
+	// 25 MB.
+	MaxAttachment int64
 }
 
 // Case is one case in the case system, as listed by GET /cases.
@@ -78,6 +83,9 @@ type Case struct {
 	ReceivedAt     time.Time       `json:"received_at"`
 	Deliveries     int             `json:"deliveries"` // how many times this key was POSTed
 	Payload        json.RawMessage `json:"payload"`
+	// Attachments were fetched through the delivery's links, their bytes
+	// checked against the announced size and SHA-256.
+	Attachments []Attachment `json:"attachments,omitempty"`
 	// FollowUps are the resident's answers to completion requests, one per
 	// Idempotency-Key, in the order they arrived (at most maxFollowUps).
 	FollowUps []FollowUp `json:"followups,omitempty"`
@@ -91,6 +99,8 @@ type FollowUp struct {
 	Answer         string    `json:"answer"`
 	ReceivedAt     time.Time `json:"received_at"`
 	Deliveries     int       `json:"deliveries"` // how many times this key was POSTed
+	// Attachments sent with the answer, fetched and checked like a case's.
+	Attachments []Attachment `json:"attachments,omitempty"`
 }
 
 // maxFollowUps bounds the follow-ups kept per case.
@@ -100,7 +110,12 @@ const maxFollowUps = 50
 func (c *Case) clone() Case {
 	out := *c
 	out.Payload = append(json.RawMessage(nil), c.Payload...)
-	out.FollowUps = append([]FollowUp(nil), c.FollowUps...)
+	out.Attachments = append([]Attachment(nil), c.Attachments...)
+	out.FollowUps = make([]FollowUp, len(c.FollowUps))
+	for i, f := range c.FollowUps {
+		f.Attachments = append([]Attachment(nil), f.Attachments...)
+		out.FollowUps[i] = f
+	}
 	return out
 }
 
@@ -122,6 +137,9 @@ type Server struct {
 
 	gatewayURL string        // where status updates go
 	autoStatus time.Duration // see Config.AutoStatus
+
+	fetchTimeout  time.Duration
+	maxAttachment int64
 }
 
 // New returns a Server, loading the cases in cfg.DataFile when it is set.
@@ -139,6 +157,15 @@ func New(cfg Config) (*Server, error) {
 
 		gatewayURL: strings.TrimRight(cfg.GatewayURL, "/"),
 		autoStatus: cfg.AutoStatus,
+
+		fetchTimeout:  cfg.FetchTimeout,
+		maxAttachment: cfg.MaxAttachment,
+	}
+	if s.fetchTimeout <= 0 {
+		s.fetchTimeout = DefaultFetchTimeout
+	}
+	if s.maxAttachment <= 0 {
+		s.maxAttachment = DefaultMaxAttachment
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -300,6 +327,22 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		payload = json.RawMessage("{}")
 	}
 
+	// A new case's attachments are fetched first, without the lock: a
+	// failed fetch fails the delivery (502) so that the gateway retries
+	// with fresh links. A repeated delivery has them already.
+	s.mu.Lock()
+	_, known := s.byKey[key]
+	s.mu.Unlock()
+	var files []Attachment
+	if !known && len(env.Attachments) > 0 {
+		files, err = s.fetchAttachments(r.Context(), env.Attachments)
+		if err != nil {
+			s.log.Warn("delivery refused: attachments could not be fetched", "reference", env.Reference, "error", err.Error())
+			writeError(w, http.StatusBadGateway, "attachments could not be fetched: "+err.Error())
+			return
+		}
+	}
+
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.byKey[key]; ok {
@@ -336,6 +379,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		ReceivedAt:     now,
 		Deliveries:     1,
 		Payload:        append(json.RawMessage(nil), payload...),
+		Attachments:    files,
 	}
 	if err := s.persist(c); err != nil {
 		writeError(w, http.StatusInternalServerError, "the case could not be stored")

@@ -37,6 +37,22 @@ func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "body is not a JSON follow-up with an answer")
 		return
 	}
+	var files []Attachment
+	if len(env.Attachments) > 0 {
+		s.mu.Lock()
+		c, ok := s.byRef[r.PathValue("ref")]
+		seen := false
+		for _, f := range c.followUpsOrNil(ok) {
+			seen = seen || f.IdempotencyKey == key
+		}
+		s.mu.Unlock()
+		if ok && !seen {
+			if files, err = s.fetchAttachments(r.Context(), env.Attachments); err != nil {
+				writeError(w, http.StatusBadGateway, "attachments could not be fetched: "+err.Error())
+				return
+			}
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.byRef[r.PathValue("ref")]
@@ -62,7 +78,7 @@ func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		next.FollowUps = append(next.FollowUps, FollowUp{IdempotencyKey: key, Seq: env.Seq, Question: env.Question,
-			Answer: env.Answer, ReceivedAt: s.now().UTC(), Deliveries: 1})
+			Answer: env.Answer, ReceivedAt: s.now().UTC(), Deliveries: 1, Attachments: files})
 	}
 	if err := s.persist(&next); err != nil {
 		writeError(w, http.StatusInternalServerError, "the follow-up could not be stored")
@@ -75,4 +91,12 @@ func (s *Server) handleFollowUp(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	writeJSON(w, status, map[string]string{"case_reference": c.CaseReference})
+}
+
+// followUpsOrNil returns c's follow-ups, nil when c was not found.
+func (c *Case) followUpsOrNil(found bool) []FollowUp {
+	if !found {
+		return nil
+	}
+	return c.FollowUps
 }

@@ -99,6 +99,15 @@ type Config struct {
 	// Usage is told of delivered and dead-lettered submissions (usage
 	// statistics); default none.
 	Usage UsageTracker
+
+	// Attachments is the attachment store: connectors read the bytes
+	// through it, and it is told when a submission with attachments was
+	// delivered, so the bytes go (attachments.go). nil: deliveries carry
+	// the descriptions only.
+	Attachments Attachments
+	// Links signs the download links connectors hand to back-ends; nil: no
+	// links.
+	Links *gateway.AttachmentLinks
 }
 
 // Defaults.
@@ -459,7 +468,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	start := d.now()
-	caseRef, open, err := d.deliver(dctx, route, backend, newDelivery(sub, attempt))
+	caseRef, open, err := d.deliver(dctx, route, backend, d.newDelivery(sub, attempt))
 	cancel()
 	took := d.now().Sub(start)
 
@@ -511,6 +520,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		}
 		log.Info("delivered", "status", gateway.StatusDelivered, "duration", took)
 		d.obs.Outcome(OutcomeDelivered, took)
+		d.attachmentsDelivered(ctx, log, sub.Attachments)
 		d.usageDelivered(sub)
 		return
 	}
@@ -581,8 +591,10 @@ func (d *Dispatcher) drop(ctx context.Context, log *slog.Logger, job Job) {
 }
 
 // newDelivery builds what the connector sends from the stored submission.
-func newDelivery(sub *gateway.Submission, attempt int) *gateway.Delivery {
+func (d *Dispatcher) newDelivery(sub *gateway.Submission, attempt int) *gateway.Delivery {
 	return &gateway.Delivery{
+		Attachments:    sub.Attachments,
+		Files:          d.files(sub.Attachments),
 		SubmissionID:   sub.ID,
 		Reference:      sub.Reference,
 		Service:        sub.Service,

@@ -54,6 +54,9 @@ type FollowUps struct {
 	RetryMax    time.Duration // default 10m
 	Observer    MessageObserver
 	Logger      *slog.Logger
+	// Attachments and Links as in Config: the answer's files.
+	Attachments Attachments
+	Links       *gateway.AttachmentLinks
 	Now         func() time.Time
 }
 
@@ -147,6 +150,7 @@ func (f *FollowUps) Handle(ctx context.Context, job FollowUpJob) {
 		}
 		return
 	}
+	fu.Files = filesFor(fu.Attachments, f.Attachments, f.Links)
 	actx, cancel := context.WithTimeout(ctx, f.Timeout)
 	err = fc.DeliverFollowUp(actx, fu)
 	cancel()
@@ -157,7 +161,9 @@ func (f *FollowUps) Handle(ctx context.Context, job FollowUpJob) {
 		f.observe("sent")
 		if err := f.Queue.FollowUpDone(ctx, job); err != nil {
 			log.Warn("follow-up delivered but not acknowledged; the back-end deduplicates the repeat", "error", err)
+			return
 		}
+		releaseAttachments(ctx, log, f.Attachments, f.Links, fu.Attachments)
 	case errors.As(err, &derr) && derr.Permanent, fu.Attempt >= f.MaxAttempts:
 		log.Error("follow-up dead-lettered", "error", err)
 		if err := f.Queue.FollowUpDeadLetter(ctx, job, fu.Department, shortReason(err.Error())); err != nil {

@@ -105,7 +105,7 @@ func TestFollowUpBackoffDeadLetterAndReplay(t *testing.T) {
 		if _, _, err := store.UpdateStatusOnce(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, Message: "Var?"}, "K", "", 0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := store.Answer(ctx, sub.ID, text, "Var?", text, clk.Now()); err != nil {
+		if _, err := store.Answer(ctx, sub.ID, text, "Var?", text, nil, clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 		return sub

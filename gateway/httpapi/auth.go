@@ -151,6 +151,13 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 // X-CSRF-Token header or the _csrf form field.
 func sessionCSRFOK(c *fiber.Ctx, sess *auth.Session) bool {
 	sent := c.Get(CSRFConfigDefault.Header)
+	if sent == "" && streamedBody(c) {
+		// A body read as a stream (uploads.go) is not read here: a form's
+		// multipart post has its token checked by multipartSubmit (or
+		// multipartAnswer) before its first file; a program sends the
+		// header.
+		return !strings.HasPrefix(c.Path(), "/api/") && sess.CSRF != ""
+	}
 	if sent == "" {
 		sent = c.FormValue(CSRFConfigDefault.FormField)
 	}
@@ -236,7 +243,7 @@ func (s *Server) limitMsg(c *fiber.Ctx, key string, limit int, window time.Durat
 // per client IP.
 func (s *Server) personLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 {
+		if p := principal(c); p != nil && s.Config.SubmitLimit > 0 && !countedOnce(c, "pl:"+name) {
 			if err := s.limitMsg(c, name+":person:"+p.Subject, s.Config.SubmitLimit, s.Config.SubmitWindow, "error.rate_limited_person"); err != nil {
 				return err
 			}

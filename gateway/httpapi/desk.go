@@ -383,8 +383,14 @@ func (s *Server) renderDeskForm(c *fiber.Ctx, status int, svc *gateway.Service, 
 			st.prefill[f.Name] = ""
 		}
 	}
+	if hasFileField(svc) && s.Intake != nil {
+		ctx, cancel := s.storeCtx(c)
+		st.values = s.Intake.AttachmentValues(ctx, svc, st.values, s.formUploadScopes(c))
+		cancel()
+	}
 	fc := deskFormContent{formContent: newFormContent(l, svc, "/desk/services/"+svc.ID, st.formState),
 		Point: pt, VisitorPnr: st.pnr, Consent: st.consent}
+	fc.Multipart = hasFileField(svc)
 	if st.pnrAgain {
 		fc.PnrAgain = l.T("desk.form.pnr_again")
 	}
@@ -445,7 +451,8 @@ func (s *Server) deskSubmitForm(c *fiber.Ctx) error {
 	}
 	req := intake.Request{Service: svc, Channel: gateway.ChannelAssisted, Principal: p, Values: values,
 		Locale: visitorLocale(c, ds.visitorLang), Started: firstValue(values[stampField]),
-		OnBehalf: &intake.OnBehalf{Personnummer: ds.pnr, IdentityCheck: ds.check, Consent: ds.consent, Point: pt, PointOK: true, Names: deskVisitor}}
+		OnBehalf: &intake.OnBehalf{Personnummer: ds.pnr, IdentityCheck: ds.check, Consent: ds.consent, Point: pt, PointOK: true, Names: deskVisitor},
+		Errors:   uploadErrors(c), UploadScopes: s.formUploadScopes(c)}
 	if formTokenPattern.MatchString(ds.token) {
 		req.IdempotencyKey = ds.token
 	}

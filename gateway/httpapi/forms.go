@@ -33,6 +33,9 @@ type formField struct {
 	Group                                                bool       // a group of options: errors point at the first
 	Parts                                                []formPart // a field of several inputs (the location kind)
 	Note                                                 string
+	Accept                                               string                 // a file input's accept attribute
+	Files                                                []gateway.AttachedFile // files already attached (the file kind)
+	FilesText                                            string                 // their heading
 }
 
 // formState is what a resident sent, kept to draw the form again.
@@ -65,6 +68,18 @@ type formContent struct {
 	Step   *stepView
 	Hidden []hiddenInput
 	Check  []checkStep
+	// Multipart: the form takes files (enctype multipart/form-data).
+	Multipart bool
+}
+
+// hasFileField reports whether a service's form takes files.
+func hasFileField(svc *gateway.Service) bool {
+	for i := range svc.Fields {
+		if svc.Fields[i].Type == gateway.FieldFile {
+			return true
+		}
+	}
+	return false
 }
 
 // formPage shows a service's form, empty.
@@ -101,7 +116,14 @@ func (s *Server) renderForm(c *fiber.Ctx, status int, svc *gateway.Service, st f
 			}
 		}
 	}
+	if hasFileField(svc) && s.Intake != nil {
+		// Files attached earlier are shown by name (and carried) again.
+		ctx, cancel := s.storeCtx(c)
+		st.values = s.Intake.AttachmentValues(ctx, svc, st.values, s.formUploadScopes(c))
+		cancel()
+	}
 	fc := newFormContent(l, svc, action, st)
+	fc.Multipart = hasFileField(svc)
 	fc.Started = s.formStamp(svc, st.values)
 	fc.SignInNotice = signInNotice(c, l, svc, st)
 	fc.CanSave = s.Drafts != nil
@@ -201,7 +223,11 @@ func viewField(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, val
 			ff.Parts = append(ff.Parts, formPart{ID: ff.ID + p.Suffix, Label: l.T(p.Label), Value: p.Value, InputMode: p.InputMode, Autocomplete: p.Autocomplete})
 		}
 		if v.Note != "" {
-			ff.Note = l.T(v.Note)
+			ff.Note = l.Message(gateway.Message{ID: v.Note, Data: v.NoteData})
+		}
+		ff.Accept, ff.Files = v.Accept, v.Files
+		if v.InputType == "file" {
+			ff.Value, ff.FilesText = "", l.T("file.attached")
 		}
 	}
 	selected := map[string]bool{}
@@ -258,7 +284,8 @@ func (s *Server) submitForm(c *fiber.Ctx) error {
 		return s.navigate(c, svc, st, nav) // a multi-step form's pages
 	}
 	req := intake.Request{Service: svc, Channel: gateway.ChannelDigital, Principal: principal(c), Values: values,
-		Locale: lang(c).String(), Started: firstValue(values[stampField])}
+		Locale: lang(c).String(), Started: firstValue(values[stampField]),
+		Errors: uploadErrors(c), UploadScopes: s.formUploadScopes(c)}
 	if formTokenPattern.MatchString(formToken) {
 		req.IdempotencyKey, req.IdempotencyScope = formToken, "form"
 	}

@@ -241,7 +241,7 @@ func csrfToken(c *fiber.Ctx) string {
 // not answer, requests pass: a rate limit must not take the service down.
 func (s *Server) rateLimit(name string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if s.Counter == nil || s.Config.SubmitLimit <= 0 {
+		if s.Counter == nil || s.Config.SubmitLimit <= 0 || countedOnce(c, "rl:"+name) {
 			return c.Next()
 		}
 		ctx, cancel := context.WithTimeout(c.UserContext(), 500*time.Millisecond)
@@ -260,4 +260,15 @@ func (s *Server) rateLimit(name string) fiber.Handler {
 		}
 		return c.Next()
 	}
+}
+
+// countedOnce reports whether a limit named key was already counted for
+// this request (a multipart form passes the limits before the CSRF check
+// and again on its route), and marks it counted.
+func countedOnce(c *fiber.Ctx, key string) bool {
+	if c.Locals(key) != nil {
+		return true
+	}
+	c.Locals(key, true)
+	return false
 }

@@ -39,7 +39,7 @@ func messageDeadLetters(t *testing.T, s *redisstore.Store) (*gateway.Submission,
 	if _, _, err := s.UpdateStatusOnce(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, Message: "Var?"}, "", "", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Answer(ctx, sub.ID, "tok", "Var?", "Vid dammen", time.Now()); err != nil {
+	if _, err := s.Answer(ctx, sub.ID, "tok", "Var?", "Vid dammen", nil, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.EnsureFollowUpGroup(ctx); err != nil {

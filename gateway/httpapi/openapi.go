@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/locales"
 )
 
@@ -64,6 +65,9 @@ var apiDocs = map[string]apiDoc{
 	"GET /api/v1/services/:id": {Tag: "catalog", Summary: "A service with its fields and the JSON Schema of its payload", Status: 200, Response: "Service"},
 	"POST /api/v1/services/:id/submissions": {Tag: "submissions", Summary: "Submit to a service (each service's own path below has its payload schema)",
 		Access: public, Body: "Payload", Status: 202, Response: "Receipt", Changes: true},
+	"POST /api/v1/uploads": {Tag: "submissions", Summary: "Upload one file for a service's file field (the bytes as the body; its type is found from them); the answer's id goes in the submission's file field",
+		Access: public, Query: map[string]string{"service": "the service's id", "field": "the file field's name", "name": "the file's name"},
+		Body: "File", Status: 201, Response: "Attachment", Changes: true},
 	"GET /api/v1/submissions/:id": {Tag: "submissions", Summary: "A submission's status and history", Status: 200, Response: "Submission"},
 	"POST /api/v1/submissions/:id/status": {Tag: "departments", Summary: "A back-end reports how its case is going (202: kept for a submission the gateway does not have)",
 		Access: department, Body: "StatusUpdate", Status: 200, Also: []int{202}, Changes: true},
@@ -77,7 +81,7 @@ var apiDocs = map[string]apiDoc{
 		Status: 200, Response: "NotifyPrefs"},
 	"PUT /api/v1/me/notifications": {Tag: "identity", Summary: "Set a resident's notification preferences", Access: signedIn,
 		Body: "NotifyPrefs", Status: 200, Response: "NotifyPrefs", Changes: true},
-	"POST /api/v1/submissions/:id/answer": {Tag: "submissions", Summary: "The owner answers a department's completion request (needs_info)", Access: signedIn,
+	"POST /api/v1/submissions/:id/answer": {Tag: "submissions", Summary: "The owner (signed in), or for an anonymous submission whoever holds its status link, answers a department's completion request (needs_info); files come as multipart/form-data parts answer_files", Access: public,
 		Body: "Answer", Status: 202, Changes: true},
 	"GET /api/v1/admin/message-dead-letters": {Tag: "admin", Summary: "Messages to residents, department webhooks and follow-ups to case systems given up on (role admin; a department's administrator sees its own)",
 		Access: signedIn, Status: 200, Response: "MessageDeadLetters", Query: map[string]string{"limit": "entries of each kind, at most 500"}},
@@ -195,7 +199,12 @@ func (s *Server) openAPIDoc(l *locales.Localizer) obj {
 			if ex, ok := example(svc); ok {
 				media["example"] = ex
 			}
-			op["requestBody"] = obj{"required": true, "content": obj{"application/json": media}}
+			content := obj{"application/json": media}
+			if mp := multipartSchema(svc); mp != nil {
+				// Files may come in the submission itself (uploads.go).
+				content["multipart/form-data"] = obj{"schema": mp}
+			}
+			op["requestBody"] = obj{"required": true, "content": content}
 			paths["/api/v1/services/"+svc.ID+"/submissions"] = obj{"post": op}
 		}
 	}
@@ -255,7 +264,17 @@ func (s *Server) operation(method, path string, d apiDoc, params []string, svc *
 	if len(ps) > 0 {
 		op["parameters"] = ps
 	}
-	if d.Body != "" {
+	switch d.Body {
+	case "":
+	case "File": // the raw bytes of an upload, any content type
+		op["requestBody"] = obj{"required": true, "content": obj{"*/*": obj{"schema": obj{"type": "string", "format": "binary"}}}}
+	case "Answer": // JSON, or multipart/form-data with files (answer.go)
+		op["requestBody"] = obj{"required": true, "content": obj{"application/json": obj{"schema": ref(d.Body)},
+			"multipart/form-data": obj{"schema": obj{"type": "object", "required": []string{"answer"}, "properties": obj{
+				"answer": obj{"type": "string"}, "token": obj{"type": "string"},
+				intake.AnswerFileField: obj{"type": "array", "items": obj{"type": "string", "format": "binary"}, "maxItems": intake.AnswerMaxFiles,
+					"description": "PDF, JPEG or PNG (by content), at most 10 MB each"}}}}}}
+	default:
 		op["requestBody"] = obj{"required": true, "content": obj{"application/json": obj{"schema": ref(d.Body)}}}
 	}
 	okSchema := obj{"type": "object"}
@@ -375,6 +394,8 @@ func (s *Server) components() obj {
 				"properties": obj{"id": str, "reference": str, "status": ref("Status"), "status_url": str, "receipt_url": str,
 					"channel": str, "service_point": str, "subject": str, "print_url": str,
 					"receipt": ref("SignedReceipt"), "payload": obj{"type": "object", "description": "the payload as stored; its canonical SHA-256 is signed"}}},
+			"Attachment": obj{"type": "object", "description": "a stored upload (README: attachment contract)", "required": []string{"id", "field", "name", "type", "size", "sha256"},
+				"properties": obj{"id": str, "field": str, "name": str, "type": str, "size": obj{"type": "integer"}, "sha256": str}},
 			"SignedReceipt": obj{"type": "object", "description": "the signed receipt (README: Receipts)", "required": []string{"jws", "kid", "verification_code", "keys_url"},
 				"properties": obj{"jws": obj{"type": "string", "description": "compact JWS, EdDSA"}, "kid": str, "verification_code": str, "keys_url": str}},
 			"Submission": obj{"type": "object", "required": []string{"id", "reference", "service", "status", "case_reference", "history"},
@@ -422,4 +443,26 @@ func (s *Server) components() obj {
 				"description": "a back-end's signed status update: HMAC-SHA256 with the route's secret, with " + headerTimestamp},
 		},
 	}
+}
+
+// multipartSchema is the multipart/form-data body of a submission to a
+// service with file fields: every field as a form value, the file fields
+// as files (several parts under one name for several files); nil for a
+// service without file fields.
+func multipartSchema(svc *gateway.Service) obj {
+	props := obj{}
+	files := false
+	for i := range svc.Fields {
+		f := &svc.Fields[i]
+		if f.Type == gateway.FieldFile {
+			files = true
+			props[f.Name] = obj{"type": "array", "items": obj{"type": "string", "format": "binary"}, "maxItems": f.AttachmentMaxFiles()}
+			continue
+		}
+		props[f.Name] = obj{"type": "string"}
+	}
+	if !files {
+		return nil
+	}
+	return obj{"type": "object", "properties": props}
 }

@@ -11,6 +11,9 @@ func (s *Server) routes(app *fiber.App) {
 	}
 	app.Use(requestLog(s.Logger))
 	app.Use(s.clientAddress())
+	// Request bodies are streamed; only the upload routes read theirs as
+	// a stream (uploads.go), every other keeps the body limit.
+	app.Use(s.limitBody(streamedBody))
 	app.Use(compress()) // gzip when the client accepts it (compress.go)
 	app.Use(securityHeaders(s.Config.Production))
 	app.Use(identityEncodingOnly())
@@ -42,7 +45,8 @@ func (s *Server) routes(app *fiber.App) {
 	api.Get("/openapi.json", s.apiOpenAPI)
 	api.Get("/services", s.apiListServices)
 	api.Get("/services/:id", s.apiGetService)
-	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.apiSubmit)
+	api.Post("/services/:id/submissions", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(true, nil), s.apiSubmit)
+	api.Post("/uploads", s.rateLimit("upload"), s.personLimit("upload"), s.apiUpload) // ?service=&field=&name=, the file as the body
 	api.Get("/submissions/:id", s.apiGetSubmission)
 	api.Post("/submissions/:id/status", s.apiStatusUpdate) // back-ends: department principal or HMAC
 	api.Post("/submissions/:id/answer", s.apiAnswer)       // the resident answers a completion request
@@ -75,6 +79,10 @@ func (s *Server) routes(app *fiber.App) {
 	api.Post("/admin/notices", s.apiPublishNotice)
 	api.Delete("/admin/notices/:id", s.apiWithdrawNotice)
 	api.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+
+	// Attachments for back-ends: the signed, expiring links of deliveries
+	// and follow-ups (attachments.go). No cookies; the link is the key.
+	app.Get("/attachments/:id", s.attachmentDownload)
 
 	// Open data (CC0): usage aggregates with small counts suppressed, the
 	// service catalog, and their DCAT-AP metadata. No cookies.
@@ -115,6 +123,13 @@ func (s *Server) routes(app *fiber.App) {
 	// Existing e-services behind the front door (proxy.go), before the
 	// form CSRF check: they protect their own forms. The identity keys.
 	s.proxyRoutes(app)
+
+	// A form with files (multipart/form-data) is read as a stream before
+	// the CSRF check, which it does itself before the first file; it goes
+	// on as a plain form post to the route below (uploads.go).
+	app.Post("/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false, nil))
+	app.Post("/desk/services/:id", s.rateLimit("submit"), s.personLimit("submit"), s.multipartSubmit(false, staffOnly))
+	app.Post("/s/:id/answer", s.rateLimit("upload"), s.multipartAnswer) // an answer to a completion request with files
 
 	// Pages for people. Forms carry a CSRF token.
 	app.Use(csrf(CSRFConfig{Secure: s.Config.Production, CookieName: s.cookieName(CSRFConfigDefault.CookieName)}))

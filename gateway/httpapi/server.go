@@ -98,7 +98,11 @@ type Deps struct {
 	// service id (proxy.go); IdentityKeys signs the identity they get.
 	Upstreams    map[string]Upstream
 	IdentityKeys IdentitySigner
-	Config       Config
+	// Attachments and AttachmentLinks serve the signed download links of
+	// attachments to back-ends (attachments.go); nil: 404.
+	Attachments     AttachmentDownloads
+	AttachmentLinks *gateway.AttachmentLinks
+	Config          Config
 }
 
 // Config holds the HTTP layer's settings.
@@ -225,19 +229,23 @@ func NewServer(deps Deps) (*fiber.App, error) {
 	s := &Server{Deps: deps, pages: pages, trusted: trusted}
 	s.initAuth()
 	s.app = fiber.New(fiber.Config{
-		AppName:                 "servicegateway",
-		ErrorHandler:            s.handleError,
-		BodyLimit:               deps.Config.BodyLimit,
-		ReadBufferSize:          16 * 1024, // caps request headers
-		WriteBufferSize:         16 * 1024, // headers and a small page in one write (fasthttp: 4 KB, two writes)
-		ReadTimeout:             deps.Config.ReadTimeout,
-		WriteTimeout:            30 * time.Second,
-		IdleTimeout:             120 * time.Second,
-		DisableStartupMessage:   true,
-		CaseSensitive:           true, // "/API/v1/..." is not "/api/v1/...": no second way around path-based checks
-		EnableTrustedProxyCheck: true,
-		TrustedProxies:          deps.Config.TrustedProxies,
-		ProxyHeader:             fiber.HeaderXForwardedFor,
+		AppName:      "servicegateway",
+		ErrorHandler: s.handleError,
+		BodyLimit:    deps.Config.BodyLimit,
+		// Bodies are streamed so that uploads are read part by part
+		// (uploads.go); limitBody keeps BodyLimit for every other route.
+		StreamRequestBody:            true,
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               16 * 1024, // caps request headers
+		WriteBufferSize:              16 * 1024, // headers and a small page in one write (fasthttp: 4 KB, two writes)
+		ReadTimeout:                  deps.Config.ReadTimeout,
+		WriteTimeout:                 30 * time.Second,
+		IdleTimeout:                  120 * time.Second,
+		DisableStartupMessage:        true,
+		CaseSensitive:                true, // "/API/v1/..." is not "/api/v1/...": no second way around path-based checks
+		EnableTrustedProxyCheck:      true,
+		TrustedProxies:               deps.Config.TrustedProxies,
+		ProxyHeader:                  fiber.HeaderXForwardedFor,
 	})
 	s.routes(s.app)
 	if err := checkAPIDocs(s.app); err != nil { // openapi.go: every JSON route described

@@ -82,7 +82,17 @@ func (s *Server) navigate(c *fiber.Ctx, svc *gateway.Service, st formState, nav 
 	at := min(max(nav.step, 0), count-1)
 	switch nav.action {
 	case "next":
-		if errs := svc.ValidateFields(st.values, svc.Steps[at].Fields, shown, s.Config.Now()); len(errs) > 0 {
+		values := st.values
+		if hasFileField(svc) && s.Intake != nil { // the file kind validates the stored descriptions
+			ctx, cancel := s.storeCtx(c)
+			values = s.Intake.AttachmentValues(ctx, svc, st.values, s.formUploadScopes(c))
+			cancel()
+		}
+		errs := svc.ValidateFields(values, svc.Steps[at].Fields, shown, s.Config.Now())
+		for k, m := range uploadErrors(c) {
+			errs[k] = m
+		}
+		if len(errs) > 0 {
 			st.errs, st.step = errs, at
 			return s.renderForm(c, fiber.StatusUnprocessableEntity, svc, st)
 		}
@@ -209,6 +219,10 @@ func answerText(l *locales.Localizer, svc *gateway.Service, f *gateway.Field, va
 			parts = []string{l.T("form.check.no")}
 			if v == "true" || v == "on" {
 				parts = []string{l.T("form.check.yes")}
+			}
+		case f.Type == gateway.FieldFile:
+			if a, ok := gateway.ParseAttachmentValue(v); ok {
+				parts = append(parts, a.Name+" ("+gateway.FormatSize(a.Size)+")")
 			}
 		default:
 			parts = append(parts, v)

@@ -179,6 +179,7 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 	req := intake.Request{
 		Service: svc, Channel: gateway.ChannelAPI, Principal: principal(c), Strict: true, Locale: lang(c).String(),
 		IdempotencyKey: c.Get("Idempotency-Key"), IdempotencyScope: anonymousScope(c), LockInFlight: true,
+		UploadScopes: []string{apiUploadScope(c)},
 	}
 	body := c.Body()
 	if obo, rest, found := splitOnBehalf(body); found {
@@ -193,6 +194,9 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		return gateway.Errorf(gateway.EInvalid, "error.bad_json", err)
 	}
 	for k, m := range req.Errors {
+		errs[k] = m
+	}
+	for k, m := range uploadErrors(c) { // files refused in a multipart submission
 		errs[k] = m
 	}
 	req.Values, req.Errors = values, errs

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -14,12 +16,29 @@ import (
 )
 
 // Answers is the part of the store completion answers need: reading the
-// submission, and recording an answer together with its follow-up job in
-// one atomic step (see redisstore.Store.Answer).
+// submission, claiming the answer's files for it, and recording an answer
+// together with its follow-up job in one atomic step (see
+// redisstore.Store.Answer).
 type Answers interface {
 	Get(ctx context.Context, id string) (*gateway.Submission, error)
-	Answer(ctx context.Context, id, token, question, answer string, at time.Time) (int, error)
+	ClaimAttachments(ctx context.Context, submissionID string, ids []string, ttl time.Duration) error
+	Answer(ctx context.Context, id, token, question, answer string, atts []gateway.Attachment, at time.Time) (int, error)
 }
+
+// AnswerFileTypes are the media types of files sent with an answer (found
+// by sniffing at upload).
+var AnswerFileTypes = []string{"application/pdf", "image/jpeg", "image/png"}
+
+// The other rules of files sent with an answer: the largest file, the most
+// files, and how long the bytes are kept for the follow-up's delivery (its
+// retries included) when Config.AttachmentKeep is unset; AnswerFileField
+// names them in the form and in errors.
+const (
+	AnswerMaxFileSize = 10 << 20
+	AnswerMaxFiles    = 5
+	AnswerFileTTL     = 14 * 24 * time.Hour
+	AnswerFileField   = "answer_files"
+)
 
 // AnswerRequest is a resident's answer to a completion request.
 type AnswerRequest struct {
@@ -29,8 +48,10 @@ type AnswerRequest struct {
 	// Token identifies this answer (e.g. drawn when the form was shown),
 	// so a form sent twice records one answer; "" draws one.
 	Token string
-	// Attachments come with the file field kind: they will be validated
-	// here like a form's files and passed to the store with the text.
+	// Attachments are the files sent with the answer, already stored by
+	// the upload (their type found by sniffing); checked here against the
+	// answer's rules, claimed for the submission and recorded with the text.
+	Attachments []gateway.Attachment
 }
 
 // Answer records the resident's answer to the open completion request
@@ -58,6 +79,9 @@ func (in *Intake) Answer(ctx context.Context, r AnswerRequest) (int, error) {
 		_, _ = rand.Read(b[:])
 		token = base64.RawURLEncoding.EncodeToString(b[:])
 	}
+	if err := checkAnswerFiles(r.Attachments); err != nil {
+		return 0, err
+	}
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
 	sub, err := in.answers.Get(sctx, r.SubmissionID)
@@ -67,7 +91,75 @@ func (in *Intake) Answer(ctx context.Context, r AnswerRequest) (int, error) {
 	if sub.Subject != "" && (r.Principal == nil || r.Principal.Machine || r.Principal.Subject != sub.Subject) {
 		return 0, gateway.Errorf(gateway.ENotFound, "error.submission_not_found", errors.New("answer: not the owner"))
 	}
-	return in.answers.Answer(sctx, sub.ID, token, Question(sub), text, in.cfg.Now())
+	if len(r.Attachments) > 0 {
+		ids := make([]string, len(r.Attachments))
+		for i, a := range r.Attachments {
+			ids[i] = a.ID
+		}
+		// Claimed before the answer is written: an answer never names a
+		// file that can expire as an unclaimed upload. Claiming again for
+		// the same submission (a form sent twice) is harmless.
+		keep := in.cfg.AttachmentKeep
+		if keep <= 0 {
+			keep = AnswerFileTTL
+		}
+		if err := in.answers.ClaimAttachments(sctx, sub.ID, ids, keep); err != nil {
+			if errors.Is(err, gateway.ErrAttachmentNotFound) {
+				return 0, invalidAnswerFiles(gateway.Message{ID: "answer.file_missing"}, err)
+			}
+			return 0, err
+		}
+	}
+	return in.answers.Answer(sctx, sub.ID, token, Question(sub), text, r.Attachments, in.cfg.Now())
+}
+
+// answerFiles carries the answer's file field, so that an answer's files
+// go through exactly the upload rules of a form's (Upload: sniffing, the
+// name's extension, size while streaming, the malware scanner).
+var answerFiles = &gateway.Service{ID: "answer", Fields: []gateway.Field{{Name: AnswerFileField, Type: gateway.FieldFile,
+	Accept: AnswerFileTypes, MaxSize: AnswerMaxFileSize, MaxFiles: AnswerMaxFiles}}}
+
+// UploadAnswerFile stores one file sent with an answer to a completion
+// request, under the answer's file rules; the answer (Answer) then claims
+// it. Refused files are EInvalid with a message on AnswerFileField.
+//
+// A file the scanner could not check is refused when the policy is to
+// hold it (ScanHold): an answer has no later submit to check it at, so it
+// fails closed ("try again"); ScanAccept keeps it unchecked, as for forms.
+func (in *Intake) UploadAnswerFile(ctx context.Context, name string, body io.Reader, scope string) (gateway.Attachment, error) {
+	a, err := in.Upload(ctx, Upload{Service: answerFiles, Field: AnswerFileField, Name: name, Body: body, Scope: scope})
+	if err != nil || in.scanner == nil || a.Scanned || in.cfg.ScanUnavailable != ScanHold {
+		return a, err
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), in.cfg.StoreTimeout)
+	defer cancel()
+	if derr := in.attachments.DeleteAttachments(dctx, a.ID); derr != nil {
+		in.log.Warn("unscanned answer file not deleted; it expires", "attachment", a.ID, "err", derr)
+	}
+	return gateway.Attachment{}, fieldError(AnswerFileField, gateway.NewMessage(gateway.MsgAttachmentUnscanned, "Name", a.Name))
+}
+
+// checkAnswerFiles applies the answer's file rules to files the upload
+// stored (defence in depth: the upload applies them first).
+func checkAnswerFiles(atts []gateway.Attachment) error {
+	if len(atts) > AnswerMaxFiles {
+		return invalidAnswerFiles(gateway.Message{ID: "answer.files_too_many", Data: map[string]any{"Max": AnswerMaxFiles}}, gateway.ErrAttachmentTooMany)
+	}
+	for _, a := range atts {
+		switch {
+		case a.ID == "" || a.SHA256 == "":
+			return invalidAnswerFiles(gateway.Message{ID: "answer.file_missing"}, gateway.ErrAttachmentNotFound)
+		case a.Size > AnswerMaxFileSize:
+			return invalidAnswerFiles(gateway.Message{ID: "answer.file_too_large", Data: map[string]any{"Max": AnswerMaxFileSize >> 20}}, gateway.ErrAttachmentTooLarge)
+		case !slices.Contains(AnswerFileTypes, a.Type):
+			return invalidAnswerFiles(gateway.Message{ID: "answer.file_type"}, gateway.ErrAttachmentType)
+		}
+	}
+	return nil
+}
+
+func invalidAnswerFiles(m gateway.Message, cause error) error {
+	return &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: gateway.FieldErrors{AnswerFileField: m}, Cause: cause}
 }
 
 func invalidAnswer(m gateway.Message) error {

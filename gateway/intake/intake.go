@@ -77,8 +77,12 @@ type Deps struct {
 	Events Events
 	// Answers is needed for completion answers (Answer).
 	Answers Answers
-	Logger  *slog.Logger
-	Config  Config
+	// Attachments is needed for services with file fields (Upload);
+	// Scanner, when set, checks every upload for malware.
+	Attachments Attachments
+	Scanner     Scanner
+	Logger      *slog.Logger
+	Config      Config
 }
 
 // Config holds the intake's settings.
@@ -95,15 +99,32 @@ type Config struct {
 	Location *time.Location
 	// Now is the clock; tests may set it.
 	Now func() time.Time
+	// UploadTTL is how long an upload is kept until a submission claims
+	// it (an abandoned form's files are gone after it); AttachmentKeep how
+	// long a claimed one is kept at most (delivery deletes it sooner).
+	UploadTTL      time.Duration
+	AttachmentKeep time.Duration
+	// MaxSubmissionAttachments bounds the bytes of all of a submission's
+	// attachments (0: only the per-field limits).
+	MaxSubmissionAttachments int64
+	// ScanTimeout bounds one malware scan; ScanUnavailable says what an
+	// upload the scanner could not check gets: ScanRefuse (default),
+	// ScanHold or ScanAccept.
+	ScanTimeout     time.Duration
+	ScanUnavailable string
 }
 
 // ConfigDefault is the configuration used for unset fields.
 var ConfigDefault = Config{
-	StoreTimeout:   3 * time.Second,
-	IdempotencyTTL: 24 * time.Hour,
-	InFlightTTL:    10 * time.Second,
-	Location:       stockholm(),
-	Now:            time.Now,
+	StoreTimeout:    3 * time.Second,
+	IdempotencyTTL:  24 * time.Hour,
+	InFlightTTL:     10 * time.Second,
+	Location:        stockholm(),
+	Now:             time.Now,
+	UploadTTL:       2 * time.Hour,
+	AttachmentKeep:  30 * 24 * time.Hour,
+	ScanTimeout:     30 * time.Second,
+	ScanUnavailable: ScanRefuse,
 }
 
 func stockholm() *time.Location {
@@ -124,8 +145,11 @@ type Intake struct {
 	desk    Desk
 	events  Events
 	answers Answers
-	log     *slog.Logger
-	cfg     Config
+	// attachments and scanner: uploads (attachments.go).
+	attachments Attachments
+	scanner     Scanner
+	log         *slog.Logger
+	cfg         Config
 }
 
 // New returns the intake; it fails when a required dependency is missing.
@@ -150,11 +174,28 @@ func New(d Deps) (*Intake, error) {
 	if c.Now == nil {
 		c.Now = def.Now
 	}
+	if c.UploadTTL <= 0 {
+		c.UploadTTL = def.UploadTTL
+	}
+	if c.AttachmentKeep <= 0 {
+		c.AttachmentKeep = def.AttachmentKeep
+	}
+	if c.ScanTimeout <= 0 {
+		c.ScanTimeout = def.ScanTimeout
+	}
+	switch c.ScanUnavailable {
+	case "":
+		c.ScanUnavailable = def.ScanUnavailable
+	case ScanRefuse, ScanHold, ScanAccept:
+	default:
+		return nil, errors.New("intake: ScanUnavailable must be refuse, hold or accept")
+	}
 	log := d.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, answers: d.Answers, log: log, cfg: c}, nil
+	return &Intake{store: d.Store, locker: d.Locker, desk: d.Desk, events: d.Events, answers: d.Answers,
+		attachments: d.Attachments, scanner: d.Scanner, log: log, cfg: c}, nil
 }
 
 // ErrStepUp is the cause of the error Submit returns when the submitter's
@@ -197,6 +238,9 @@ type Request struct {
 	Started string
 	// OnBehalf is the visitor a staff member files for (channel assisted).
 	OnBehalf *OnBehalf
+	// UploadScopes are the scopes (UploadScope) whose uploads the request
+	// may attach: the signed-in person's and the form's or client's own.
+	UploadScopes []string
 }
 
 // OnBehalf is what staff enter about the visitor they file for.
@@ -259,7 +303,15 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	// What the sign-in (or the visitor's checked identity) already says is
 	// taken from there, never from the form.
 	values := prefill(r, visitor)
-	// 3. Validation.
+	// 3. Validation. Attachment ids are looked up first: the file kind
+	// validates the stored descriptions, never what a client says.
+	values, aerrs, claimed, err := in.resolveAttachments(ctx, r, values, true)
+	if err != nil {
+		return Result{}, err
+	}
+	for k, m := range aerrs {
+		errs[k] = m
+	}
 	for k, m := range r.Errors {
 		errs[k] = m
 	}
@@ -283,6 +335,10 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 			errs[k] = m
 		}
 	}
+	attachments, terrs := in.attachmentsOf(svc, payload)
+	for k, m := range terrs {
+		errs[k] = m
+	}
 	if len(errs) > 0 {
 		return Result{}, &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"}, Fields: errs}
 	}
@@ -290,6 +346,7 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	sub := &gateway.Submission{
 		Service: svc.ID, ServiceVersion: svc.Version, Department: svc.Department,
 		Channel: r.Channel, Locale: r.Locale, Payload: payload, Subject: subjectOf(r.Principal),
+		Attachments: attachments,
 	}
 	// The payload's hash is kept with the record, for the signed receipt
 	// (gateway/receipt): nothing needs writing after the atomic write.
@@ -318,7 +375,18 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 		}
 		defer release()
 	}
-	// 5. One atomic write.
+	// 5. One atomic write. Attachments are claimed first, for the id
+	// the submission will have: a claimed file is never handed to another
+	// submission, and one left by a failed write expires with the claim.
+	if len(sub.Attachments) > 0 {
+		if err := in.checkReplay(ctx, sub, idem, claimed); err != nil {
+			return Result{}, err
+		}
+		sub.ID = gateway.NewID()
+		if err := in.claim(ctx, sub, claimed); err != nil {
+			return Result{}, err
+		}
+	}
 	sctx, cancel := context.WithTimeout(ctx, in.cfg.StoreTimeout)
 	defer cancel()
 	sub, created, err := in.store.Create(sctx, sub, idem)

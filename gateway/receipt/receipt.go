@@ -143,10 +143,18 @@ func ClaimsOf(sub *gateway.Submission) (Claims, error) {
 	if sub.PayloadHash == "" {
 		return Claims{}, ErrNoHash
 	}
+	// Each attachment's digest, in the order the record lists them (field
+	// order, then upload order): the receipt proves which files were sent,
+	// not only that some were. A receipt signed before attachments existed
+	// has [] and still verifies: the claims travel inside the JWS.
+	atts := make([]string, 0, len(sub.Attachments))
+	for _, a := range sub.Attachments {
+		atts = append(atts, a.SHA256)
+	}
 	return Claims{
 		Reference: sub.Reference, Service: sub.Service, ServiceVersion: sub.ServiceVersion,
 		ReceivedAt: sub.CreatedAt.UTC().Format(time.RFC3339Nano), PayloadSHA256: sub.PayloadHash,
-		Attachments: []string{}, Channel: string(sub.Channel),
+		Attachments: atts, Channel: string(sub.Channel),
 	}, nil
 }
 

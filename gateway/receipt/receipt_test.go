@@ -158,3 +158,28 @@ func TestKeyFileRoundTrip(t *testing.T) {
 		t.Fatalf("kid %s", ring.SigningKeyID())
 	}
 }
+
+// A receipt names each attachment's digest, in the record's order, so a
+// receipt for other files does not verify as this one; a receipt without
+// attachments still has [] (what receipts signed before attachments had).
+func TestReceiptSignsAttachmentDigests(t *testing.T) {
+	s := sub(t, map[string]any{"a": "1"})
+	ring, _ := NewKeyring([]Key{mustKey(t)})
+	plain, _ := ring.SignSubmission(s)
+	if c, _, err := ring.Verify(plain); err != nil || c.Attachments == nil || len(c.Attachments) != 0 {
+		t.Fatalf("no attachments: %+v %v", c, err)
+	}
+	d1, d2 := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	s.Attachments = []gateway.Attachment{{ID: "x", SHA256: d1}, {ID: "y", SHA256: d2}}
+	jws, err := ring.SignSubmission(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, err := ring.Verify(jws)
+	if err != nil || len(c.Attachments) != 2 || c.Attachments[0] != d1 || c.Attachments[1] != d2 {
+		t.Fatalf("claims %+v %v", c, err)
+	}
+	if jws == plain {
+		t.Fatal("the same receipt with and without attachments")
+	}
+}

@@ -24,13 +24,14 @@ type FollowUpJob struct {
 // Answer records a resident's answer to the open completion request of
 // submission id and queues it for delivery, in one atomic step. token is
 // drawn by the caller once per answer, so a re-sent script records it once.
-// It returns the answer's seq. Errors: ENotFound, EConflict (no completion
+// It returns the answer's seq. atts are the answer's files (claimed for the
+// submission by the caller). Errors: ENotFound, EConflict (no completion
 // requested), ETooMany (gateway.MaxAnswers reached).
-func (s *Store) Answer(ctx context.Context, id, token, question, answer string, at time.Time) (int, error) {
+func (s *Store) Answer(ctx context.Context, id, token, question, answer string, atts []gateway.Attachment, at time.Time) (int, error) {
 	if !validID(id) {
 		return 0, notFound(id)
 	}
-	entry, err := json.Marshal(gateway.ConversationEntry{Question: question, Answer: answer, At: at.UTC(), Token: token})
+	entry, err := json.Marshal(gateway.ConversationEntry{Question: question, Answer: answer, At: at.UTC(), Token: token, Attachments: atts})
 	if err != nil {
 		return 0, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
@@ -165,7 +166,7 @@ func (s *Store) LoadFollowUp(ctx context.Context, job FollowUpJob) (*gateway.Fol
 		return nil, unavailable(err)
 	}
 	return &gateway.FollowUp{SubmissionID: sub.ID, Reference: sub.Reference, Service: sub.Service, Department: sub.Department,
-		CaseReference: sub.CaseReference, Seq: e.Seq, Question: e.Question, Answer: e.Answer, AnsweredAt: e.At,
+		CaseReference: sub.CaseReference, Seq: e.Seq, Question: e.Question, Answer: e.Answer, AnsweredAt: e.At, Attachments: e.Attachments,
 		Attempt: int(attempt)}, nil
 }
 

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 )
 
 // DefaultPrefix is the key prefix when none is configured.
@@ -269,3 +270,31 @@ const (
 // group is the dispatcher's consumer group on the deliveries stream. It is
 // not a key, but it is part of the stored layout.
 const group = "dispatch"
+
+// Attachment keys (attachments.go). Each attachment has its own hash tag
+// {f:<id>}, so its metadata and chunks live in one slot (one script can
+// claim or delete them all) while a Cluster spreads attachments over its
+// shards: the bytes are the bulk of what the gateway holds.
+//
+//	gw:{f:<id>}:meta   hash    the description (id, field, name, type, size,
+//	                           sha256), chunk count, the claiming submission
+//	                           ("sub") once claimed; written after the last chunk,
+//	                           so an incomplete upload has no metadata
+//	gw:{f:<id>}:c:<n>  string  chunk n (0-based) of the bytes, AttachmentChunk
+//	                           bytes each except the last
+//
+// Everything expires: the upload TTL until claimed, the submission's
+// keep time once claimed; delivery deletes them (DeleteAttachments).
+func (k keys) attachmentMeta(id string) string        { return k.base + "{f:" + id + "}:meta" }
+func (k keys) attachmentChunkPrefix(id string) string { return k.base + "{f:" + id + "}:c:" }
+func (k keys) attachmentChunk(id string, n int) string {
+	return k.attachmentChunkPrefix(id) + strconv.Itoa(n)
+}
+
+// uploadScope counts one uploader's uploads (zset: attachment id, score =
+// when its upload TTL ends), so that the uploads one browser or client may
+// have pending are bounded in number (Store.MaxUploadsPerScope); digest =
+// sha256(scope), a scope can hold a person's subject. Stands alone.
+//
+//	gw:fscope:<digest>  zset  expires with the newest upload's TTL
+func (k keys) uploadScope(scope string) string { return k.hashed("fscope", scope) }

@@ -826,3 +826,145 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)) do
 end
 return out
 `)
+
+// claimAttachmentScript marks one uploaded attachment as a submission's and
+// extends the life of its metadata and chunks. All its keys share the
+// attachment's hash tag {f:<id>} (see keys.go), so the chunk keys it builds
+// from ARGV[3] are in the slot of KEYS[1].
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 submission id, 2 TTL (ms), 3 chunk key prefix
+//
+// Replies "ok" (claimed now or already by this submission: safe to run
+// twice), "missing" (no metadata, or a chunk expired) or "taken" (claimed
+// by another submission). Nothing is changed unless the reply is "ok".
+var claimAttachmentScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'sub')
+if not m[1] then
+  return 'missing'
+end
+if m[2] and m[2] ~= ARGV[1] then
+  return 'taken'
+end
+local n = tonumber(m[1])
+for i = 0, n - 1 do
+  if redis.call('EXISTS', ARGV[3] .. i) == 0 then
+    return 'missing'
+  end
+end
+redis.call('HSET', KEYS[1], 'sub', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+for i = 0, n - 1 do
+  redis.call('PEXPIRE', ARGV[3] .. i, ARGV[2])
+end
+return 'ok'
+`)
+
+// deleteAttachmentScript deletes one attachment: its metadata and the
+// chunks it names (same slot, see claimAttachmentScript). Replies the
+// number of keys deleted.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix
+var deleteAttachmentScript = redis.NewScript(`
+local n = tonumber(redis.call('HGET', KEYS[1], 'chunks') or '0')
+local d = redis.call('DEL', KEYS[1])
+for i = 0, n - 1 do
+  d = d + redis.call('DEL', ARGV[1] .. i)
+end
+return d
+`)
+
+// attachmentFetchedScript records that a back-end fetched every byte of an
+// attachment through its link. When the submission (or answer) it came
+// with was already delivered ("released"), the attachment is deleted at
+// once; else the mark tells the release to delete it. Same slot as
+// claimAttachmentScript.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix
+//
+// Replies "missing", "deleted" or "marked".
+var attachmentFetchedScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'released')
+if not m[1] then
+  return 'missing'
+end
+if m[2] then
+  local n = tonumber(m[1])
+  redis.call('DEL', KEYS[1])
+  for i = 0, n - 1 do
+    redis.call('DEL', ARGV[1] .. i)
+  end
+  return 'deleted'
+end
+redis.call('HSET', KEYS[1], 'fetched', '1')
+return 'marked'
+`)
+
+// attachmentReleaseScript is told that what an attachment came with was
+// delivered: a fetched attachment is deleted at once; any other is marked
+// released (the next complete fetch deletes it) and lives at most ARGV[2]
+// ms longer (the lifetime of the last link handed out), never longer than
+// it would have.
+//
+// KEYS: 1 the attachment's metadata hash
+// ARGV: 1 chunk key prefix, 2 keep (ms)
+//
+// Replies "missing", "deleted" or "released".
+var attachmentReleaseScript = redis.NewScript(`
+local m = redis.call('HMGET', KEYS[1], 'chunks', 'fetched')
+if not m[1] then
+  return 'missing'
+end
+local n = tonumber(m[1])
+local keep = tonumber(ARGV[2])
+if m[2] or keep <= 0 then
+  redis.call('DEL', KEYS[1])
+  for i = 0, n - 1 do
+    redis.call('DEL', ARGV[1] .. i)
+  end
+  return 'deleted'
+end
+redis.call('HSET', KEYS[1], 'released', '1')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 or ttl > keep then
+  redis.call('PEXPIRE', KEYS[1], keep)
+  for i = 0, n - 1 do
+    redis.call('PEXPIRE', ARGV[1] .. i, keep)
+  end
+end
+return 'released'
+`)
+
+// setAttachmentFieldScript sets a field of an attachment that exists (not
+// one that expired meanwhile): its type found inside a zip, its scan.
+// KEYS: 1 metadata hash; ARGV: 1 field, 2 value. Replies 1, or 0 when
+// missing.
+var setAttachmentFieldScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// uploadSlotScript takes a place for one upload among its scope's (the
+// uploader's) uploads of the last upload TTL: entries whose time is over
+// are dropped first; at max the upload is refused.
+//
+// KEYS: 1 the scope's zset
+// ARGV: 1 now (ms), 2 the upload's end (ms), 3 max, 4 attachment id, 5 TTL (ms)
+//
+// Replies 1 (taken) or 0 (full).
+var uploadSlotScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return 1
+`)

@@ -71,6 +71,9 @@ const (
 	fIdentityCheck = "identity_check"
 	// The hex SHA-256 of the canonical payload, for the signed receipt.
 	fPayloadHash = "payload_sha256"
+	// The descriptions of the submission's attachments (JSON list of
+	// gateway.Attachment); absent when none.
+	fAttachments = "attachments"
 )
 
 // Store is the gateway's Redis store. It is safe for concurrent use.
@@ -96,6 +99,11 @@ type Store struct {
 	// cannot route WAIT to the slot's primary (use min-replicas-to-write).
 	WaitReplicas int
 	WaitTimeout  time.Duration
+
+	// MaxUploadsPerScope bounds the uploads one uploader (browser, person,
+	// API client) may have made within the upload TTL
+	// (DefaultMaxUploadsPerScope when zero).
+	MaxUploadsPerScope int
 
 	now    func() time.Time
 	newID  func() string
@@ -272,8 +280,15 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 	if ttl <= 0 {
 		ttl = DefaultIdempotencyTTL
 	}
+	// An id the caller drew (validID, on a submission not yet stored: no
+	// reference) is used as is: attachments were claimed for it before
+	// this call (ClaimAttachments).
+	preset := validID(sub.ID) && sub.Reference == ""
 	for range maxReferenceTries {
 		id, ref := s.newID(), s.newRef(now)
+		if preset {
+			id = sub.ID
+		}
 		keys, args := s.createCall(sub, idem, useIdem, ttl, id, ref, now, payloadJSON, histJSON)
 		reply, werr, err := s.runCreate(ctx, keys, args)
 		if err != nil {
@@ -310,7 +325,12 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 				Message: gateway.Message{ID: "error.idempotency_mismatch"},
 				Cause:   errors.New("idempotency key reused with a different request body"),
 			}
-		case "ref", "id":
+		case "id":
+			if preset {
+				return nil, false, unavailable(fmt.Errorf("create: submission id %s taken", sub.ID))
+			}
+			continue // taken: draw again
+		case "ref":
 			continue // taken: draw again
 		default:
 			return nil, false, unavailable(fmt.Errorf("create: unexpected reply %q", reply[0]))
@@ -397,6 +417,10 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	}
 	if sub.ReplyEmail != "" {
 		args = append(args, fReplyEmail, sub.ReplyEmail)
+	}
+	if len(sub.Attachments) > 0 {
+		b, _ := json.Marshal(sub.Attachments) // strings and numbers only: cannot fail
+		args = append(args, fAttachments, b)
 	}
 	if sub.Actor != "" {
 		args = append(args, fActor, sub.Actor, fServicePoint, sub.ServicePoint, fIdentityCheck, sub.IdentityCheck)
@@ -512,6 +536,11 @@ func decodeMeta(m map[string]string) (*gateway.Submission, error) {
 		ServicePoint:   m[fServicePoint],
 		IdentityCheck:  m[fIdentityCheck],
 		PayloadHash:    m[fPayloadHash],
+	}
+	if v := m[fAttachments]; v != "" {
+		if err := json.Unmarshal([]byte(v), &sub.Attachments); err != nil {
+			return nil, fmt.Errorf("attachments: %w", err)
+		}
 	}
 	if v := m[fAttempts]; v != "" {
 		n, err := strconv.Atoi(v)

@@ -174,7 +174,7 @@ func TestFollowUpRetryAndReplay(t *testing.T) {
 		if _, _, err := s.UpdateStatusOnce(ctx, sub.ID, gateway.StatusChange{Status: gateway.StatusNeedsInfo, Message: "Var?"}, "", "", 0); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Answer(ctx, sub.ID, "tok", "Var?", "Här", time.Now()); err != nil {
+		if _, err := s.Answer(ctx, sub.ID, "tok", "Var?", "Här", nil, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.EnsureFollowUpGroup(ctx); err != nil {

@@ -20,8 +20,9 @@ import (
 // as MIME: a single text/plain part when there are no attachments, and
 // multipart/mixed (the text first, then each attachment, base64) when there
 // are. With HTML the text becomes multipart/alternative (plain text first,
-// then the HTML). Submissions do not carry files yet; when the intake adds
-// them, the connector fills Attachments and nothing else changes.
+// then the HTML). A file name is written twice: RFC 2231 (filename*=) in
+// Content-Disposition, and an RFC 2047 encoded-word in Content-Type's name
+// parameter for mail programs that read only that.
 type Message struct {
 	From      *mail.Address
 	To        []*mail.Address
@@ -142,7 +143,10 @@ func attachmentPart(w *bufio.Writer, a Attachment) {
 	if name == "" {
 		name = "attachment"
 	}
-	header(w, "Content-Type", ct)
+	name = noControls(name)
+	// The encoded-word stands in a quoted string: it has no '"' or '\\'.
+	legacy := strings.NewReplacer(`"`, "", `\\`, "").Replace(encodeWords(name))
+	header(w, "Content-Type", ct+"; name=\""+legacy+"\"")
 	header(w, "Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	header(w, "Content-Transfer-Encoding", "base64")
 	w.WriteString("\r\n")
@@ -204,6 +208,14 @@ func noControls(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// EncodedSize is the number of bytes an attachment of n bytes takes in
+// the message body: base64 in lines of 76 characters and CRLF, without its
+// part headers.
+func EncodedSize(n int64) int64 {
+	enc := (n + 2) / 3 * 4
+	return enc + (enc+maxLine-1)/maxLine*2
 }
 
 type countWriter struct {

@@ -127,10 +127,13 @@ func TestMessageAttachmentsMultipartMixed(t *testing.T) {
 	if !strings.HasPrefix(parts[0].Header.Get("Content-Type"), "text/plain") {
 		t.Errorf("first part %q", parts[0].Header.Get("Content-Type"))
 	}
-	if parts[1].FileName() != "ritning över gården.pdf" || parts[1].Header.Get("Content-Type") != "application/pdf" {
+	if mt, params, _ := mime.ParseMediaType(parts[1].Header.Get("Content-Type")); parts[1].FileName() != "ritning över gården.pdf" || mt != "application/pdf" {
 		t.Errorf("attachment name %q type %q", parts[1].FileName(), parts[1].Header.Get("Content-Type"))
+	} else if legacy, err := new(mime.WordDecoder).DecodeHeader(params["name"]); err != nil || legacy != "ritning över gården.pdf" {
+		// Mail programs that read only Content-Type's name (RFC 2047).
+		t.Errorf("legacy name parameter %q decodes to %q (%v)", params["name"], legacy, err)
 	}
-	if parts[2].Header.Get("Content-Type") != "application/octet-stream" || parts[2].FileName() != "attachment" {
+	if mt, _, _ := mime.ParseMediaType(parts[2].Header.Get("Content-Type")); mt != "application/octet-stream" || parts[2].FileName() != "attachment" {
 		t.Errorf("second attachment %q %q", parts[2].Header.Get("Content-Type"), parts[2].FileName())
 	}
 	decoded, err := io.ReadAll(base64Reader(datas[1]))
@@ -212,7 +215,7 @@ func TestMessageHTMLAlternativeAndAttachments(t *testing.T) {
 		t.Fatal(err)
 	}
 	mt, hdrs, bodies = parts(t, msg.Header.Get("Content-Type"), msg.Body)
-	if mt != "multipart/mixed" || len(hdrs) != 2 || hdrs[1].Get("Content-Type") != "image/png" {
+	if pt, _, _ := mime.ParseMediaType(hdrs[1].Get("Content-Type")); mt != "multipart/mixed" || len(hdrs) != 2 || pt != "image/png" {
 		t.Fatalf("%s %v", mt, hdrs)
 	}
 	inner, ih, _ := parts(t, hdrs[0].Get("Content-Type"), bytes.NewReader(bodies[0]))

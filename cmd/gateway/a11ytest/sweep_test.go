@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -30,7 +31,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
 //go:embed testdata/axe.min.js
@@ -101,7 +104,13 @@ func (b *browser) fatal(what string, err error) {
 
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, steps...); err != nil {
+	// Like navigate: an element that never appears fails, not hangs.
+	if err := chromedp.Do(b.ctx); err != nil {
+		b.fatal(what, err)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		b.fatal(what, err)
 	}
 }
@@ -207,6 +216,9 @@ type page struct {
 	keyboard bool
 	// extra checks more on the page.
 	extra func(s *sweep, where string)
+	// reach, when set, leads to the page instead of path (a later step of
+	// a multi-step form) and returns its status.
+	reach func(s *sweep, lang, where string) int64
 }
 
 type sweep struct {
@@ -238,7 +250,9 @@ func (s *sweep) check(role string, pages []page) {
 		for _, p := range pages {
 			where := fmt.Sprintf("%s %s [%s]", role, p.name, lang)
 			var code int64
-			if p.post != "" {
+			if p.reach != nil {
+				code = p.reach(s, lang, where)
+			} else if p.post != "" {
 				s.b.navigate(where+": open the form", chromedp.Navigate(s.gw+withLang(p.path, lang)))
 				if len(p.fill) > 0 {
 					s.b.do(where+": fill in the form", p.fill...)
@@ -454,6 +468,26 @@ func (s *sweep) fileStreetFault() string {
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
+// askForMore sets needs_info with a question, signed as the case system
+// does.
+func askForMore(t *testing.T, gw, id string) {
+	t.Helper()
+	body := `{"status":"needs_info","message":"Var exakt ligger hålet?"}`
+	ts := fmt.Sprint(time.Now().Unix())
+	req, _ := http.NewRequest(http.MethodPost, gw+gateway.StatusUpdatePath(id), strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(httpjson.HeaderTimestamp, ts)
+	req.Header.Set(httpjson.HeaderSignature, httpjson.Sign([]byte(secret), ts, gateway.StatusUpdateSigned(http.MethodPost, id, []byte(body))))
+	res, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("needs_info: status %d", res.StatusCode)
+	}
+}
+
 func waitStatus(t *testing.T, gw, id, want string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -538,6 +572,11 @@ func TestAccessibilitySweep(t *testing.T) {
 	// goes away, so the next one becomes a dead letter for the admin pages.
 	delivered := s.fileStreetFault()
 	waitStatus(t, gw, delivered, "delivered")
+	// One the department asked about: the status page shows the answer
+	// form with its file input.
+	asked := s.fileStreetFault()
+	waitStatus(t, gw, asked, "delivered")
+	askForMore(t, gw, asked)
 	cs.kill()
 	dead := s.fileStreetFault()
 
@@ -551,6 +590,7 @@ func TestAccessibilitySweep(t *testing.T) {
 		{name: "receipt", path: "/s/" + delivered + "?receipt=1", status: 200},
 		{name: "status", path: "/s/" + delivered, status: 200},
 		{name: "status not delivered", path: "/s/" + dead, status: 200},
+		{name: "status with a completion request", path: "/s/" + asked, status: 200},
 		{name: "street-fault with errors", path: "/services/street-fault", post: send, status: 422, keyboard: true},
 		{name: "open data", path: "/open-data/", status: 200},
 		{name: "accessibility statement", path: "/tillganglighet", status: 200},
@@ -585,6 +625,34 @@ func TestAccessibilitySweep(t *testing.T) {
 	for _, id := range services {
 		resident = append(resident, page{name: "form " + id + " with errors", path: "/services/" + id, post: send, status: 422, keyboard: true})
 	}
+	// The building permit's drawings: the file input, and after a post
+	// with a drawing but no description, the drawing listed as attached.
+	drawing := filepath.Join(t.TempDir(), "ritning.pdf")
+	if err := os.WriteFile(drawing, []byte("%PDF-1.7\n% a drawing\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toDetails := func(s *sweep, lang, where string) int64 {
+		next := chromedp.Click(chromedp.CSS(`button[name="_nav"][value="next"]`))
+		s.b.navigate(where+": open the form", chromedp.Navigate(s.gw+withLang("/services/building-permit", lang)))
+		s.b.do(where+": the project", chromedp.SetValue(chromedp.CSS("#f-project"), "new-house"),
+			chromedp.SendKeys(chromedp.CSS("#f-property"), "Kvarnen 1:2"))
+		s.b.navigate(where+": continue", next)
+		s.b.do(where+": the applicant", chromedp.SetValue(chromedp.CSS("#f-applying_as"), "owner"))
+		return s.b.navigate(where+": continue", next)
+	}
+	resident = append(resident,
+		page{name: "building permit, the drawings step", status: 200, reach: toDetails},
+		page{name: "building permit, a drawing attached and errors", status: 422, keyboard: true, reach: func(s *sweep, lang, where string) int64 {
+			toDetails(s, lang, where)
+			s.b.do(where+": attach a drawing", chromedp.SendKeys(chromedp.CSS("#f-floor_area"), "120"),
+				chromedp.SetUploadFiles(chromedp.CSS("#f-drawings"), []string{drawing}))
+			return s.b.navigate(where+": continue", chromedp.Click(chromedp.CSS(`button[name="_nav"][value="next"]`)))
+		}, extra: func(s *sweep, where string) {
+			if n := eval[int](s.b, "drawings listed", `document.querySelectorAll('.attached-files input[type=checkbox]:checked').length`); n != 1 {
+				s.problem("%s: %d attached drawings listed, want 1", where, n)
+			}
+		}},
+	)
 	s.check("resident", resident)
 
 	// Service-point staff: the desk, a form filed for a visitor, its receipt.

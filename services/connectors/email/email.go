@@ -27,6 +27,13 @@
 //	timeout = "30s"                  # dial and each SMTP command, at most 2m
 //	language = "sv"                  # language of the e-mail (labels, headings)
 //	max_concurrency = 4              # connections per process, 1..64
+//	max_message_bytes = 20971520     # whole message with its attachments (base64); default 20 MiB, at most 100 MiB
+//
+// Attachments (file fields, answers to completion requests) become MIME
+// parts of the one message: multipart/mixed, base64, the file name in RFC
+// 2231 and RFC 2047 form. A message that would exceed max_message_bytes is
+// a permanent error (ErrMessageTooLarge): the submission becomes a dead
+// letter rather than mail the server would refuse.
 package email
 
 import (
@@ -98,6 +105,7 @@ type Settings struct {
 	Timeout            string `toml:"timeout"`
 	Language           string `toml:"language"`
 	MaxConcurrency     int    `toml:"max_concurrency"`
+	MaxMessageBytes    int64  `toml:"max_message_bytes"`
 
 	// Bound by the catalog loader (services.ServiceBinder): the service
 	// whose submissions are sent, and its translations.
@@ -174,6 +182,9 @@ func (s *Settings) Validate() error {
 	}
 	if s.MaxConcurrency < 0 || s.MaxConcurrency > MaxMaxConcurrency {
 		errs = append(errs, fmt.Errorf("max_concurrency: %d is not between 1 and %d", s.MaxConcurrency, MaxMaxConcurrency))
+	}
+	if s.MaxMessageBytes < 0 || s.MaxMessageBytes > MaxMaxMessageBytes {
+		errs = append(errs, fmt.Errorf("max_message_bytes: %d is not between 1 and %d", s.MaxMessageBytes, MaxMaxMessageBytes))
 	}
 	return errors.Join(errs...)
 }
@@ -276,7 +287,11 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	c := &Connector{
 		addr: net.JoinHostPort(host, port), host: host, from: from, to: to,
 		startTLS: s.TLS != TLSNone, svc: s.svc, tr: tr,
-		sem: make(chan struct{}, orDefault(s.MaxConcurrency, DefaultMaxConcurrency)),
+		sem:        make(chan struct{}, orDefault(s.MaxConcurrency, DefaultMaxConcurrency)),
+		maxMessage: s.MaxMessageBytes,
+	}
+	if c.maxMessage == 0 {
+		c.maxMessage = DefaultMaxMessageBytes
 	}
 	c.timeout, _ = s.timeout()
 	c.lang, _ = s.language()
@@ -352,6 +367,7 @@ type Connector struct {
 	tr         *locales.Translations
 	sem        chan struct{}
 	smtp       *smtpmail.Client
+	maxMessage int64 // bytes of a whole message
 }
 
 // Target names the SMTP server for the circuit breaker and metrics.
@@ -387,6 +403,9 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 		return "", permanent(errors.New("delivery has no submission id"))
 	}
 	msg := c.Compose(d)
+	if err := c.attach(ctx, msg, d.Attachments, d.Files); err != nil {
+		return "", err
+	}
 	var body bytes.Buffer
 	if _, err := msg.WriteTo(&body); err != nil {
 		return "", permanent(err)

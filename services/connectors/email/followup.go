@@ -52,8 +52,12 @@ func (c *Connector) DeliverFollowUp(ctx context.Context, f *gateway.FollowUp) er
 	if f.AnsweredAt.IsZero() {
 		f.AnsweredAt = time.Now()
 	}
+	msg := c.ComposeFollowUp(f)
+	if err := c.attach(ctx, msg, f.Attachments, f.Files); err != nil {
+		return err
+	}
 	var body bytes.Buffer
-	if _, err := c.ComposeFollowUp(f).WriteTo(&body); err != nil {
+	if _, err := msg.WriteTo(&body); err != nil {
 		return permanent(err)
 	}
 	select {

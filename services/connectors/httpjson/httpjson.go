@@ -7,6 +7,10 @@
 // an HMAC-SHA256 signature over timestamp and body (see Sign and Verify),
 // which the back-end checks with the shared secret.
 //
+// Attachments are not in the body: each is listed in Envelope.Attachments
+// with a signed, expiring download link on the gateway that the back-end
+// GETs (see AttachmentRef and the README's attachment contract).
+//
 // A manifest routes a service here with
 //
 //	[route]
@@ -267,6 +271,49 @@ type Envelope struct {
 	SubmittedAt    string          `json:"submitted_at"` // RFC 3339, UTC
 	Attempt        int             `json:"attempt"`
 	Payload        map[string]any  `json:"payload"`
+	// Attachments are the files of the form's file fields, each with a
+	// signed, expiring download link on the gateway (see AttachmentRef).
+	Attachments []AttachmentRef `json:"attachments,omitempty"`
+}
+
+// AttachmentRef is one attached file in a delivery or follow-up. The
+// back-end GETs URL (no credentials needed: the link is signed and
+// expires at ExpiresAt, normally 24 hours after the attempt that carried
+// it), checks that the bytes hash to SHA256 and are Size long, and keeps
+// them: the gateway deletes its copy once the delivery succeeded and the
+// file was fetched, or when the link expired. A fetch that fails should
+// fail the delivery (answer 5xx): the retry carries fresh links.
+type AttachmentRef struct {
+	ID        string `json:"id"`
+	Field     string `json:"field"`
+	Name      string `json:"name"` // sanitised file name
+	Type      string `json:"type"` // media type found by sniffing the content
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"` // lower-case hex
+	URL       string `json:"url"`
+	ExpiresAt string `json:"expires_at"` // RFC 3339, UTC
+}
+
+// attachmentRefs lists atts with fresh links from files.
+func attachmentRefs(atts []gateway.Attachment, files gateway.AttachmentFiles) ([]AttachmentRef, error) {
+	if len(atts) == 0 {
+		return nil, nil
+	}
+	if files == nil {
+		return nil, temporary(errors.New("attachments but no way to link them"), 0)
+	}
+	out := make([]AttachmentRef, 0, len(atts))
+	for _, a := range atts {
+		link, exp := files.Link(a)
+		if link == "" {
+			// A gateway without a link secret: fixed by configuration,
+			// so the submission waits in the retries.
+			return nil, temporary(errors.New("no download link for an attachment (link secret unset)"), 0)
+		}
+		out = append(out, AttachmentRef{ID: a.ID, Field: a.Field, Name: a.Name, Type: a.Type, Size: a.Size, SHA256: a.SHA256,
+			URL: link, ExpiresAt: exp.UTC().Format(time.RFC3339)})
+	}
+	return out, nil
 }
 
 // Answer is the JSON body a back-end answers a delivery with.
@@ -312,7 +359,13 @@ func (c *Connector) Deliver(ctx context.Context, d *gateway.Delivery) (string, e
 	if d.SubmissionID == "" {
 		return "", permanent(errors.New("delivery has no submission id"))
 	}
-	body, err := json.Marshal(NewEnvelope(d))
+	env := NewEnvelope(d)
+	refs, err := attachmentRefs(d.Attachments, d.Files)
+	if err != nil {
+		return "", err
+	}
+	env.Attachments = refs
+	body, err := json.Marshal(env)
 	if err != nil {
 		// Only the error's kind is kept: a json error may quote a value.
 		return "", permanent(errors.New("payload cannot be encoded as JSON"))
@@ -408,6 +461,8 @@ type FollowUpEnvelope struct {
 	Answer        string `json:"answer"`
 	AnsweredAt    string `json:"answered_at"` // RFC 3339, UTC
 	Attempt       int    `json:"attempt"`
+	// Attachments sent with the answer, as in a delivery.
+	Attachments []AttachmentRef `json:"attachments,omitempty"`
 }
 
 var _ gateway.FollowUpConnector = (*Connector)(nil)
@@ -422,9 +477,13 @@ func (c *Connector) DeliverFollowUp(ctx context.Context, f *gateway.FollowUp) er
 	if f.CaseReference == "" {
 		return temporary(errors.New("the submission has no case reference yet"), 0)
 	}
+	refs, err := attachmentRefs(f.Attachments, f.Files)
+	if err != nil {
+		return err
+	}
 	body, err := json.Marshal(FollowUpEnvelope{SubmissionID: f.SubmissionID, Reference: f.Reference, Service: f.Service,
 		CaseReference: f.CaseReference, Seq: f.Seq, Question: f.Question, Answer: f.Answer,
-		AnsweredAt: f.AnsweredAt.UTC().Format(time.RFC3339), Attempt: f.Attempt})
+		AnsweredAt: f.AnsweredAt.UTC().Format(time.RFC3339), Attempt: f.Attempt, Attachments: refs})
 	if err != nil {
 		return permanent(errors.New("follow-up cannot be encoded as JSON"))
 	}

@@ -6,6 +6,7 @@ import (
 	_ "github.com/kommun/servicegateway/services/fields/checkbox"
 	_ "github.com/kommun/servicegateway/services/fields/date"
 	_ "github.com/kommun/servicegateway/services/fields/email"
+	_ "github.com/kommun/servicegateway/services/fields/file"
 	_ "github.com/kommun/servicegateway/services/fields/location"
 	_ "github.com/kommun/servicegateway/services/fields/multiselect"
 	_ "github.com/kommun/servicegateway/services/fields/number"

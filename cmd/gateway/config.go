@@ -64,6 +64,7 @@ var settings = []setting{
 	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
 	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
 	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
+	{"GATEWAY_SESSION_CACHE", "5s", "a replica keeps a session it read for this long (0 = off), so a signed-in request skips the Redis round trip; a session ended on any replica is dropped at once (Redis Pub/Sub), and the cache is off while that channel is down"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
 	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
@@ -134,7 +135,7 @@ type config struct {
 	DevIdP                                      bool
 	SessionKey                                  string
 	SessionIdle, SessionAbsolute                time.Duration
-	SessionPrivileged                           time.Duration
+	SessionPrivileged, SessionCache             time.Duration
 	ClientsFile, ProvidersFile                  string
 	LoginLimit                                  int
 	Usage                                       bool
@@ -220,7 +221,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.SessionKey, c.ClientsFile = get("GATEWAY_SESSION_KEY"), get("GATEWAY_CLIENTS_FILE")
 	c.ProvidersFile = get("GATEWAY_OIDC_PROVIDERS_FILE")
 	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
-	c.SessionPrivileged = dur("GATEWAY_SESSION_PRIVILEGED")
+	c.SessionPrivileged, c.SessionCache = dur("GATEWAY_SESSION_PRIVILEGED"), dur("GATEWAY_SESSION_CACHE")
 	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
 	errs = append(errs, c.checkIdentity(get("GATEWAY_DEV_IDP"))...)
 	c.UsageBuffer, c.OpenDataMinCount = num("GATEWAY_USAGE_BUFFER", 1, 10000000), num("GATEWAY_OPENDATA_MIN_COUNT", 1, 1000)

@@ -64,6 +64,31 @@ type Sessions struct {
 	Privileged time.Duration
 	TokenTTL   time.Duration // lifetime of a cookie token; default 15m, renewed while in use
 	Now        func() time.Time
+
+	// CacheFor keeps a loaded session in the process for this long, so
+	// that a signed-in request does not pay a store round trip and a
+	// decode each time (0: no cache). The cache is used only while Watch
+	// is listening (see WatchEnded): a session ended anywhere is dropped
+	// from every process's cache when the store says so, and one ended
+	// here at once. The idle timeout is refreshed in the store when an
+	// entry is older than CacheFor, so it is kept to within CacheFor.
+	CacheFor time.Duration
+	// Watch tells of sessions ended in the store (by any replica); needed
+	// for the cache.
+	Watch SessionWatch
+
+	cache sessionCache
+}
+
+// SessionWatch tells a process when sessions end in the shared store.
+type SessionWatch interface {
+	// SessionDigest is the digest by which ended sessions are told.
+	SessionDigest(id string) string
+	// WatchEndedSessions calls ended with the digest of every session
+	// ended from now on, until ctx is done. It calls listening(true) when
+	// it starts listening (again) and listening(false) when it may have
+	// missed some (the connection dropped).
+	WatchEndedSessions(ctx context.Context, ended func(digest string), listening func(bool))
 }
 
 func (m *Sessions) defaults() {
@@ -126,7 +151,10 @@ func (m *Sessions) lifetime(p *gateway.Principal) time.Duration {
 
 // RevokeSubject ends every session of a subject (sign out everywhere).
 func (m *Sessions) RevokeSubject(ctx context.Context, subject string) (int, error) {
-	return m.Store.RevokeSubjectSessions(ctx, subject)
+	m.cache.dropSubject(subject) // before and after: no request in between keeps it
+	n, err := m.Store.RevokeSubjectSessions(ctx, subject)
+	m.cache.dropSubject(subject)
+	return n, err
 }
 
 // Load checks a cookie token and returns its session. renewed is a fresh
@@ -140,6 +168,21 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	now := m.Now()
 	if !now.Before(exp) {
 		return nil, "", ErrNoSession
+	}
+	var digest string
+	var gen uint64
+	if m.cache.usable() {
+		digest = m.Watch.SessionDigest(id)
+		if c, ok := m.cache.get(digest, now); ok {
+			if c.Created.Add(m.lifetime(c.Principal)).After(now) {
+				if exp.Sub(now) < m.TokenTTL/2 {
+					renewed = m.token(id)
+				}
+				return c, renewed, nil
+			}
+			m.cache.drop(digest)
+		}
+		gen = m.cache.generation()
 	}
 	b, err := m.Store.GetSession(ctx, id, m.Idle) // read and refresh the idle timeout at once
 	if err != nil {
@@ -158,6 +201,10 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	if left <= 0 {
 		_ = m.Store.DeleteSession(ctx, id)
 		return nil, "", ErrNoSession
+	}
+	if digest != "" && left >= m.Idle {
+		// Kept only if no session ended while it was read (gen).
+		m.cache.put(digest, s, now.Add(m.CacheFor), gen)
 	}
 	if left < m.Idle {
 		// The last stretch before the absolute timeout: the record must
@@ -180,12 +227,19 @@ func (m *Sessions) Revoke(ctx context.Context, token string) error {
 	if !ok {
 		return nil
 	}
-	return m.Store.DeleteSession(ctx, id)
+	return m.RevokeID(ctx, id)
 }
 
 // RevokeID ends a session by id.
 func (m *Sessions) RevokeID(ctx context.Context, id string) error {
-	return m.Store.DeleteSession(ctx, id)
+	if m.Watch != nil {
+		m.cache.drop(m.Watch.SessionDigest(id))
+	}
+	err := m.Store.DeleteSession(ctx, id)
+	if m.Watch != nil {
+		m.cache.drop(m.Watch.SessionDigest(id))
+	}
+	return err
 }
 
 func (m *Sessions) token(id string) string {

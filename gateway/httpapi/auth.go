@@ -139,7 +139,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			if renewed != "" {
 				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) && !s.underProxy(c.Path()) {
+			// Under a proxied prefix the body is the e-service's: not
+			// parsed here (no form, no Content-Encoding check ran).
+			if !safeMethod(c.Method()) && !s.underProxy(c.Path()) && !sessionCSRFOK(c, sess) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}

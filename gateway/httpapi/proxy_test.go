@@ -57,6 +57,20 @@ func TestProxiedServiceRoutes(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the upstream was reached %d times", n)
 	}
+	// The gateway's own error page under a prefix (which skips the page
+	// middleware) still has the page headers and the visitor's language.
+	req := httptest.NewRequest("GET", "/e/book-premises/bookings", nil)
+	req.Header.Set("Accept-Language", "en")
+	req.Header.Set("Accept", "text/html")
+	res, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 || !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+		res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Content-Language") != "en" {
+		t.Errorf("error page under the prefix: %d %v", res.StatusCode, res.Header)
+	}
 	if res, _ := do("GET", "/e/book-premises", ""); res.StatusCode != 301 || res.Header.Get("Location") != "/e/book-premises/" {
 		t.Errorf("bare prefix: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}

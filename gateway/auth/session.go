@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kommun/servicegateway/gateway"
@@ -78,6 +80,7 @@ type Sessions struct {
 	Watch SessionWatch
 
 	cache sessionCache
+	macs  sync.Pool // hash.Hash: HMAC-SHA256 with Key
 }
 
 // SessionWatch tells a process when sessions end in the shared store.
@@ -249,9 +252,16 @@ func (m *Sessions) token(id string) string {
 }
 
 func (m *Sessions) mac(body string) string {
-	h := hmac.New(sha256.New, m.Key)
+	h, _ := m.macs.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, m.Key)
+	}
+	h.Reset()
 	h.Write([]byte(body))
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	out := base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	m.macs.Put(h) // an HMAC is made for every signed-in request: keep them
+	return out
 }
 
 func (m *Sessions) parse(token string) (id string, exp time.Time, ok bool) {

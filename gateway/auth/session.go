@@ -176,14 +176,8 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	var gen uint64
 	if m.cache.usable() {
 		digest = m.Watch.SessionDigest(id)
-		if c, ok := m.cache.get(digest, now); ok {
-			if c.Created.Add(m.lifetime(c.Principal)).After(now) {
-				if exp.Sub(now) < m.TokenTTL/2 {
-					renewed = m.token(id)
-				}
-				return c, renewed, nil
-			}
-			m.cache.drop(digest)
+		if c, renewed, ok := m.cached(digest, id, exp, now); ok {
+			return c, renewed, nil
 		}
 		gen = m.cache.generation()
 	}
@@ -222,6 +216,38 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 		renewed = m.token(id)
 	}
 	return s, renewed, nil
+}
+
+// Peek returns the session of a cookie token when this process keeps it
+// (see CacheFor), without the store; ok false: call Load.
+func (m *Sessions) Peek(token string) (s *Session, renewed string, ok bool) {
+	if !m.cache.usable() {
+		return nil, "", false
+	}
+	m.defaults()
+	id, exp, valid := m.parse(token)
+	now := m.Now()
+	if !valid || !now.Before(exp) {
+		return nil, "", false
+	}
+	return m.cached(m.Watch.SessionDigest(id), id, exp, now)
+}
+
+// cached is a kept session still within its absolute lifetime.
+func (m *Sessions) cached(digest, id string, exp, now time.Time) (*Session, string, bool) {
+	c, ok := m.cache.get(digest, now)
+	if !ok {
+		return nil, "", false
+	}
+	if !c.Created.Add(m.lifetime(c.Principal)).After(now) {
+		m.cache.drop(digest)
+		return nil, "", false
+	}
+	renewed := ""
+	if exp.Sub(now) < m.TokenTTL/2 {
+		renewed = m.token(id)
+	}
+	return c, renewed, true
 }
 
 // Revoke ends the session the token refers to, at once.

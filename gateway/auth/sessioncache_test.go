@@ -75,6 +75,9 @@ func TestSessionCacheDropsEndedSessionsOnEveryReplica(t *testing.T) {
 	if s2, _, _ := b.Load(ctx, phone); s2.Principal.Name == s.Principal.Name {
 		t.Fatal("requests share the cached principal")
 	}
+	if ps, _, ok := b.Peek(phone); !ok || ps.Principal.Subject != p.Subject {
+		t.Fatalf("Peek of a kept session: %v %+v", ok, ps)
+	}
 	if got := commands(t, rdb); len(got) != 0 {
 		t.Fatalf("a cached session still cost commands: %v", got)
 	}
@@ -90,6 +93,9 @@ func TestSessionCacheDropsEndedSessionsOnEveryReplica(t *testing.T) {
 		_, _, err := b.Load(ctx, phone)
 		return errors.Is(err, auth.ErrNoSession)
 	})
+	if _, _, ok := b.Peek(phone); ok {
+		t.Fatal("Peek still has the signed-out session")
+	}
 	if _, _, err := b.Load(ctx, laptop); err != nil {
 		t.Fatalf("the other device's session ended too: %v", err)
 	}

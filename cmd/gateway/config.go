@@ -64,7 +64,7 @@ var settings = []setting{
 	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
 	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
 	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
-	{"GATEWAY_SESSION_CACHE", "5s", "a replica keeps a session it read for this long (0 = off), so a signed-in request skips the Redis round trip; a session ended on any replica is dropped at once (Redis Pub/Sub), and the cache is off while that channel is down"},
+	{"GATEWAY_SESSION_CACHE", "5s", "a replica keeps a session it read for this long (0 = off, at most 1m), so a signed-in request skips the Redis round trip; a session ended on any replica is dropped at once (Redis Pub/Sub), and the cache is off while that channel is down"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
 	{"GATEWAY_USAGE", "on", "usage statistics (dashboard, /api/v1/usage, open data): on or off"},
@@ -289,6 +289,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 				errs = append(errs, fmt.Sprintf("GATEWAY_TRUSTED_PROXIES: want IP addresses or CIDRs, got %q", p))
 			}
 		}
+	}
+	if c.SessionCache > time.Minute {
+		// A kept session refreshes its idle timeout only when read again.
+		errs = append(errs, fmt.Sprintf("GATEWAY_SESSION_CACHE: at most 1m, got %s", c.SessionCache))
 	}
 	if c.production() {
 		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)

@@ -201,7 +201,7 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	}
 	if digest != "" && left >= m.Idle {
 		// Kept only if no session ended while it was read (gen).
-		m.cache.put(digest, s, now.Add(m.CacheFor), gen)
+		m.cache.put(digest, s, now.Add(min(m.CacheFor, m.Idle/2)), gen) // the idle timeout is refreshed in time
 	}
 	if left < m.Idle {
 		// The last stretch before the absolute timeout: the record must

@@ -26,7 +26,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// Two replicas keep sessions in their caches (for an hour here, so that
+// Two replicas keep sessions in their caches (15 minutes here, so that
 // only being told can end a cached session): a signed-in request is then
 // served without a Redis command, and a session ended on one replica
 // (sign-out, sign out everywhere, the absolute timeout) is refused by the
@@ -164,4 +164,48 @@ func TestSessionCacheForgetsWhenTheWatchDrops(t *testing.T) {
 		return errors.Is(err, auth.ErrNoSession)
 	})
 	waitFor(t, "listening again", m.Caching)
+}
+
+// The per-request cost of a signed-in request's session (issue 14, goal
+// 6): read with GETEX from a real redis-server and decoded, against kept
+// in the process (the cookie's HMAC and a map lookup).
+//
+//	go test ./gateway/auth -run - -bench SessionLoad -benchmem
+func BenchmarkSessionLoad(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, bc := range []struct {
+		name string
+		keep time.Duration
+	}{{"redis", 0}, {"kept", 5 * time.Second}} {
+		b.Run(bc.name, func(b *testing.B) {
+			store := redisstore.New(srv.Client(b), "b"+bc.name)
+			m := &auth.Sessions{Store: store, Key: []byte(strings.Repeat("k", 32)), CacheFor: bc.keep, Watch: store}
+			if bc.keep > 0 {
+				go m.WatchEnded(ctx)
+				for !m.Caching() {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			p := &gateway.Principal{Subject: "se-pnr:199001013011", Name: "Bertil Berg", Roles: []gateway.Role{gateway.RoleResident}, Assurance: gateway.AssuranceSubstantial}
+			tok, _, err := m.Create(ctx, p, "dev")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				s, _, ok := m.Peek(tok)
+				if !ok {
+					if s, _, err = m.Load(ctx, tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if s.Principal.Subject != p.Subject {
+					b.Fatal("wrong session")
+				}
+			}
+		})
+	}
 }

@@ -134,6 +134,7 @@ func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 			h.Set(header, tok)
 		}
 		if c.Method() == fiber.MethodGet && c.Path() == svc.Prefix {
+			pickLanguage(c)      // counted by language, as every other service (no page middleware here)
 			s.trackStart(c, svc) // the e-service's entry page: viewed and started
 		}
 		return up.Forward(c)

@@ -7,6 +7,8 @@
 #   .bench/proxy.sh                 # defaults: 3 rounds of 10 s per target, 16 connections, 5 ms pause
 #   DURATION=20 CONNS=32 DELAY_MS=5 ROUNDS=5 .bench/proxy.sh
 #   BASELINE=main .bench/proxy.sh   # also the gateway of another git revision, in the same rounds
+#   FLOOR=0 .bench/proxy.sh         # without the floor: fasthttp's server and client alone
+#                                   # (.bench/floorproxy), what any Go proxy on them costs
 #
 # Rounds are interleaved (every target once per round); the ratios are
 # within a round.
@@ -21,13 +23,15 @@ CONNS=${CONNS:-16}
 DELAY_MS=${DELAY_MS:-5}
 ROUNDS=${ROUNDS:-3}
 BASELINE=${BASELINE:-}
+FLOOR=${FLOOR:-1}
 W=$(mktemp -d)
-UP=18481 NGX=18482 GW=18483 BASEGW=18486
+UP=18481 NGX=18482 GW=18483 BASEGW=18486 FL=18487
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$W"; }
 trap cleanup EXIT
 
 go build -o "$W/gateway" ./cmd/gateway
+[ "$FLOOR" = 1 ] && go build -o "$W/floorproxy" ./.bench/floorproxy
 if [ -n "$BASELINE" ]; then
   mkdir -p "$W/base-src"
   git archive "$BASELINE" | tar -x -C "$W/base-src"
@@ -88,6 +92,8 @@ gateway() { # binary port log
 gateway "$W/gateway" "$GW" "$W/gateway.log"; pids+=($!); GWPID=$!
 BASEPID=
 if [ -n "$BASELINE" ]; then gateway "$W/gateway-base" "$BASEGW" "$W/gateway-base.log"; pids+=($!); BASEPID=$!; fi
+FLPID=
+if [ "$FLOOR" = 1 ]; then GOMAXPROCS=1 taskset -c 0 "$W/floorproxy" "127.0.0.1:$FL" "127.0.0.1:$UP" >"$W/floor.log" 2>&1 & pids+=($!); FLPID=$!; fi
 for port in $GW ${BASEPID:+$BASEGW}; do
   for i in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
 done
@@ -125,6 +131,10 @@ echo "wrk: $CONNS connections, ${DELAY_MS} ms pause between a connection's reque
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
   run "nginx (reverse proxy)"              "$NGXPIDS" "http://127.0.0.1:$NGX/e/open/bookings"
+  if [ -n "$FLPID" ]; then
+    run "floor (fasthttp alone)"           "$FLPID"   "http://127.0.0.1:$FL/e/open/bookings"
+    awk -v n="$(cat "$W/nginx")" -v f="$(cat "$W/floor")" 'BEGIN{printf "ratio to nginx: floor %.2fx\n", f/n}'
+  fi
   run "gateway-open (no identity)"         "$GWPID"   "http://127.0.0.1:$GW/e/open/bookings"
   run "gateway-signed (identity token)"    "$GWPID"   "http://127.0.0.1:$GW/e/signed/bookings" "Cookie: gw_session=$SESSION"
   awk -v n="$(cat "$W/nginx")" -v o="$(cat "$W/gateway-open")" -v s="$(cat "$W/gateway-signed")" \

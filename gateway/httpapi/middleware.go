@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -127,13 +128,58 @@ func pickLanguage(c *fiber.Ctx) {
 			return
 		}
 	}
-	if t, ok := locales.Parse(c.Cookies(langCookie)); ok && c.Cookies(langCookie) != "" {
-		tag = t
-	} else if t, ok := locales.Match(c.Get(fiber.HeaderAcceptLanguage)); ok {
+	if v := c.Cookies(langCookie); v != "" {
+		if t, ok := locales.Parse(v); ok {
+			tag = t
+		} else if t, ok := matchAcceptLanguage(c.Get(fiber.HeaderAcceptLanguage)); ok {
+			tag = t
+		}
+	} else if t, ok := matchAcceptLanguage(c.Get(fiber.HeaderAcceptLanguage)); ok {
 		tag = t
 	}
 	c.Locals(localsLang, tag)
 	c.Vary(fiber.HeaderAcceptLanguage, fiber.HeaderCookie)
+}
+
+// acceptLanguages remembers what locales.Match made of an Accept-Language
+// value: browsers send a handful of values, and matching parses and ranks
+// the list on every page otherwise. Bounded in count and length.
+var acceptLanguages struct {
+	mu sync.RWMutex
+	m  map[string]langMatch
+}
+
+type langMatch struct {
+	tag language.Tag
+	ok  bool
+}
+
+const (
+	maxAcceptLanguages   = 1024 // values remembered; then it starts over
+	maxAcceptLanguageLen = 256  // longer values are matched every time
+)
+
+func matchAcceptLanguage(h string) (language.Tag, bool) {
+	if h == "" {
+		return locales.Default, false
+	}
+	if len(h) > maxAcceptLanguageLen {
+		return locales.Match(h)
+	}
+	acceptLanguages.mu.RLock()
+	r, hit := acceptLanguages.m[h]
+	acceptLanguages.mu.RUnlock()
+	if hit {
+		return r.tag, r.ok
+	}
+	r.tag, r.ok = locales.Match(h)
+	acceptLanguages.mu.Lock()
+	if acceptLanguages.m == nil || len(acceptLanguages.m) >= maxAcceptLanguages {
+		acceptLanguages.m = make(map[string]langMatch)
+	}
+	acceptLanguages.m[strings.Clone(h)] = r // h is borrowed from the request
+	acceptLanguages.mu.Unlock()
+	return r.tag, r.ok
 }
 
 type langLink struct {

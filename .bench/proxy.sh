@@ -4,8 +4,14 @@
 # rate (wrk with a per-connection delay). CPU time is utime+stime from
 # /proc/<pid>/stat, before and after, divided by the requests served.
 #
-#   .bench/proxy.sh                 # defaults: 10 s per run, 16 connections, 5 ms pause
-#   DURATION=20 CONNS=32 DELAY_MS=5 .bench/proxy.sh
+#   .bench/proxy.sh                 # defaults: 3 rounds of 10 s per target, 16 connections, 5 ms pause
+#   DURATION=20 CONNS=32 DELAY_MS=5 ROUNDS=5 .bench/proxy.sh
+#   BASELINE=main .bench/proxy.sh   # also the gateway of another git revision, in the same rounds
+#   FLOOR=0 .bench/proxy.sh         # without the floor: fasthttp's server and client alone
+#                                   # (.bench/floorproxy), what any Go proxy on them costs
+#
+# Rounds are interleaved (every target once per round); the ratios are
+# within a round.
 #
 # Needs nginx (apt nginx-light), wrk, redis-server, taskset, curl.
 # The proxies are pinned to CPU 0 (GOMAXPROCS=1, one nginx worker); the
@@ -15,13 +21,22 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 DELAY_MS=${DELAY_MS:-5}
+ROUNDS=${ROUNDS:-3}
+BASELINE=${BASELINE:-}
+FLOOR=${FLOOR:-1}
 W=$(mktemp -d)
-UP=18481 NGX=18482 GW=18483 RP=18484
+UP=18481 NGX=18482 GW=18483 BASEGW=18486 FL=18487
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$W"; }
 trap cleanup EXIT
 
 go build -o "$W/gateway" ./cmd/gateway
+[ "$FLOOR" = 1 ] && go build -o "$W/floorproxy" ./.bench/floorproxy
+if [ -n "$BASELINE" ]; then
+  mkdir -p "$W/base-src"
+  git archive "$BASELINE" | tar -x -C "$W/base-src"
+  (cd "$W/base-src" && go build -o "$W/gateway-base" ./cmd/gateway)
+fi
 
 # The upstream: a small static answer, as an e-service's page would be.
 mkdir -p "$W/up" "$W/ngx"
@@ -67,11 +82,21 @@ CONF
     printf '"bench-%s.title" = "Bench"\n"bench-%s.summary" = "Bench"\n' "$s" "$s" >"$W/services/$s/messages.$l.toml"
   done
 done
-GATEWAY_ADDR=127.0.0.1:$GW REDIS_URL=redis://127.0.0.1:18485 GATEWAY_SERVICES_DIR="$W/services" \
-  GATEWAY_RATELIMIT=off GATEWAY_MAX_CONNS_PER_IP=0 GATEWAY_LOG_LEVEL=error GOMAXPROCS=1 \
-  taskset -c 0 "$W/gateway" >"$W/gateway.log" 2>&1 & pids+=($!)
-GWPID=$!
-for i in $(seq 100); do curl -fs "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.2; done
+# The same session key for both gateways: one sign-in serves both.
+KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+gateway() { # binary port log
+  GATEWAY_ADDR=127.0.0.1:$2 REDIS_URL=redis://127.0.0.1:18485 GATEWAY_SERVICES_DIR="$W/services" GATEWAY_SESSION_KEY=$KEY \
+    GATEWAY_RATELIMIT=off GATEWAY_MAX_CONNS_PER_IP=0 GATEWAY_LOG_LEVEL=error GOMAXPROCS=1 \
+    taskset -c 0 "$1" >"$3" 2>&1 &
+}
+gateway "$W/gateway" "$GW" "$W/gateway.log"; pids+=($!); GWPID=$!
+BASEPID=
+if [ -n "$BASELINE" ]; then gateway "$W/gateway-base" "$BASEGW" "$W/gateway-base.log"; pids+=($!); BASEPID=$!; fi
+FLPID=
+if [ "$FLOOR" = 1 ]; then GOMAXPROCS=1 taskset -c 0 "$W/floorproxy" "127.0.0.1:$FL" "127.0.0.1:$UP" >"$W/floor.log" 2>&1 & pids+=($!); FLPID=$!; fi
+for port in $GW ${BASEPID:+$BASEGW}; do
+  for i in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
+done
 sleep 0.5
 NGXPIDS=$(pgrep -f "nginx -c $W/ngx/nginx.conf" | tr '\n' ' ')
 NGXPIDS="$NGXPIDS $(pgrep -P "$(cat "$W/ngx/pid")" | tr '\n' ' ')"
@@ -102,9 +127,22 @@ run() { # name pids url [header]
   echo "$us" >"$W/$(echo "$name" | cut -d' ' -f1)"
 }
 echo "machine: $(nproc) cores shared with other work, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "wrk: $CONNS connections, ${DELAY_MS} ms pause between a connection's requests, ${DURATION} s"
-run "nginx (reverse proxy)"              "$NGXPIDS" "http://127.0.0.1:$NGX/e/open/bookings"
-run "gateway-open (no identity)"         "$GWPID"   "http://127.0.0.1:$GW/e/open/bookings"
-run "gateway-signed (identity token)"    "$GWPID"   "http://127.0.0.1:$GW/e/signed/bookings" "Cookie: gw_session=$SESSION"
-awk -v n="$(cat "$W/nginx")" -v o="$(cat "$W/gateway-open")" -v s="$(cat "$W/gateway-signed")" \
-  'BEGIN{printf "ratio to nginx: no identity %.2fx (target 1.2x), with identity %.2fx (target 1.5x)\n", o/n, s/n}'
+echo "wrk: $CONNS connections, ${DELAY_MS} ms pause between a connection's requests, ${DURATION} s, $ROUNDS rounds"
+for r in $(seq "$ROUNDS"); do
+  echo "round $r"
+  run "nginx (reverse proxy)"              "$NGXPIDS" "http://127.0.0.1:$NGX/e/open/bookings"
+  if [ -n "$FLPID" ]; then
+    run "floor (fasthttp alone)"           "$FLPID"   "http://127.0.0.1:$FL/e/open/bookings"
+    awk -v n="$(cat "$W/nginx")" -v f="$(cat "$W/floor")" 'BEGIN{printf "ratio to nginx: floor %.2fx\n", f/n}'
+  fi
+  run "gateway-open (no identity)"         "$GWPID"   "http://127.0.0.1:$GW/e/open/bookings"
+  run "gateway-signed (identity token)"    "$GWPID"   "http://127.0.0.1:$GW/e/signed/bookings" "Cookie: gw_session=$SESSION"
+  awk -v n="$(cat "$W/nginx")" -v o="$(cat "$W/gateway-open")" -v s="$(cat "$W/gateway-signed")" \
+    'BEGIN{printf "ratio to nginx: no identity %.2fx (target 1.2x), with identity %.2fx (target 1.5x)\n", o/n, s/n}'
+  if [ -n "$BASEPID" ]; then
+    run "base-open ($BASELINE, no identity)"       "$BASEPID" "http://127.0.0.1:$BASEGW/e/open/bookings"
+    run "base-signed ($BASELINE, identity token)"  "$BASEPID" "http://127.0.0.1:$BASEGW/e/signed/bookings" "Cookie: gw_session=$SESSION"
+    awk -v n="$(cat "$W/nginx")" -v o="$(cat "$W/base-open")" -v s="$(cat "$W/base-signed")" -v b="$BASELINE" \
+      'BEGIN{printf "ratio to nginx (%s): no identity %.2fx, with identity %.2fx\n", b, o/n, s/n}'
+  fi
+done

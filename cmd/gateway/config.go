@@ -65,6 +65,7 @@ var settings = []setting{
 	{"GATEWAY_SESSION_IDLE", "30m", "a session ends after this long without a request"},
 	{"GATEWAY_SESSION_ABSOLUTE", "12h", "a session ends this long after sign-in, whatever happens"},
 	{"GATEWAY_SESSION_PRIVILEGED", "1h", "a session with the staff or admin role ends this long after sign-in (roles are read at sign-in, so a role withdrawn at the provider ends with it)"},
+	{"GATEWAY_SESSION_CACHE", "5s", "a replica keeps a session it read for this long (0 = off, at most 1m), so a signed-in request skips the Redis round trip; a session ended on any replica is dropped at once (Redis Pub/Sub), and the cache is off while that channel is down"},
 	{"GATEWAY_CLIENTS_FILE", "", "JSON file with the departments' machine clients (id, department, algorithm, public_key PEM)"},
 	{"GATEWAY_RATELIMIT_LOGIN", "30", "sign-ins per client IP, and per person, per minute"},
 	{"GATEWAY_DRAFT_TTL", "720h", "how long a signed-in resident's saved draft is kept after it was last saved (listed on My pages); deleted when it expires or its form is sent"},
@@ -157,7 +158,7 @@ type config struct {
 	AttachmentLinkSecret                        string
 	AttachmentLinkTTL                           time.Duration
 	SessionIdle, SessionAbsolute                time.Duration
-	SessionPrivileged                           time.Duration
+	SessionPrivileged, SessionCache             time.Duration
 	ClientsFile, ProvidersFile                  string
 	LoginLimit                                  int
 	DraftTTL, DraftCodeTTL                      time.Duration
@@ -251,7 +252,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.SessionKey, c.ClientsFile = get("GATEWAY_SESSION_KEY"), get("GATEWAY_CLIENTS_FILE")
 	c.ProvidersFile = get("GATEWAY_OIDC_PROVIDERS_FILE")
 	c.SessionIdle, c.SessionAbsolute = dur("GATEWAY_SESSION_IDLE"), dur("GATEWAY_SESSION_ABSOLUTE")
-	c.SessionPrivileged = dur("GATEWAY_SESSION_PRIVILEGED")
+	c.SessionPrivileged, c.SessionCache = dur("GATEWAY_SESSION_PRIVILEGED"), dur("GATEWAY_SESSION_CACHE")
 	c.LoginLimit = num("GATEWAY_RATELIMIT_LOGIN", 1, 1000000)
 	c.DraftTTL, c.DraftCodeTTL = dur("GATEWAY_DRAFT_TTL"), dur("GATEWAY_DRAFT_CODE_TTL")
 	c.DraftMaxBytes, c.DraftsPerPerson = num("GATEWAY_DRAFT_MAX_BYTES", 1024, 1<<20), num("GATEWAY_DRAFTS_PER_PERSON", 1, 1000)
@@ -348,6 +349,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 				errs = append(errs, fmt.Sprintf("GATEWAY_TRUSTED_PROXIES: want IP addresses or CIDRs, got %q", p))
 			}
 		}
+	}
+	if c.SessionCache > time.Minute {
+		// A kept session refreshes its idle timeout only when read again.
+		errs = append(errs, fmt.Sprintf("GATEWAY_SESSION_CACHE: at most 1m, got %s", c.SessionCache))
 	}
 	if c.production() {
 		errs = append(errs, checkSecret("CASESIM_SECRET", c.CasesimSecret)...)

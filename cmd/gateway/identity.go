@@ -163,7 +163,8 @@ func setupIdentity(cfg config, store *redisstore.Store, baseURL string, log *slo
 		a.Assertions.TokenKey = auth.TokenKey(key)
 		a.Assertions.TokenAudiences = []string{baseURL + "/oauth/token"}
 	}
-	a.Sessions = &auth.Sessions{Store: store, Key: key, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute, Privileged: cfg.SessionPrivileged}
+	a.Sessions = &auth.Sessions{Store: store, Key: key, Idle: cfg.SessionIdle, Absolute: cfg.SessionAbsolute, Privileged: cfg.SessionPrivileged,
+		CacheFor: cfg.SessionCache, Watch: store}
 	return a, nil
 }
 

@@ -211,6 +211,7 @@ func TestConfigErrors(t *testing.T) {
 		"wait too long":       {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_URL": "redis://x:6379", "GATEWAY_REDIS_WAIT_TIMEOUT": "5s"},
 		"area of one corner":  {"GATEWAY_AREA": "59.8,17.6"},
 		"area not numbers":    {"GATEWAY_AREA": "north,east;south,west"},
+		"session cache long":  {"GATEWAY_SESSION_CACHE": "10m"},
 	}
 	for name, env := range cases {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {

@@ -266,6 +266,10 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	if err != nil {
 		return err
 	}
+	if identity != nil && identity.Sessions != nil {
+		// Sessions ended on any replica leave this one's cache (Pub/Sub).
+		go identity.Sessions.WatchEnded(ctx)
+	}
 	metrics := httpapi.NewMetrics(func(ctx context.Context) (httpapi.QueueStats, error) {
 		st, err := store.Stats(ctx)
 		return httpapi.QueueStats{Stream: st.Stream, Pending: st.Pending, Retrying: st.Retrying, Dead: st.Dead, OldestAge: st.OldestAge}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -225,4 +226,111 @@ func TestProxiedEServiceBinary(t *testing.T) {
 		row := openUsage(t, gw.URL)["book-premises|digital"]
 		return val(row.Viewed) >= 1 && val(row.Started) >= 1
 	})
+}
+
+// Two replicas of the gateway on one Redis, each keeping sessions in its
+// cache (for the longest allowed, a minute, so that only being told can
+// end a cached session in the test's few seconds): a resident signs out everywhere on one, and the other stops
+// passing that resident's identity to the e-service, from its cache, with
+// the old cookie replayed.
+func TestSignOutEverywhereEndsCachedIdentityOnEveryReplica(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ids = append(ids, r.Header.Get("X-Gateway-Identity"))
+		mu.Unlock()
+		io.WriteString(w, "upstream page")
+	}))
+	defer up.Close()
+	lastID := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ids) == 0 {
+			return ""
+		}
+		return ids[len(ids)-1]
+	}
+	extra := map[string]string{"DEMO_ESERVICE_URL": up.URL, "GATEWAY_SESSION_CACHE": "1m",
+		"GATEWAY_SESSION_KEY": strings.Repeat("s", 40)}
+	rs, cs, a := startStack(t, extra)
+	env := gatewayEnv(rs.URL(), cs.URL)
+	for k, v := range extra {
+		env[k] = v
+	}
+	b := gatewayProc(t, env)
+
+	// Signed in on a; the cookie works on both (one host, two ports).
+	bertil := signIn(t, a.URL, "bertil", "/e/book-premises/")
+	u, _ := url.Parse(a.URL)
+	var cookie string
+	for _, c := range bertil.Jar.Cookies(u) {
+		if c.Name == "gw_session" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatal("no session cookie after sign-in")
+	}
+	raw := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(gw string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", gw+"/e/book-premises/bookings", nil)
+		req.Header.Set("Cookie", cookie)
+		res, err := raw.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, gw := range []string{a.URL, b.URL, b.URL} {
+		if code := get(gw); code != 200 || lastID() == "" {
+			t.Fatalf("signed in, through %s: %d, identity %q", gw, code, lastID())
+		}
+	}
+
+	// Sign out everywhere, on a.
+	var me struct {
+		CSRF string `json:"csrf_token"`
+	}
+	req, _ := http.NewRequest("GET", a.URL+"/api/v1/me", nil)
+	req.Header.Set("Cookie", cookie)
+	res, err := raw.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = json.NewDecoder(res.Body).Decode(&me)
+	res.Body.Close()
+	if err != nil || me.CSRF == "" {
+		t.Fatalf("/api/v1/me: %v %+v", err, me)
+	}
+	req, _ = http.NewRequest("POST", a.URL+"/auth/logout", strings.NewReader("everywhere=1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-CSRF-Token", me.CSRF)
+	req.Header.Set("Cookie", cookie)
+	if res, err = raw.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode >= 400 {
+		t.Fatalf("sign out everywhere: %d", res.StatusCode)
+	}
+	if code := get(a.URL); code != http.StatusSeeOther {
+		t.Fatalf("the old cookie on the replica that signed out: %d, want a sign-in", code)
+	}
+	eventually(t, 5*time.Second, "the other replica refuses the old cookie", func() bool { return get(b.URL) == http.StatusSeeOther })
+	mu.Lock()
+	n := len(ids)
+	mu.Unlock()
+	for _, gw := range []string{a.URL, b.URL} {
+		if code := get(gw); code != http.StatusSeeOther {
+			t.Fatalf("the old cookie through %s: %d", gw, code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(ids) != n {
+		t.Fatalf("the e-service was reached with a signed-out session: %q", ids[n:])
+	}
 }

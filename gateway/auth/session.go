@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kommun/servicegateway/gateway"
@@ -64,6 +66,32 @@ type Sessions struct {
 	Privileged time.Duration
 	TokenTTL   time.Duration // lifetime of a cookie token; default 15m, renewed while in use
 	Now        func() time.Time
+
+	// CacheFor keeps a loaded session in the process for this long, so
+	// that a signed-in request does not pay a store round trip and a
+	// decode each time (0: no cache). The cache is used only while Watch
+	// is listening (see WatchEnded): a session ended anywhere is dropped
+	// from every process's cache when the store says so, and one ended
+	// here at once. The idle timeout is refreshed in the store when an
+	// entry is older than CacheFor, so it is kept to within CacheFor.
+	CacheFor time.Duration
+	// Watch tells of sessions ended in the store (by any replica); needed
+	// for the cache.
+	Watch SessionWatch
+
+	cache sessionCache
+	macs  sync.Pool // hash.Hash: HMAC-SHA256 with Key
+}
+
+// SessionWatch tells a process when sessions end in the shared store.
+type SessionWatch interface {
+	// SessionDigest is the digest by which ended sessions are told.
+	SessionDigest(id string) string
+	// WatchEndedSessions calls ended with the digest of every session
+	// ended from now on, until ctx is done. It calls listening(true) when
+	// it starts listening (again) and listening(false) when it may have
+	// missed some (the connection dropped).
+	WatchEndedSessions(ctx context.Context, ended func(digest string), listening func(bool))
 }
 
 func (m *Sessions) defaults() {
@@ -126,7 +154,10 @@ func (m *Sessions) lifetime(p *gateway.Principal) time.Duration {
 
 // RevokeSubject ends every session of a subject (sign out everywhere).
 func (m *Sessions) RevokeSubject(ctx context.Context, subject string) (int, error) {
-	return m.Store.RevokeSubjectSessions(ctx, subject)
+	m.cache.dropSubject(subject) // before and after: no request in between keeps it
+	n, err := m.Store.RevokeSubjectSessions(ctx, subject)
+	m.cache.dropSubject(subject)
+	return n, err
 }
 
 // Load checks a cookie token and returns its session. renewed is a fresh
@@ -140,6 +171,15 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	now := m.Now()
 	if !now.Before(exp) {
 		return nil, "", ErrNoSession
+	}
+	var digest string
+	var gen uint64
+	if m.cache.usable() {
+		digest = m.Watch.SessionDigest(id)
+		if c, renewed, ok := m.cached(digest, id, exp, now); ok {
+			return c, renewed, nil
+		}
+		gen = m.cache.generation()
 	}
 	b, err := m.Store.GetSession(ctx, id, m.Idle) // read and refresh the idle timeout at once
 	if err != nil {
@@ -159,6 +199,10 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 		_ = m.Store.DeleteSession(ctx, id)
 		return nil, "", ErrNoSession
 	}
+	if digest != "" && left >= m.Idle {
+		// Kept only if no session ended while it was read (gen).
+		m.cache.put(digest, s, now.Add(min(m.CacheFor, m.Idle/2)), gen) // the idle timeout is refreshed in time
+	}
 	if left < m.Idle {
 		// The last stretch before the absolute timeout: the record must
 		// not outlive it (a second round trip, only here).
@@ -174,18 +218,57 @@ func (m *Sessions) Load(ctx context.Context, token string) (s *Session, renewed 
 	return s, renewed, nil
 }
 
+// Peek returns the session of a cookie token when this process keeps it
+// (see CacheFor), without the store; ok false: call Load.
+func (m *Sessions) Peek(token string) (s *Session, renewed string, ok bool) {
+	if !m.cache.usable() {
+		return nil, "", false
+	}
+	m.defaults()
+	id, exp, valid := m.parse(token)
+	now := m.Now()
+	if !valid || !now.Before(exp) {
+		return nil, "", false
+	}
+	return m.cached(m.Watch.SessionDigest(id), id, exp, now)
+}
+
+// cached is a kept session still within its absolute lifetime.
+func (m *Sessions) cached(digest, id string, exp, now time.Time) (*Session, string, bool) {
+	c, ok := m.cache.get(digest, now)
+	if !ok {
+		return nil, "", false
+	}
+	if !c.Created.Add(m.lifetime(c.Principal)).After(now) {
+		m.cache.drop(digest)
+		return nil, "", false
+	}
+	renewed := ""
+	if exp.Sub(now) < m.TokenTTL/2 {
+		renewed = m.token(id)
+	}
+	return c, renewed, true
+}
+
 // Revoke ends the session the token refers to, at once.
 func (m *Sessions) Revoke(ctx context.Context, token string) error {
 	id, _, ok := m.parse(token)
 	if !ok {
 		return nil
 	}
-	return m.Store.DeleteSession(ctx, id)
+	return m.RevokeID(ctx, id)
 }
 
 // RevokeID ends a session by id.
 func (m *Sessions) RevokeID(ctx context.Context, id string) error {
-	return m.Store.DeleteSession(ctx, id)
+	if m.Watch != nil {
+		m.cache.drop(m.Watch.SessionDigest(id))
+	}
+	err := m.Store.DeleteSession(ctx, id)
+	if m.Watch != nil {
+		m.cache.drop(m.Watch.SessionDigest(id))
+	}
+	return err
 }
 
 func (m *Sessions) token(id string) string {
@@ -195,9 +278,16 @@ func (m *Sessions) token(id string) string {
 }
 
 func (m *Sessions) mac(body string) string {
-	h := hmac.New(sha256.New, m.Key)
+	h, _ := m.macs.Get().(hash.Hash)
+	if h == nil {
+		h = hmac.New(sha256.New, m.Key)
+	}
+	h.Reset()
 	h.Write([]byte(body))
-	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+	var sum [sha256.Size]byte
+	out := base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	m.macs.Put(h) // an HMAC is made for every signed-in request: keep them
+	return out
 }
 
 func (m *Sessions) parse(token string) (id string, exp time.Time, ok bool) {

@@ -125,9 +125,13 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if tok := c.Cookies(s.cookieName(sessionCookie)); tok != "" && s.Auth.Sessions != nil {
-		ctx, cancel := s.storeCtx(c)
-		sess, renewed, err := s.Auth.Sessions.Load(ctx, tok)
-		cancel()
+		sess, renewed, ok := s.Auth.Sessions.Peek(tok) // kept in this process: no store call
+		var err error
+		if !ok {
+			ctx, cancel := s.storeCtx(c)
+			sess, renewed, err = s.Auth.Sessions.Load(ctx, tok)
+			cancel()
+		}
 		switch {
 		case errors.Is(err, auth.ErrNoSession):
 			s.clearCookie(c, s.cookieName(sessionCookie), "/")
@@ -139,7 +143,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			if renewed != "" {
 				s.setCookie(c, s.cookieName(sessionCookie), renewed, "/", 0)
 			}
-			if !safeMethod(c.Method()) && !sessionCSRFOK(c, sess) && !s.underProxy(c.Path()) {
+			// Under a proxied prefix the body is the e-service's: not
+			// parsed here (no form, no Content-Encoding check ran).
+			if !safeMethod(c.Method()) && !s.underProxy(c.Path()) && !sessionCSRFOK(c, sess) {
 				return gateway.Errorf(gateway.EForbidden, "error.csrf", nil)
 			}
 		}

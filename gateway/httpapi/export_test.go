@@ -22,3 +22,6 @@ func AuthenticateForTests(principals map[string]*gateway.Principal) fiber.Handle
 
 // CheckAPIDocs is checkAPIDocs, which NewServer runs on its routes.
 func CheckAPIDocs(app *fiber.App) error { return checkAPIDocs(app) }
+
+// MatchAcceptLanguage is matchAcceptLanguage (the remembered matches).
+var MatchAcceptLanguage = matchAcceptLanguage

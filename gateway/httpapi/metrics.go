@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -53,6 +54,9 @@ type Metrics struct {
 	// messages holds the children of gateway_messages_total, resolved
 	// once: the label sets are fixed, and counting is a map read.
 	messages map[messageLabels]prometheus.Counter
+
+	mu       sync.RWMutex
+	resolved map[routeKey]routeChildren
 }
 
 type messageLabels struct{ kind, channel, outcome string }
@@ -66,7 +70,7 @@ var messageOutcomes = []string{"sent", "retry", "dead_letter"}
 // NewMetrics builds the registry. stats, when not nil, is asked for the
 // queue figures at each scrape (with a short timeout).
 func NewMetrics(stats func(ctx context.Context) (QueueStats, error)) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), resolved: map[routeKey]routeChildren{}}
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gateway_http_requests_total", Help: "HTTP requests by method, route pattern and status.",
 	}, []string{"method", "route", "status"})
@@ -157,13 +161,50 @@ func (m *Metrics) observe() fiber.Handler {
 				_ = c.SendStatus(fiber.StatusInternalServerError)
 			}
 		}
-		// Labels outlive the request: copy what fasthttp lends.
-		route := strings.Clone(c.Route().Path)
-		method := strings.Clone(c.Method())
-		m.requests.WithLabelValues(method, route, strconv.Itoa(c.Response().StatusCode())).Inc()
-		m.latency.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		r := m.children(c.Route(), c.Method(), c.Response().StatusCode())
+		r.count.Inc()
+		r.latency.Observe(time.Since(start).Seconds())
 		return nil
 	}
+}
+
+// routeChildren are the metrics of one route and status, resolved once.
+type routeChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+type routeKey struct {
+	route  *fiber.Route // registered once; the same pointer for every request
+	status int
+}
+
+// maxRouteChildren bounds the resolved children (routes x statuses).
+const maxRouteChildren = 4096
+
+// children returns the counter and histogram of a route, method and
+// status, resolved by label values only the first time.
+func (m *Metrics) children(route *fiber.Route, method string, status int) routeChildren {
+	k := routeKey{route, status}
+	if route.Method == method {
+		m.mu.RLock()
+		r, ok := m.resolved[k]
+		m.mu.RUnlock()
+		if ok {
+			return r
+		}
+	}
+	// Labels outlive the request: copy what fasthttp lends.
+	p, meth := strings.Clone(route.Path), strings.Clone(method)
+	r := routeChildren{m.requests.WithLabelValues(meth, p, strconv.Itoa(status)), m.latency.WithLabelValues(meth, p)}
+	if route.Method == method { // a route of Use or All is not one method's
+		m.mu.Lock()
+		if len(m.resolved) < maxRouteChildren {
+			m.resolved[k] = r
+		}
+		m.mu.Unlock()
+	}
+	return r
 }
 
 // handler serves the registry in the Prometheus text format.

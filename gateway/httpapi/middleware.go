@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -62,17 +63,21 @@ func requestLog(log *slog.Logger) fiber.Handler {
 // TLS there: browsers must never try plain HTTP again).
 func securityHeaders(production bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		if production {
-			c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000; includeSubDomains")
-		}
-		c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
-		c.Set("X-Content-Type-Options", "nosniff")
-		c.Set("X-Frame-Options", "DENY")
-		c.Set("Referrer-Policy", "no-referrer")
-		c.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
-		c.Set("Cross-Origin-Opener-Policy", "same-origin")
+		setSecurityHeaders(c, production)
 		return c.Next()
 	}
+}
+
+func setSecurityHeaders(c *fiber.Ctx, production bool) {
+	if production {
+		c.Set(fiber.HeaderStrictTransportSecurity, "max-age=31536000; includeSubDomains")
+	}
+	c.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
 }
 
 // identityEncodingOnly refuses request bodies with a Content-Encoding
@@ -108,24 +113,73 @@ const langCookie = "lang"
 // then the cookie, then Accept-Language, then Swedish.
 func chooseLanguage() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		tag := locales.Default
-		if q := c.Query("lang"); q != "" {
-			if t, ok := locales.Parse(q); ok {
-				tag = t
-				c.Cookie(&fiber.Cookie{Name: langCookie, Value: t.String(), Path: "/", MaxAge: 365 * 24 * 3600, SameSite: fiber.CookieSameSiteLaxMode, HTTPOnly: true})
-				c.Locals(localsLang, tag)
-				return c.Next()
-			}
-		}
-		if t, ok := locales.Parse(c.Cookies(langCookie)); ok && c.Cookies(langCookie) != "" {
-			tag = t
-		} else if t, ok := locales.Match(c.Get(fiber.HeaderAcceptLanguage)); ok {
-			tag = t
-		}
-		c.Locals(localsLang, tag)
-		c.Vary(fiber.HeaderAcceptLanguage, fiber.HeaderCookie)
+		pickLanguage(c)
 		return c.Next()
 	}
+}
+
+func pickLanguage(c *fiber.Ctx) {
+	tag := locales.Default
+	if q := c.Query("lang"); q != "" {
+		if t, ok := locales.Parse(q); ok {
+			tag = t
+			c.Cookie(&fiber.Cookie{Name: langCookie, Value: t.String(), Path: "/", MaxAge: 365 * 24 * 3600, SameSite: fiber.CookieSameSiteLaxMode, HTTPOnly: true})
+			c.Locals(localsLang, tag)
+			return
+		}
+	}
+	if v := c.Cookies(langCookie); v != "" {
+		if t, ok := locales.Parse(v); ok {
+			tag = t
+		} else if t, ok := matchAcceptLanguage(c.Get(fiber.HeaderAcceptLanguage)); ok {
+			tag = t
+		}
+	} else if t, ok := matchAcceptLanguage(c.Get(fiber.HeaderAcceptLanguage)); ok {
+		tag = t
+	}
+	c.Locals(localsLang, tag)
+	c.Vary(fiber.HeaderAcceptLanguage, fiber.HeaderCookie)
+}
+
+// acceptLanguages remembers what locales.Match made of an Accept-Language
+// value: browsers send a handful of values, and matching parses and ranks
+// the list on every page otherwise. Bounded in count and length.
+var acceptLanguages struct {
+	mu sync.RWMutex
+	m  map[string]langMatch
+}
+
+type langMatch struct {
+	tag language.Tag
+	ok  bool
+}
+
+const (
+	maxAcceptLanguages   = 1024 // values remembered; then it starts over
+	maxAcceptLanguageLen = 256  // longer values are matched every time
+)
+
+func matchAcceptLanguage(h string) (language.Tag, bool) {
+	if h == "" {
+		return locales.Default, false
+	}
+	if len(h) > maxAcceptLanguageLen {
+		return locales.Match(h)
+	}
+	acceptLanguages.mu.RLock()
+	r, hit := acceptLanguages.m[h]
+	acceptLanguages.mu.RUnlock()
+	if hit {
+		return r.tag, r.ok
+	}
+	r.tag, r.ok = locales.Match(h)
+	acceptLanguages.mu.Lock()
+	if acceptLanguages.m == nil || len(acceptLanguages.m) >= maxAcceptLanguages {
+		acceptLanguages.m = make(map[string]langMatch)
+	}
+	acceptLanguages.m[strings.Clone(h)] = r // h is borrowed from the request
+	acceptLanguages.mu.Unlock()
+	return r.tag, r.ok
 }
 
 type langLink struct {

@@ -38,8 +38,8 @@ type IdentitySigner interface {
 // gateway says who someone is.
 var identityHeaders = []string{"X-Gateway-Identity", fiber.HeaderAuthorization, "X-Forwarded-User", "X-Remote-User", "Remote-User", "X-Forwarded-Prefix", "Forwarded", fiber.HeaderXForwardedHost}
 
-// proxyRoutes registers the proxied services (called from routes).
-func (s *Server) proxyRoutes(app *fiber.App) {
+// identityKeysRoute serves the identity keys (called from routes).
+func (s *Server) identityKeysRoute(app *fiber.App) {
 	if s.IdentityKeys != nil {
 		app.Get(IdentityKeysPath, func(c *fiber.Ctx) error {
 			c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
@@ -47,6 +47,11 @@ func (s *Server) proxyRoutes(app *fiber.App) {
 			return c.Send(s.IdentityKeys.JWKS())
 		})
 	}
+}
+
+// proxyRoutes registers the proxied services (called from routes), ahead
+// of the page middleware: only the authentication runs before them.
+func (s *Server) proxyRoutes(app *fiber.App) {
 	if s.Catalog == nil {
 		return
 	}
@@ -56,7 +61,27 @@ func (s *Server) proxyRoutes(app *fiber.App) {
 			continue
 		}
 		svc := svc
-		app.All(svc.Prefix+"*", s.proxyHandler(svc, up))
+		h := s.proxyHandler(svc, up)
+		if s.Authenticate != nil {
+			app.All(svc.Prefix+"*", s.proxyPage(s.Authenticate), h)
+		} else {
+			app.All(svc.Prefix+"*", s.proxyPage(h))
+		}
+	}
+}
+
+// proxyPage gives an error page of the gateway's own under a prefix (no
+// sign-in at the level, the e-service unreachable, a store failure) what
+// the page middleware gives every other page: the security headers and
+// the visitor's language.
+func (s *Server) proxyPage(h fiber.Handler) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		err := h(c)
+		if err != nil {
+			setSecurityHeaders(c, s.Config.Production)
+			pickLanguage(c)
+		}
+		return err
 	}
 }
 
@@ -109,6 +134,7 @@ func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 			h.Set(header, tok)
 		}
 		if c.Method() == fiber.MethodGet && c.Path() == svc.Prefix {
+			pickLanguage(c)      // counted by language, as every other service (no page middleware here)
 			s.trackStart(c, svc) // the e-service's entry page: viewed and started
 		}
 		return up.Forward(c)

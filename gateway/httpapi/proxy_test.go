@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -8,9 +9,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kommun/servicegateway/gateway/auth"
 	"github.com/kommun/servicegateway/gateway/httpapi"
+	"github.com/kommun/servicegateway/gateway/usage"
 	"github.com/kommun/servicegateway/services/connectors/proxy"
 )
 
@@ -57,6 +60,20 @@ func TestProxiedServiceRoutes(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the upstream was reached %d times", n)
 	}
+	// The gateway's own error page under a prefix (which skips the page
+	// middleware) still has the page headers and the visitor's language.
+	req := httptest.NewRequest("GET", "/e/book-premises/bookings", nil)
+	req.Header.Set("Accept-Language", "en")
+	req.Header.Set("Accept", "text/html")
+	res, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 || !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") ||
+		res.Header.Get("X-Content-Type-Options") != "nosniff" || res.Header.Get("Content-Language") != "en" {
+		t.Errorf("error page under the prefix: %d %v", res.StatusCode, res.Header)
+	}
 	if res, _ := do("GET", "/e/book-premises", ""); res.StatusCode != 301 || res.Header.Get("Location") != "/e/book-premises/" {
 		t.Errorf("bare prefix: %d %q", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -73,5 +90,42 @@ func TestProxiedServiceRoutes(t *testing.T) {
 	var set auth.JWKSet
 	if res.StatusCode != 200 || json.Unmarshal([]byte(body), &set) != nil || len(set.Keys) != 1 || set.Keys[0].Alg != "ES256" || set.Keys[0].Kid == "" {
 		t.Errorf("key set: %d %s", res.StatusCode, body)
+	}
+}
+
+// The entry page of a proxied e-service is counted in the visitor's
+// language, like every other service's form, although the page middleware
+// (language included) does not run under the prefix.
+func TestProxiedEntryPageCountedByLanguage(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "upstream") }))
+	defer up.Close()
+	conn, err := (&proxy.Settings{Prefix: "/e/book-premises/", Upstream: up.URL}).Provision(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewIdentitySigner(nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps, store, srv := baseDeps(t)
+	ucfg := usage.Config{FlushInterval: time.Hour, Logger: quiet}
+	rec := usage.New(store, ucfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec.Start(ctx)
+	t.Cleanup(func() { _ = rec.Stop(context.Background()) })
+	deps.Authenticate, deps.Usage, deps.UsageReports = testAuthenticate(), rec, usage.NewReader(store, ucfg)
+	deps.Upstreams = map[string]httpapi.Upstream{"book-premises": conn.(*proxy.Proxy)}
+	deps.IdentityKeys = keys
+	e := &usageEnv{env: &env{app: build(t, deps), store: store}, srv: srv, rec: rec, rd: usage.NewReader(store, ucfg)}
+	if r := e.get(t, "/e/book-premises/", "X-Test-Principal", "staff", "Accept-Language", "en"); r.status != 200 {
+		t.Fatalf("entry page: %d %s", r.status, r.body)
+	}
+	e.flush(t)
+	if v := e.report(t, "service=book-premises&locale=en").Totals.Viewed; v != 1 {
+		t.Errorf("entry page views in English: %d, want 1", v)
+	}
+	if v := e.report(t, "service=book-premises&locale=sv").Totals.Viewed; v != 0 {
+		t.Errorf("entry page views in Swedish: %d, want 0", v)
 	}
 }

@@ -14,6 +14,12 @@ func (s *Server) routes(app *fiber.App) {
 	// Request bodies are streamed; only the upload routes read theirs as
 	// a stream (uploads.go), every other keeps the body limit.
 	app.Use(s.limitBody(streamedBody))
+	// Existing e-services behind the front door (proxy.go) have a chain of
+	// their own: authentication only. Compression, the gateway's page
+	// headers and language are the e-service's business (an error page of
+	// the gateway's own gets them in proxy.go); the gateway's CSRF check
+	// is left to the e-service, whose forms it protects.
+	s.proxyRoutes(app)
 	app.Use(compress()) // gzip when the client accepts it (compress.go)
 	app.Use(securityHeaders(s.Config.Production))
 	app.Use(identityEncodingOnly())
@@ -120,9 +126,8 @@ func (s *Server) routes(app *fiber.App) {
 		app.Post("/oauth/token", s.oauthToken) // machine clients: client credentials with a JWT assertion
 	}
 
-	// Existing e-services behind the front door (proxy.go), before the
-	// form CSRF check: they protect their own forms. The identity keys.
-	s.proxyRoutes(app)
+	// The keys of the identity tokens of the e-services above.
+	s.identityKeysRoute(app)
 
 	// A form with files (multipart/form-data) is read as a stream before
 	// the CSRF check, which it does itself before the first file; it goes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -59,14 +60,54 @@ func (s *Store) TouchSession(ctx context.Context, id string, ttl time.Duration) 
 	return ok, nil
 }
 
-// DeleteSession revokes a session.
+// DeleteSession revokes a session, and tells every replica (sessend).
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.rdb.Del(ctx, s.keys.session(id)).Err(); err != nil {
-		return unavailable(err)
+	return s.deleteSessionDigests(ctx, []string{digest16(id)})
+}
+
+// SessionDigest is the digest of a session id by which ended sessions are
+// told (auth.SessionWatch).
+func (s *Store) SessionDigest(id string) string { return digest16(id) }
+
+// WatchEndedSessions subscribes to the digests of ended sessions
+// (auth.SessionWatch) until ctx is done: listening(true) at every
+// (re)subscription, listening(false) when the connection fails (what was
+// published meanwhile is lost; the client subscribes again).
+func (s *Store) WatchEndedSessions(ctx context.Context, ended func(digest string), listening func(bool)) {
+	ps := s.rdb.Subscribe(ctx, s.keys.sessionEnded())
+	defer ps.Close()
+	on := false
+	set := func(v bool) {
+		if v != on {
+			on = v
+			listening(v)
+		}
 	}
-	return nil
+	defer set(false)
+	for ctx.Err() == nil {
+		msg, err := ps.Receive(ctx)
+		if err != nil {
+			set(false)
+			select { // the next Receive reconnects and subscribes again
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				set(false) // start empty: ends told before now are unknown
+				set(true)
+			}
+		case *redis.Message:
+			for _, d := range strings.Fields(m.Payload) {
+				ended(d)
+			}
+		}
+	}
 }
 
 // MaxSessionsPerSubject bounds a person's session index: a sign-in beyond
@@ -138,6 +179,12 @@ func (s *Store) deleteSessionDigests(ctx context.Context, digests []string) erro
 		}
 		return nil
 	})
+	if err == nil {
+		// After the deletes (a Cluster runs a pipeline's commands on
+		// several nodes at once): a replica that reads the session again
+		// after this message finds it gone.
+		err = s.rdb.Publish(ctx, s.keys.sessionEnded(), strings.Join(digests, " ")).Err()
+	}
 	if err != nil {
 		return unavailable(err)
 	}

@@ -34,6 +34,8 @@ const DefaultPrefix = "gw"
 //	gw:{q}:dept:<dept>     zset    a department's submission ids, score = created (ms)
 //	gw:sess:<digest>       string  a session (JSON); digest = sha256(session id);
 //	                               expires after the idle timeout, refreshed on use
+//	gw:sessend             channel Pub/Sub: digests of ended sessions (space-separated),
+//	                               published on every delete, so replicas drop cached sessions
 //	gw:sessidx:<digest>    zset    a person's sessions: member = the session key's digest,
 //	                               score = end of its absolute lifetime (µs); digest =
 //	                               sha256(subject); at most 50, expires with the newest
@@ -192,6 +194,7 @@ func digest16(v string) string {
 func (k keys) session(id string) string           { return k.hashed("sess", id) }
 func (k keys) sessionDigest(digest string) string { return k.base + "sess:" + digest }
 func (k keys) sessionIndex(subject string) string { return k.hashed("sessidx", subject) }
+func (k keys) sessionEnded() string               { return k.base + "sessend" }
 func (k keys) login(state string) string          { return k.hashed("login", state) }
 func (k keys) draft(key string) string            { return k.hashed("draft", key) }
 func (k keys) jti(key string) string              { return k.hashed("jti", key) }

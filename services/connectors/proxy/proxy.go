@@ -210,9 +210,11 @@ func (p *Proxy) Forward(c *fiber.Ctx) error {
 // stripHopByHop removes the hop-by-hop headers and those the Connection
 // header names.
 func stripHopByHop(h *fasthttp.RequestHeader) {
-	for _, name := range strings.Split(string(h.Peek(fiber.HeaderConnection)), ",") {
-		if name = strings.TrimSpace(name); name != "" && !strings.EqualFold(name, "close") && !strings.EqualFold(name, "keep-alive") {
-			h.Del(name)
+	if conn := h.Peek(fiber.HeaderConnection); len(conn) > 0 { // most requests have none or "keep-alive"
+		for _, name := range strings.Split(string(conn), ",") {
+			if name = strings.TrimSpace(name); name != "" && !strings.EqualFold(name, "close") && !strings.EqualFold(name, "keep-alive") {
+				h.Del(name)
+			}
 		}
 	}
 	for _, n := range hopByHop {

@@ -36,7 +36,7 @@ var settings = []setting{
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
 	{"GATEWAY_RETRY_MAX", "10m", "longest retry delay"},
 	{"GATEWAY_RETRY_ATTEMPTS", "10", "attempts before a submission becomes a dead letter"},
-	{"GATEWAY_CLAIM_IDLE", "1m", "how long a delivery may sit with a silent process before another process takes it over"},
+	{"GATEWAY_CLAIM_IDLE", "1m", "how long a delivery, notification or follow-up may sit with a silent process before another process takes it over"},
 	{"GATEWAY_DELIVERY_TIMEOUT", "30s", "upper bound of one delivery attempt"},
 	{"GATEWAY_BREAKER_FAILURES", "5", "consecutive failed deliveries to one back-end that open its circuit breaker (0: no breakers)"},
 	{"GATEWAY_BREAKER_OPEN", "30s", "how long an open circuit breaker pauses deliveries to its back-end before probing it"},

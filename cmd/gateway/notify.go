@@ -55,7 +55,7 @@ func setupNotify(cfg config, lookup func(string) string, store *redisstore.Store
 		return nil, stop, fmt.Errorf("redis: webhook subscriptions: %w", err)
 	}
 	c := notify.Config{Outbox: store, Submissions: store, Preferences: store, Translations: tr, BaseURL: publicURL,
-		Consumer: consumer, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify"), Observer: observer,
+		Consumer: consumer, ClaimIdle: cfg.ClaimIdle, MaxAttempts: cfg.NotifyMaxAttempts, Logger: log.With("component", "notify"), Observer: observer,
 		Backoff: func(attempt int) time.Duration { // the delivery retry schedule: capped exponential backoff, full jitter
 			if cfg.RetryBase <= 0 {
 				return notify.DefaultBackoff(attempt)

@@ -30,12 +30,12 @@ import (
 	"github.com/kommun/servicegateway/gateway/redisstore"
 )
 
-// Job is one unit of delivery work (the store's type).
-type Job = redisstore.Job
+// Job is one unit of delivery work (the domain type).
+type Job = gateway.Job
 
 // Queue is what the dispatcher needs from the store. *redisstore.Store
 // implements it. Complete, Retry and DeadLetter return
-// redisstore.ErrNotPending when another consumer recorded the job's outcome
+// gateway.ErrNotPending when another consumer recorded the job's outcome
 // first.
 type Queue interface {
 	EnsureGroup(ctx context.Context) error
@@ -471,7 +471,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		err2 := d.q.Defer(sctx, job, d.now().Add(wait))
 		cancel()
 		switch {
-		case errors.Is(err2, redisstore.ErrNotPending):
+		case errors.Is(err2, gateway.ErrNotPending):
 			d.obs.Outcome(OutcomeSuperseded, 0)
 		case err2 != nil:
 			log.Error("deferring job failed; job stays pending", "error", err2)
@@ -497,7 +497,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		err := d.q.Complete(sctx, job, caseRef, route.Retention)
 		cancel()
-		if errors.Is(err, redisstore.ErrNotPending) {
+		if errors.Is(err, gateway.ErrNotPending) {
 			log.Info("delivered, but another consumer had finished the job first", "duration", took)
 			d.obs.Outcome(OutcomeSuperseded, took)
 			return
@@ -533,7 +533,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err2 := d.q.Retry(sctx, job, d.now().Add(wait), class)
 	cancel()
-	if errors.Is(err2, redisstore.ErrNotPending) {
+	if errors.Is(err2, gateway.ErrNotPending) {
 		log.Info("delivery failed, but another consumer had finished the job first", "error_class", class)
 		d.obs.Outcome(OutcomeSuperseded, took)
 		return
@@ -552,7 +552,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, 
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err := d.q.DeadLetter(sctx, job, reason)
 	cancel()
-	if errors.Is(err, redisstore.ErrNotPending) {
+	if errors.Is(err, gateway.ErrNotPending) {
 		log.Info("gave up, but another consumer had finished the job first", "error_class", reason)
 		d.obs.Outcome(OutcomeSuperseded, 0)
 		return

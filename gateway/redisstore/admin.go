@@ -159,9 +159,9 @@ func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.S
 
 // Defer puts a job back in the retry set until due without counting an
 // attempt, because nothing was tried (the back-end's circuit breaker is
-// open). It returns ErrNotPending, doing nothing, when the job was already
+// open). It returns gateway.ErrNotPending, doing nothing, when the job was already
 // acknowledged.
-func (s *Store) Defer(ctx context.Context, job Job, due time.Time) error {
+func (s *Store) Defer(ctx context.Context, job gateway.Job, due time.Time) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys

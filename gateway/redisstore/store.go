@@ -26,11 +26,6 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 )
 
-// ErrNotPending is returned by Complete, Retry and DeadLetter when the job
-// was already acknowledged: another consumer finished it first (it had
-// claimed the job from this one), and this outcome was not recorded.
-var ErrNotPending = errors.New("redisstore: job no longer pending; outcome not recorded")
-
 // DefaultOpTimeout bounds a Redis call whose context has no deadline.
 const DefaultOpTimeout = 5 * time.Second
 
@@ -121,19 +116,6 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 // body is refused; TTL is how long the key is remembered
 // (DefaultIdempotencyTTL when zero).
 type Idempotency = gateway.Idempotency
-
-// Job is one unit of delivery work: a stream entry naming a submission.
-type Job struct {
-	StreamID     string
-	SubmissionID string
-	// Deliveries is how often the entry has been handed to a consumer
-	// (1 for a fresh read, more after claims).
-	Deliveries int64
-	// Reference is the submission's receipt reference when the caller has
-	// read it (it never changes once written); Complete then need not read
-	// it again. Empty means unknown.
-	Reference string
-}
 
 // QueueStats describes the delivery queue.
 type QueueStats struct {
@@ -661,7 +643,7 @@ func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error
 // ReadNew reads up to count new jobs for consumer, waiting up to block when
 // there are none (block <= 0: do not wait). It returns no jobs and no error
 // when the wait ran out.
-func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error) {
+func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]gateway.Job, error) {
 	if count <= 0 {
 		count = 1
 	}
@@ -693,10 +675,10 @@ func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block t
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	var jobs []Job
+	var jobs []gateway.Job
 	for _, st := range res {
 		for _, msg := range st.Messages {
-			jobs = append(jobs, Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
+			jobs = append(jobs, gateway.Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
 		}
 	}
 	return s.dropMalformed(ctx, jobs)
@@ -710,7 +692,7 @@ func messageID(msg redis.XMessage) string {
 
 // dropMalformed acknowledges entries that name no submission (they cannot
 // be delivered) and returns the others.
-func (s *Store) dropMalformed(ctx context.Context, jobs []Job) ([]Job, error) {
+func (s *Store) dropMalformed(ctx context.Context, jobs []gateway.Job) ([]gateway.Job, error) {
 	out := jobs[:0]
 	for _, j := range jobs {
 		if j.SubmissionID == "" {
@@ -727,7 +709,7 @@ func (s *Store) dropMalformed(ctx context.Context, jobs []Job) ([]Job, error) {
 // Claim takes over up to count jobs that other consumers (or this one, in
 // an earlier life) read but have not acknowledged for at least minIdle: the
 // work of dispatchers that died. Entries deleted meanwhile are skipped.
-func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error) {
+func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]gateway.Job, error) {
 	if count <= 0 {
 		count = 1
 	}
@@ -750,12 +732,12 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	jobs := make([]Job, 0, len(msgs))
+	jobs := make([]gateway.Job, 0, len(msgs))
 	for _, msg := range msgs {
 		if msg.ID == "" {
 			continue // deleted entry (Redis 6.2 reports it as nil)
 		}
-		jobs = append(jobs, Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
+		jobs = append(jobs, gateway.Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
 	}
 	if len(jobs) == 0 {
 		return nil, nil
@@ -785,7 +767,7 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 
 // Load returns the submission a job names, as Get does but without its
 // history, which delivery does not need.
-func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) {
+func (s *Store) Load(ctx context.Context, job gateway.Job) (*gateway.Submission, error) {
 	return s.read(ctx, job.SubmissionID, false)
 }
 
@@ -796,8 +778,8 @@ func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) 
 // after retention; with 0 they are kept.
 //
 // When the job was already acknowledged (another consumer finished it
-// first), Complete does nothing and returns ErrNotPending.
-func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention time.Duration) error {
+// first), Complete does nothing and returns gateway.ErrNotPending.
+func (s *Store) Complete(ctx context.Context, job gateway.Job, caseRef string, retention time.Duration) error {
 	entry, err := json.Marshal(gateway.StatusChange{Status: gateway.StatusDelivered, At: s.now().UTC()})
 	if err != nil {
 		return gateway.Errorf(gateway.EInternal, "error.internal", err)
@@ -837,7 +819,7 @@ func outcome(n int, err error) error {
 	case err != nil:
 		return unavailable(err)
 	case n == 0:
-		return ErrNotPending
+		return gateway.ErrNotPending
 	}
 	return nil
 }
@@ -845,9 +827,9 @@ func outcome(n int, err error) error {
 // Retry schedules another attempt at due: one more attempt is counted,
 // last_error is set to reason (a short class, never payload data), the job
 // is acknowledged and the submission waits in the retry set until
-// PromoteDue moves it back to the stream. It returns ErrNotPending, doing
+// PromoteDue moves it back to the stream. It returns gateway.ErrNotPending, doing
 // nothing, when the job was already acknowledged.
-func (s *Store) Retry(ctx context.Context, job Job, due time.Time, reason string) error {
+func (s *Store) Retry(ctx context.Context, job gateway.Job, due time.Time, reason string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
@@ -876,9 +858,9 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) (int, 
 // joins the dead set, is marked delayed with the reason (a short class),
 // and the job is acknowledged. Its status stays as it is: the resident is
 // told the delivery is delayed, never that it is lost. Redrive sends it
-// again. It returns ErrNotPending, doing nothing, when the job was already
+// again. It returns gateway.ErrNotPending, doing nothing, when the job was already
 // acknowledged.
-func (s *Store) DeadLetter(ctx context.Context, job Job, reason string) error {
+func (s *Store) DeadLetter(ctx context.Context, job gateway.Job, reason string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
@@ -890,7 +872,7 @@ func (s *Store) DeadLetter(ctx context.Context, job Job, reason string) error {
 
 // Drop acknowledges a job and removes it from the stream without an
 // outcome, for jobs whose submission is gone or already delivered.
-func (s *Store) Drop(ctx context.Context, job Job) error {
+func (s *Store) Drop(ctx context.Context, job gateway.Job) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := dropScript.Run(ctx, s.rdb, []string{s.keys.deliveries()}, group, job.StreamID).Err(); err != nil {

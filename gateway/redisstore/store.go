@@ -95,12 +95,15 @@ type Store struct {
 	now    func() time.Time
 	newID  func() string
 	newRef func(time.Time) string
+
+	// batch sends concurrent creates and completions together (batch.go).
+	batch *batcher
 }
 
 // New returns a Store using rdb, with keys under prefix ("" means
 // DefaultPrefix).
 func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{
+	s := &Store{
 		rdb:       rdb,
 		keys:      newKeys(prefix),
 		OpTimeout: DefaultOpTimeout,
@@ -108,6 +111,8 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 		newID:     gateway.NewID,
 		newRef:    gateway.NewReference,
 	}
+	s.batch = &batcher{s: s}
+	return s
 }
 
 // Idempotency identifies a request that may be repeated (the domain type):
@@ -301,51 +306,17 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 	return nil, false, unavailable(fmt.Errorf("create: no free reference after %d tries", maxReferenceTries))
 }
 
-// runCreate runs createScript. With WaitReplicas set, WAIT follows the
-// script on the same connection (one pipeline), and werr is
-// ErrNotReplicated (as CodeOutcomeUnknown) when fewer replicas than asked
-// acknowledged the write within WaitTimeout.
+// runCreate runs createScript as part of a batch (batch.go). With
+// WaitReplicas set, WAIT follows the batch on the same connection, and werr
+// is ErrNotReplicated (as CodeOutcomeUnknown) when fewer replicas than
+// asked acknowledged the write within WaitTimeout.
 func (s *Store) runCreate(ctx context.Context, keys []string, args []any) (reply []string, werr, err error) {
-	if s.WaitReplicas <= 0 {
-		reply, err = createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
-		return reply, nil, err
+	r, werr, err := s.batch.call(ctx, true, createScript, keys, args)
+	if err != nil {
+		return nil, nil, err
 	}
-	waitTimeout := s.WaitTimeout
-	if waitTimeout <= 0 {
-		waitTimeout = DefaultWaitTimeout // WAIT 0 would block for ever
-	}
-	for range 2 {
-		var (
-			run  *redis.Cmd
-			wait *redis.Cmd
-		)
-		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			run = createScript.EvalSha(ctx, p, keys, args...)
-			wait = p.Do(ctx, "wait", s.WaitReplicas, waitTimeout.Milliseconds())
-			return nil
-		})
-		if err := run.Err(); err != nil {
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := createScript.Load(ctx, s.rdb).Err(); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			return nil, nil, err
-		}
-		reply, err = run.StringSlice()
-		if err != nil {
-			return nil, nil, err
-		}
-		switch n, err := wait.Int64(); {
-		case err != nil:
-			werr = writeFailed(fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err))
-		case n < int64(s.WaitReplicas):
-			werr = writeFailed(fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.WaitReplicas, waitTimeout))
-		}
-		return reply, werr, nil
-	}
-	return nil, nil, errors.New("create: script not loaded")
+	reply, err = stringsOf(r)
+	return reply, werr, err
 }
 
 // createCall is the keys and arguments of createScript for one try with
@@ -797,10 +768,14 @@ func (s *Store) Complete(ctx context.Context, job gateway.Job, caseRef string, r
 		}
 	}
 	k := s.keys
-	n, err := completeScript.Run(ctx, s.rdb,
+	r, _, err := s.batch.call(ctx, false, completeScript,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox()},
-		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
-		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()).Int()
+		[]any{group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
+			string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()})
+	if err != nil {
+		return outcome(0, err)
+	}
+	n, err := intOf(r)
 	return outcome(n, err)
 }
 

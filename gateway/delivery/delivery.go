@@ -41,7 +41,9 @@ type Queue interface {
 	EnsureGroup(ctx context.Context) error
 	ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error)
 	Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error)
-	Load(ctx context.Context, job Job) (*gateway.Submission, error)
+	// Load reads the submissions of a batch of jobs at once: subs[i] for
+	// jobs[i], or errs[i] (ENotFound when it is gone).
+	Load(ctx context.Context, jobs []Job) (subs []*gateway.Submission, errs []error)
 	Complete(ctx context.Context, job Job, caseRef string, retention time.Duration) error
 	Retry(ctx context.Context, job Job, due time.Time, reason string) error
 	PromoteDue(ctx context.Context, now time.Time, limit int) (int, error)
@@ -206,7 +208,7 @@ type Dispatcher struct {
 
 	now     func() time.Time
 	rnd     func(int64) int64
-	claimed chan Job // work taken over from dead consumers, for the workers
+	claimed chan task // work taken over from dead consumers, for the workers
 
 	// inFlight holds the stream ids this process is delivering right now.
 	// XAUTOCLAIM also returns the process's own pending entries once they
@@ -227,7 +229,7 @@ func New(q Queue, routes func(serviceID string) (Route, bool), cfg Config) *Disp
 		obs:     cfg.Observer,
 		now:     time.Now,
 		rnd:     rand.Int64N,
-		claimed: make(chan Job, cfg.Workers),
+		claimed: make(chan task, cfg.Workers),
 	}
 	d.breakers = &breakers{d: d, m: map[string]*gobreaker.CircuitBreaker[string]{}}
 	return d
@@ -258,7 +260,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
 
 	var wg sync.WaitGroup
-	work := make(chan Job)
+	work := make(chan task)
 	wg.Go(func() { d.reader(ctx, work) })
 	for range d.cfg.Workers {
 		wg.Go(func() { d.worker(ctx, work) })
@@ -269,38 +271,68 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// task is a job with its submission as the reader (or the janitor) loaded
+// it, together with the other jobs of its read.
+type task struct {
+	job Job
+	sub *gateway.Submission
+	err error // loading failed
+}
+
+// load reads the submissions of jobs in one round trip.
+func (d *Dispatcher) load(ctx context.Context, jobs []Job) []task {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	subs, errs := d.q.Load(lctx, jobs)
+	cancel()
+	tasks := make([]task, len(jobs))
+	for i, j := range jobs {
+		tasks[i] = task{job: j}
+		if i < len(subs) {
+			tasks[i].sub = subs[i]
+		}
+		if i < len(errs) {
+			tasks[i].err = errs[i]
+		}
+		if tasks[i].sub == nil && tasks[i].err == nil {
+			tasks[i].err = errors.New("delivery: queue loaded nothing")
+		}
+	}
+	return tasks
+}
+
 // worker takes claimed work first, then new work from the reader, one job
 // at a time.
-func (d *Dispatcher) worker(ctx context.Context, work <-chan Job) {
+func (d *Dispatcher) worker(ctx context.Context, work <-chan task) {
 	for {
 		select {
-		case job := <-d.claimed:
-			d.handle(ctx, job)
+		case t := <-d.claimed:
+			d.handle(ctx, t)
 			continue
 		default:
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-d.claimed:
-			d.handle(ctx, job)
-		case job, ok := <-work:
+		case t := <-d.claimed:
+			d.handle(ctx, t)
+		case t, ok := <-work:
 			if !ok {
 				return
 			}
-			d.handle(ctx, job)
+			d.handle(ctx, t)
 		}
 	}
 }
 
 // reader takes new work from the queue for all workers: one XREADGROUP of
-// up to Workers entries instead of one read per job. It hands the jobs to
+// up to Workers entries instead of one read per job, and one read of their
+// submissions (Queue.Load) instead of one per job. It hands the jobs to
 // the workers one by one (work is unbuffered, so a job waits at most until
 // a worker is free, which is within Config.Timeout, below ClaimIdle) and
 // reads again once they are all taken. Jobs it holds are marked in flight
 // so the janitor does not claim them back. On shutdown the jobs not handed
 // out stay pending and are claimed by another dispatcher after ClaimIdle.
-func (d *Dispatcher) reader(ctx context.Context, work chan<- Job) {
+func (d *Dispatcher) reader(ctx context.Context, work chan<- task) {
 	defer close(work)
 	for ctx.Err() == nil {
 		// The read is not cancelled with ctx: a read cut off after Redis
@@ -314,12 +346,16 @@ func (d *Dispatcher) reader(ctx context.Context, work chan<- Job) {
 			sleep(ctx, d.cfg.PollInterval)
 			continue
 		}
+		if len(jobs) == 0 {
+			continue
+		}
 		for _, job := range jobs {
 			d.inFlight.Store(job.StreamID, struct{}{})
 		}
-		for i, job := range jobs {
+		tasks := d.load(ctx, jobs)
+		for i, t := range tasks {
 			select {
-			case work <- job:
+			case work <- t:
 			case <-ctx.Done():
 				for _, j := range jobs[i:] {
 					d.inFlight.Delete(j.StreamID)
@@ -399,14 +435,21 @@ func (d *Dispatcher) claim(ctx context.Context) {
 		}
 		return
 	}
+	var mine []Job
 	for _, job := range jobs {
 		if _, busy := d.inFlight.Load(job.StreamID); busy {
 			continue // our own delivery, still running
 		}
 		d.log.Info("claimed idle work", "job", job.StreamID, "deliveries", job.Deliveries)
+		mine = append(mine, job)
+	}
+	if len(mine) == 0 {
+		return
+	}
+	for _, t := range d.load(ctx, mine) {
 		// Only the janitor sends and it claimed no more than the free
 		// capacity, so this does not block.
-		d.claimed <- job
+		d.claimed <- t
 	}
 }
 
@@ -414,15 +457,13 @@ func (d *Dispatcher) claim(ctx context.Context) {
 // when ctx is cancelled: a delivery in flight is finished, bounded by
 // Config.Timeout. Logs name the job and the receipt reference, never the
 // submission id: that is the secret of the resident's status link.
-func (d *Dispatcher) handle(parent context.Context, job Job) {
+func (d *Dispatcher) handle(parent context.Context, t task) {
+	job, sub, err := t.job, t.sub, t.err
 	d.inFlight.Store(job.StreamID, struct{}{})
 	defer d.inFlight.Delete(job.StreamID)
 	ctx := context.WithoutCancel(parent)
 	log := d.log.With("job", job.StreamID)
 
-	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	sub, err := d.q.Load(lctx, job)
-	cancel()
 	if err != nil {
 		if code(err) == gateway.ENotFound {
 			log.Warn("submission no longer stored; job dropped")

@@ -397,6 +397,27 @@ func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable(err)
 	}
+	sub, err := decodeRecord(id, meta, payload)
+	if err != nil {
+		return nil, err
+	}
+	if hist == nil {
+		return sub, nil
+	}
+	sub.History = make([]gateway.StatusChange, 0, len(hist.Val()))
+	for _, h := range hist.Val() {
+		var c gateway.StatusChange
+		if err := json.Unmarshal([]byte(h), &c); err != nil {
+			return nil, unavailable(fmt.Errorf("submission %s: decode history: %w", id, err))
+		}
+		sub.History = append(sub.History, c)
+	}
+	return sub, nil
+}
+
+// decodeRecord turns a read record and payload into a Submission (an
+// ENotFound error when the record is gone).
+func decodeRecord(id string, meta *redis.MapStringStringCmd, payload *redis.StringCmd) (*gateway.Submission, error) {
 	m := meta.Val()
 	if len(m) == 0 {
 		return nil, notFound(id)
@@ -409,17 +430,6 @@ func (s *Store) read(ctx context.Context, id string, withHistory bool) (*gateway
 		if err := json.Unmarshal([]byte(p), &sub.Payload); err != nil {
 			return nil, unavailable(fmt.Errorf("submission %s: decode payload: %w", id, err))
 		}
-	}
-	if hist == nil {
-		return sub, nil
-	}
-	sub.History = make([]gateway.StatusChange, 0, len(hist.Val()))
-	for _, h := range hist.Val() {
-		var c gateway.StatusChange
-		if err := json.Unmarshal([]byte(h), &c); err != nil {
-			return nil, unavailable(fmt.Errorf("submission %s: decode history: %w", id, err))
-		}
-		sub.History = append(sub.History, c)
 	}
 	return sub, nil
 }
@@ -736,10 +746,49 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	return s.dropMalformed(ctx, jobs)
 }
 
-// Load returns the submission a job names, as Get does but without its
-// history, which delivery does not need.
-func (s *Store) Load(ctx context.Context, job gateway.Job) (*gateway.Submission, error) {
-	return s.read(ctx, job.SubmissionID, false)
+// Load returns the submissions the jobs name, as Get does but without
+// their history, which delivery does not need: subs[i] for jobs[i], or
+// errs[i] (an ENotFound error when it is gone). One MULTI reads every
+// record with its payload, so a batch of jobs costs one round trip.
+func (s *Store) Load(ctx context.Context, jobs []gateway.Job) (subs []*gateway.Submission, errs []error) {
+	subs, errs = make([]*gateway.Submission, len(jobs)), make([]error, len(jobs))
+	type read struct {
+		meta    *redis.MapStringStringCmd
+		payload *redis.StringCmd
+	}
+	reads := make([]read, len(jobs))
+	some := false
+	for i, j := range jobs {
+		if !validID(j.SubmissionID) {
+			errs[i] = notFound(j.SubmissionID)
+			continue
+		}
+		some = true
+	}
+	if !some {
+		return subs, errs
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, j := range jobs {
+			if errs[i] == nil {
+				reads[i] = read{p.HGetAll(ctx, s.keys.sub(j.SubmissionID)), p.Get(ctx, s.keys.payload(j.SubmissionID))}
+			}
+		}
+		return nil
+	})
+	for i, j := range jobs {
+		if errs[i] != nil {
+			continue
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			errs[i] = unavailable(err)
+			continue
+		}
+		subs[i], errs[i] = decodeRecord(j.SubmissionID, reads[i].meta, reads[i].payload)
+	}
+	return subs, errs
 }
 
 // Complete records a successful delivery: status delivered (unless the case

@@ -498,10 +498,18 @@ func TestDropAndMissingRecord(t *testing.T) {
 		sub := mustCreate(t, s)
 		rdb.Del(ctx, s.keys.sub(sub.ID), s.keys.payload(sub.ID), s.keys.hist(sub.ID))
 		job := readOne(t, s, "c1")
-		if _, err := s.Load(ctx, job); errCode(err) != gateway.ENotFound {
-			t.Fatalf("Load = %v, want not_found", err)
+		live := mustCreate(t, s)
+		subs, errs := s.Load(ctx, []gateway.Job{job, {SubmissionID: live.ID}, {SubmissionID: "not-an-id"}})
+		if errCode(errs[0]) != gateway.ENotFound || errCode(errs[2]) != gateway.ENotFound {
+			t.Fatalf("Load of gone and malformed = %v, %v, want not_found", errs[0], errs[2])
+		}
+		if errs[1] != nil || subs[1] == nil || subs[1].Reference != live.Reference || subs[1].Payload["description"] != live.Payload["description"] {
+			t.Fatalf("Load of the live one in the same batch = %+v, %v", subs[1], errs[1])
 		}
 		if err := s.Drop(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Drop(ctx, readOne(t, s, "c1")); err != nil { // the live one's job
 			t.Fatal(err)
 		}
 		if st, _ := s.Stats(ctx); st.Stream != 0 || st.Pending != 0 {

@@ -203,7 +203,13 @@ func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.
 	key := s.keys.idemLock(idem.Scope, idem.Key)
 	lctx, cancel := s.bound(ctx)
 	defer cancel()
-	ok, err := lockScript.Run(lctx, s.rdb, []string{key}, token, ttl.Milliseconds()).Int()
+	// Lock and release go with the creates of other requests (batch.go):
+	// three script calls per submission, one round trip's share each.
+	r, _, err := s.batch.call(lctx, false, lockScript, []string{key}, []any{token, ttl.Milliseconds()})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	ok, err := intOf(r)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -214,6 +220,6 @@ func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.OpTimeout)
 		defer cancel()
 		// A lock that cannot be released expires on its own.
-		_ = unlockScript.Run(rctx, s.rdb, []string{key}, token).Err()
+		_, _, _ = s.batch.call(rctx, false, unlockScript, []string{key}, []any{token})
 	}, nil
 }

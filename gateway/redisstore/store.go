@@ -24,6 +24,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 )
 
 // DefaultOpTimeout bounds a Redis call whose context has no deadline.
@@ -328,7 +329,7 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 		indexCutoff = now.Add(-s.IndexKeep).UnixMilli()
 	}
 	args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
-		now.Add(-deskKeep).UnixMilli(), indexCutoff, ref,
+		now.Add(-deskKeep).UnixMilli(), indexCutoff, ref, filingAudit(sub, ref, now),
 		fID, id,
 		fReference, ref,
 		fService, sub.Service,
@@ -360,11 +361,29 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	}
 	idemKey := s.keys.idem(idem.Scope, idem.Key) // declared even when unused (Cluster routing)
 	keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
-		s.keys.dept(sub.Department), owner}
+		s.keys.dept(sub.Department), owner, s.keys.audit()}
 	if sub.Actor != "" && sub.ServicePoint != "" {
 		keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
 	}
 	return keys, args
+}
+
+// filingAudit is the audit entry (JSON) of a submission filed on a
+// visitor's behalf with reference ref, or "" when sub is not one
+// (sub.Audit nil).
+func filingAudit(sub *gateway.Submission, ref string, now time.Time) string {
+	if sub.Audit == nil || sub.Actor == "" {
+		return ""
+	}
+	b, err := json.Marshal(servicepoint.AuditEntry{
+		At: now.Format(time.RFC3339Nano), Actor: sub.Actor, ActorName: sub.Audit.ActorName, ServicePoint: sub.ServicePoint,
+		Subject: sub.Audit.MaskedSubject, Action: servicepoint.ActionFiled, Service: sub.Service, Reference: ref,
+		IdentityCheck: sub.IdentityCheck,
+	})
+	if err != nil { // strings only: cannot happen
+		return ""
+	}
+	return string(b)
 }
 
 // Get returns a submission with its payload (while it is kept) and history.

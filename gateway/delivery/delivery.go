@@ -69,7 +69,12 @@ type Route struct {
 
 // Config configures a Dispatcher. Zero values take the defaults.
 type Config struct {
-	Workers      int           // concurrent deliveries; default 16
+	Workers int // concurrent deliveries; default 128
+	// BackendLimit is the most deliveries in flight to one back-end (see
+	// backendOf) in this process; default half of Workers; negative: no
+	// limit. A job over it waits up to a second for a slot, then is put
+	// back for about a second without counting an attempt.
+	BackendLimit int
 	Consumer     string        // name in the consumer group, unique per process; default hostname-pid
 	RetryBase    time.Duration // first retry within this; default 2s
 	RetryMax     time.Duration // longest wait between attempts; default 10m
@@ -105,7 +110,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultWorkers      = 16
+	DefaultWorkers      = 128
 	DefaultRetryBase    = 2 * time.Second
 	DefaultRetryMax     = 10 * time.Minute
 	DefaultMaxAttempts  = 10
@@ -148,6 +153,9 @@ const (
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.BackendLimit == 0 {
+		c.BackendLimit = max(c.Workers/2, 1)
 	}
 	if c.Consumer == "" {
 		host, err := os.Hostname()
@@ -205,6 +213,7 @@ type Dispatcher struct {
 	obs    Observer
 
 	breakers *breakers
+	busy     slots // deliveries in flight per back-end
 
 	now     func() time.Time
 	rnd     func(int64) int64
@@ -518,7 +527,7 @@ func (d *Dispatcher) handle(parent context.Context, t task) {
 			log.Error("deferring job failed; job stays pending", "error", err2)
 			d.obs.Outcome(OutcomeError, 0)
 		default:
-			log.Debug("back-end paused by its circuit breaker; job deferred", "backend", backend, "retry_in", wait)
+			log.Debug("back-end paused (circuit breaker open, or at its concurrency limit); job deferred", "backend", backend, "retry_in", wait, "cause", err)
 			d.obs.Outcome(OutcomeDeferred, 0)
 		}
 		return

@@ -35,6 +35,7 @@ const batchLanes = 4
 
 // scriptCall is one call of a script waiting for its batch.
 type scriptCall struct {
+	ctx    context.Context // the caller's: a call it gave up on before its batch left is not sent
 	script *redis.Script
 	keys   []string
 	args   []any
@@ -65,7 +66,7 @@ type batcher struct {
 // bounds only the wait: a call whose ctx ends while its batch is on its way
 // may still have run (the caller reports the outcome as unknown).
 func (b *batcher) call(ctx context.Context, replicated bool, script *redis.Script, keys []string, args []any) (reply any, werr, err error) {
-	c := &scriptCall{script: script, keys: keys, args: args, replicated: replicated, done: make(chan struct{})}
+	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, replicated: replicated, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	lead := b.busy < batchLanes
@@ -138,7 +139,17 @@ func (b *batcher) exec(batch []*scriptCall) {
 	if waitTimeout <= 0 {
 		waitTimeout = DefaultWaitTimeout // WAIT 0 would block for ever
 	}
-	todo := batch
+	todo := batch[:0:0]
+	for _, c := range batch {
+		if c.ctx != nil && c.ctx.Err() != nil {
+			// Its caller has gone (and reported the outcome as unknown):
+			// not sent, so it did not happen.
+			c.err = c.ctx.Err()
+			close(c.done)
+			continue
+		}
+		todo = append(todo, c)
+	}
 	for try := 0; len(todo) > 0; try++ {
 		cmds := make([]*redis.Cmd, len(todo))
 		var wait *redis.Cmd

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -205,5 +206,35 @@ func TestBatchGathersConcurrentCreates(t *testing.T) {
 	t.Logf("%d creates in %d pipelines", n, p)
 	if p >= n {
 		t.Errorf("%d creates sent in %d pipelines: nothing was gathered", n, p)
+	}
+}
+
+// TestBatchSkipsAbandonedCalls: a call whose caller gave up (its context
+// ended) before its batch left is not sent, so a request answered "outcome
+// unknown" while waiting for its batch did not happen after all; the other
+// members of the batch are written.
+func TestBatchSkipsAbandonedCalls(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, "test")
+	ctx := testCtx(t)
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	abandoned, idA := createCallFor(s, newSubmission(), Idempotency{}, "")
+	abandoned.ctx = gone
+	kept, idK := createCallFor(s, newSubmission(), Idempotency{}, "")
+	kept.ctx = ctx
+	s.batch.exec([]*scriptCall{abandoned, kept})
+	if r := replyOf(abandoned); !strings.Contains(r, context.Canceled.Error()) {
+		t.Errorf("abandoned call replied %q, want its context's error", r)
+	}
+	if r := replyOf(kept); r != "ok" {
+		t.Errorf("kept call replied %q", r)
+	}
+	if rdb.Exists(ctx, s.keys.sub(idA)).Val() != 0 {
+		t.Error("the abandoned call was written")
+	}
+	if rdb.Exists(ctx, s.keys.sub(idK)).Val() != 1 {
+		t.Error("the other member was not written")
 	}
 }

@@ -75,7 +75,9 @@ func (b *batcher) call(ctx context.Context, replicated bool, script *redis.Scrip
 	}
 	b.mu.Unlock()
 	if lead {
-		b.flush(c)
+		// On a goroutine of its own, so that this caller still leaves when
+		// its ctx ends while the pipeline waits for an answer.
+		go b.flush()
 	}
 	select {
 	case <-c.done:
@@ -85,11 +87,9 @@ func (b *batcher) call(ctx context.Context, replicated bool, script *redis.Scrip
 	}
 }
 
-// flush sends batches from the queue on one lane. Called with a lane taken
-// for it. A caller's goroutine (mine != nil) sends batches until its own
-// call is done, then leaves the rest of the queue to a goroutine of its
-// own, so that no caller waits for other callers' batches.
-func (b *batcher) flush(mine *scriptCall) {
+// flush sends batches from the queue on one lane until the queue is
+// empty, then gives the lane back. Called with a lane taken for it.
+func (b *batcher) flush() {
 	for {
 		b.mu.Lock()
 		n := min(len(b.queue), maxBatch)
@@ -106,23 +106,6 @@ func (b *batcher) flush(mine *scriptCall) {
 		b.mu.Unlock()
 
 		b.exec(batch)
-
-		if mine == nil {
-			continue
-		}
-		select {
-		case <-mine.done:
-			b.mu.Lock()
-			if len(b.queue) == 0 {
-				b.busy--
-				b.mu.Unlock()
-				return
-			}
-			b.mu.Unlock()
-			go b.flush(nil) // the lane goes on without this caller
-			return
-		default:
-		}
 	}
 }
 

@@ -30,8 +30,12 @@ const maxBatch = 64
 
 // batchLanes is how many pipelines may be on their way at once. More than
 // one keeps a slow answer (an fsync with appendfsync always) from holding up
-// everything behind it; each lane uses one connection of the pool.
-const batchLanes = 4
+// everything behind it; each lane uses one connection of the pool. Chosen
+// by BenchmarkCreate/parallel (16 callers) on the 2-core machine: with
+// appendfsync always 1 lane 400-630 µs per create, 2 lanes 290, 4 lanes
+// 185-230, 8 lanes 110-125 (one connection per caller, before: 200-245);
+// with everysec all within 58-78 µs.
+const batchLanes = 8
 
 // scriptCall is one call of a script waiting for its batch.
 type scriptCall struct {

@@ -343,6 +343,9 @@ func (h *harness) run(ctx context.Context) error {
 		redisXadd              float64 // Redis CPU per XADD
 		gw                     []sample
 		redisPerSub, receiptsS []float64
+		// CPU per receipt from the start of the burst until its deliveries
+		// drained: accepting and delivering, gateway and Redis.
+		gwDrained, redisDrained []float64
 	}
 	var subs []*submitResult
 	body := []byte(`{"kind":"pothole","description":"Ett djupt hål i cykelbanan vid bron","location":"Storgatan 1"}`)
@@ -371,6 +374,7 @@ func (h *harness) run(ctx context.Context) error {
 				sr.xadd = max(sr.xadd, x)
 				sr.redisXadd = rc
 				r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
+				g0 := cpuSeconds(g.pid, h.tck)
 				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/api/v1/services/street-fault/submissions", nil, h.o.submitKeys}, "POST", body, 0, h.o.submitConns)
 				if err != nil {
 					return fmt.Errorf("submit: %w", err)
@@ -382,6 +386,8 @@ func (h *harness) run(ctx context.Context) error {
 				fmt.Fprintf(os.Stderr, "round %d  submit (appendfsync %s) %-5s %7.0f receipts/s  %6.1f µs gateway CPU, %6.1f µs Redis CPU per receipt; XADD %7.0f/s  %d errors\n",
 					round+1, fsync, g.label, sr.receiptsS[round], s.perReq()*1e6, sr.redisPerSub[round]*1e6, x, s.bad)
 				h.drain(ctx, fmt.Sprintf("bench%d:{q}:deliveries", i))
+				sr.gwDrained = append(sr.gwDrained, (cpuSeconds(g.pid, h.tck)-g0)/float64(max(s.reqs, 1)))
+				sr.redisDrained = append(sr.redisDrained, (cpuSeconds(h.redis.Process.Pid, h.tck)-r0)/float64(max(s.reqs, 1)))
 			}
 		}
 		subs = append(subs, these...)
@@ -429,8 +435,8 @@ func (h *harness) run(ctx context.Context) error {
 	}
 	fmt.Fprintln(&out)
 	keys := map[bool]string{true: ", each with its own Idempotency-Key", false: ", no Idempotency-Key"}[h.o.submitKeys]
-	fmt.Fprintln(&out, "| Durable submit"+keys+" | Redis's own XADD (redis-benchmark) | Gateway receipts/s | share of XADD | gateway µs CPU/receipt | Redis µs CPU/receipt (per XADD) |")
-	fmt.Fprintln(&out, "|---|---|---|---|---|---|")
+	fmt.Fprintln(&out, "| Durable submit"+keys+" | Redis's own XADD (redis-benchmark) | Gateway receipts/s | share of XADD | gateway µs CPU/receipt | Redis µs CPU/receipt (per XADD) | until delivered: gateway / Redis µs CPU/receipt |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|")
 	for _, sr := range subs {
 		var share []float64
 		for _, r := range sr.receiptsS {
@@ -440,8 +446,9 @@ func (h *harness) run(ctx context.Context) error {
 		if sr.label == "base" {
 			name = h.o.baseline
 		}
-		fmt.Fprintf(&out, "| AOF %s, %s | %.0f/s | %s | %s %% | %s | %s (%.1f) |\n", sr.fsync, name, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
-			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6)
+		fmt.Fprintf(&out, "| AOF %s, %s | %.0f/s | %s | %s %% | %s | %s (%.1f) | %s / %s |\n", sr.fsync, name, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
+			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6,
+			rangeOf(scale(sr.gwDrained, 1e6), "%.0f"), rangeOf(scale(sr.redisDrained, 1e6), "%.0f"))
 	}
 	fmt.Fprintf(&out, "\nLoad average after the run: %s\n", loadavg())
 	fmt.Print(out.String())

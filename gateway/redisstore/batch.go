@@ -162,13 +162,16 @@ func (b *batcher) exec(batch []*scriptCall) {
 			}
 		}
 		var again []*scriptCall
-		loaded := map[*redis.Script]error{}
+		var loaded map[*redis.Script]error // made at the first NOSCRIPT
 		for i, c := range todo {
 			err := cmds[i].Err()
 			if redis.HasErrorPrefix(err, "NOSCRIPT") && try == 0 {
 				lerr, seen := loaded[c.script]
 				if !seen {
 					lerr = c.script.Load(ctx, s.rdb).Err()
+					if loaded == nil {
+						loaded = map[*redis.Script]error{}
+					}
 					loaded[c.script] = lerr
 				}
 				if lerr == nil {

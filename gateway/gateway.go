@@ -142,10 +142,16 @@ type Submission struct {
 	// Filed on the subject's behalf at a service point (channel assisted):
 	// the staff member's subject, the service point's id and how the
 	// visitor's identity was checked (id_document, eid, known).
-	Actor         string         `json:"actor,omitempty"`
-	ServicePoint  string         `json:"service_point,omitempty"`
-	IdentityCheck string         `json:"identity_check,omitempty"`
-	Payload       map[string]any `json:"payload,omitempty"`
+	Actor         string `json:"actor,omitempty"`
+	ServicePoint  string `json:"service_point,omitempty"`
+	IdentityCheck string `json:"identity_check,omitempty"`
+	// Audit is set by the intake for a submission filed on a visitor's
+	// behalf: what the service point's audit entry says besides the record.
+	// The store writes that entry in the same atomic step as the
+	// submission (never one without the other); it is not kept with the
+	// record (a submission read back has none).
+	Audit   *FilingAudit   `json:"-"`
+	Payload map[string]any `json:"payload,omitempty"`
 	// PayloadHash is the hex SHA-256 of the canonical payload
 	// (receipt.CanonicalPayload), computed by the intake before the write
 	// and kept with the record, so a signed receipt can be made from the
@@ -161,6 +167,15 @@ type Submission struct {
 	Delayed       bool           `json:"delayed,omitempty"` // delivery is late; a person is on it
 	CreatedAt     time.Time      `json:"created_at"`
 	History       []StatusChange `json:"history"`
+}
+
+// FilingAudit is what the audit entry of a filing on a visitor's behalf
+// adds to the submission's own fields (Actor, ServicePoint, IdentityCheck,
+// Service, Reference): the staff member's name and the visitor's masked
+// personnummer (never the full number).
+type FilingAudit struct {
+	ActorName     string
+	MaskedSubject string
 }
 
 // Delivery is what a connector hands to a department's case system.

@@ -63,6 +63,8 @@ type options struct {
 	baseline    string
 	keep        bool
 	smoke       bool
+	submitOnly  bool
+	submitKeys  bool
 }
 
 func main() {
@@ -76,6 +78,8 @@ func main() {
 	flag.StringVar(&o.baseline, "baseline", "", "git revision whose gateway is measured alongside (e.g. main)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, logs, nginx root)")
 	flag.BoolVar(&o.smoke, "smoke", false, "a short run that only checks the harness works")
+	flag.BoolVar(&o.submitOnly, "submit-only", false, "measure only the durable submit (and XADD), not the reads")
+	flag.BoolVar(&o.submitKeys, "submit-keys", false, "send each submission with its own Idempotency-Key (as API clients do: the in-flight lock and the idempotency record are written too)")
 	flag.Parse()
 	if o.smoke {
 		o.rounds, o.duration, o.rate, o.services = 1, 500*time.Millisecond, 200, 50
@@ -108,7 +112,11 @@ type target struct {
 	pid    int
 	url    string
 	client *http.Client // nil: the shared client, no cookies
+	idem   bool         // each request with its own Idempotency-Key
 }
+
+// idemSeq numbers the Idempotency-Keys of a run.
+var idemSeq atomic.Int64
 
 type sample struct {
 	reqs, bad int64
@@ -252,16 +260,19 @@ func (h *harness) run(ctx context.Context) error {
 	for _, kind := range []struct{ figure, path, file string }{{"Catalog JSON", "/api/v1/services", "services.json"}, {"Front page", "/", "index.html"}} {
 		for _, size := range []int{7, n} {
 			r := row{figure: fmt.Sprintf("%s, %d services", kind.figure, size)}
-			r.targets = append(r.targets, target{"nginx", ngx.Process.Pid, fmt.Sprintf("http://%s/%d/%s", nginxAddr, size, kind.file), nil})
+			r.targets = append(r.targets, target{"nginx", ngx.Process.Pid, fmt.Sprintf("http://%s/%d/%s", nginxAddr, size, kind.file), nil, false})
 			for _, g := range gws {
 				if g.n == size {
-					r.targets = append(r.targets, target{g.label, g.pid, g.base + kind.path, nil})
+					r.targets = append(r.targets, target{g.label, g.pid, g.base + kind.path, nil, false})
 				}
 			}
 			rows = append(rows, r)
 		}
 	}
 	results := map[string][]sample{} // row figure + target name -> per round
+	if h.o.submitOnly {
+		rows = nil
+	}
 	for round := 0; round < h.o.rounds; round++ {
 		for _, r := range rows {
 			for _, t := range r.targets {
@@ -287,12 +298,12 @@ func (h *harness) run(ctx context.Context) error {
 	}
 	var sessions []sessionRow
 	for _, g := range gws {
-		if g.n != 7 {
+		if g.n != 7 || h.o.submitOnly {
 			continue
 		}
 		sessions = append(sessions, sessionRow{label: g.label})
 	}
-	for round := 0; round < h.o.rounds; round++ {
+	for round := 0; round < h.o.rounds && !h.o.submitOnly; round++ {
 		i := 0
 		for _, g := range gws {
 			if g.n != 7 {
@@ -307,7 +318,7 @@ func (h *harness) run(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/", client}, "GET", nil, h.o.rate, h.o.conns)
+				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/", client, false}, "GET", nil, h.o.rate, h.o.conns)
 				if err != nil {
 					return fmt.Errorf("front page signed in=%v %s: %w", signedIn, g.label, err)
 				}
@@ -323,41 +334,63 @@ func (h *harness) run(ctx context.Context) error {
 		}
 	}
 
-	// Submissions against Redis's own XADD, AOF everysec then always.
+	// Submissions against Redis's own XADD, AOF everysec then always; each
+	// gateway of 7 services (this tree's, the baseline's) in turn within a
+	// round, after the deliveries of the one before have drained.
 	type submitResult struct {
-		fsync                  string
+		fsync, label           string
 		xadd                   float64
 		redisXadd              float64 // Redis CPU per XADD
 		gw                     []sample
 		redisPerSub, receiptsS []float64
+		// CPU per receipt from the start of the burst until its deliveries
+		// drained: accepting and delivering, gateway and Redis.
+		gwDrained, redisDrained []float64
 	}
-	var subs []submitResult
+	var subs []*submitResult
 	body := []byte(`{"kind":"pothole","description":"Ett djupt hål i cykelbanan vid bron","location":"Storgatan 1"}`)
 	for _, fsync := range []string{"everysec", "always"} {
 		if err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(h.rport), "config", "set", "appendfsync", fsync).Run(); err != nil {
 			return fmt.Errorf("redis-cli config set appendfsync: %w", err)
 		}
-		sr := submitResult{fsync: fsync}
+		var these []*submitResult
+		for _, g := range gws {
+			if g.n == 7 {
+				these = append(these, &submitResult{fsync: fsync, label: g.label})
+			}
+		}
 		for round := 0; round < h.o.rounds; round++ {
 			x, rc, err := h.xadd(ctx)
 			if err != nil {
 				return err
 			}
-			sr.xadd = max(sr.xadd, x)
-			sr.redisXadd = rc
-			r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
-			s, err := h.measure(ctx, target{"gw", gws[0].pid, gws[0].base + "/api/v1/services/street-fault/submissions", nil}, "POST", body, 0, h.o.submitConns)
-			if err != nil {
-				return fmt.Errorf("submit: %w", err)
+			j := 0
+			for i, g := range gws {
+				if g.n != 7 {
+					continue
+				}
+				sr := these[j]
+				j++
+				sr.xadd = max(sr.xadd, x)
+				sr.redisXadd = rc
+				r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
+				g0 := cpuSeconds(g.pid, h.tck)
+				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/api/v1/services/street-fault/submissions", nil, h.o.submitKeys}, "POST", body, 0, h.o.submitConns)
+				if err != nil {
+					return fmt.Errorf("submit: %w", err)
+				}
+				rcpu := cpuSeconds(h.redis.Process.Pid, h.tck) - r0
+				sr.gw = append(sr.gw, s)
+				sr.redisPerSub = append(sr.redisPerSub, rcpu/float64(max(s.reqs, 1)))
+				sr.receiptsS = append(sr.receiptsS, float64(s.reqs)/s.wall.Seconds())
+				fmt.Fprintf(os.Stderr, "round %d  submit (appendfsync %s) %-5s %7.0f receipts/s  %6.1f µs gateway CPU, %6.1f µs Redis CPU per receipt; XADD %7.0f/s  %d errors\n",
+					round+1, fsync, g.label, sr.receiptsS[round], s.perReq()*1e6, sr.redisPerSub[round]*1e6, x, s.bad)
+				h.drain(ctx, fmt.Sprintf("bench%d:{q}:deliveries", i))
+				sr.gwDrained = append(sr.gwDrained, (cpuSeconds(g.pid, h.tck)-g0)/float64(max(s.reqs, 1)))
+				sr.redisDrained = append(sr.redisDrained, (cpuSeconds(h.redis.Process.Pid, h.tck)-r0)/float64(max(s.reqs, 1)))
 			}
-			rcpu := cpuSeconds(h.redis.Process.Pid, h.tck) - r0
-			sr.gw = append(sr.gw, s)
-			sr.redisPerSub = append(sr.redisPerSub, rcpu/float64(max(s.reqs, 1)))
-			sr.receiptsS = append(sr.receiptsS, float64(s.reqs)/s.wall.Seconds())
-			fmt.Fprintf(os.Stderr, "round %d  submit (appendfsync %s)  %7.0f receipts/s  %6.1f µs gateway CPU, %6.1f µs Redis CPU per receipt; XADD %7.0f/s  %d errors\n",
-				round+1, fsync, sr.receiptsS[round], s.perReq()*1e6, sr.redisPerSub[round]*1e6, x, s.bad)
 		}
-		subs = append(subs, sr)
+		subs = append(subs, these...)
 	}
 
 	// The table.
@@ -401,15 +434,21 @@ func (h *harness) run(ctx context.Context) error {
 		fmt.Fprintf(&out, "| %s | %s | %s | %s |\n", name, spread(sr.anon, 1e6, sample.perReq), spread(sr.signd, 1e6, sample.perReq), rangeOf(diff, "%+.0f"))
 	}
 	fmt.Fprintln(&out)
-	fmt.Fprintln(&out, "| Durable submit (this tree) | Redis's own XADD (redis-benchmark) | Gateway receipts/s | share of XADD | gateway µs CPU/receipt | Redis µs CPU/receipt (per XADD) |")
-	fmt.Fprintln(&out, "|---|---|---|---|---|---|")
+	keys := map[bool]string{true: ", each with its own Idempotency-Key", false: ", no Idempotency-Key"}[h.o.submitKeys]
+	fmt.Fprintln(&out, "| Durable submit"+keys+" | Redis's own XADD (redis-benchmark) | Gateway receipts/s | share of XADD | gateway µs CPU/receipt | Redis µs CPU/receipt (per XADD) | until delivered: gateway / Redis µs CPU/receipt |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|")
 	for _, sr := range subs {
 		var share []float64
 		for _, r := range sr.receiptsS {
 			share = append(share, 100*r/sr.xadd)
 		}
-		fmt.Fprintf(&out, "| AOF %s | %.0f/s | %s | %s %% | %s | %s (%.1f) |\n", sr.fsync, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
-			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6)
+		name := "this tree"
+		if sr.label == "base" {
+			name = h.o.baseline
+		}
+		fmt.Fprintf(&out, "| AOF %s, %s | %.0f/s | %s | %s %% | %s | %s (%.1f) | %s / %s |\n", sr.fsync, name, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
+			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6,
+			rangeOf(scale(sr.gwDrained, 1e6), "%.0f"), rangeOf(scale(sr.redisDrained, 1e6), "%.0f"))
 	}
 	fmt.Fprintf(&out, "\nLoad average after the run: %s\n", loadavg())
 	fmt.Print(out.String())
@@ -448,6 +487,9 @@ func (h *harness) measure(ctx context.Context, t target, method string, body []b
 				req, _ := http.NewRequestWithContext(ctx, method, t.url, bytes.NewReader(body))
 				if body != nil {
 					req.Header.Set("Content-Type", "application/json")
+				}
+				if t.idem {
+					req.Header.Set("Idempotency-Key", fmt.Sprintf("benchgw-%d-%d", start.UnixNano(), idemSeq.Add(1)))
 				}
 				client := h.client
 				if t.client != nil {
@@ -507,6 +549,19 @@ func (h *harness) xadd(ctx context.Context) (float64, float64, error) {
 	rate, _ := strconv.ParseFloat(string(m[len(m)-1][1]), 64)
 	_ = exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(h.rport), "del", "benchgw:xadd").Run()
 	return rate, rcpu / float64(n), nil
+}
+
+// drain waits (at most a minute) until the deliveries stream key is empty:
+// the gateway that was just measured has delivered what it accepted, so
+// its deliveries do not run on core 0 while the next one is measured.
+func (h *harness) drain(ctx context.Context, key string) {
+	for range 600 {
+		out, err := exec.CommandContext(ctx, "redis-cli", "-p", strconv.Itoa(h.rport), "xlen", key).Output()
+		if err != nil || strings.TrimSpace(string(out)) == "0" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // visitor returns a client with a cookie jar that has visited base once

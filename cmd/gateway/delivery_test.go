@@ -260,6 +260,7 @@ func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
 func TestDeliveryKillWhileHoldingClaimedWork(t *testing.T) {
 	_, cs, px, env := proxiedCasesim(t, modeHang)
 	env["GATEWAY_WORKERS"] = "4"
+	env["GATEWAY_BACKEND_LIMIT"] = "4" // all three in flight to the one back-end at once
 	a := gatewayProc(t, env)
 	var ids []string
 	for i := range 3 {

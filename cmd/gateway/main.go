@@ -341,7 +341,7 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	}
 
 	disp := delivery.New(store, func(id string) (delivery.Route, bool) { r, ok := routes[id]; return r, ok }, delivery.Config{
-		Workers: cfg.Workers, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, MaxAttempts: cfg.RetryAttempts,
+		Workers: cfg.Workers, BackendLimit: cfg.BackendLimit, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, MaxAttempts: cfg.RetryAttempts,
 		ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, Logger: log,
 		BreakerFailures: cfg.BreakerFailures, BreakerOpen: cfg.BreakerOpen, Observer: metrics,
 		AfterDeliver: faultAfterDeliver(cfg.Fault, log), Usage: use.delivery,

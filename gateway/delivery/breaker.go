@@ -147,6 +147,59 @@ func (b *breakers) states() map[string]string {
 // process (closed, half_open or open), for metrics and operators.
 func (d *Dispatcher) BreakerStates() map[string]string { return d.breakers.states() }
 
+// Per-back-end concurrency. A process has at most Config.BackendLimit
+// deliveries in flight to one back-end (default half the workers), so a
+// back-end that answers slowly cannot hold every worker while the
+// submissions for other back-ends wait. A worker whose job is over the
+// limit waits up to backendBusyWait for a free slot; then the job is put
+// back for about that long (with jitter) without counting an attempt, as
+// for an open breaker, and the worker takes other work.
+
+// errBackendBusy: the back-end kept BackendLimit deliveries of this
+// process in flight for backendBusyWait.
+var errBackendBusy = errors.New("delivery: back-end at its concurrency limit")
+
+// backendBusyWait is how long a job over a back-end's limit waits for a
+// slot, and then in the retry schedule.
+const backendBusyWait = time.Second
+
+// slots holds a semaphore per back-end.
+type slots struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// acquire takes one of limit (> 0; otherwise there is no limit) slots of
+// backend, waiting up to wait. release gives it back.
+func (f *slots) acquire(backend string, limit int, wait time.Duration) (release func(), ok bool) {
+	if limit <= 0 {
+		return func() {}, true
+	}
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]chan struct{}{}
+	}
+	sem, seen := f.m[backend]
+	if !seen {
+		sem = make(chan struct{}, limit) // back-ends are few: one per case system
+		f.m[backend] = sem
+	}
+	f.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	default:
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	case <-t.C:
+		return nil, false
+	}
+}
+
 // backendOf names the back-end a route delivers to (see Targeter).
 func backendOf(route Route, sub *gateway.Submission) string {
 	if t, ok := route.Connector.(Targeter); ok {
@@ -160,6 +213,11 @@ func backendOf(route Route, sub *gateway.Submission) string {
 // deliver runs one delivery through the back-end's breaker. open reports
 // that the breaker refused it (nothing was tried).
 func (d *Dispatcher) deliver(ctx context.Context, route Route, backend string, del *gateway.Delivery) (caseRef string, open bool, err error) {
+	release, ok := d.busy.acquire(backend, d.cfg.BackendLimit, backendBusyWait)
+	if !ok {
+		return "", true, errBackendBusy
+	}
+	defer release()
 	cb := d.breakers.get(backend)
 	if cb == nil {
 		ref, err := route.Connector.Deliver(ctx, del)
@@ -188,6 +246,9 @@ func (d *Dispatcher) deferWait(err error) time.Duration {
 	span := d.cfg.BreakerOpen
 	if errors.Is(err, gobreaker.ErrTooManyRequests) {
 		span = min(span, time.Second)
+	}
+	if errors.Is(err, errBackendBusy) {
+		span = backendBusyWait
 	}
 	span = max(span, 10*time.Millisecond)
 	return span/2 + time.Duration(d.rnd(int64(span/2)+1))

@@ -30,18 +30,20 @@ import (
 	"github.com/kommun/servicegateway/gateway/redisstore"
 )
 
-// Job is one unit of delivery work (the store's type).
-type Job = redisstore.Job
+// Job is one unit of delivery work (the domain type).
+type Job = gateway.Job
 
 // Queue is what the dispatcher needs from the store. *redisstore.Store
 // implements it. Complete, Retry and DeadLetter return
-// redisstore.ErrNotPending when another consumer recorded the job's outcome
+// gateway.ErrNotPending when another consumer recorded the job's outcome
 // first.
 type Queue interface {
 	EnsureGroup(ctx context.Context) error
 	ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error)
 	Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error)
-	Load(ctx context.Context, job Job) (*gateway.Submission, error)
+	// Load reads the submissions of a batch of jobs at once: subs[i] for
+	// jobs[i], or errs[i] (ENotFound when it is gone).
+	Load(ctx context.Context, jobs []Job) (subs []*gateway.Submission, errs []error)
 	Complete(ctx context.Context, job Job, caseRef string, retention time.Duration) error
 	Retry(ctx context.Context, job Job, due time.Time, reason string) error
 	PromoteDue(ctx context.Context, now time.Time, limit int) (int, error)
@@ -67,7 +69,12 @@ type Route struct {
 
 // Config configures a Dispatcher. Zero values take the defaults.
 type Config struct {
-	Workers      int           // concurrent deliveries; default 16
+	Workers int // concurrent deliveries; default 128
+	// BackendLimit is the most deliveries in flight to one back-end (see
+	// backendOf) in this process; default half of Workers; negative: no
+	// limit. A job over it waits up to a second for a slot, then is put
+	// back for about a second without counting an attempt.
+	BackendLimit int
 	Consumer     string        // name in the consumer group, unique per process; default hostname-pid
 	RetryBase    time.Duration // first retry within this; default 2s
 	RetryMax     time.Duration // longest wait between attempts; default 10m
@@ -112,7 +119,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultWorkers      = 16
+	DefaultWorkers      = 128
 	DefaultRetryBase    = 2 * time.Second
 	DefaultRetryMax     = 10 * time.Minute
 	DefaultMaxAttempts  = 10
@@ -155,6 +162,9 @@ const (
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.BackendLimit == 0 {
+		c.BackendLimit = max(c.Workers/2, 1)
 	}
 	if c.Consumer == "" {
 		host, err := os.Hostname()
@@ -212,10 +222,11 @@ type Dispatcher struct {
 	obs    Observer
 
 	breakers *breakers
+	busy     slots // deliveries in flight per back-end
 
 	now     func() time.Time
 	rnd     func(int64) int64
-	claimed chan Job // work taken over from dead consumers, for the workers
+	claimed chan task // work taken over from dead consumers, for the workers
 
 	// inFlight holds the stream ids this process is delivering right now.
 	// XAUTOCLAIM also returns the process's own pending entries once they
@@ -236,7 +247,7 @@ func New(q Queue, routes func(serviceID string) (Route, bool), cfg Config) *Disp
 		obs:     cfg.Observer,
 		now:     time.Now,
 		rnd:     rand.Int64N,
-		claimed: make(chan Job, cfg.Workers),
+		claimed: make(chan task, cfg.Workers),
 	}
 	d.breakers = &breakers{d: d, m: map[string]*gobreaker.CircuitBreaker[string]{}}
 	return d
@@ -267,7 +278,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
 
 	var wg sync.WaitGroup
-	work := make(chan Job)
+	work := make(chan task)
 	wg.Go(func() { d.reader(ctx, work) })
 	for range d.cfg.Workers {
 		wg.Go(func() { d.worker(ctx, work) })
@@ -278,38 +289,68 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// task is a job with its submission as the reader (or the janitor) loaded
+// it, together with the other jobs of its read.
+type task struct {
+	job Job
+	sub *gateway.Submission
+	err error // loading failed
+}
+
+// load reads the submissions of jobs in one round trip.
+func (d *Dispatcher) load(ctx context.Context, jobs []Job) []task {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	subs, errs := d.q.Load(lctx, jobs)
+	cancel()
+	tasks := make([]task, len(jobs))
+	for i, j := range jobs {
+		tasks[i] = task{job: j}
+		if i < len(subs) {
+			tasks[i].sub = subs[i]
+		}
+		if i < len(errs) {
+			tasks[i].err = errs[i]
+		}
+		if tasks[i].sub == nil && tasks[i].err == nil {
+			tasks[i].err = errors.New("delivery: queue loaded nothing")
+		}
+	}
+	return tasks
+}
+
 // worker takes claimed work first, then new work from the reader, one job
 // at a time.
-func (d *Dispatcher) worker(ctx context.Context, work <-chan Job) {
+func (d *Dispatcher) worker(ctx context.Context, work <-chan task) {
 	for {
 		select {
-		case job := <-d.claimed:
-			d.handle(ctx, job)
+		case t := <-d.claimed:
+			d.handle(ctx, t)
 			continue
 		default:
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case job := <-d.claimed:
-			d.handle(ctx, job)
-		case job, ok := <-work:
+		case t := <-d.claimed:
+			d.handle(ctx, t)
+		case t, ok := <-work:
 			if !ok {
 				return
 			}
-			d.handle(ctx, job)
+			d.handle(ctx, t)
 		}
 	}
 }
 
 // reader takes new work from the queue for all workers: one XREADGROUP of
-// up to Workers entries instead of one read per job. It hands the jobs to
+// up to Workers entries instead of one read per job, and one read of their
+// submissions (Queue.Load) instead of one per job. It hands the jobs to
 // the workers one by one (work is unbuffered, so a job waits at most until
 // a worker is free, which is within Config.Timeout, below ClaimIdle) and
 // reads again once they are all taken. Jobs it holds are marked in flight
 // so the janitor does not claim them back. On shutdown the jobs not handed
 // out stay pending and are claimed by another dispatcher after ClaimIdle.
-func (d *Dispatcher) reader(ctx context.Context, work chan<- Job) {
+func (d *Dispatcher) reader(ctx context.Context, work chan<- task) {
 	defer close(work)
 	for ctx.Err() == nil {
 		// The read is not cancelled with ctx: a read cut off after Redis
@@ -323,12 +364,16 @@ func (d *Dispatcher) reader(ctx context.Context, work chan<- Job) {
 			sleep(ctx, d.cfg.PollInterval)
 			continue
 		}
+		if len(jobs) == 0 {
+			continue
+		}
 		for _, job := range jobs {
 			d.inFlight.Store(job.StreamID, struct{}{})
 		}
-		for i, job := range jobs {
+		tasks := d.load(ctx, jobs)
+		for i, t := range tasks {
 			select {
-			case work <- job:
+			case work <- t:
 			case <-ctx.Done():
 				for _, j := range jobs[i:] {
 					d.inFlight.Delete(j.StreamID)
@@ -408,14 +453,21 @@ func (d *Dispatcher) claim(ctx context.Context) {
 		}
 		return
 	}
+	var mine []Job
 	for _, job := range jobs {
 		if _, busy := d.inFlight.Load(job.StreamID); busy {
 			continue // our own delivery, still running
 		}
 		d.log.Info("claimed idle work", "job", job.StreamID, "deliveries", job.Deliveries)
+		mine = append(mine, job)
+	}
+	if len(mine) == 0 {
+		return
+	}
+	for _, t := range d.load(ctx, mine) {
 		// Only the janitor sends and it claimed no more than the free
 		// capacity, so this does not block.
-		d.claimed <- job
+		d.claimed <- t
 	}
 }
 
@@ -423,15 +475,13 @@ func (d *Dispatcher) claim(ctx context.Context) {
 // when ctx is cancelled: a delivery in flight is finished, bounded by
 // Config.Timeout. Logs name the job and the receipt reference, never the
 // submission id: that is the secret of the resident's status link.
-func (d *Dispatcher) handle(parent context.Context, job Job) {
+func (d *Dispatcher) handle(parent context.Context, t task) {
+	job, sub, err := t.job, t.sub, t.err
 	d.inFlight.Store(job.StreamID, struct{}{})
 	defer d.inFlight.Delete(job.StreamID)
 	ctx := context.WithoutCancel(parent)
 	log := d.log.With("job", job.StreamID)
 
-	lctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	sub, err := d.q.Load(lctx, job)
-	cancel()
 	if err != nil {
 		if code(err) == gateway.ENotFound {
 			log.Warn("submission no longer stored; job dropped")
@@ -480,13 +530,13 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		err2 := d.q.Defer(sctx, job, d.now().Add(wait))
 		cancel()
 		switch {
-		case errors.Is(err2, redisstore.ErrNotPending):
+		case errors.Is(err2, gateway.ErrNotPending):
 			d.obs.Outcome(OutcomeSuperseded, 0)
 		case err2 != nil:
 			log.Error("deferring job failed; job stays pending", "error", err2)
 			d.obs.Outcome(OutcomeError, 0)
 		default:
-			log.Debug("back-end paused by its circuit breaker; job deferred", "backend", backend, "retry_in", wait)
+			log.Debug("back-end paused (circuit breaker open, or at its concurrency limit); job deferred", "backend", backend, "retry_in", wait, "cause", err)
 			d.obs.Outcome(OutcomeDeferred, 0)
 		}
 		return
@@ -506,7 +556,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		err := d.q.Complete(sctx, job, caseRef, route.Retention)
 		cancel()
-		if errors.Is(err, redisstore.ErrNotPending) {
+		if errors.Is(err, gateway.ErrNotPending) {
 			log.Info("delivered, but another consumer had finished the job first", "duration", took)
 			d.obs.Outcome(OutcomeSuperseded, took)
 			return
@@ -543,7 +593,7 @@ func (d *Dispatcher) handle(parent context.Context, job Job) {
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err2 := d.q.Retry(sctx, job, d.now().Add(wait), class)
 	cancel()
-	if errors.Is(err2, redisstore.ErrNotPending) {
+	if errors.Is(err2, gateway.ErrNotPending) {
 		log.Info("delivery failed, but another consumer had finished the job first", "error_class", class)
 		d.obs.Outcome(OutcomeSuperseded, took)
 		return
@@ -562,7 +612,7 @@ func (d *Dispatcher) deadLetter(ctx context.Context, log *slog.Logger, job Job, 
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	err := d.q.DeadLetter(sctx, job, reason)
 	cancel()
-	if errors.Is(err, redisstore.ErrNotPending) {
+	if errors.Is(err, gateway.ErrNotPending) {
 		log.Info("gave up, but another consumer had finished the job first", "error_class", reason)
 		d.obs.Outcome(OutcomeSuperseded, 0)
 		return

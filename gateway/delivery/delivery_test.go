@@ -662,7 +662,7 @@ func TestBackoff(t *testing.T) {
 func TestConfigDefaults(t *testing.T) {
 	d := delivery.New(nil, nil, delivery.Config{})
 	c := d.Config()
-	if c.Workers != 16 || c.RetryBase != 2*time.Second || c.RetryMax != 10*time.Minute || c.MaxAttempts != 10 ||
+	if c.Workers != 128 || c.BackendLimit != 64 || c.RetryBase != 2*time.Second || c.RetryMax != 10*time.Minute || c.MaxAttempts != 10 ||
 		c.ClaimIdle != time.Minute || c.Timeout != 30*time.Second || c.PollInterval != time.Second ||
 		c.Consumer == "" || c.Logger == nil {
 		t.Errorf("defaults = %+v", c)

@@ -363,6 +363,8 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 	if visitor != nil {
 		sub.Subject = personSubject(visitor.number)
 		sub.Actor, sub.ServicePoint, sub.IdentityCheck = r.Principal.Subject, r.OnBehalf.Point.ID, string(visitor.check)
+		// The audit entry is written with the submission, in one atomic step.
+		sub.Audit = &gateway.FilingAudit{ActorName: r.Principal.Name, MaskedSubject: visitor.number.Masked()}
 	}
 	idem, err := in.idempotency(r, sub)
 	if err != nil {
@@ -399,7 +401,7 @@ func (in *Intake) Submit(ctx context.Context, r Request) (Result, error) {
 			in.events.Submitted(svc, sub, r.Started, in.cfg.Now())
 		}
 		if visitor != nil {
-			in.afterFiling(sctx, r, sub, visitor)
+			in.afterFiling(sctx, sub)
 		}
 	}
 	return Result{Submission: sub, Created: created}, nil

@@ -67,16 +67,16 @@ func (in *Intake) checkOnBehalf(ctx context.Context, r Request) (v *visitor, err
 }
 
 // afterFiling counts the visit at the service point (usage counts the
-// submission itself, channel assisted) and writes the audit entry. The
-// submission stands whatever happens here: failing the request would make
-// staff file it twice; what cannot be written is logged with the reference.
-func (in *Intake) afterFiling(ctx context.Context, r Request, sub *gateway.Submission, v *visitor) {
+// submission itself, channel assisted). The audit entry is not written
+// here: the store writes it with the submission (gateway.Submission.Audit),
+// so there is never a filing without its entry. The submission stands
+// whatever happens here: failing the request would make staff file it
+// twice; what cannot be written is logged with the reference.
+func (in *Intake) afterFiling(ctx context.Context, sub *gateway.Submission) {
 	day := in.cfg.Now().In(in.cfg.Location).Format(time.DateOnly)
 	if err := in.desk.AddDeskContact(ctx, day, sub.ServicePoint, sub.Service, string(servicepoint.ContactVisit), string(servicepoint.OutcomeFiledWithHelp)); err != nil {
 		in.log.Warn("desk contact", "reference", sub.Reference, "error", err)
 	}
-	_ = in.Audit(ctx, r.Principal, sub.ServicePoint, servicepoint.AuditEntry{Subject: v.number.Masked(), Action: servicepoint.ActionFiled,
-		Service: sub.Service, Reference: sub.Reference, IdentityCheck: string(v.check)})
 }
 
 // Audit appends an entry about an action of p at a service point. An entry

@@ -159,9 +159,9 @@ func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.S
 
 // Defer puts a job back in the retry set until due without counting an
 // attempt, because nothing was tried (the back-end's circuit breaker is
-// open). It returns ErrNotPending, doing nothing, when the job was already
+// open). It returns gateway.ErrNotPending, doing nothing, when the job was already
 // acknowledged.
-func (s *Store) Defer(ctx context.Context, job Job, due time.Time) error {
+func (s *Store) Defer(ctx context.Context, job gateway.Job, due time.Time) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
@@ -203,7 +203,13 @@ func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.
 	key := s.keys.idemLock(idem.Scope, idem.Key)
 	lctx, cancel := s.bound(ctx)
 	defer cancel()
-	ok, err := lockScript.Run(lctx, s.rdb, []string{key}, token, ttl.Milliseconds()).Int()
+	// Lock and release go with the creates of other requests (batch.go):
+	// three script calls per submission, one round trip's share each.
+	r, _, err := s.batch.call(lctx, false, lockScript, []string{key}, []any{token, ttl.Milliseconds()})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	ok, err := intOf(r)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -214,6 +220,6 @@ func (s *Store) LockIdempotency(ctx context.Context, idem Idempotency, ttl time.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.OpTimeout)
 		defer cancel()
 		// A lock that cannot be released expires on its own.
-		_ = unlockScript.Run(rctx, s.rdb, []string{key}, token).Err()
+		_, _, _ = s.batch.call(rctx, false, unlockScript, []string{key}, []any{token})
 	}, nil
 }

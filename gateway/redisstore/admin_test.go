@@ -97,7 +97,7 @@ func TestDefer(t *testing.T) {
 		if err := s.Defer(ctx, job, time.Now().Add(-time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Defer(ctx, job, time.Now()); !errors.Is(err, ErrNotPending) {
+		if err := s.Defer(ctx, job, time.Now()); !errors.Is(err, gateway.ErrNotPending) {
 			t.Errorf("deferring twice: %v", err)
 		}
 		got, _ := s.Get(ctx, sub.ID)

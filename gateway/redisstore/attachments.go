@@ -172,13 +172,6 @@ func (s *Store) removeChunks(ctx context.Context, id string, n int) {
 	}
 }
 
-func (s *Store) opTimeout() time.Duration {
-	if s.OpTimeout > 0 {
-		return s.OpTimeout
-	}
-	return DefaultOpTimeout
-}
-
 // Attachment returns the description of a stored, complete attachment and
 // the submission that claimed it ("" when not yet claimed); a missing or
 // expired one is gateway.ErrAttachmentNotFound.

@@ -139,7 +139,10 @@ func (s *Store) AppendAudit(ctx context.Context, e servicepoint.AuditEntry) erro
 // Audit reads the audit stream newest first: up to limit entries older than
 // the entry id before ("" = from the newest). It returns the entries and
 // the total length of the stream. before must be a stream entry id
-// ("<ms>-<seq>") or "".
+// ("<ms>-<seq>") or "". The stream of earlier releases (keys.auditLegacy,
+// no longer written) is read alongside and merged by entry id, so the
+// audit stays one list across the move of the stream into the
+// submissions' slot.
 func (s *Store) Audit(ctx context.Context, before string, limit int) ([]servicepoint.AuditEntry, int64, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 1000
@@ -154,19 +157,22 @@ func (s *Store) Audit(ctx context.Context, before string, limit int) ([]servicep
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var (
-		rng *redis.XMessageSliceCmd
-		n   *redis.IntCmd
+		rng, old *redis.XMessageSliceCmd
+		n, oldN  *redis.IntCmd
 	)
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		rng = p.XRevRangeN(ctx, s.keys.audit(), max, "-", int64(limit))
 		n = p.XLen(ctx, s.keys.audit())
+		old = p.XRevRangeN(ctx, s.keys.auditLegacy(), max, "-", int64(limit))
+		oldN = p.XLen(ctx, s.keys.auditLegacy())
 		return nil
 	})
 	if err != nil {
 		return nil, 0, unavailable(err)
 	}
-	out := make([]servicepoint.AuditEntry, 0, len(rng.Val()))
-	for _, m := range rng.Val() {
+	msgs := mergeNewestFirst(rng.Val(), old.Val(), limit)
+	out := make([]servicepoint.AuditEntry, 0, len(msgs))
+	for _, m := range msgs {
 		var e servicepoint.AuditEntry
 		raw, _ := m.Values["e"].(string)
 		if err := json.Unmarshal([]byte(raw), &e); err != nil {
@@ -175,5 +181,36 @@ func (s *Store) Audit(ctx context.Context, before string, limit int) ([]servicep
 		e.ID = m.ID
 		out = append(out, e)
 	}
-	return out, n.Val(), nil
+	return out, n.Val() + oldN.Val(), nil
+}
+
+// mergeNewestFirst merges two lists of stream entries, each newest first,
+// into one of at most limit entries, newest first.
+func mergeNewestFirst(a, b []redis.XMessage, limit int) []redis.XMessage {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]redis.XMessage, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && streamIDAfter(a[0].ID, b[0].ID)) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
+
+// streamIDAfter reports whether stream entry id x is after y.
+func streamIDAfter(x, y string) bool {
+	xm, xs, _ := strings.Cut(x, "-")
+	ym, ys, _ := strings.Cut(y, "-")
+	xmi, _ := strconv.ParseUint(xm, 10, 64)
+	ymi, _ := strconv.ParseUint(ym, 10, 64)
+	if xmi != ymi {
+		return xmi > ymi
+	}
+	xsi, _ := strconv.ParseUint(xs, 10, 64)
+	ysi, _ := strconv.ParseUint(ys, 10, 64)
+	return xsi > ysi
 }

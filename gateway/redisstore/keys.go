@@ -64,9 +64,13 @@ const DefaultPrefix = "gw"
 //	gw:{u}:desk:<day>      hash    contacts registered at service points (desk.go):
 //	                               field point|service|channel|outcome -> count; kept
 //	gw:{u}:once:<token>    string  a contact counted (token per call, 1 min), so a
-//	gw:{a}:once:<token>            re-sent script counts once; likewise an audit entry
-//	gw:{a}:audit           stream  append-only audit of actions on behalf of residents
-//	                               (who, when, where, masked subject, what); never trimmed
+//	gw:{q}:aonce:<token>           re-sent script counts once; likewise an audit entry
+//	gw:{q}:audit           stream  append-only audit of actions on behalf of residents
+//	                               (who, when, where, masked subject, what); never trimmed;
+//	                               in the submissions' slot, because the entry of a filing
+//	                               on behalf is written by the create script
+//	gw:{a}:audit           stream  the audit stream of releases before that: read (merged
+//	                               by entry id), never written
 //	gw:{q}:sat:<id>        string  a submission's satisfaction answer (JSON: score, comment,
 //	                               at); SET NX, so one per submission; expires with the
 //	                               service's retention (satisfaction.go)
@@ -222,10 +226,13 @@ func (k keys) usageOpenDay(day string) string { return k.base + "{u}:uopen:" + d
 
 // Service-point keys (see desk.go). The desk index shares the submissions'
 // tag so that it can be read together with their records; the contact
-// counters share the usage tag; the audit stream stands alone.
+// counters share the usage tag; the audit stream shares the submissions' tag
+// too: the create script writes the entry of a filing on behalf (the
+// stream of earlier releases, {a}, is only read).
 func (k keys) deskPoint(point string) string { return k.prefix + "desk:" + point }
 func (k keys) deskDay(day string) string     { return k.base + "{u}:desk:" + day }
-func (k keys) audit() string                 { return k.base + "{a}:audit" }
+func (k keys) audit() string                 { return k.prefix + "audit" }
+func (k keys) auditLegacy() string           { return k.base + "{a}:audit" }
 
 // satisfaction is a submission's answer to the satisfaction question
 // (satisfaction.go), in the submissions' slot.
@@ -243,7 +250,7 @@ func (k keys) ready() string { return k.prefix + "ready" }
 // onceUsage and onceAudit remember one write by its caller's token, in the
 // slot of what it writes (see onceCountScript).
 func (k keys) onceUsage(token string) string { return k.base + "{u}:once:" + token }
-func (k keys) onceAudit(token string) string { return k.base + "{a}:once:" + token }
+func (k keys) onceAudit(token string) string { return k.prefix + "aonce:" + token }
 
 // Notification keys (see notify.go), in the submissions' slot: the status
 // scripts write the outbox together with the status.

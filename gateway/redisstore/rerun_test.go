@@ -133,8 +133,8 @@ func TestAckScriptsRunTwice(t *testing.T) {
 			}
 			// Another consumer's call (another token) still learns that
 			// the job was finished by someone else.
-			if err := s.Retry(ctx, j, time.Now(), "x"); !errors.Is(err, ErrNotPending) {
-				t.Errorf("%s: a second outcome from another call: %v, want ErrNotPending", kind, err)
+			if err := s.Retry(ctx, j, time.Now(), "x"); !errors.Is(err, gateway.ErrNotPending) {
+				t.Errorf("%s: a second outcome from another call: %v, want gateway.ErrNotPending", kind, err)
 			}
 		}
 	})

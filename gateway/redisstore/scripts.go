@@ -21,13 +21,15 @@ import (
 //
 // KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 idem, 6 deliveries,
 // 7 the department's index, 8 the owner's index (My pages; the same key as
-// 7 when the submission has no owner), 9 the service point's desk index
-// (only when the submission was filed at a service point)
+// 7 when the submission has no owner), 9 the audit stream, 10 the service
+// point's desk index (only when the submission was filed at a service
+// point)
 // ARGV: 1 use idem ("1"/"0"), 2 body hash, 3 idem TTL ms, 4 sub key prefix,
 // 5 id, 6 payload JSON, 7 history entry JSON, 8 created (ms, the index
 // score), 9 the desk index's cutoff, 10 the department's and owner's
 // indexes' cutoff (ms; older entries are trimmed, so the indexes stay
-// bounded by retention; 0 trims nothing), 11 reference, 12.. metadata
+// bounded by retention; 0 trims nothing), 11 reference, 12 the audit entry
+// (JSON) of a filing on a visitor's behalf or "" (none), 13.. metadata
 // field/value pairs
 //
 // Replies {"ok"}, {"dup", id}, {"mismatch"}, {"ref"} (reference taken) or
@@ -65,7 +67,7 @@ end
 if not redis.call('SET', KEYS[4], ARGV[5], 'NX') then
   return {'ref'}
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 12))
+redis.call('HSET', KEYS[1], unpack(ARGV, 13))
 redis.call('SET', KEYS[2], ARGV[6])
 redis.call('RPUSH', KEYS[3], ARGV[7])
 redis.call('XADD', KEYS[6], '*', 'id', ARGV[5])
@@ -75,12 +77,15 @@ if KEYS[8] ~= KEYS[7] then
   redis.call('ZADD', KEYS[8], ARGV[8], ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', '(' .. ARGV[10])
 end
-if KEYS[9] then
-  redis.call('ZADD', KEYS[9], ARGV[8], ARGV[5])
-  redis.call('ZREMRANGEBYSCORE', KEYS[9], '-inf', '(' .. ARGV[9])
+if KEYS[10] then
+  redis.call('ZADD', KEYS[10], ARGV[8], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[10], '-inf', '(' .. ARGV[9])
+end
+if ARGV[12] ~= '' then
+  redis.call('XADD', KEYS[9], '*', 'e', ARGV[12])
 end
 if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[5])
+  -- both fields are overwritten: no DEL needed
   redis.call('HSET', KEYS[5], 'id', ARGV[5], 'body', ARGV[2])
   redis.call('PEXPIRE', KEYS[5], ARGV[3])
 end

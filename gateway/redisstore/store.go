@@ -24,12 +24,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/servicepoint"
 )
-
-// ErrNotPending is returned by Complete, Retry and DeadLetter when the job
-// was already acknowledged: another consumer finished it first (it had
-// claimed the job from this one), and this outcome was not recorded.
-var ErrNotPending = errors.New("redisstore: job no longer pending; outcome not recorded")
 
 // DefaultOpTimeout bounds a Redis call whose context has no deadline.
 const DefaultOpTimeout = 5 * time.Second
@@ -108,12 +104,15 @@ type Store struct {
 	now    func() time.Time
 	newID  func() string
 	newRef func(time.Time) string
+
+	// batch sends concurrent creates and completions together (batch.go).
+	batch *batcher
 }
 
 // New returns a Store using rdb, with keys under prefix ("" means
 // DefaultPrefix).
 func New(rdb redis.UniversalClient, prefix string) *Store {
-	return &Store{
+	s := &Store{
 		rdb:       rdb,
 		keys:      newKeys(prefix),
 		OpTimeout: DefaultOpTimeout,
@@ -121,6 +120,8 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 		newID:     gateway.NewID,
 		newRef:    gateway.NewReference,
 	}
+	s.batch = &batcher{s: s}
+	return s
 }
 
 // Idempotency identifies a request that may be repeated (the domain type):
@@ -129,19 +130,6 @@ func New(rdb redis.UniversalClient, prefix string) *Store {
 // body is refused; TTL is how long the key is remembered
 // (DefaultIdempotencyTTL when zero).
 type Idempotency = gateway.Idempotency
-
-// Job is one unit of delivery work: a stream entry naming a submission.
-type Job struct {
-	StreamID     string
-	SubmissionID string
-	// Deliveries is how often the entry has been handed to a consumer
-	// (1 for a fresh read, more after claims).
-	Deliveries int64
-	// Reference is the submission's receipt reference when the caller has
-	// read it (it never changes once written); Complete then need not read
-	// it again. Empty means unknown.
-	Reference string
-}
 
 // QueueStats describes the delivery queue.
 type QueueStats struct {
@@ -339,51 +327,17 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 	return nil, false, unavailable(fmt.Errorf("create: no free reference after %d tries", maxReferenceTries))
 }
 
-// runCreate runs createScript. With WaitReplicas set, WAIT follows the
-// script on the same connection (one pipeline), and werr is
-// ErrNotReplicated (as CodeOutcomeUnknown) when fewer replicas than asked
-// acknowledged the write within WaitTimeout.
+// runCreate runs createScript as part of a batch (batch.go). With
+// WaitReplicas set, WAIT follows the batch on the same connection, and werr
+// is ErrNotReplicated (as CodeOutcomeUnknown) when fewer replicas than
+// asked acknowledged the write within WaitTimeout.
 func (s *Store) runCreate(ctx context.Context, keys []string, args []any) (reply []string, werr, err error) {
-	if s.WaitReplicas <= 0 {
-		reply, err = createScript.Run(ctx, s.rdb, keys, args...).StringSlice()
-		return reply, nil, err
+	r, werr, err := s.batch.call(ctx, true, createScript, keys, args)
+	if err != nil {
+		return nil, nil, err
 	}
-	waitTimeout := s.WaitTimeout
-	if waitTimeout <= 0 {
-		waitTimeout = DefaultWaitTimeout // WAIT 0 would block for ever
-	}
-	for range 2 {
-		var (
-			run  *redis.Cmd
-			wait *redis.Cmd
-		)
-		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			run = createScript.EvalSha(ctx, p, keys, args...)
-			wait = p.Do(ctx, "wait", s.WaitReplicas, waitTimeout.Milliseconds())
-			return nil
-		})
-		if err := run.Err(); err != nil {
-			if redis.HasErrorPrefix(err, "NOSCRIPT") {
-				if err := createScript.Load(ctx, s.rdb).Err(); err != nil {
-					return nil, nil, err
-				}
-				continue
-			}
-			return nil, nil, err
-		}
-		reply, err = run.StringSlice()
-		if err != nil {
-			return nil, nil, err
-		}
-		switch n, err := wait.Int64(); {
-		case err != nil:
-			werr = writeFailed(fmt.Errorf("%w: WAIT: %w", ErrNotReplicated, err))
-		case n < int64(s.WaitReplicas):
-			werr = writeFailed(fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.WaitReplicas, waitTimeout))
-		}
-		return reply, werr, nil
-	}
-	return nil, nil, errors.New("create: script not loaded")
+	reply, err = stringsOf(r)
+	return reply, werr, err
 }
 
 // createCall is the keys and arguments of createScript for one try with
@@ -395,7 +349,7 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 		indexCutoff = now.Add(-s.IndexKeep).UnixMilli()
 	}
 	args := []any{useIdem, idem.BodyHash, ttl.Milliseconds(), s.keys.subPrefix(), id, payloadJSON, histJSON, now.UnixMilli(),
-		now.Add(-deskKeep).UnixMilli(), indexCutoff, ref,
+		now.Add(-deskKeep).UnixMilli(), indexCutoff, ref, filingAudit(sub, ref, now),
 		fID, id,
 		fReference, ref,
 		fService, sub.Service,
@@ -431,7 +385,7 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	}
 	idemKey := s.keys.idem(idem.Scope, idem.Key) // declared even when unused (Cluster routing)
 	keys := []string{s.keys.sub(id), s.keys.payload(id), s.keys.hist(id), s.keys.ref(ref), idemKey, s.keys.deliveries(),
-		s.keys.dept(sub.Department), owner}
+		s.keys.dept(sub.Department), owner, s.keys.audit()}
 	if sub.Actor != "" && sub.ServicePoint != "" {
 		keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
 	}
@@ -443,6 +397,24 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 // outbox and the hooks hash, and the outbox's length limit.
 func (s *Store) appendReceivedEvent(keys []string, args []any) ([]string, []any) {
 	return append(keys, s.keys.outbox(), s.keys.hooks()), append(args, MaxOutbox)
+}
+
+// filingAudit is the audit entry (JSON) of a submission filed on a
+// visitor's behalf with reference ref, or "" when sub is not one
+// (sub.Audit nil).
+func filingAudit(sub *gateway.Submission, ref string, now time.Time) string {
+	if sub.Audit == nil || sub.Actor == "" {
+		return ""
+	}
+	b, err := json.Marshal(servicepoint.AuditEntry{
+		At: now.Format(time.RFC3339Nano), Actor: sub.Actor, ActorName: sub.Audit.ActorName, ServicePoint: sub.ServicePoint,
+		Subject: sub.Audit.MaskedSubject, Action: servicepoint.ActionFiled, Service: sub.Service, Reference: ref,
+		IdentityCheck: sub.IdentityCheck,
+	})
+	if err != nil { // strings only: cannot happen
+		return ""
+	}
+	return string(b)
 }
 
 // Get returns a submission with its payload (while it is kept) and history.
@@ -484,24 +456,15 @@ func (s *Store) readAdopting(ctx context.Context, id string, withHistory, adopt 
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable(err)
 	}
-	m := meta.Val()
-	if len(m) == 0 {
-		return nil, notFound(id)
-	}
-	if adopt && kept.Val() > 0 {
+	if adopt && kept.Val() > 0 && len(meta.Val()) > 0 {
 		if err := s.adoptUnknown(ctx, id); err != nil {
 			return nil, err
 		}
 		return s.readAdopting(ctx, id, withHistory, true)
 	}
-	sub, err := decodeMeta(m)
+	sub, err := decodeRecord(id, meta, payload)
 	if err != nil {
-		return nil, unavailable(fmt.Errorf("submission %s: %w", id, err))
-	}
-	if p, err := payload.Result(); err == nil {
-		if err := json.Unmarshal([]byte(p), &sub.Payload); err != nil {
-			return nil, unavailable(fmt.Errorf("submission %s: decode payload: %w", id, err))
-		}
+		return nil, err
 	}
 	if hist == nil {
 		return sub, nil
@@ -513,6 +476,25 @@ func (s *Store) readAdopting(ctx context.Context, id string, withHistory, adopt 
 			return nil, unavailable(fmt.Errorf("submission %s: decode history: %w", id, err))
 		}
 		sub.History = append(sub.History, c)
+	}
+	return sub, nil
+}
+
+// decodeRecord turns a read record and payload into a Submission (an
+// ENotFound error when the record is gone).
+func decodeRecord(id string, meta *redis.MapStringStringCmd, payload *redis.StringCmd) (*gateway.Submission, error) {
+	m := meta.Val()
+	if len(m) == 0 {
+		return nil, notFound(id)
+	}
+	sub, err := decodeMeta(m)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("submission %s: %w", id, err))
+	}
+	if p, err := payload.Result(); err == nil {
+		if err := json.Unmarshal([]byte(p), &sub.Payload); err != nil {
+			return nil, unavailable(fmt.Errorf("submission %s: decode payload: %w", id, err))
+		}
 	}
 	return sub, nil
 }
@@ -760,7 +742,7 @@ func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error
 // ReadNew reads up to count new jobs for consumer, waiting up to block when
 // there are none (block <= 0: do not wait). It returns no jobs and no error
 // when the wait ran out.
-func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]Job, error) {
+func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block time.Duration) ([]gateway.Job, error) {
 	if count <= 0 {
 		count = 1
 	}
@@ -792,10 +774,10 @@ func (s *Store) ReadNew(ctx context.Context, consumer string, count int, block t
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	var jobs []Job
+	var jobs []gateway.Job
 	for _, st := range res {
 		for _, msg := range st.Messages {
-			jobs = append(jobs, Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
+			jobs = append(jobs, gateway.Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
 		}
 	}
 	return s.dropMalformed(ctx, jobs)
@@ -809,7 +791,7 @@ func messageID(msg redis.XMessage) string {
 
 // dropMalformed acknowledges entries that name no submission (they cannot
 // be delivered) and returns the others.
-func (s *Store) dropMalformed(ctx context.Context, jobs []Job) ([]Job, error) {
+func (s *Store) dropMalformed(ctx context.Context, jobs []gateway.Job) ([]gateway.Job, error) {
 	out := jobs[:0]
 	for _, j := range jobs {
 		if j.SubmissionID == "" {
@@ -826,7 +808,7 @@ func (s *Store) dropMalformed(ctx context.Context, jobs []Job) ([]Job, error) {
 // Claim takes over up to count jobs that other consumers (or this one, in
 // an earlier life) read but have not acknowledged for at least minIdle: the
 // work of dispatchers that died. Entries deleted meanwhile are skipped.
-func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]Job, error) {
+func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duration, count int) ([]gateway.Job, error) {
 	if count <= 0 {
 		count = 1
 	}
@@ -849,12 +831,12 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	jobs := make([]Job, 0, len(msgs))
+	jobs := make([]gateway.Job, 0, len(msgs))
 	for _, msg := range msgs {
 		if msg.ID == "" {
 			continue // deleted entry (Redis 6.2 reports it as nil)
 		}
-		jobs = append(jobs, Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
+		jobs = append(jobs, gateway.Job{StreamID: msg.ID, SubmissionID: messageID(msg), Deliveries: 1})
 	}
 	if len(jobs) == 0 {
 		return nil, nil
@@ -882,10 +864,49 @@ func (s *Store) Claim(ctx context.Context, consumer string, minIdle time.Duratio
 	return s.dropMalformed(ctx, jobs)
 }
 
-// Load returns the submission a job names, as Get does but without its
-// history, which delivery does not need.
-func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) {
-	return s.read(ctx, job.SubmissionID, false)
+// Load returns the submissions the jobs name, as Get does but without
+// their history, which delivery does not need: subs[i] for jobs[i], or
+// errs[i] (an ENotFound error when it is gone). One MULTI reads every
+// record with its payload, so a batch of jobs costs one round trip.
+func (s *Store) Load(ctx context.Context, jobs []gateway.Job) (subs []*gateway.Submission, errs []error) {
+	subs, errs = make([]*gateway.Submission, len(jobs)), make([]error, len(jobs))
+	type read struct {
+		meta    *redis.MapStringStringCmd
+		payload *redis.StringCmd
+	}
+	reads := make([]read, len(jobs))
+	some := false
+	for i, j := range jobs {
+		if !validID(j.SubmissionID) {
+			errs[i] = notFound(j.SubmissionID)
+			continue
+		}
+		some = true
+	}
+	if !some {
+		return subs, errs
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, j := range jobs {
+			if errs[i] == nil {
+				reads[i] = read{p.HGetAll(ctx, s.keys.sub(j.SubmissionID)), p.Get(ctx, s.keys.payload(j.SubmissionID))}
+			}
+		}
+		return nil
+	})
+	for i, j := range jobs {
+		if errs[i] != nil {
+			continue
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			errs[i] = unavailable(err)
+			continue
+		}
+		subs[i], errs[i] = decodeRecord(j.SubmissionID, reads[i].meta, reads[i].payload)
+	}
+	return subs, errs
 }
 
 // Complete records a successful delivery: status delivered (unless the case
@@ -895,8 +916,8 @@ func (s *Store) Load(ctx context.Context, job Job) (*gateway.Submission, error) 
 // after retention; with 0 they are kept.
 //
 // When the job was already acknowledged (another consumer finished it
-// first), Complete does nothing and returns ErrNotPending.
-func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention time.Duration) error {
+// first), Complete does nothing and returns gateway.ErrNotPending.
+func (s *Store) Complete(ctx context.Context, job gateway.Job, caseRef string, retention time.Duration) error {
 	entry, err := json.Marshal(gateway.StatusChange{Status: gateway.StatusDelivered, At: s.now().UTC()})
 	if err != nil {
 		return gateway.Errorf(gateway.EInternal, "error.internal", err)
@@ -914,10 +935,14 @@ func (s *Store) Complete(ctx context.Context, job Job, caseRef string, retention
 		}
 	}
 	k := s.keys
-	n, err := completeScript.Run(ctx, s.rdb,
+	r, _, err := s.batch.call(ctx, false, completeScript,
 		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.deliveries(), k.retry(), k.dead(), k.outbox(), k.hooks()},
-		group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
-		string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()).Int()
+		[]any{group, job.StreamID, entry, caseRef, max(retention.Milliseconds(), 0),
+			string(gateway.StatusDelivered), gateway.StatusDelivered.Rank(), id, MaxOutbox, ackToken()})
+	if err != nil {
+		return outcome(0, err)
+	}
+	n, err := intOf(r)
 	return outcome(n, err)
 }
 
@@ -936,7 +961,7 @@ func outcome(n int, err error) error {
 	case err != nil:
 		return unavailable(err)
 	case n == 0:
-		return ErrNotPending
+		return gateway.ErrNotPending
 	}
 	return nil
 }
@@ -944,9 +969,9 @@ func outcome(n int, err error) error {
 // Retry schedules another attempt at due: one more attempt is counted,
 // last_error is set to reason (a short class, never payload data), the job
 // is acknowledged and the submission waits in the retry set until
-// PromoteDue moves it back to the stream. It returns ErrNotPending, doing
+// PromoteDue moves it back to the stream. It returns gateway.ErrNotPending, doing
 // nothing, when the job was already acknowledged.
-func (s *Store) Retry(ctx context.Context, job Job, due time.Time, reason string) error {
+func (s *Store) Retry(ctx context.Context, job gateway.Job, due time.Time, reason string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
@@ -975,9 +1000,9 @@ func (s *Store) PromoteDue(ctx context.Context, now time.Time, limit int) (int, 
 // joins the dead set, is marked delayed with the reason (a short class),
 // and the job is acknowledged. Its status stays as it is: the resident is
 // told the delivery is delayed, never that it is lost. Redrive sends it
-// again. It returns ErrNotPending, doing nothing, when the job was already
+// again. It returns gateway.ErrNotPending, doing nothing, when the job was already
 // acknowledged.
-func (s *Store) DeadLetter(ctx context.Context, job Job, reason string) error {
+func (s *Store) DeadLetter(ctx context.Context, job gateway.Job, reason string) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	k := s.keys
@@ -989,7 +1014,7 @@ func (s *Store) DeadLetter(ctx context.Context, job Job, reason string) error {
 
 // Drop acknowledges a job and removes it from the stream without an
 // outcome, for jobs whose submission is gone or already delivered.
-func (s *Store) Drop(ctx context.Context, job Job) error {
+func (s *Store) Drop(ctx context.Context, job gateway.Job) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := dropScript.Run(ctx, s.rdb, []string{s.keys.deliveries()}, group, job.StreamID).Err(); err != nil {

@@ -355,7 +355,7 @@ func TestUpdateStatusNeverBackwards(t *testing.T) {
 }
 
 // readOne reads one job, which the test expects to be there.
-func readOne(t *testing.T, s *Store, consumer string) Job {
+func readOne(t *testing.T, s *Store, consumer string) gateway.Job {
 	t.Helper()
 	jobs, err := s.ReadNew(testCtx(t), consumer, 1, 100*time.Millisecond)
 	if err != nil {
@@ -404,8 +404,8 @@ func TestQueueFlow(t *testing.T) {
 			t.Fatalf("Stats after Retry = %+v", st)
 		}
 		// A second outcome for the same job is ignored.
-		if err := s.Retry(ctx, job, now, "temporary"); !errors.Is(err, ErrNotPending) {
-			t.Fatalf("stale Retry = %v, want ErrNotPending", err)
+		if err := s.Retry(ctx, job, now, "temporary"); !errors.Is(err, gateway.ErrNotPending) {
+			t.Fatalf("stale Retry = %v, want gateway.ErrNotPending", err)
 		}
 		if got, _ := s.Get(ctx, sub.ID); got.Attempts != 1 {
 			t.Fatalf("stale Retry counted: attempts=%d", got.Attempts)
@@ -435,8 +435,8 @@ func TestQueueFlow(t *testing.T) {
 			}
 		}
 		// Completing again (a slower consumer) changes nothing.
-		if err := s.Complete(ctx, job, "CASE-43", time.Hour); !errors.Is(err, ErrNotPending) {
-			t.Fatalf("second Complete = %v, want ErrNotPending", err)
+		if err := s.Complete(ctx, job, "CASE-43", time.Hour); !errors.Is(err, gateway.ErrNotPending) {
+			t.Fatalf("second Complete = %v, want gateway.ErrNotPending", err)
 		}
 		got, _ = s.Get(ctx, sub.ID)
 		if got.CaseReference != "CASE-42" || len(got.History) != 2 {
@@ -498,10 +498,18 @@ func TestDropAndMissingRecord(t *testing.T) {
 		sub := mustCreate(t, s)
 		rdb.Del(ctx, s.keys.sub(sub.ID), s.keys.payload(sub.ID), s.keys.hist(sub.ID))
 		job := readOne(t, s, "c1")
-		if _, err := s.Load(ctx, job); errCode(err) != gateway.ENotFound {
-			t.Fatalf("Load = %v, want not_found", err)
+		live := mustCreate(t, s)
+		subs, errs := s.Load(ctx, []gateway.Job{job, {SubmissionID: live.ID}, {SubmissionID: "not-an-id"}})
+		if errCode(errs[0]) != gateway.ENotFound || errCode(errs[2]) != gateway.ENotFound {
+			t.Fatalf("Load of gone and malformed = %v, %v, want not_found", errs[0], errs[2])
+		}
+		if errs[1] != nil || subs[1] == nil || subs[1].Reference != live.Reference || subs[1].Payload["description"] != live.Payload["description"] {
+			t.Fatalf("Load of the live one in the same batch = %+v, %v", subs[1], errs[1])
 		}
 		if err := s.Drop(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Drop(ctx, readOne(t, s, "c1")); err != nil { // the live one's job
 			t.Fatal(err)
 		}
 		if st, _ := s.Stats(ctx); st.Stream != 0 || st.Pending != 0 {
@@ -531,7 +539,7 @@ func TestClaim(t *testing.T) {
 		if jobs, err := s.Claim(ctx, "alive", time.Hour, 10); err != nil || len(jobs) != 0 {
 			t.Fatalf("early Claim = %v, %v", jobs, err)
 		}
-		var claimed []Job
+		var claimed []gateway.Job
 		deadline := time.Now().Add(10 * time.Second)
 		for len(claimed) == 0 && time.Now().Before(deadline) {
 			var err error
@@ -550,8 +558,8 @@ func TestClaim(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The dead consumer's late outcome does not count.
-		if err := s.DeadLetter(ctx, job, "late"); !errors.Is(err, ErrNotPending) {
-			t.Fatalf("late DeadLetter = %v, want ErrNotPending", err)
+		if err := s.DeadLetter(ctx, job, "late"); !errors.Is(err, gateway.ErrNotPending) {
+			t.Fatalf("late DeadLetter = %v, want gateway.ErrNotPending", err)
 		}
 		got, _ := s.Get(ctx, sub.ID)
 		if got.Status != gateway.StatusDelivered || got.Delayed || got.Attempts != 1 {

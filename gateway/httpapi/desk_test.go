@@ -76,7 +76,7 @@ func (e *deskEnv) audit(t *testing.T) []servicepoint.AuditEntry {
 func (e *deskEnv) auditRaw(t *testing.T) string {
 	t.Helper()
 	c := e.srv.Client(t)
-	msgs, err := c.XRange(context.Background(), "test:{a}:audit", "-", "+").Result()
+	msgs, err := c.XRange(context.Background(), "test:{q}:audit", "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -273,7 +273,7 @@ func TestDraftDeskHandoverToHome(t *testing.T) {
 	if stored := e.storedDrafts(t); stored == "" || strings.Contains(stored, "199001013011") || strings.Contains(stored, "Gatlampan") {
 		t.Fatalf("the handover is readable in Redis: %q", stored)
 	}
-	audit, _ := e.rdb.XRange(context.Background(), "test:{a}:audit", "-", "+").Result()
+	audit, _ := e.rdb.XRange(context.Background(), "test:{q}:audit", "-", "+").Result()
 	found := false
 	for _, x := range audit {
 		if s, _ := x.Values["e"].(string); strings.Contains(s, `"handed_over"`) && strings.Contains(s, "19900101-****") && !strings.Contains(s, "199001013011") {

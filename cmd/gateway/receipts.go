@@ -59,8 +59,13 @@ func verifyReceipt(ctx context.Context, args []string, getenv func(string) strin
 		base = "http://localhost:8080"
 	}
 	keys := fs.String("keys", base+httpapi.ReceiptKeysPath, "the receipt keys (JWKS): a file or an http(s) URL")
+	var attachments []string
+	fs.Func("attachment", "a file that was attached (repeat for several): its SHA-256 must be one the receipt names", func(s string) error {
+		attachments = append(attachments, s)
+		return nil
+	})
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: gateway verify-receipt [--keys FILE|URL] FILE")
+		fmt.Fprintln(stderr, "usage: gateway verify-receipt [--keys FILE|URL] [--attachment FILE]... FILE")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
@@ -79,6 +84,14 @@ func verifyReceipt(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintln(stderr, "verify-receipt:", err)
 		return 1
 	}
+	for _, path := range attachments {
+		d, err := digestFile(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "verify-receipt:", err)
+			return 2
+		}
+		f.Attachments = append(f.Attachments, d)
+	}
 	set, err := loadJWKS(ctx, *keys)
 	if err != nil {
 		fmt.Fprintln(stderr, "verify-receipt: keys:", err)
@@ -96,7 +109,18 @@ func verifyReceipt(ctx context.Context, args []string, getenv func(string) strin
 	} else {
 		fmt.Fprintln(stdout, "payload: not given, not checked")
 	}
+	fmt.Fprintf(stdout, "attachments: %d named in the receipt; %d given, each matches\n", len(res.Attachments), res.AttachmentsChecked)
 	return 0
+}
+
+// digestFile is receipt.FileDigest of the file at path.
+func digestFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return receipt.FileDigest(f)
 }
 
 func readLimited(path string, max int64) ([]byte, error) {

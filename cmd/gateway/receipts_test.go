@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/receipt"
 )
 
@@ -27,10 +29,11 @@ func writeKeys(t *testing.T, path string, keys ...receipt.Key) {
 
 // runVerify runs the real binary's verify-receipt and returns its exit
 // status and output.
-func runVerify(t *testing.T, keysURL, file string) (int, string) {
+func runVerify(t *testing.T, keysURL, file string, flags ...string) (int, string) {
 	t.Helper()
 	gwBin, _ := binaries(t)
-	out, err := execCommand(gwBin, "verify-receipt", "--keys", keysURL, file).CombinedOutput()
+	args := append([]string{"verify-receipt", "--keys", keysURL}, flags...)
+	out, err := execCommand(gwBin, append(args, file)...).CombinedOutput()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -123,5 +126,37 @@ func TestVerifyReceiptCommand(t *testing.T) {
 	}
 	if code, _ := runVerify(t, keysURL, changedFile); code != 1 {
 		t.Fatalf("changed payload after rotation: exit %d", code)
+	}
+}
+
+// `gateway verify-receipt --attachment FILE`: the files a resident kept
+// verify against their receipt; a changed file exits 1 although the
+// signature is good. (The receipt is signed here with the gateway's key
+// format; the binary is the real one.)
+func TestVerifyReceiptAttachments(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := receipt.Generate()
+	keysFile := filepath.Join(dir, "receipt-keys.json")
+	writeKeys(t, keysFile, k)
+	ring, _ := receipt.NewKeyring([]receipt.Key{k})
+	drawing := []byte("%PDF-1.7 ritning av tillbyggnaden")
+	d, _ := receipt.FileDigest(strings.NewReader(string(drawing)))
+	jws, err := ring.SignSubmission(&gateway.Submission{Reference: "AB12-CD34", Service: "building-permit", ServiceVersion: "1.0.0",
+		Channel: gateway.ChannelDigital, CreatedAt: time.Now(), PayloadHash: strings.Repeat("0", 64),
+		Attachments: []gateway.Attachment{{ID: "x", Field: "drawings", Name: "ritning.pdf", SHA256: d}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rf := filepath.Join(dir, "receipt.jws")
+	os.WriteFile(rf, []byte(jws), 0o600)
+	good := filepath.Join(dir, "ritning.pdf")
+	os.WriteFile(good, drawing, 0o600)
+	if code, out := runVerify(t, keysFile, rf, "--attachment", good); code != 0 || !strings.Contains(out, "1 given, each matches") {
+		t.Fatalf("the attached file: exit %d\n%s", code, out)
+	}
+	changed := filepath.Join(dir, "ritning-andrad.pdf")
+	os.WriteFile(changed, append(drawing, ' '), 0o600)
+	if code, out := runVerify(t, keysFile, rf, "--attachment", good, "--attachment", changed); code != 1 || !strings.Contains(out, "INVALID") {
+		t.Fatalf("a changed file: exit %d\n%s", code, out)
 	}
 }

@@ -2,9 +2,13 @@ package receipt
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +27,20 @@ const MaxFile = 512 * 1024
 type File struct {
 	JWS     string
 	Payload []byte // nil: no payload to check
+	// Attachments are the hex SHA-256 digests (FileDigest) of files the
+	// checker holds and says were attached: each must be one the receipt
+	// names. Empty: no attachment to check.
+	Attachments []string
+}
+
+// FileDigest is the lower-case hex SHA-256 of r's bytes, read as a stream
+// (any size, constant memory): what a receipt names for an attachment.
+func FileDigest(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ParseFile reads a receipt file (see File).
@@ -73,11 +91,18 @@ type Result struct {
 	// PayloadChecked: a payload was given; then it matched (else Check
 	// returns ErrPayloadMismatch).
 	PayloadChecked bool
+	// AttachmentsChecked is how many attachment digests were given and
+	// found in the receipt (a digest not in it: ErrAttachmentMismatch).
+	AttachmentsChecked int
 }
 
 // ErrPayloadMismatch: the signature is good, but the payload given is not
 // the one the receipt was made for.
 var ErrPayloadMismatch = errors.New("receipt: the payload does not match the receipt")
+
+// ErrAttachmentMismatch: the signature is good, but a file given as an
+// attachment is not one the receipt names (changed, or never attached).
+var ErrAttachmentMismatch = errors.New("receipt: an attachment does not match the receipt")
 
 // Check verifies the receipt's signature against set and, when the file
 // has a payload, its hash. An invalid signature is an error (the claims are
@@ -99,6 +124,12 @@ func Check(set JWKSet, f File) (Result, error) {
 		if h != c.PayloadSHA256 {
 			return r, ErrPayloadMismatch
 		}
+	}
+	for _, d := range f.Attachments {
+		if !slices.Contains(c.Attachments, strings.ToLower(d)) {
+			return r, fmt.Errorf("%w: sha256 %s", ErrAttachmentMismatch, d)
+		}
+		r.AttachmentsChecked++
 	}
 	return r, nil
 }

@@ -1,7 +1,9 @@
 package receipt
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +183,38 @@ func TestReceiptSignsAttachmentDigests(t *testing.T) {
 	}
 	if jws == plain {
 		t.Fatal("the same receipt with and without attachments")
+	}
+}
+
+// Check with the files the checker holds: each one's digest must be named
+// by the receipt; a changed file (or one never attached) fails, with the
+// signature still good.
+func TestCheckAttachments(t *testing.T) {
+	k := mustKey(t)
+	ring, _ := NewKeyring([]Key{k})
+	drawing := []byte("%PDF-1.7 the drawing of the extension")
+	d, err := FileDigest(bytes.NewReader(drawing))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sub(t, map[string]any{"a": "1"})
+	s.Attachments = []gateway.Attachment{{ID: "x", SHA256: d}}
+	jws, err := ring.SignSubmission(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := JWKSet{Keys: []JWK{PrivateJWK(k)}}
+	r, err := Check(set, File{JWS: jws, Attachments: []string{d}})
+	if err != nil || r.AttachmentsChecked != 1 {
+		t.Fatalf("the attached file: %+v %v", r, err)
+	}
+	changed := append([]byte{}, drawing...)
+	changed[len(changed)-1] ^= 1
+	dc, _ := FileDigest(bytes.NewReader(changed))
+	if _, err := Check(set, File{JWS: jws, Attachments: []string{d, dc}}); !errors.Is(err, ErrAttachmentMismatch) {
+		t.Fatalf("a changed file: %v", err)
+	}
+	if r, err := Check(set, File{JWS: jws}); err != nil || r.AttachmentsChecked != 0 {
+		t.Fatalf("no file given: %+v %v", r, err)
 	}
 }

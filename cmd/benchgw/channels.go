@@ -49,6 +49,10 @@ import (
 
 var channelsMode = flag.Bool("channels", false, "measure gateway CPU per accepted submission for each submit channel (resident form, JSON API, desk form, desk API, Open311), this tree and -baseline; nothing else")
 
+var channelOnly = flag.String("channel", "", "with -channels: only the channels whose name contains this (e.g. Desk)")
+
+var channelsAfter = flag.String("after", "", "with -channels: build the \"after\" gateway from this git revision instead of this tree (e.g. fdd803c, the intake refactor alone); channels new since -baseline are then left out")
+
 const channelService = "street-fault"
 
 // channel is one way of submitting: prepare signs in and draws forms for a
@@ -84,22 +88,31 @@ func (h *harness) runChannels(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := h.build(ctx, root, "gateway", "./cmd/gateway"); err != nil {
-		return err
-	}
 	if err := h.build(ctx, root, "casesim", "./cmd/casesim"); err != nil {
 		return err
 	}
-	if h.o.baseline != "" {
-		src := filepath.Join(h.dir, "baseline-src")
+	afterName := "this tree"
+	for _, b := range []struct{ rev, out string }{{*channelsAfter, "gateway"}, {h.o.baseline, "gateway-baseline"}} {
+		if b.rev == "" {
+			if b.out == "gateway" {
+				if err := h.build(ctx, root, "gateway", "./cmd/gateway"); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if b.out == "gateway" {
+			afterName = b.rev
+		}
+		src := filepath.Join(h.dir, b.out+"-src")
 		if err := os.MkdirAll(src, 0o755); err != nil {
 			return err
 		}
-		arch := exec.CommandContext(ctx, "sh", "-c", "git -C \"$1\" archive \"$2\" | tar -x -C \"$3\"", "sh", root, h.o.baseline, src)
+		arch := exec.CommandContext(ctx, "sh", "-c", "git -C \"$1\" archive \"$2\" | tar -x -C \"$3\"", "sh", root, b.rev, src)
 		if out, err := arch.CombinedOutput(); err != nil {
-			return fmt.Errorf("git archive %s: %v\n%s", h.o.baseline, err, out)
+			return fmt.Errorf("git archive %s: %v\n%s", b.rev, err, out)
 		}
-		if err := h.build(ctx, src, "gateway-baseline", "./cmd/gateway"); err != nil {
+		if err := h.build(ctx, src, b.out, "./cmd/gateway"); err != nil {
 			return err
 		}
 	}
@@ -144,8 +157,11 @@ func (h *harness) runChannels(ctx context.Context) error {
 	results := map[string][]sample{} // channel|label -> per round
 	for round := 0; round < h.o.rounds; round++ {
 		for _, ch := range chans {
+			if !strings.Contains(ch.name, *channelOnly) {
+				continue
+			}
 			for _, g := range gws {
-				if ch.newOnly && g.label == "before" {
+				if ch.newOnly && (g.label == "before" || *channelsAfter != "") {
 					continue
 				}
 				if err := ctx.Err(); err != nil {
@@ -155,13 +171,13 @@ func (h *harness) runChannels(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("%s (%s): %w", ch.name, g.label, err)
 				}
-				s, err := h.measureSubmits(ctx, g.pid, client, next, ch.ok, h.o.submitConns)
+				s, tail, err := h.measureSubmits(ctx, g.pid, client, next, ch.ok, h.o.submitConns)
 				if err != nil {
 					return fmt.Errorf("%s (%s): %w", ch.name, g.label, err)
 				}
 				results[ch.name+"|"+g.label] = append(results[ch.name+"|"+g.label], s)
-				fmt.Fprintf(os.Stderr, "round %d  %-22s %-6s %6.0f accepted/s  %7.1f µs CPU/submission  %d refused or failed\n",
-					round+1, ch.name, g.label, float64(s.reqs)/s.wall.Seconds(), s.perReq()*1e6, s.bad)
+				fmt.Fprintf(os.Stderr, "round %d  %-22s %-6s %6.0f accepted/s  %7.1f µs CPU/submission (%5.1f of it after the last answer)  %d refused or failed\n",
+					round+1, ch.name, g.label, float64(s.reqs)/s.wall.Seconds(), s.perReq()*1e6, tail*1e6, s.bad)
 			}
 		}
 	}
@@ -172,13 +188,16 @@ func (h *harness) runChannels(ctx context.Context) error {
 		h.o.rounds, h.o.duration, h.o.submitConns, channelService,
 		map[bool]string{true: "; gateways pinned to core 0 (GOMAXPROCS=1), Redis, casesim and the load to core 1", false: "; no pinning"}[h.pin])
 	if h.o.baseline == "" {
-		fmt.Fprintln(&out, "| Channel | after (this tree): µs CPU/submission | accepted/s |")
+		fmt.Fprintf(&out, "| Channel | after (%s): µs CPU/submission | accepted/s |\n", afterName)
 		fmt.Fprintln(&out, "|---|---|---|")
 	} else {
-		fmt.Fprintf(&out, "| Channel | before (%s): µs CPU/submission | after (this tree): µs CPU/submission | after/before |\n", h.o.baseline)
+		fmt.Fprintf(&out, "| Channel | before (%s): µs CPU/submission | after (%s): µs CPU/submission | after/before |\n", h.o.baseline, afterName)
 		fmt.Fprintln(&out, "|---|---|---|---|")
 	}
 	for _, ch := range chans {
+		if !strings.Contains(ch.name, *channelOnly) || (ch.newOnly && *channelsAfter != "") {
+			continue
+		}
 		after := results[ch.name+"|after"]
 		if h.o.baseline == "" {
 			fmt.Fprintf(&out, "| %s | %s | %s |\n", ch.name, spread(after, 1e6, sample.perReq), spread(after, 1, func(s sample) float64 { return float64(s.reqs) / s.wall.Seconds() }))
@@ -203,7 +222,7 @@ func (h *harness) runChannels(ctx context.Context) error {
 // measureSubmits runs conns workers, each sending next() as fast as it is
 // answered, for the configured duration; then waits until the gateway's
 // CPU time stops growing (its deliveries done) and counts that too.
-func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Client, next func() (*http.Request, error), ok func(*http.Response) bool, conns int) (sample, error) {
+func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Client, next func() (*http.Request, error), ok func(*http.Response) bool, conns int) (s sample, tail float64, err error) {
 	var good, bad atomic.Int64
 	var firstErr atomic.Value
 	cpu0 := cpuSeconds(pid, h.tck)
@@ -242,6 +261,7 @@ func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Clie
 	wall := time.Since(start)
 	// Quiet: two readings 300 ms apart without a clock tick, at most 30 s.
 	last, still := cpuSeconds(pid, h.tck), 0
+	loadEnd := last
 	for quiet := time.Now().Add(30 * time.Second); still < 2 && time.Now().Before(quiet) && ctx.Err() == nil; {
 		time.Sleep(300 * time.Millisecond)
 		now := cpuSeconds(pid, h.tck)
@@ -252,14 +272,15 @@ func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Clie
 		}
 		last = now
 	}
-	s := sample{reqs: good.Load(), bad: bad.Load(), wall: wall, cpu: last - cpu0}
+	s = sample{reqs: good.Load(), bad: bad.Load(), wall: wall, cpu: last - cpu0}
+	tail = (last - loadEnd) / float64(max(s.reqs, 1))
 	if s.reqs == 0 {
-		return s, fmt.Errorf("no submission accepted (%v)", firstErr.Load())
+		return s, tail, fmt.Errorf("no submission accepted (%v)", firstErr.Load())
 	}
 	if s.bad > 0 {
 		fmt.Fprintf(os.Stderr, "  first refusal or failure: %v\n", firstErr.Load())
 	}
-	return s, ctx.Err()
+	return s, tail, ctx.Err()
 }
 
 func (h *harness) channels() []channel {
@@ -267,7 +288,6 @@ func (h *harness) channels() []channel {
 		kind        = "pothole"
 		description = "Ett djupt hål i cykelbanan vid bron"
 		address     = "Storgatan 1"
-		visitor     = `{"personnummer":"19900101-3011","identity_check":"id_document","consent":true}`
 	)
 	payload := `{"kind":"` + kind + `","description":"` + description + `","location":"` + address + `"`
 	status := func(code int) func(*http.Response) bool {
@@ -347,12 +367,21 @@ func (h *harness) channels() []channel {
 					return nil, nil, err
 				}
 				c = noRedirects(c)
-				desk := url.Values{"_visitor": {"19900101-3011"}, "_identity_check": {"id_document"}, "_consent": {"true"}, "_visitor_lang": {"sv"}}
+				desk := url.Values{"_identity_check": {"id_document"}, "_consent": {"true"}, "_visitor_lang": {"sv"}}
 				for k, vs := range fields {
 					desk[k] = vs
 				}
-				next, err := formPost(c, base, "/desk/services/"+channelService, desk)
-				return next, c, err
+				post, err := formPost(c, base, "/desk/services/"+channelService, desk)
+				if err != nil {
+					return nil, nil, err
+				}
+				return func() (*http.Request, error) { // a new visitor each time, as at a real desk
+					req, err := post()
+					if err == nil {
+						req, err = formReq(req.URL.String(), withVisitor(req, freshPersonnummer()))
+					}
+					return req, err
+				}, c, nil
 			}},
 		{name: "Desk API (staff)", ok: status(http.StatusAccepted),
 			prepare: func(ctx context.Context, base string) (func() (*http.Request, error), *http.Client, error) {
@@ -371,8 +400,8 @@ func (h *harness) channels() []channel {
 					return nil, nil, fmt.Errorf("no csrf_token in /api/v1/me: %v", err)
 				}
 				u := base + "/api/v1/services/" + channelService + "/submissions"
-				body := payload + `,"on_behalf_of":` + visitor + "}"
-				return func() (*http.Request, error) {
+				return func() (*http.Request, error) { // a new visitor each time, as at a real desk
+					body := payload + `,"on_behalf_of":{"personnummer":"` + freshPersonnummer() + `","identity_check":"id_document","consent":true}}`
 					return jsonReq(u, body, map[string]string{"X-CSRF-Token": me.CSRF})
 				}, noRedirects(c), nil
 			}},
@@ -434,4 +463,28 @@ func freshToken(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// withVisitor is the form values of req with the visitor's personnummer.
+func withVisitor(req *http.Request, pnr string) url.Values {
+	b, _ := io.ReadAll(req.Body)
+	v, _ := url.ParseQuery(string(b))
+	v.Set("_visitor", pnr)
+	return v
+}
+
+// freshPersonnummer is a valid personnummer (YYYYMMDD-NNNC, Luhn check
+// digit) of a random adult born 1940-1999.
+func freshPersonnummer() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	y, m, d, serial := 1940+n%60, 1+(n/60)%12, 1+(n/720)%28, (n/20160)%1000
+	ten := fmt.Sprintf("%02d%02d%02d%03d", y%100, m, d, serial)
+	sum := 0
+	for i, c := range ten {
+		x := int(c-'0') * (2 - i%2)
+		sum += x/10 + x%10
+	}
+	return fmt.Sprintf("%04d%02d%02d-%03d%d", y, m, d, serial, (10-sum%10)%10)
 }

@@ -131,8 +131,8 @@ func (h *harness) runChannels(ctx context.Context) error {
 		return err
 	}
 	type gw struct {
-		label, bin, base string
-		pid              int
+		label, bin, base, prefix string
+		pid                      int
 	}
 	gws := []*gw{{label: "after", bin: "gateway"}}
 	if h.o.baseline != "" {
@@ -140,9 +140,9 @@ func (h *harness) runChannels(ctx context.Context) error {
 	}
 	for i, g := range gws {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-		g.base = "http://" + addr
+		g.base, g.prefix = "http://"+addr, fmt.Sprintf("chan%d", i)
 		env := []string{"GOMAXPROCS=1", "GATEWAY_ADDR=" + addr, fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", h.rport),
-			fmt.Sprintf("GATEWAY_REDIS_PREFIX=chan%d", i), "CASESIM_URL=http://" + casesimAddr, "GATEWAY_RATELIMIT=off"}
+			"GATEWAY_REDIS_PREFIX=" + g.prefix, "CASESIM_URL=http://" + casesimAddr, "GATEWAY_RATELIMIT=off"}
 		cmd, err := h.start(ctx, "channels-"+g.bin, 0, env, filepath.Join(h.dir, g.bin))
 		if err != nil {
 			return err
@@ -171,7 +171,7 @@ func (h *harness) runChannels(ctx context.Context) error {
 				if err != nil {
 					return fmt.Errorf("%s (%s): %w", ch.name, g.label, err)
 				}
-				s, tail, err := h.measureSubmits(ctx, g.pid, client, next, ch.ok, h.o.submitConns)
+				s, tail, err := h.measureSubmits(ctx, g.pid, g.prefix, client, next, ch.ok, h.o.submitConns)
 				if err != nil {
 					return fmt.Errorf("%s (%s): %w", ch.name, g.label, err)
 				}
@@ -222,7 +222,7 @@ func (h *harness) runChannels(ctx context.Context) error {
 // measureSubmits runs conns workers, each sending next() as fast as it is
 // answered, for the configured duration; then waits until the gateway's
 // CPU time stops growing (its deliveries done) and counts that too.
-func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Client, next func() (*http.Request, error), ok func(*http.Response) bool, conns int) (s sample, tail float64, err error) {
+func (h *harness) measureSubmits(ctx context.Context, pid int, prefix string, client *http.Client, next func() (*http.Request, error), ok func(*http.Response) bool, conns int) (s sample, tail float64, err error) {
 	var good, bad atomic.Int64
 	var firstErr atomic.Value
 	cpu0 := cpuSeconds(pid, h.tck)
@@ -259,18 +259,23 @@ func (h *harness) measureSubmits(ctx context.Context, pid int, client *http.Clie
 	}
 	wg.Wait()
 	wall := time.Since(start)
-	// Quiet: two readings 300 ms apart without a clock tick, at most 30 s.
+	// Done: every consumer group of the gateway's streams (deliveries,
+	// notifications, ...) has read everything and acknowledged it, and
+	// then two readings 300 ms apart without a clock tick; at most 60 s.
 	last, still := cpuSeconds(pid, h.tck), 0
 	loadEnd := last
-	for quiet := time.Now().Add(30 * time.Second); still < 2 && time.Now().Before(quiet) && ctx.Err() == nil; {
+	for quiet := time.Now().Add(60 * time.Second); still < 2 && time.Now().Before(quiet) && ctx.Err() == nil; {
 		time.Sleep(300 * time.Millisecond)
 		now := cpuSeconds(pid, h.tck)
-		if now == last {
+		if now == last && h.streamsDone(ctx, prefix) {
 			still++
 		} else {
 			still = 0
 		}
 		last = now
+	}
+	if still < 2 {
+		fmt.Fprintln(os.Stderr, "  the gateway did not finish its deliveries within 60 s: the next figure carries some of them")
 	}
 	s = sample{reqs: good.Load(), bad: bad.Load(), wall: wall, cpu: last - cpu0}
 	tail = (last - loadEnd) / float64(max(s.reqs, 1))
@@ -487,4 +492,31 @@ func freshPersonnummer() string {
 		sum += x/10 + x%10
 	}
 	return fmt.Sprintf("%04d%02d%02d-%03d%d", y, m, d, serial, (10-sum%10)%10)
+}
+
+// streamsDone is true when no consumer group of the gateway's streams has
+// entries pending or unread (redis-cli XINFO GROUPS: pending 0, lag 0; a
+// lag Redis cannot tell, after trimming, counts as read).
+func (h *harness) streamsDone(ctx context.Context, prefix string) bool {
+	cli := func(args ...string) ([]string, error) {
+		out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-p", strconv.Itoa(h.rport)}, args...)...).Output()
+		return strings.Split(strings.TrimSpace(string(out)), "\n"), err
+	}
+	// The streams with consumer groups (gateway/redisstore/keys.go); the
+	// revision before the refactor has only the first.
+	for _, k := range []string{"deliveries", "nout", "fup"} {
+		info, err := cli("XINFO", "GROUPS", prefix+":{q}:"+k)
+		if err != nil {
+			return false
+		}
+		if strings.HasPrefix(info[0], "ERR") { // no such stream
+			continue
+		}
+		for i := 0; i+1 < len(info); i++ {
+			if (info[i] == "pending" || info[i] == "lag") && info[i+1] != "0" && info[i+1] != "" {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -53,6 +53,8 @@ var channelOnly = flag.String("channel", "", "with -channels: only the channels 
 
 var channelsAfter = flag.String("after", "", "with -channels: build the \"after\" gateway from this git revision instead of this tree (e.g. fdd803c, the intake refactor alone); channels new since -baseline are then left out")
 
+var channelsEnv = flag.String("after-env", "", "with -channels: extra environment for the \"after\" gateway, space-separated (e.g. GATEWAY_NOTIFY=off)")
+
 const channelService = "street-fault"
 
 // channel is one way of submitting: prepare signs in and draws forms for a
@@ -143,6 +145,12 @@ func (h *harness) runChannels(ctx context.Context) error {
 		g.base, g.prefix = "http://"+addr, fmt.Sprintf("chan%d", i)
 		env := []string{"GOMAXPROCS=1", "GATEWAY_ADDR=" + addr, fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", h.rport),
 			"GATEWAY_REDIS_PREFIX=" + g.prefix, "CASESIM_URL=http://" + casesimAddr, "GATEWAY_RATELIMIT=off"}
+		if g.label == "after" {
+			env = append(env, strings.Fields(*channelsEnv)...)
+			if *channelsEnv != "" {
+				afterName += ", " + *channelsEnv
+			}
+		}
 		cmd, err := h.start(ctx, "channels-"+g.bin, 0, env, filepath.Join(h.dir, g.bin))
 		if err != nil {
 			return err

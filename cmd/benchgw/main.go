@@ -19,6 +19,7 @@
 //	go run ./cmd/benchgw                       # the table for this tree
 //	go run ./cmd/benchgw -baseline main        # and for the gateway at git revision main
 //	go run ./cmd/benchgw -smoke                # a few seconds: does the harness still work
+//	go run ./cmd/benchgw -channels -baseline 'fdd803c^'  # CPU per submission per channel (channels.go)
 //
 // It needs go, redis-server, redis-benchmark and nginx on the PATH; taskset
 // is used when present.
@@ -86,7 +87,11 @@ func main() {
 	}
 	h := &harness{o: o}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := h.run(ctx)
+	run := h.run
+	if *channelsMode { // channels.go
+		run = h.runChannels
+	}
+	err := run(ctx)
 	stop()
 	h.cleanup()
 	if err != nil {

@@ -68,6 +68,9 @@ func (s *Store) putBlob(ctx context.Context, a gateway.Attachment, r io.Reader, 
 		return nil
 	})
 	if err != nil {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opTimeout())
+		s.rdb.Del(dctx, mk) // should it have landed
+		dcancel()
 		s.deleteBlob(ctx, a.ID)
 		return fail(unavailable(err))
 	}

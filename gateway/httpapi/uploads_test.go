@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -293,27 +294,49 @@ func TestFormUploadHappyPath(t *testing.T) {
 	}
 }
 
-// With the bytes in an S3-protocol server: the HTML form's file reaches
-// the object store through the real route, the signed download link on a
-// real listener serves bytes with the hash sent, and delivery's release
-// deletes the object.
+// With the bytes in an S3-protocol server: the HTML form's files reach
+// the object store through the real route (a DOCX recognised and a zip
+// bomb refused by looking inside the stored object), the signed download
+// link on a real listener serves bytes with the hash sent, and delivery's
+// release deletes the fetched object.
 func TestFormUploadS3(t *testing.T) {
 	e := newUploadEnv(t, uploadOpts{s3: true})
 	cookie, csrf, token := e.form(t, "/services/attach-test")
 	plan := pdf(t, 4_000_000)
+	// A zip bomb in the document field is refused by looking inside the
+	// stored object (ranged reads), and its object is deleted.
 	r := e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("Altan")},
-		part{name: "drawings", file: "karta.png", body: pngBytes}, part{name: "archive", file: "ritning.pdf", body: plan})
+		part{name: "drawings", file: "karta.png", body: pngBytes}, part{name: "document", file: "bomb.docx", body: zipBomb(t)})
+	if !strings.Contains(r.body, "har en filtyp som inte tas emot") {
+		t.Fatalf("zip bomb not refused: %d\n%.1500s", r.status, r.body)
+	}
+	cookie, csrf, token = e.form(t, "/services/attach-test")
+	docx := zipWith(t, map[string]string{"[Content_Types].xml": "<Types/>", "word/document.xml": "<w:document/>"})
+	r = e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("Altan")},
+		part{name: "drawings", file: "karta.png", body: pngBytes}, part{name: "archive", file: "ritning.pdf", body: plan},
+		part{name: "document", file: "beskrivning.docx", body: docx})
 	id := receiptID(t, r)
 	sub, err := e.store.Get(context.Background(), id)
-	if err != nil || len(sub.Attachments) != 2 {
+	if err != nil || len(sub.Attachments) != 3 {
 		t.Fatalf("%+v %v", sub, err)
+	}
+	if d := sub.Attachments[2]; d.Type != "application/vnd.openxmlformats-officedocument.wordprocessingml.document" || d.SHA256 != sha(docx) {
+		t.Fatalf("document %+v", d)
 	}
 	a := sub.Attachments[1]
 	if a.Field != "archive" || a.SHA256 != sha(plan) {
 		t.Fatalf("%+v", a)
 	}
-	if objs := s3test.Objects(t, e.blobs); len(objs) != 2 {
-		t.Fatalf("objects %v, want two", objs)
+	// The three files, and the first post's png (kept for that form, so
+	// its resident need not send it again); not the refused zip bomb.
+	objs := s3test.Objects(t, e.blobs)
+	for _, a := range sub.Attachments {
+		if !slices.Contains(objs, a.ID) {
+			t.Fatalf("no object for %+v in %v", a, objs)
+		}
+	}
+	if len(objs) != 4 {
+		t.Fatalf("objects %v, want four", objs)
 	}
 	if n := len(e.rdbChunkKeys(t)); n != 0 {
 		t.Fatalf("%d chunk keys in Redis with the s3 store", n)
@@ -331,8 +354,8 @@ func TestFormUploadS3(t *testing.T) {
 	if err := e.store.AttachmentsDelivered(context.Background(), []string{a.ID}, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if objs := s3test.Objects(t, e.blobs); len(objs) != 1 || objs[0] == a.ID {
-		t.Fatalf("objects after delivery and fetch: %v, want only the unfetched png", objs)
+	if objs := s3test.Objects(t, e.blobs); len(objs) != 3 || slices.Contains(objs, a.ID) {
+		t.Fatalf("objects after delivery and fetch: %v, want all but the fetched one", objs)
 	}
 }
 

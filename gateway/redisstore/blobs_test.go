@@ -204,3 +204,15 @@ func TestSweepAbandonedBlobs(t *testing.T) {
 		t.Fatalf("objects %v, want %s", ids, live)
 	}
 }
+
+// forEachAttachmentBackend is forEachBackend and, for the tests that do
+// not look at chunk keys, a real redis-server with the bytes in S3.
+func forEachAttachmentBackend(t *testing.T, fn func(t *testing.T, s *Store, rdb redis.UniversalClient)) {
+	t.Helper()
+	forEachBackend(t, fn)
+	t.Run("redis-server+s3", func(t *testing.T) {
+		s, rdb := realRedis(t)
+		s.Blobs, _ = s3test.Start(t)
+		fn(t, s, rdb)
+	})
+}

@@ -171,10 +171,19 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Open reads object id; the read as a whole is bounded by Transfer.
+// Open reads object id; the read as a whole is bounded by Transfer. A
+// missing object is gateway.ErrAttachmentNotFound.
 func (s *Store) Open(ctx context.Context, id string) (io.ReadCloser, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Transfer)
 	o, err := s.c.GetObject(ctx, s.cfg.Bucket, s.name(id), minio.GetObjectOptions{})
+	if err == nil {
+		// Send the GET now: a missing object is an error of Open (a 404
+		// of the download route), not of the first Read after a 200.
+		_, err = o.Stat()
+		if err != nil {
+			o.Close()
+		}
+	}
 	if err != nil {
 		cancel()
 		return nil, s.err("get", id, err)

@@ -72,6 +72,9 @@ func TestStore(t *testing.T) {
 	if _, err := s.ReadAt(ctx, "a1", make([]byte, 4), 0); !errors.Is(err, gateway.ErrAttachmentNotFound) {
 		t.Fatalf("read deleted: %v", err)
 	}
+	if _, err := s.Open(ctx, "a1"); !errors.Is(err, gateway.ErrAttachmentNotFound) {
+		t.Fatalf("open deleted: %v", err)
+	}
 	if ids := s3test.Objects(t, s); len(ids) != 0 {
 		t.Fatalf("objects %v", ids)
 	}

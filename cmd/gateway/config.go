@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -94,6 +95,17 @@ var settings = []setting{
 	{"GATEWAY_ATTACHMENT_KEEP", "720h", "longest time a submission's files are kept while it waits for delivery (delivery deletes them sooner)"},
 	{"GATEWAY_ATTACHMENTS_MAX", "50MB", "largest total size of one submission's files (each file field also has its own max_size and max_files)"},
 	{"GATEWAY_UPLOADS_PER_CLIENT", "200", "uploads one browser, signed-in person or API client address may make within GATEWAY_UPLOAD_TTL; more are refused"},
+	{"GATEWAY_ATTACHMENT_STORE", "redis", "where the bytes of uploaded files live: redis (chunks in Redis, the default; the demo needs nothing else) or s3 (an S3-compatible object store: MinIO, Ceph, AWS; descriptions, claims and expiry stay in Redis; README \"Attachments\")"},
+	{"GATEWAY_S3_ENDPOINT", "", "host:port of the S3-compatible store (with GATEWAY_ATTACHMENT_STORE=s3), e.g. s3.eu-north-1.amazonaws.com or minio:9000"},
+	{"GATEWAY_S3_BUCKET", "", "bucket of the attachment objects (it must exist; give it the lifecycle rule in README \"Attachments\")"},
+	{"GATEWAY_S3_REGION", "us-east-1", "region of the bucket"},
+	{"GATEWAY_S3_PREFIX", "attachments/", "prefix of the attachment objects' names (the sweeper only touches names under it)"},
+	{"GATEWAY_S3_ACCESS_KEY", "", "access key id for the store"},
+	{"GATEWAY_S3_SECRET_KEY", "", "secret access key for the store"},
+	{"GATEWAY_S3_TLS", "on", "https to the store: on or off; production refuses off for an endpoint that is not local (localhost, loopback) unless GATEWAY_S3_ALLOW_PLAIN=on"},
+	{"GATEWAY_S3_ALLOW_PLAIN", "off", "on: allow plain http to a non-local store in production (a private network you trust)"},
+	{"GATEWAY_S3_TIMEOUT", "10s", "longest time one call to the store may take (ranged read, delete, reply headers); a whole upload, download or sweep listing may take GATEWAY_READ_TIMEOUT plus this"},
+	{"GATEWAY_S3_SWEEP", "10m", "how often objects whose description expired in Redis (abandoned uploads; deletes that failed) are looked for and deleted once older than GATEWAY_UPLOAD_TTL"},
 	{"GATEWAY_SCANNER", "", "malware scanner for uploads: clamd://host:3310 (ClamAV's clamd, INSTREAM) or an http(s):// URL of an HTTP scanning service (README \"Attachments\"); unset: files are not scanned"},
 	{"GATEWAY_SCANNER_TOKEN", "", "bearer token for an HTTP scanner"},
 	{"GATEWAY_SCAN_TIMEOUT", "30s", "longest time one scan may take"},
@@ -180,6 +192,16 @@ type config struct {
 	AttachmentsMax                              int64
 	UploadsPerClient                            int
 	Scanner, ScannerToken, ScanUnavailable      string
+	AttachmentStore                             string
+	S3                                          s3Config
+}
+
+// s3Config is where attachment bytes go with GATEWAY_ATTACHMENT_STORE=s3.
+type s3Config struct {
+	Endpoint, Bucket, Region, Prefix string
+	AccessKey, SecretKey             string
+	TLS                              bool
+	Timeout, Sweep                   time.Duration
 }
 
 func (c config) production() bool { return c.Env == "production" }
@@ -288,6 +310,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.Scanner != "" && !strings.HasPrefix(c.Scanner, "clamd://") && !strings.HasPrefix(c.Scanner, "http://") && !strings.HasPrefix(c.Scanner, "https://") {
 		errs = append(errs, fmt.Sprintf("GATEWAY_SCANNER: want clamd://host:port or an http(s):// URL, got %q", c.Scanner))
 	}
+	errs = append(errs, c.loadS3(get, dur)...)
 	if c.UploadTTL <= 0 || c.AttachmentKeep <= 0 || c.ScanTimeout <= 0 {
 		errs = append(errs, "GATEWAY_UPLOAD_TTL, GATEWAY_ATTACHMENT_KEEP and GATEWAY_SCAN_TIMEOUT must be above zero")
 	}
@@ -424,4 +447,63 @@ Environment:
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, def, s.Help)
 	}
 	tw.Flush()
+}
+
+// loadS3 reads the object store settings of attachments.
+func (c *config) loadS3(get func(string) string, dur func(string) time.Duration) []string {
+	var errs []string
+	c.AttachmentStore = get("GATEWAY_ATTACHMENT_STORE")
+	switch c.AttachmentStore {
+	case "redis":
+		return nil
+	case "s3":
+	default:
+		return []string{fmt.Sprintf("GATEWAY_ATTACHMENT_STORE: want redis or s3, got %q", c.AttachmentStore)}
+	}
+	c.S3 = s3Config{Endpoint: get("GATEWAY_S3_ENDPOINT"), Bucket: get("GATEWAY_S3_BUCKET"), Region: get("GATEWAY_S3_REGION"),
+		Prefix: get("GATEWAY_S3_PREFIX"), AccessKey: get("GATEWAY_S3_ACCESS_KEY"), SecretKey: get("GATEWAY_S3_SECRET_KEY"),
+		Timeout: dur("GATEWAY_S3_TIMEOUT"), Sweep: dur("GATEWAY_S3_SWEEP")}
+	if c.S3.Endpoint == "" || c.S3.Bucket == "" {
+		errs = append(errs, "GATEWAY_ATTACHMENT_STORE=s3 needs GATEWAY_S3_ENDPOINT and GATEWAY_S3_BUCKET")
+	}
+	if strings.Contains(c.S3.Endpoint, "/") {
+		errs = append(errs, fmt.Sprintf("GATEWAY_S3_ENDPOINT: want host:port without a scheme (TLS is GATEWAY_S3_TLS), got %q", c.S3.Endpoint))
+	}
+	if c.S3.Timeout <= 0 || c.S3.Sweep <= 0 {
+		errs = append(errs, "GATEWAY_S3_TIMEOUT and GATEWAY_S3_SWEEP must be above zero")
+	}
+	plain := false
+	for _, n := range []string{"GATEWAY_S3_TLS", "GATEWAY_S3_ALLOW_PLAIN"} {
+		switch get(n) {
+		case "on":
+			if n == "GATEWAY_S3_TLS" {
+				c.S3.TLS = true
+			} else {
+				plain = true
+			}
+		case "off":
+		default:
+			errs = append(errs, fmt.Sprintf("%s: want on or off, got %q", n, get(n)))
+		}
+	}
+	if c.production() && !c.S3.TLS && !plain && !localHost(c.S3.Endpoint) {
+		errs = append(errs, fmt.Sprintf("GATEWAY_S3_TLS=off to %s: production sends attachments in clear text only to a local store, or with GATEWAY_S3_ALLOW_PLAIN=on", c.S3.Endpoint))
+	}
+	if c.production() && (c.S3.AccessKey == "" || c.S3.SecretKey == "") {
+		errs = append(errs, "GATEWAY_S3_ACCESS_KEY and GATEWAY_S3_SECRET_KEY are required in production")
+	}
+	return errs
+}
+
+// localHost: the endpoint's host is localhost or a loopback address.
+func localHost(endpoint string) bool {
+	host := endpoint
+	if h, _, err := net.SplitHostPort(endpoint); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

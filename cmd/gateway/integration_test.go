@@ -201,17 +201,20 @@ func TestHelpListsEverySetting(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]map[string]string{
-		"bad duration":        {"GATEWAY_RETRY_BASE": "soon"},
-		"bad number":          {"GATEWAY_WORKERS": "0"},
-		"production no redis": {"GATEWAY_ENV": "production"},
-		"bad ratelimit":       {"GATEWAY_RATELIMIT": "maybe"},
-		"bad env":             {"GATEWAY_ENV": "staging"},
-		"wait, embedded":      {"GATEWAY_REDIS_WAIT_REPLICAS": "1"},
-		"wait with cluster":   {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_ADDRS": "a:1,b:2,c:3"},
-		"wait too long":       {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_URL": "redis://x:6379", "GATEWAY_REDIS_WAIT_TIMEOUT": "5s"},
-		"area of one corner":  {"GATEWAY_AREA": "59.8,17.6"},
-		"area not numbers":    {"GATEWAY_AREA": "north,east;south,west"},
-		"session cache long":  {"GATEWAY_SESSION_CACHE": "10m"},
+		"bad duration":             {"GATEWAY_RETRY_BASE": "soon"},
+		"bad number":               {"GATEWAY_WORKERS": "0"},
+		"production no redis":      {"GATEWAY_ENV": "production"},
+		"bad ratelimit":            {"GATEWAY_RATELIMIT": "maybe"},
+		"bad env":                  {"GATEWAY_ENV": "staging"},
+		"wait, embedded":           {"GATEWAY_REDIS_WAIT_REPLICAS": "1"},
+		"wait with cluster":        {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_ADDRS": "a:1,b:2,c:3"},
+		"wait too long":            {"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_URL": "redis://x:6379", "GATEWAY_REDIS_WAIT_TIMEOUT": "5s"},
+		"area of one corner":       {"GATEWAY_AREA": "59.8,17.6"},
+		"area not numbers":         {"GATEWAY_AREA": "north,east;south,west"},
+		"session cache long":       {"GATEWAY_SESSION_CACHE": "10m"},
+		"unknown attachment store": {"GATEWAY_ATTACHMENT_STORE": "disk"},
+		"s3 without bucket":        {"GATEWAY_ATTACHMENT_STORE": "s3", "GATEWAY_S3_ENDPOINT": "minio:9000"},
+		"s3 endpoint a URL":        {"GATEWAY_ATTACHMENT_STORE": "s3", "GATEWAY_S3_ENDPOINT": "https://minio:9000", "GATEWAY_S3_BUCKET": "b"},
 	}
 	for name, env := range cases {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
@@ -220,6 +223,31 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if _, err := loadConfig(func(string) string { return "" }); err != nil {
 		t.Fatalf("defaults: %v", err)
+	}
+	// Production: plain http to a store that is not local only when allowed.
+	prod := func(extra map[string]string) map[string]string {
+		env := productionEnv(t)
+		env["GATEWAY_ATTACHMENT_STORE"], env["GATEWAY_S3_BUCKET"] = "s3", "attachments"
+		env["GATEWAY_S3_ACCESS_KEY"], env["GATEWAY_S3_SECRET_KEY"] = "gateway", "an-access-secret-of-the-store"
+		for k, v := range extra {
+			env[k] = v
+		}
+		return env
+	}
+	for _, c := range []struct {
+		env map[string]string
+		ok  bool
+	}{
+		{map[string]string{"GATEWAY_S3_ENDPOINT": "minio.internal:9000", "GATEWAY_S3_TLS": "off"}, false},
+		{map[string]string{"GATEWAY_S3_ENDPOINT": "minio.internal:9000", "GATEWAY_S3_TLS": "off", "GATEWAY_S3_ALLOW_PLAIN": "on"}, true},
+		{map[string]string{"GATEWAY_S3_ENDPOINT": "127.0.0.1:9000", "GATEWAY_S3_TLS": "off"}, true},
+		{map[string]string{"GATEWAY_S3_ENDPOINT": "s3.eu-north-1.amazonaws.com"}, true},
+	} {
+		env := prod(c.env)
+		_, err := loadConfig(func(k string) string { return env[k] })
+		if (err == nil) != c.ok {
+			t.Errorf("production %v: %v", c.env, err)
+		}
 	}
 	sentinelWait := map[string]string{"GATEWAY_REDIS_WAIT_REPLICAS": "1", "REDIS_ADDRS": "s1:26379,s2:26379", "REDIS_MASTER_NAME": "gw"}
 	if _, err := loadConfig(func(k string) string { return sentinelWait[k] }); err != nil {
@@ -259,4 +287,15 @@ func TestDemoWithNoConfiguration(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("run returned %v", err)
 	}
+}
+
+// productionEnv is a production configuration loadConfig accepts.
+func productionEnv(t *testing.T) map[string]string {
+	t.Helper()
+	env := map[string]string{"GATEWAY_ENV": "production", "REDIS_URL": "redis://127.0.0.1:1/0", "CASESIM_URL": "http://cases.example",
+		"CASESIM_SECRET": "Zq8s0d7cM2yQ1n4vLk9xT3pW6bR5eH8jA0uC7fG2"}
+	if _, err := loadConfig(func(k string) string { return env[k] }); err != nil {
+		t.Fatalf("base production configuration: %v", err)
+	}
+	return env
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/kommun/servicegateway/gateway/httpscan"
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/gateway/s3blob"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
 
@@ -178,6 +179,9 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	cancel()
 	if err != nil {
 		return fmt.Errorf("redis: %w", err)
+	}
+	if err := setupBlobs(ctx, cfg, store, log); err != nil {
+		return err
 	}
 
 	// The demo's reference case system, when none is configured.
@@ -544,5 +548,44 @@ func scannerOf(cfg config) intake.Scanner {
 	case cfg.Scanner != "":
 		return httpscan.New(cfg.Scanner, cfg.ScannerToken)
 	}
+	return nil
+}
+
+// setupBlobs puts attachment bytes in an S3-compatible store when
+// GATEWAY_ATTACHMENT_STORE=s3 (checking the bucket at start) and sweeps
+// the objects whose description expired in Redis, every GATEWAY_S3_SWEEP
+// until ctx ends.
+func setupBlobs(ctx context.Context, cfg config, store *redisstore.Store, log *slog.Logger) error {
+	if cfg.AttachmentStore != "s3" {
+		return nil
+	}
+	b, err := s3blob.New(s3blob.Config{Endpoint: cfg.S3.Endpoint, Bucket: cfg.S3.Bucket, Region: cfg.S3.Region,
+		AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey, TLS: cfg.S3.TLS, Prefix: cfg.S3.Prefix,
+		Timeout: cfg.S3.Timeout, Transfer: cfg.ReadTimeout + cfg.S3.Timeout})
+	if err != nil {
+		return err
+	}
+	if err := b.Ready(ctx); err != nil {
+		return fmt.Errorf("GATEWAY_ATTACHMENT_STORE=s3: %w", err)
+	}
+	store.Blobs = b
+	log.Info("attachment bytes in an S3-compatible store", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket, "tls", cfg.S3.TLS)
+	go func() {
+		t := time.NewTicker(cfg.S3.Sweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := store.SweepAttachmentBlobs(ctx, b, cfg.UploadTTL)
+			if err != nil {
+				log.Warn("attachment object sweep", "error", err, "deleted", n)
+			} else if n > 0 {
+				log.Info("attachment object sweep", "deleted", n)
+			}
+		}
+	}()
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kommun/servicegateway/gateway"
+	"github.com/kommun/servicegateway/gateway/s3blob/s3test"
 )
 
 // BenchmarkAttachmentDownload20MB fetches a 20 MB attachment through its
@@ -23,10 +24,21 @@ import (
 // before (peak-heap-MB, sampled every 2 ms; the client's reading is in
 // the same process and holds no copy).
 //
+// Sub-benchmarks: the bytes in Redis chunks, and in an S3-protocol server
+// (gofakes3, in memory, on a real listener).
+//
 //	GOTOOLCHAIN=go1.26.11 go test ./gateway/httpapi/ -run '^$' -bench AttachmentDownload20MB -benchtime 10x
 func BenchmarkAttachmentDownload20MB(b *testing.B) {
+	b.Run("redis", func(b *testing.B) { benchmarkDownload(b, false) })
+	b.Run("s3", func(b *testing.B) { benchmarkDownload(b, true) })
+}
+
+func benchmarkDownload(b *testing.B, s3 bool) {
 	const size = 20_000_000
 	deps, store, _ := baseDeps(b)
+	if s3 {
+		store.Blobs, _ = s3test.Start(b)
+	}
 	e := &attachmentEnv{store: store}
 	ln, links := listenWithLinks(b)
 	deps.Attachments, deps.AttachmentLinks = store, links

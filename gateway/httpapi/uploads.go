@@ -88,12 +88,36 @@ func isMultipart(c *fiber.Ctx) (string, bool) {
 	return params["boundary"], true
 }
 
-// bodyReader is the request body as a stream.
+// bodyReader is the request body as a stream. A body that ends before its
+// Content-Length (the client went away mid-upload) is errBodyCut, not the
+// end of a shorter file (nor io.ErrUnexpectedEOF, which io.ReadFull's
+// callers take for the end).
 func bodyReader(c *fiber.Ctx) io.Reader {
 	if c.Request().IsBodyStream() {
-		return c.Context().RequestBodyStream()
+		r := c.Context().RequestBodyStream()
+		if n := c.Request().Header.ContentLength(); n >= 0 {
+			return &fullBody{r: r, left: int64(n)}
+		}
+		return r
 	}
 	return bytes.NewReader(c.Body())
+}
+
+var errBodyCut = errors.New("request body ended before its Content-Length")
+
+// fullBody reads a body of a declared length, failing when it ends short.
+type fullBody struct {
+	r    io.Reader
+	left int64
+}
+
+func (b *fullBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if (err == io.EOF || err == io.ErrUnexpectedEOF) && b.left > 0 {
+		return n, errBodyCut
+	}
+	return n, err
 }
 
 // browserScope is the upload scope of a browser: its CSRF cookie (HttpOnly,

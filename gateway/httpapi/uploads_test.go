@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -29,6 +30,8 @@ import (
 	"github.com/kommun/servicegateway/gateway/intake"
 	"github.com/kommun/servicegateway/gateway/redisstore"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
+	"github.com/kommun/servicegateway/gateway/s3blob"
+	"github.com/kommun/servicegateway/gateway/s3blob/s3test"
 	"github.com/kommun/servicegateway/gateway/servicepoint"
 	"github.com/kommun/servicegateway/locales"
 	"github.com/kommun/servicegateway/services"
@@ -91,12 +94,16 @@ type uploadEnv struct {
 	rdb    *redistest.Server
 	clamd  *clamdtest.Server
 	intake *intake.Intake
+	blobs  *s3blob.Store            // with uploadOpts.s3
+	links  *gateway.AttachmentLinks // with uploadOpts.s3: the signed download route is on ln
+	ln     net.Listener
 }
 
 type uploadOpts struct {
 	uploadTTL time.Duration
 	noScanner bool
 	policy    string // intake.ScanRefuse (default), ScanHold, ScanAccept
+	s3        bool   // the bytes in an S3-protocol server (gofakes3 on a real listener)
 }
 
 // newUploadEnv is the real HTTP layer on a real redis-server with the
@@ -117,6 +124,10 @@ func newUploadEnv(t testing.TB, o uploadOpts) *uploadEnv {
 		t.Fatal(err)
 	}
 	e := &uploadEnv{rdb: srv}
+	if o.s3 {
+		e.blobs, _ = s3test.Start(t)
+		store.Blobs = e.blobs
+	}
 	var scanner intake.Scanner
 	if !o.noScanner {
 		e.clamd = clamdtest.Start(t)
@@ -134,11 +145,19 @@ func newUploadEnv(t testing.TB, o uploadOpts) *uploadEnv {
 	e.intake = in
 	deps := httpapi.Deps{Catalog: cat, Store: store, Desk: store, DeadLetters: store, Statuses: store, Translations: tr,
 		Ready: store.Ping, Logger: quiet, Intake: in}
+	if o.s3 {
+		e.ln, e.links = listenWithLinks(t)
+		deps.Attachments, deps.AttachmentLinks = store, e.links
+	}
 	app, err := httpapi.NewServer(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.env = &env{app: app, store: store}
+	if e.ln != nil {
+		go app.Listener(e.ln)
+		t.Cleanup(func() { app.Shutdown() })
+	}
 	return e
 }
 
@@ -197,6 +216,11 @@ func (e *uploadEnv) postFiles(t *testing.T, cookie, csrf, token string, parts ..
 // attachmentKeys counts the stored attachment keys (metadata and chunks).
 func (e *uploadEnv) attachmentKeys(t testing.TB) []string {
 	t.Helper()
+	if e.blobs != nil {
+		if objs := s3test.Objects(t, e.blobs); len(objs) > 0 {
+			return objs
+		}
+	}
 	c := e.rdb.Client(t)
 	keys, err := c.Keys(context.Background(), "test:{f:*").Result()
 	if err != nil {
@@ -268,6 +292,81 @@ func TestFormUploadHappyPath(t *testing.T) {
 	if _, owner, _ := e.store.Attachment(context.Background(), a.ID); owner != id {
 		t.Fatalf("claimed by %q, want %q", owner, id)
 	}
+}
+
+// With the bytes in an S3-protocol server: the HTML form's files reach
+// the object store through the real route (a DOCX recognised and a zip
+// bomb refused by looking inside the stored object), the signed download
+// link on a real listener serves bytes with the hash sent, and delivery's
+// release deletes the fetched object.
+func TestFormUploadS3(t *testing.T) {
+	e := newUploadEnv(t, uploadOpts{s3: true})
+	cookie, csrf, token := e.form(t, "/services/attach-test")
+	plan := pdf(t, 4_000_000)
+	// A zip bomb in the document field is refused by looking inside the
+	// stored object (ranged reads), and its object is deleted.
+	r := e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("Altan")},
+		part{name: "drawings", file: "karta.png", body: pngBytes}, part{name: "document", file: "bomb.docx", body: zipBomb(t)})
+	if !strings.Contains(r.body, "har en filtyp som inte tas emot") {
+		t.Fatalf("zip bomb not refused: %d\n%.1500s", r.status, r.body)
+	}
+	cookie, csrf, token = e.form(t, "/services/attach-test")
+	docx := zipWith(t, map[string]string{"[Content_Types].xml": "<Types/>", "word/document.xml": "<w:document/>"})
+	r = e.postFiles(t, cookie, csrf, token, part{name: "title", body: []byte("Altan")},
+		part{name: "drawings", file: "karta.png", body: pngBytes}, part{name: "archive", file: "ritning.pdf", body: plan},
+		part{name: "document", file: "beskrivning.docx", body: docx})
+	id := receiptID(t, r)
+	sub, err := e.store.Get(context.Background(), id)
+	if err != nil || len(sub.Attachments) != 3 {
+		t.Fatalf("%+v %v", sub, err)
+	}
+	if d := sub.Attachments[2]; d.Type != "application/vnd.openxmlformats-officedocument.wordprocessingml.document" || d.SHA256 != sha(docx) {
+		t.Fatalf("document %+v", d)
+	}
+	a := sub.Attachments[1]
+	if a.Field != "archive" || a.SHA256 != sha(plan) {
+		t.Fatalf("%+v", a)
+	}
+	// The three files, and the first post's png (kept for that form, so
+	// its resident need not send it again); not the refused zip bomb.
+	objs := s3test.Objects(t, e.blobs)
+	for _, a := range sub.Attachments {
+		if !slices.Contains(objs, a.ID) {
+			t.Fatalf("no object for %+v in %v", a, objs)
+		}
+	}
+	if len(objs) != 4 {
+		t.Fatalf("objects %v, want four", objs)
+	}
+	if n := len(e.rdbChunkKeys(t)); n != 0 {
+		t.Fatalf("%d chunk keys in Redis with the s3 store", n)
+	}
+	url, _ := e.links.Link(a)
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || sha(body) != sha(plan) || res.Header.Get("X-Content-SHA256") != sha(plan) {
+		t.Fatalf("download: %d, %d bytes, %v", res.StatusCode, len(body), err)
+	}
+	if err := e.store.AttachmentsDelivered(context.Background(), []string{a.ID}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if objs := s3test.Objects(t, e.blobs); len(objs) != 3 || slices.Contains(objs, a.ID) {
+		t.Fatalf("objects after delivery and fetch: %v, want all but the fetched one", objs)
+	}
+}
+
+// rdbChunkKeys lists the attachment chunk keys in Redis.
+func (e *uploadEnv) rdbChunkKeys(t testing.TB) []string {
+	t.Helper()
+	keys, err := e.rdb.Client(t).Keys(context.Background(), "test:{f:*}:c:*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 // Refused files, each with a clear message on the field, the values typed
@@ -496,17 +595,28 @@ func TestAbandonedUploadExpires(t *testing.T) {
 // A client that closes the connection in the middle of a file leaves
 // nothing stored and no goroutine behind (real TCP listener).
 func TestInterruptedUpload(t *testing.T) {
-	e := newUploadEnv(t, uploadOpts{noScanner: true})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	t.Run("redis", func(t *testing.T) { testInterruptedUpload(t, false) })
+	t.Run("s3", func(t *testing.T) { testInterruptedUpload(t, true) })
+}
+
+func testInterruptedUpload(t *testing.T, s3 bool) {
+	e := newUploadEnv(t, uploadOpts{noScanner: true, s3: s3})
+	ln := e.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		go e.app.Listener(ln)
+		t.Cleanup(func() { e.app.Shutdown() })
 	}
-	go e.app.Listener(ln)
-	t.Cleanup(func() { e.app.Shutdown() })
 	// Warm up (connection pools, the server's workers).
 	if res, err := http.Get("http://" + ln.Addr().String() + "/services/attach-test"); err == nil {
 		io.Copy(io.Discard, res.Body)
 		res.Body.Close()
+	}
+	if e.blobs != nil {
+		s3test.Objects(t, e.blobs) // the store's client keeps a connection
 	}
 	before := runtime.NumGoroutine()
 	for range 3 {
@@ -514,8 +624,8 @@ func TestInterruptedUpload(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(conn, "POST /api/v1/uploads?service=attach-test&field=drawings&name=a.pdf HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", 5_000_000)
-		conn.Write(pdf(t, 2_000_000)) // 8 chunks stored, then the client is gone
+		fmt.Fprintf(conn, "POST /api/v1/uploads?service=attach-test&field=archive&name=a.pdf HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", 9_000_000)
+		conn.Write(pdf(t, 3_000_000)[:2_000_000]) // 19 chunks or one 5 MiB part stored, then the client is gone
 		conn.Close()
 	}
 	deadline := time.Now().Add(20 * time.Second)

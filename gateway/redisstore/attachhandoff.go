@@ -27,7 +27,10 @@ func (s *Store) AttachmentFetched(ctx context.Context, id string) error {
 		return unavailable(err)
 	}
 	switch reply {
-	case "missing", "deleted", "marked":
+	case "deleted":
+		s.deleteBlob(ctx, id)
+		return nil
+	case "missing", "marked":
 		return nil
 	}
 	return unavailable(fmt.Errorf("attachment fetched: unexpected reply %q", reply))
@@ -49,7 +52,9 @@ func (s *Store) AttachmentsDelivered(ctx context.Context, ids []string, keep tim
 			return unavailable(err)
 		}
 		switch reply {
-		case "missing", "deleted", "released":
+		case "deleted":
+			s.deleteBlob(ctx, id)
+		case "missing", "released":
 		default:
 			return unavailable(fmt.Errorf("attachment release: unexpected reply %q", reply))
 		}

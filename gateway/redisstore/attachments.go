@@ -75,10 +75,6 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 			return gateway.Attachment{}, err
 		}
 	}
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	buf := *bp
-	h := sha256.New()
 	chunks := 0
 	fail := func(err error) (gateway.Attachment, error) {
 		s.removeChunks(ctx, a.ID, chunks)
@@ -89,6 +85,13 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 		}
 		return gateway.Attachment{}, err
 	}
+	if s.Blobs != nil {
+		return s.putBlob(ctx, a, r, max, ttl, fail)
+	}
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	h := sha256.New()
 	for {
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
@@ -113,7 +116,7 @@ func (s *Store) PutAttachment(ctx context.Context, meta gateway.Attachment, r io
 		}
 	}
 	if a.Size == 0 {
-		return gateway.Attachment{}, gateway.ErrAttachmentEmptyFile
+		return fail(gateway.ErrAttachmentEmptyFile)
 	}
 	a.SHA256 = hex.EncodeToString(h.Sum(nil))
 	mk := s.keys.attachmentMeta(a.ID)
@@ -181,17 +184,24 @@ func (s *Store) Attachment(ctx context.Context, id string) (gateway.Attachment, 
 }
 
 func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attachment, chunks int, sub string, err error) {
+	a, chunks, sub, _, err = s.attachmentMetaBlob(ctx, id)
+	return
+}
+
+// attachmentMetaBlob is attachmentMeta that also tells whether the bytes
+// are in Blobs.
+func (s *Store) attachmentMetaBlob(ctx context.Context, id string) (a gateway.Attachment, chunks int, sub string, blob bool, err error) {
 	if !validID(id) {
-		return a, 0, "", gateway.ErrAttachmentNotFound
+		return a, 0, "", false, gateway.ErrAttachmentNotFound
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	m, err := s.rdb.HGetAll(ctx, s.keys.attachmentMeta(id)).Result()
 	if err != nil {
-		return a, 0, "", unavailable(err)
+		return a, 0, "", false, unavailable(err)
 	}
 	if m[faID] == "" {
-		return a, 0, "", gateway.ErrAttachmentNotFound
+		return a, 0, "", false, gateway.ErrAttachmentNotFound
 	}
 	a = gateway.Attachment{ID: m[faID], Field: m[faField], Name: m[faName], Type: m[faType], SHA256: m[faSHA256], Scope: m[faScope], Scanned: m[faClean] == "1"}
 	a.Size, err = strconv.ParseInt(m[faSize], 10, 64)
@@ -199,9 +209,9 @@ func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attach
 		chunks, err = strconv.Atoi(m[faChunks])
 	}
 	if err != nil {
-		return a, 0, "", unavailable(fmt.Errorf("attachment %s: bad metadata: %w", id, err))
+		return a, 0, "", false, unavailable(fmt.Errorf("attachment %s: bad metadata: %w", id, err))
 	}
-	return a, chunks, m[faSub], nil
+	return a, chunks, m[faSub], m[faBlob] == "1", nil
 }
 
 // OpenAttachment returns a reader of the attachment's bytes and its
@@ -211,9 +221,19 @@ func (s *Store) attachmentMeta(ctx context.Context, id string) (a gateway.Attach
 // size, is an error from Read. A missing or expired attachment is
 // gateway.ErrAttachmentNotFound.
 func (s *Store) OpenAttachment(ctx context.Context, id string) (io.ReadCloser, gateway.Attachment, error) {
-	a, chunks, _, err := s.attachmentMeta(ctx, id)
+	a, chunks, _, blob, err := s.attachmentMetaBlob(ctx, id)
 	if err != nil {
 		return nil, gateway.Attachment{}, err
+	}
+	if blob {
+		if s.Blobs == nil {
+			return nil, gateway.Attachment{}, unavailable(fmt.Errorf("attachment %s is in an object store this gateway is not configured for", id))
+		}
+		rc, err := s.Blobs.Open(ctx, id)
+		if err != nil {
+			return nil, gateway.Attachment{}, blobErr(err)
+		}
+		return rc, a, nil
 	}
 	return &attachmentReader{s: s, ctx: ctx, id: id, chunks: chunks, size: a.Size}, a, nil
 }
@@ -314,6 +334,7 @@ func (s *Store) DeleteAttachments(ctx context.Context, ids ...string) error {
 			s.keys.attachmentChunkPrefix(id)).Err(); err != nil {
 			return unavailable(err)
 		}
+		s.deleteBlob(ctx, id) // after the description: never an object without bytes described
 	}
 	return nil
 }
@@ -350,9 +371,15 @@ func (s *Store) setAttachmentField(ctx context.Context, id, field, value string)
 // container's directory is at its end): each ReadAt fetches only the
 // ranges of the chunks it covers (GETRANGE). It returns the size too.
 func (s *Store) AttachmentReaderAt(ctx context.Context, id string) (io.ReaderAt, int64, error) {
-	a, chunks, _, err := s.attachmentMeta(ctx, id)
+	a, chunks, _, blob, err := s.attachmentMetaBlob(ctx, id)
 	if err != nil {
 		return nil, 0, err
+	}
+	if blob {
+		if s.Blobs == nil {
+			return nil, 0, unavailable(fmt.Errorf("attachment %s is in an object store this gateway is not configured for", id))
+		}
+		return &blobReaderAt{s: s, ctx: ctx, id: id, size: a.Size}, a.Size, nil
 	}
 	return &attachmentReaderAt{s: s, ctx: ctx, id: id, size: a.Size, chunks: chunks}, a.Size, nil
 }

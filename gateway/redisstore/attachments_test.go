@@ -295,7 +295,7 @@ func TestAttachmentStoreCluster(t *testing.T) {
 // across a chunk boundary; the type found inside can be recorded; the
 // uploader's scope is kept.
 func TestAttachmentReaderAtAndType(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+	forEachAttachmentBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		data := randomBytes(t, 2*AttachmentChunk+100)
 		a, err := s.PutAttachment(ctx, gateway.Attachment{Name: "a.docx", Type: "application/zip", Scope: "form:abc"}, bytes.NewReader(data), 1<<20, time.Minute)
@@ -333,7 +333,7 @@ func TestAttachmentReaderAtAndType(t *testing.T) {
 // refused or failed upload frees its place; another uploader is not
 // affected.
 func TestUploadsPerScopeBounded(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+	forEachAttachmentBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
 		ctx := testCtx(t)
 		s.MaxUploadsPerScope = 2
 		put := func(scope string, r io.Reader) error {

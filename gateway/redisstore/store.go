@@ -101,6 +101,10 @@ type Store struct {
 	// (DefaultMaxUploadsPerScope when zero).
 	MaxUploadsPerScope int
 
+	// Blobs, when set, holds the bytes of attachments (an S3-compatible
+	// object store); nil keeps them as chunks in Redis. Set before use.
+	Blobs Blobs
+
 	now    func() time.Time
 	newID  func() string
 	newRef func(time.Time) string

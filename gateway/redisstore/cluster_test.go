@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
@@ -103,8 +104,20 @@ func TestClusterFailoverFollowedQuickly(t *testing.T) {
 	s := New(rdb, "test")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, _, err := s.Create(ctx, newSubmission(), Idempotency{}); err != nil {
+	first, _, err := s.Create(ctx, newSubmission(), Idempotency{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// the scripts that save preferences and move a status declare every
+	// key they touch, all in one slot (Cluster refuses otherwise)
+	if err := s.SetNotifyPrefs(ctx, first.Subject, gateway.NotifyPrefs{Events: []gateway.Status{gateway.StatusInProgress}, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.UpdateStatusOnce(ctx, first.ID, gateway.StatusChange{Status: gateway.StatusInProgress, At: time.Now().UTC()}, "", "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.XLen(ctx, s.keys.outbox()).Val(); n != 1 {
+		t.Fatalf("outbox holds %d events, want the owner's one", n)
 	}
 	slot := int(rdb.ClusterKeySlot(ctx, s.keys.deliveries()).Val())
 	old := slotOwner(ctx, addrs[0], slot)

@@ -13,7 +13,8 @@ const DefaultPrefix = "gw"
 //
 // Layout (prefix "gw"):
 //
-//	gw:{q}:sub:<id>        hash    submission metadata (status, reference, attempts, ...)
+//	gw:{q}:sub:<id>        hash    submission metadata (status, reference, attempts, ...;
+//	                               np: the owner has notification preferences, notifyEvent)
 //	gw:{q}:payload:<id>    string  the payload as JSON; expires on its own after delivery
 //	gw:{q}:hist:<id>       list    status history, one JSON StatusChange per entry
 //	gw:{q}:ref:<reference> string  reference -> id; makes references unique

@@ -238,7 +238,32 @@ func (s *Store) SetNotifyPrefs(ctx context.Context, subject string, p gateway.No
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	return storeErr(s.rdb.Set(ctx, s.keys.notifyPrefs(subject), b, PrefsKeep).Err())
+	// The owner's submissions are marked in the same step (setPrefsScript),
+	// so that their next status change writes a notification event; the
+	// index is read first and the script refuses when it changed meanwhile.
+	idx := s.keys.subject(subject)
+	for range 5 {
+		ids, err := s.rdb.ZRange(ctx, idx, 0, -1).Result()
+		if err != nil {
+			return unavailable(err)
+		}
+		keys := make([]string, 0, len(ids)+2)
+		args := make([]any, 0, len(ids)+2)
+		keys = append(keys, s.keys.notifyPrefs(subject), idx)
+		args = append(args, b, PrefsKeep.Milliseconds())
+		for _, id := range ids {
+			keys = append(keys, s.keys.sub(id))
+			args = append(args, id)
+		}
+		n, err := setPrefsScript.Run(ctx, s.rdb, keys, args...).Int()
+		if err != nil {
+			return storeErr(err)
+		}
+		if n == 1 {
+			return nil
+		}
+	}
+	return unavailable(errors.New("notification preferences: the submissions index kept changing"))
 }
 
 // ReplayNotification gives a dead-lettered event (named by its event id) a

@@ -283,9 +283,17 @@ redis.call('HSET', KEYS[1], 'ack', ARGV[#ARGV])`
 // idempotency key. The scripts that call it return early on a re-run, so an
 // event is written once. The stream is capped at about max entries (MAXLEN
 // ~), so a notifier that is down for long cannot make it grow without end.
+//
+// An owner counts only when they saved preferences (issue 10 "Measured": a
+// desk filing belongs to the visitor, and an event for a visitor who never
+// saved any cost the notifier two reads to send nothing): the record's
+// field "np" is "1" when the owner has preferences (set by the create
+// script, and by setPrefsScript on all the owner's records when they save
+// them later) and "0" when not. A record without the field (written before
+// it existed) keeps the old rule: every owner gets events.
 func notifyEvent(sub, out, status, max string) string {
-	return `local nc = redis.call('HMGET', ` + sub + `, 'subject', 'reply_email', 'id', 'department')
-    if (nc[1] and nc[1] ~= '') or (nc[2] and nc[2] ~= '') then
+	return `local nc = redis.call('HMGET', ` + sub + `, 'subject', 'reply_email', 'id', 'department', 'np')
+    if (nc[1] and nc[1] ~= '' and nc[5] ~= '0') or (nc[2] and nc[2] ~= '') then
       local seq = redis.call('HINCRBY', ` + sub + `, 'nseq', 1)
       redis.call('XADD', ` + out + `, 'MAXLEN', '~', ` + max + `, '*', 'id', nc[3], 'status', ` + status + `, 'event', nc[3] .. '.' .. seq,
         'department', nc[4] or '')
@@ -319,8 +327,15 @@ func webhookEvent(sub, out, hooks, typ, status, max string) string {
 // limit off the end of ARGV, runs the create script, and writes the event
 // only when this run created the record (it did not exist before and the
 // reply is "ok"), so a re-run or a duplicate writes nothing.
+//
+// It also takes the owner's notification preferences key off the end of
+// KEYS (pushed last; any key in the slot for a submission without an
+// owner) and records in the new record whether the owner has preferences
+// (field "np", see notifyEvent), so that status changes of a submission
+// whose owner never saved any write no notification event.
 func withReceivedEvent(create string) string {
-	return `local hooks = table.remove(KEYS)
+	return `local prefs = table.remove(KEYS)
+local hooks = table.remove(KEYS)
 local out = table.remove(KEYS)
 local omax = table.remove(ARGV)
 local existed = redis.call('EXISTS', KEYS[1])
@@ -329,11 +344,47 @@ local function create()
 end
 local r = create()
 if existed == 0 and r[1] == 'ok' then
+  local owner = redis.call('HGET', KEYS[1], 'subject')
+  if owner and owner ~= '' then
+    redis.call('HSET', KEYS[1], 'np', tostring(redis.call('EXISTS', prefs)))
+  end
   ` + webhookEvent("KEYS[1]", "out", "hooks", "'submission.received'", "'received'", "omax") + `
 end
 return r
 `
 }
+
+// setPrefsScript saves a resident's notification preferences and marks
+// every submission of theirs as having an owner to tell (field "np" = "1",
+// see notifyEvent), in one step, so that a status change after the save
+// writes its event even for a submission filed before it.
+//
+// KEYS: 1 the preferences, 2 the owner's index of submissions (subj),
+// 3.. the records of the ids in the index as the caller read it
+// ARGV: 1 the preferences (JSON), 2 how long they are kept (ms), 3.. the
+// ids, in the index's order
+//
+// Replies 0 and writes nothing when the index is no longer what the caller
+// read (a submission was filed or trimmed meanwhile: read it again and
+// retry), else 1. A re-run writes the same values again.
+var setPrefsScript = redis.NewScript(`
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+if #ids ~= #ARGV - 2 then
+  return 0
+end
+for i, id in ipairs(ids) do
+  if ARGV[i + 2] ~= id then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+for i = 3, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'np', '1')
+  end
+end
+return 1
+`)
 
 // completeScript records a successful delivery.
 //

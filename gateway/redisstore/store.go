@@ -393,14 +393,16 @@ func (s *Store) createCall(sub *gateway.Submission, idem Idempotency, useIdem st
 	if sub.Actor != "" && sub.ServicePoint != "" {
 		keys = append(keys, s.keys.deskPoint(sub.ServicePoint)) // filed on a visitor's behalf: the desk's list
 	}
-	return s.appendReceivedEvent(keys, args)
+	return s.appendReceivedEvent(keys, args, sub.Subject)
 }
 
 // appendReceivedEvent adds what withReceivedEvent (the webhook part
 // wrapped around createScript) takes off the ends of KEYS and ARGV: the
-// outbox and the hooks hash, and the outbox's length limit.
-func (s *Store) appendReceivedEvent(keys []string, args []any) ([]string, []any) {
-	return append(keys, s.keys.outbox(), s.keys.hooks()), append(args, MaxOutbox)
+// outbox, the hooks hash and the owner's notification preferences (for a
+// submission without an owner the key of "" stands in: same slot, not
+// read), and the outbox's length limit.
+func (s *Store) appendReceivedEvent(keys []string, args []any, owner string) ([]string, []any) {
+	return append(keys, s.keys.outbox(), s.keys.hooks(), s.keys.notifyPrefs(owner)), append(args, MaxOutbox)
 }
 
 // filingAudit is the audit entry (JSON) of a submission filed on a

@@ -130,7 +130,9 @@ func TestUnknownStatusesShowOnceTheSubmissionIsKnown(t *testing.T) {
 			}
 		}
 		s.newID = func() string { return id } // the submission becomes known under that id
-		sub, created, err := s.Create(ctx, newSubmission(), Idempotency{})
+		filed := newSubmission()
+		filed.ReplyEmail = "r@example.org" // someone to tell (see TestNoNotifyEventWithoutSomeoneToTell)
+		sub, created, err := s.Create(ctx, filed, Idempotency{})
 		if err != nil || !created || sub.ID != id {
 			t.Fatalf("create: %v %v", created, err)
 		}

@@ -350,6 +350,11 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 	if dl.Attempts != 1 || dl.Reason != "permanent" || px.keyCount(id) != 1 {
 		t.Fatalf("dead letter %+v after %d requests, want one attempt, reason permanent", dl, px.keyCount(id))
 	}
+	// The dispatcher counts the dead letter after its write returns: the
+	// test may see the record first.
+	eventually(t, 10*time.Second, "the dead letter counted", func() bool {
+		return metric(t, gw.URL, `gateway_dead_letters_total{reason="permanent"}`) >= 1
+	})
 	if v := metric(t, gw.URL, `gateway_dead_letters_total{reason="permanent"}`); v != 1 {
 		t.Errorf("dead letter metric = %v, want 1", v)
 	}

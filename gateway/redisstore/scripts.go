@@ -43,9 +43,12 @@ import (
 // this check a re-run answered "id", the caller drew a new id and one
 // request became two submissions, both delivered.)
 //
-// Webhooks (issue 11 §5): the script text is wrapped by withReceivedEvent,
-// which writes the submission.received event in the same step; its two
-// keys and one argument are appended last (appendReceivedEvent).
+// The script text is wrapped by withReceivedEvent, which in the same step
+// writes the submission.received webhook event and the record's "np"
+// field (does the owner have notification preferences); its three keys
+// and one argument are appended last (appendReceivedEvent). The wrapper
+// let two changes land without editing this text at the same time; folding
+// it into the script is a possible clean-up, not a behaviour change.
 var createScript = redis.NewScript(withReceivedEvent(`
 local mine = redis.call('HGET', KEYS[1], 'reference')
 if mine then

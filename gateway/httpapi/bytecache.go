@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -152,6 +153,15 @@ func (r *sendfileReader) Close() error {
 }
 
 func (r *sendfileReader) WriteTo(w io.Writer) (int64, error) {
+	if bw, ok := w.(*bufio.Writer); ok {
+		// fasthttp's writer holds the header: sent first, the buffer is
+		// empty and bufio hands the whole file to sendfile (with the header
+		// still buffered it would read the first buffer's worth of the file
+		// through user space).
+		if err := bw.Flush(); err != nil {
+			return 0, err
+		}
+	}
 	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r.f)
 	}

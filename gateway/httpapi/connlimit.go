@@ -45,9 +45,13 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		tc, isTCP := c.(*net.TCPConn)
+		if !isTCP {
+			return c, nil // not TCP (tests with pipes): nothing to count by
+		}
 		ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
 		if err != nil {
-			return c, nil // not TCP/IP (tests with pipes): nothing to count by
+			return c, nil
 		}
 		a := ap.Addr().Unmap()
 		exempt := false
@@ -71,7 +75,7 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 		}
 		l.open[key]++
 		l.mu.Unlock()
-		return &countedConn{Conn: c, release: func() {
+		return &countedConn{TCPConn: tc, release: func() {
 			l.mu.Lock()
 			if l.open[key]--; l.open[key] <= 0 {
 				delete(l.open, key)
@@ -81,14 +85,19 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 	}
 }
 
+// countedConn is the *net.TCPConn itself with Close counted: embedding the
+// concrete connection (not the net.Conn interface) keeps its ReadFrom, which
+// is how a body sent from a file reaches sendfile(2) (bufio.Writer.ReadFrom
+// in fasthttp, then TCPConn.ReadFrom). Wrapped in an interface the kept
+// catalog bodies were copied through user space on every request.
 type countedConn struct {
-	net.Conn
+	*net.TCPConn
 	once    sync.Once
 	release func()
 }
 
 func (c *countedConn) Close() error {
-	err := c.Conn.Close()
+	err := c.TCPConn.Close()
 	c.once.Do(c.release)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -586,5 +587,51 @@ func TestHostPrefixedSessionInProduction(t *testing.T) {
 	}
 	if r := b.get("/api/v1/me", "Cookie", strings.TrimPrefix(sess, "__Host-")); r.status != 401 {
 		t.Fatalf("me with the unprefixed name: %d", r.status)
+	}
+}
+
+// A counted connection is still the TCP connection to bufio.Writer.ReadFrom,
+// which fasthttp uses for a body stream: the catalog bodies kept in a file
+// go out with sendfile(2). Wrapped in the net.Conn interface, ReadFrom was
+// lost and every 600 KB catalog answer was copied through user space.
+func TestCountedConnKeepsSendfile(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	wrapped, err := httpapi.LimitConnsPerIP(ln, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := wrapped.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rf, ok := c.(io.ReaderFrom)
+	if !ok {
+		t.Fatalf("the counted connection (%T) has no ReadFrom: bodies from files are copied, not sent with sendfile", c)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	if _, err := f.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rf.ReadFrom(f); err != nil || n != int64(len(body)) {
+		t.Fatalf("ReadFrom: %d bytes, %v", n, err)
 	}
 }

@@ -91,6 +91,9 @@ func main() {
 	if *channelsMode { // channels.go
 		run = h.runChannels
 	}
+	if *extraMode { // extra.go
+		run = h.runExtra
+	}
 	err := run(ctx)
 	stop()
 	h.cleanup()

@@ -20,7 +20,10 @@ type DeadLetterStore interface {
 	DeadLetterPage(ctx context.Context, offset, limit int) ([]gateway.DeadLetter, int64, error)
 	DeadLetterInfo(ctx context.Context, id string) (gateway.DeadLetter, bool, error)
 	Redrive(ctx context.Context, id string) error
-	CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) error
+	// CloseDeadLetter changes the status like a status update (the
+	// resident's and the department's events with it) and reports
+	// whether the status moved.
+	CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) (moved bool, err error)
 	LookupReference(ctx context.Context, reference string) (string, error)
 }
 
@@ -208,14 +211,17 @@ func (s *Server) closeDead(c *fiber.Ctx, p *gateway.Principal, param string, sta
 	if status == "" {
 		status = gateway.StatusFailed
 	}
-	msg := strings.TrimSpace(message)
 	if status != gateway.StatusFailed && status != gateway.StatusClosed {
 		return "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
 			Fields: gateway.FieldErrors{"status": {ID: "admin.dead.close_status_invalid"}}}
 	}
-	if len([]rune(msg)) > maxStatusMessage {
+	// The message is the department's to the resident, as a status
+	// update's (the status page shows it): the same checks. A form's
+	// textarea sends CRLF line ends; stored as LF like an API's.
+	msg, bad := residentMessage(strings.ReplaceAll(message, "\r\n", "\n"))
+	if bad != nil {
 		return "", &gateway.Error{Code: gateway.EInvalid, Message: gateway.Message{ID: "error.validation"},
-			Fields: gateway.FieldErrors{"message": {ID: "validation.max_length", Data: map[string]any{"Max": maxStatusMessage}}}}
+			Fields: gateway.FieldErrors{"message": *bad}}
 	}
 	id, err := s.deadLetterID(c, st, param)
 	if err != nil {
@@ -234,11 +240,23 @@ func (s *Server) closeDead(c *fiber.Ctx, p *gateway.Principal, param string, sta
 	if svc, ok := s.Catalog.Get(dl.Service); ok && svc.Retention > 0 {
 		retention = svc.Retention
 	}
-	if err := st.CloseDeadLetter(ctx, id, status, msg, retention); err != nil {
+	moved, err := st.CloseDeadLetter(ctx, id, status, msg, retention)
+	if err != nil {
 		return "", err
 	}
+	if moved {
+		// A status change like a case system's: counted once, as
+		// apiStatusUpdate does (the resident's and the department's
+		// events were written by the store with the status).
+		if sub, err := s.Store.Get(ctx, id); err == nil {
+			s.trackStatusChanged(sub)
+		} else {
+			s.Logger.Warn("dead letter closed; its status change not counted", "request_id", c.Locals(localsRequestID),
+				"reference", dl.Reference, "error", err)
+		}
+	}
 	s.Logger.Warn("dead letter closed", "request_id", c.Locals(localsRequestID), "reference", dl.Reference,
-		"service", dl.Service, "status", status, "admin", p.Subject)
+		"service", dl.Service, "status", status, "moved", moved, "admin", p.Subject)
 	return dl.Reference, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/kommun/servicegateway/gateway"
 	"github.com/kommun/servicegateway/gateway/httpapi"
 	"github.com/kommun/servicegateway/gateway/redisstore"
+	"github.com/kommun/servicegateway/gateway/usage"
 	"github.com/kommun/servicegateway/services/connectors/httpjson"
 )
 
@@ -329,5 +330,44 @@ func TestMetricsEndpoint(t *testing.T) {
 	// No path with a status link's id is a label.
 	if strings.Contains(r.body, "/api/v1/submissions/a") || strings.Contains(r.body, "/s/") {
 		t.Errorf("a path is used as a label")
+	}
+}
+
+// Closing a dead letter is a status change: counted once in the usage
+// statistics (as a case system's status update is), and the
+// administrator's message is the department's message on the resident's
+// status page. (Before, the close counted nothing.)
+func TestCloseDeadLetterIsAStatusChange(t *testing.T) {
+	e := newUsageEnv(t, usage.Config{FlushInterval: time.Hour}, 1)
+	sub := deadLetter(t, e.store)
+	admin := []string{"X-Test-Principal", "admin"}
+	path := "/api/v1/admin/dead-letters/" + sub.ID + "/close"
+	// The message gets a status update's checks.
+	bad := deadLetter(t, e.store)
+	if r := e.postJSON(t, "/api/v1/admin/dead-letters/"+bad.ID+"/close", `{"status":"closed","message":"Vi har ringt dig\u0007."}`, admin...); r.status != 422 || !strings.Contains(r.body, `"message"`) {
+		t.Errorf("a message with a control character: %d %s", r.status, r.body)
+	}
+	if _, dead, _ := e.store.DeadLetterInfo(context.Background(), bad.ID); !dead {
+		t.Errorf("a refused close closed the dead letter")
+	}
+	if r := e.postJSON(t, path, `{"status":"closed","message":"Vi har ringt dig.\r\nÄrendet är avslutat."}`, admin...); r.status != 200 {
+		t.Fatalf("close: %d %s", r.status, r.body)
+	}
+	if r := e.postJSON(t, path, `{"status":"closed"}`, admin...); r.status != 422 {
+		t.Errorf("closing twice: %d %s", r.status, r.body)
+	}
+	got, err := e.store.Get(context.Background(), sub.ID)
+	if err != nil || got.Status != gateway.StatusClosed {
+		t.Fatalf("after close: %+v %v", got, err)
+	}
+	if last := got.History[len(got.History)-1]; last.Message != "Vi har ringt dig.\nÄrendet är avslutat." {
+		t.Errorf("stored message %q", last.Message)
+	}
+	if page := e.get(t, "/s/"+sub.ID+"?lang=sv"); page.status != 200 || !strings.Contains(page.body, "Vi har ringt dig.") {
+		t.Errorf("status page lacks the message: %d", page.status)
+	}
+	e.flush(t)
+	if n := e.report(t, "service=street-fault").Totals.StatusChanged; n != 1 {
+		t.Errorf("status changes counted %d, want 1", n)
 	}
 }

@@ -224,6 +224,21 @@ func (s *Server) authorizeStatusUpdate(c *fiber.Ctx, sub *gateway.Submission) (s
 	return "signature", nil
 }
 
+// residentMessage trims and checks a department's message to the resident
+// (a status update's, or an administrator's closing a dead letter): valid
+// UTF-8, no control characters but line feeds and tabs, at most
+// maxStatusMessage characters. bad is the field error, nil when it is fine.
+func residentMessage(raw string) (msg string, bad *gateway.Message) {
+	msg = strings.TrimSpace(raw)
+	switch {
+	case !utf8.ValidString(msg) || strings.ContainsFunc(msg, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
+		return msg, &gateway.Message{ID: "validation.encoding"}
+	case utf8.RuneCountInString(msg) > maxStatusMessage:
+		return msg, &gateway.Message{ID: "validation.max_length", Data: map[string]any{"Max": maxStatusMessage}}
+	}
+	return msg, nil
+}
+
 // parseStatusUpdate decodes and checks a status update; service is the
 // optional service id in it.
 func parseStatusUpdate(body []byte, now time.Time) (change gateway.StatusChange, caseRef, service string, err error) {
@@ -236,12 +251,9 @@ func parseStatusUpdate(body []byte, now time.Time) (change gateway.StatusChange,
 	if !req.Status.Valid() || req.Status == gateway.StatusReceived {
 		errs["status"] = gateway.Message{ID: "delivery.status_update.status"}
 	}
-	msg := strings.TrimSpace(req.Message)
-	switch {
-	case !utf8.ValidString(msg) || strings.ContainsFunc(msg, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
-		errs["message"] = gateway.Message{ID: "validation.encoding"}
-	case utf8.RuneCountInString(msg) > maxStatusMessage:
-		errs["message"] = gateway.Message{ID: "validation.max_length", Data: map[string]any{"Max": maxStatusMessage}}
+	msg, bad := residentMessage(req.Message)
+	if bad != nil {
+		errs["message"] = *bad
 	}
 	ref := strings.TrimSpace(req.CaseReference)
 	switch {

@@ -125,36 +125,47 @@ func (s *Store) DeadLetterInfo(ctx context.Context, id string) (DeadLetter, bool
 // CloseDeadLetter ends a dead letter that a person handled another way
 // (e.g. passed on by hand, or the resident was contacted): it leaves the
 // dead set, its status becomes status (failed or closed) with a history
-// entry carrying message (to the resident, may be empty), its payload is
-// deleted at once, and the rest expires after retention (0 = kept). It
-// returns an ENotFound error for an unknown submission and an EConflict
-// error when the submission is not dead-lettered.
-func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) error {
+// entry carrying message (the department's message to the resident, shown
+// on the status page like a status update's; may be empty), its payload is
+// deleted at once, and the rest expires after retention (0 = kept).
+//
+// The status change is a status change like a case system's
+// (UpdateStatusOnce): when the status moves, the resident's notification
+// event and the department's status.changed webhook event are written in
+// the same step, each only when someone can be told. moved reports whether
+// the status moved (the caller counts the change once). It returns an
+// ENotFound error for an unknown submission and an EConflict error when
+// the submission is not dead-lettered.
+func (s *Store) CloseDeadLetter(ctx context.Context, id string, status gateway.Status, message string, retention time.Duration) (moved bool, err error) {
 	if !validID(id) {
-		return notFound(id)
+		return false, notFound(id)
 	}
 	if status != gateway.StatusFailed && status != gateway.StatusClosed {
-		return gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("a dead letter closes as failed or closed, not %q", status))
+		return false, gateway.Errorf(gateway.EInvalid, "error.status_invalid", fmt.Errorf("a dead letter closes as failed or closed, not %q", status))
 	}
 	now := s.now().UTC()
 	entry, err := json.Marshal(gateway.StatusChange{Status: status, At: now, Note: "dead_letter_closed", Message: message})
 	if err != nil {
-		return gateway.Errorf(gateway.EInternal, "error.internal", err)
+		return false, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	ref, err := s.rdb.HGet(ctx, s.keys.sub(id), fReference).Result()
 	if errors.Is(err, redis.Nil) {
-		return notFound(id)
+		return false, notFound(id)
 	}
 	if err != nil {
-		return unavailable(err)
+		return false, unavailable(err)
 	}
 	k := s.keys
 	n, err := closeDeadScript.Run(ctx, s.rdb,
-		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead()},
-		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli(), ackToken()).Int()
-	return deadOutcome(id, n, err)
+		[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(ref), k.dead(), k.outbox(), k.hooks()},
+		id, string(status), status.Rank(), entry, max(retention.Milliseconds(), 0), now.UnixMilli(), ackToken(),
+		MaxHistory, MaxOutbox).Int()
+	if err := deadOutcome(id, n, err); err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // Defer puts a job back in the retry set until due without counting an

@@ -66,8 +66,8 @@ func TestDeadLetterAdministration(t *testing.T) {
 			t.Errorf("offset 1: %d", len(page))
 		}
 		// Close a: failed, payload gone at once, record expires.
-		if err := s.CloseDeadLetter(ctx, a.ID, gateway.StatusFailed, "Kontakta oss", time.Hour); err != nil {
-			t.Fatal(err)
+		if moved, err := s.CloseDeadLetter(ctx, a.ID, gateway.StatusFailed, "Kontakta oss", time.Hour); err != nil || !moved {
+			t.Fatalf("close: moved=%v %v", moved, err)
 		}
 		got, _ := s.Get(ctx, a.ID)
 		if got.Status != gateway.StatusFailed || got.Payload != nil || got.Delayed {
@@ -76,10 +76,10 @@ func TestDeadLetterAdministration(t *testing.T) {
 		if ttl := rdb.PTTL(ctx, s.keys.sub(a.ID)).Val(); ttl <= 0 {
 			t.Errorf("closed record has no expiry: %v", ttl)
 		}
-		if err := s.CloseDeadLetter(ctx, a.ID, gateway.StatusFailed, "", time.Hour); errCode(err) != gateway.EConflict {
+		if _, err := s.CloseDeadLetter(ctx, a.ID, gateway.StatusFailed, "", time.Hour); errCode(err) != gateway.EConflict {
 			t.Errorf("closing twice: %v", err)
 		}
-		if err := s.CloseDeadLetter(ctx, b.ID, gateway.StatusInProgress, "", time.Hour); errCode(err) != gateway.EInvalid {
+		if _, err := s.CloseDeadLetter(ctx, b.ID, gateway.StatusInProgress, "", time.Hour); errCode(err) != gateway.EInvalid {
 			t.Errorf("closing as in_progress: %v", err)
 		}
 		if _, dead, _ := s.DeadLetterInfo(ctx, b.ID); !dead {
@@ -162,6 +162,148 @@ func TestUpdateStatusSameRankByTime(t *testing.T) {
 		got, _ := s.Get(ctx, sub.ID)
 		if got.Status != gateway.StatusNeedsInfo || len(got.History) != 4 {
 			t.Errorf("%s with %d entries", got.Status, len(got.History))
+		}
+	})
+}
+
+// deadLetterOne files sub and dead-letters it as the dispatcher would after
+// a permanent refusal.
+func deadLetterOne(t *testing.T, s *Store, sub *gateway.Submission) *gateway.Submission {
+	t.Helper()
+	ctx := testCtx(t)
+	got, _, err := s.Create(ctx, sub, Idempotency{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := readOne(t, s, "c1")
+	if job.SubmissionID != got.ID {
+		t.Fatalf("job for %s, want %s", job.SubmissionID, got.ID)
+	}
+	if err := s.DeadLetter(ctx, job, "permanent"); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Closing a dead letter is a status change like a case system's: the
+// resident with a reply address gets exactly one notification event and
+// the subscribed department exactly one status.changed event, written with
+// the status; a submission nobody can be told about gets none. (Before,
+// the close wrote no event at all: residents and departments were never
+// told that the submission was closed.)
+func TestCloseDeadLetterTellsResidentAndDepartment(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		if err := s.EnsureNotifyGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetWebhookSubscriptions(ctx, map[string][]string{"streets": {gateway.EventStatusChanged}}); err != nil {
+			t.Fatal(err)
+		}
+		anon := newSubmission() // department streets: subscribed
+		anon.Subject, anon.ReplyEmail = "", "svar@example.org"
+		told := deadLetterOne(t, s, anon)
+		silent := newSubmission() // an owner without preferences, no reply address
+		silent.Department = "schools"
+		untold := deadLetterOne(t, s, silent)
+		drainOutbox(t, s) // nothing so far but what filing wrote
+
+		if moved, err := s.CloseDeadLetter(ctx, told.ID, gateway.StatusFailed, "Vi har ringt dig.", time.Hour); err != nil || !moved {
+			t.Fatalf("close: moved=%v %v", moved, err)
+		}
+		evs := drainOutbox(t, s)
+		var resident, hooks []gateway.NotifyEvent
+		for _, ev := range evs {
+			if ev.Kind == gateway.KindWebhook {
+				hooks = append(hooks, ev)
+			} else {
+				resident = append(resident, ev)
+			}
+		}
+		if len(resident) != 1 || resident[0].SubmissionID != told.ID || resident[0].Status != gateway.StatusFailed || resident[0].Event != told.ID+".1" {
+			t.Errorf("resident's events %+v, want one for failed", resident)
+		}
+		if len(hooks) != 1 || hooks[0].Type != gateway.EventStatusChanged || hooks[0].Status != gateway.StatusFailed || hooks[0].Department != "streets" {
+			t.Errorf("webhook events %+v, want one status.changed", hooks)
+		}
+		got, err := s.Get(ctx, told.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last := got.History[len(got.History)-1]; got.Status != gateway.StatusFailed || last.Message != "Vi har ringt dig." {
+			t.Errorf("after close: %s, last entry %+v", got.Status, last)
+		}
+
+		if moved, err := s.CloseDeadLetter(ctx, untold.ID, gateway.StatusClosed, "", time.Hour); err != nil || !moved {
+			t.Fatalf("close: moved=%v %v", moved, err)
+		}
+		if evs := drainOutbox(t, s); len(evs) != 0 {
+			t.Errorf("events for a submission nobody can be told about: %+v", evs)
+		}
+		if got, _ := s.Get(ctx, untold.ID); got.Status != gateway.StatusClosed {
+			t.Errorf("status %q, want closed", got.Status)
+		}
+	})
+}
+
+// A close re-sent by go-redis after a broken connection (the same token)
+// writes no second event and answers as the first run did.
+func TestCloseDeadLetterRerunWritesOneEvent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store, rdb redis.UniversalClient) {
+		ctx := testCtx(t)
+		if err := s.EnsureNotifyGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EnsureGroup(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetWebhookSubscriptions(ctx, map[string][]string{"streets": {gateway.EventStatusChanged}}); err != nil {
+			t.Fatal(err)
+		}
+		anon := newSubmission()
+		anon.Subject, anon.ReplyEmail = "", "svar@example.org"
+		sub := deadLetterOne(t, s, anon)
+		drainOutbox(t, s)
+		k, id := s.keys, sub.ID
+		run := func(status gateway.Status, tok string) int {
+			n, err := closeDeadScript.Run(ctx, rdb,
+				[]string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.dead(), k.outbox(), k.hooks()},
+				id, string(status), status.Rank(), `{"status":"`+string(status)+`"}`, 0, time.Now().UnixMilli(), tok, MaxHistory, MaxOutbox).Int()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		for r := 1; r <= 2; r++ {
+			if n := run(gateway.StatusClosed, "tok"); n != 1 {
+				t.Fatalf("run %d: %d, want 1", r, n)
+			}
+		}
+		if evs := drainOutbox(t, s); len(evs) != 2 || len(webhooksOf(evs)) != 1 {
+			t.Errorf("after a close and its re-run: %+v, want the resident's event and the webhook's", evs)
+		}
+		if n := rdb.LLen(ctx, k.hist(id)).Val(); n != 2 {
+			t.Errorf("history of %d entries, want 2 (received, closed)", n)
+		}
+		if n := run(gateway.StatusClosed, "other"); n != 0 {
+			t.Errorf("another close: %d, want 0 (not dead-lettered)", n)
+		}
+
+		// Closed with the status it had already: no move, no event; its
+		// re-run answers the same.
+		if err := rdb.ZAdd(ctx, k.dead(), redis.Z{Score: 1, Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for r := 1; r <= 2; r++ {
+			if n := run(gateway.StatusClosed, "tok2"); n != 2 {
+				t.Fatalf("same status, run %d: %d, want 2", r, n)
+			}
+		}
+		if evs := drainOutbox(t, s); len(evs) != 0 {
+			t.Errorf("events without a move: %+v", evs)
 		}
 	})
 }

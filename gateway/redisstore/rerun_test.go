@@ -296,8 +296,8 @@ func TestDeadLetterScriptsRunTwice(t *testing.T) {
 				if kind == "redrive" {
 					return redriveScript.Run(ctx, rdb, []string{k.sub(id), k.deliveries(), k.dead()}, id, tok).Int()
 				}
-				return closeDeadScript.Run(ctx, rdb, []string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.dead()},
-					id, "closed", gateway.StatusClosed.Rank(), "{}", 0, 1, tok).Int()
+				return closeDeadScript.Run(ctx, rdb, []string{k.sub(id), k.payload(id), k.hist(id), k.ref(sub.Reference), k.dead(), k.outbox(), k.hooks()},
+					id, "closed", gateway.StatusClosed.Rank(), "{}", 0, 1, tok, MaxHistory, MaxOutbox).Int()
 			}
 			for r := 1; r <= 2; r++ {
 				if n, err := run("tok"); err != nil || n != 1 {

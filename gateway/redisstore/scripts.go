@@ -590,30 +590,54 @@ return 0
 `)
 
 // closeDeadScript ends the hand-over of a dead-lettered submission that a
-// person handled another way: it leaves the dead set, its status becomes
-// ARGV[2] ("failed" or "closed"), the payload is deleted at once (it will
-// not be delivered) and the metadata follows the retention.
+// person handled another way: it leaves the dead set, the payload is
+// deleted at once (it will not be delivered), its status becomes ARGV[2]
+// ("failed" or "closed") and the metadata follows the retention.
 //
-// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 dead
+// The status change is applyStatus's, as for a case system's update: the
+// history entry (kept within ARGV[8] entries), and, when the status moves,
+// the resident's notification event (only for a record with someone to
+// tell, see notifyEvent) and the department's status.changed webhook event
+// (only when subscribed, see webhookEvent), all in this one step.
+//
+// KEYS: 1 sub, 2 payload, 3 hist, 4 ref, 5 dead, 6 the notification
+// outbox, 7 the departments' webhook subscriptions
 // ARGV: 1 id, 2 status, 3 its rank, 4 history entry JSON, 5 retention ms
-// (0 = keep), 6 now ms, 7 token (a re-run finds it and answers 1)
+// (0 = keep), 6 now ms, 7 token, 8 the longest history kept (entries),
+// 9 the outbox's approximate length limit
 //
-// Replies -1 (no such submission), 0 (not dead-lettered) or 1.
-var closeDeadScript = redis.NewScript(`
+// Replies -1 (no such submission), 0 (not dead-lettered), 1 (closed, the
+// status moved) or 2 (closed, the status had not moved: e.g. it was that
+// status already). The token is stored in the record's "ack", with "=" after
+// it when the status had not moved, so that a re-run by go-redis after a
+// broken connection finds it and replies the first run's 1 or 2 without
+// writing anything (no second event).
+var closeDeadScript = redis.NewScript(applyStatusLua + `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 if redis.call('ZREM', KEYS[5], ARGV[1]) == 0 then
-  if redis.call('HGET', KEYS[1], 'ack') == ARGV[7] then
+  local ack = redis.call('HGET', KEYS[1], 'ack')
+  if ack == ARGV[7] then
     return 1
+  end
+  if ack == ARGV[7] .. '=' then
+    return 2
   end
   return 0
 end
-redis.call('HSET', KEYS[1], 'ack', ARGV[7])
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'rank', ARGV[3], 'status_at', ARGV[6], 'delayed', '0')
+redis.call('HSET', KEYS[1], 'delayed', '0')
 redis.call('HDEL', KEYS[1], 'dead_reason')
-redis.call('RPUSH', KEYS[3], ARGV[4])
+local r = 2
+if applyStatus(KEYS[1], KEYS[3], KEYS[6], KEYS[7], ARGV[2], ARGV[3], ARGV[4], '', ARGV[6], ARGV[8], ARGV[9]) == 1 then
+  r = 1
+end
+if r == 1 then
+  redis.call('HSET', KEYS[1], 'ack', ARGV[7])
+else
+  redis.call('HSET', KEYS[1], 'ack', ARGV[7] .. '=')
+end
 local ms = tonumber(ARGV[5])
 if ms > 0 then
   for i = 1, 4 do
@@ -622,7 +646,7 @@ if ms > 0 then
     end
   end
 end
-return 1
+return r
 `)
 
 // saveNoticeScript stores a front-door notice (notices.go), first pruning

@@ -31,3 +31,15 @@ func BenchmarkVerify(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(jws)), "jws-bytes")
 }
+
+// BenchmarkSignJWTLibrary is the former way (golang-jwt), side by side.
+func BenchmarkSignJWTLibrary(b *testing.B) {
+	k, _ := Generate()
+	c, _ := ClaimsOf(benchSub())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := signWithJWTLibrary(k, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

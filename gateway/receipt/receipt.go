@@ -47,6 +47,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -114,13 +115,57 @@ func PayloadHash(payload map[string]any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("receipt: payload: %w", err)
 	}
-	// Round trip so that a payload holding Go values (float64, []string)
-	// hashes exactly as its JSON will when a verifier reads it back.
+	if canonicalAsIs(payload) {
+		// json.Marshal of these values already is the canonical form: the
+		// round trip below would give the same bytes
+		// (TestPayloadHashSkipsOnlyIdentityRoundTrips).
+		return hashHex(b), nil
+	}
+	// Round trip so that a payload holding other Go values (structs, whose
+	// fields are not sorted; strings that are not valid UTF-8, which come
+	// back with U+FFFD written as itself instead of \ufffd) hashes exactly
+	// as its JSON will when a verifier reads it back.
 	c, err := CanonicalJSON(b)
 	if err != nil {
 		return "", err
 	}
 	return hashHex(c), nil
+}
+
+// canonicalAsIs reports whether json.Marshal of v gives its canonical form
+// unchanged: objects as map[string]any (keys sorted), valid UTF-8 strings
+// (escaped alike on every pass), numbers (float64 and ints are written
+// once and then kept verbatim as json.Number), booleans, null, and arrays
+// of these, which is what Service.Validate produces.
+func canonicalAsIs(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, float64, int, int64, json.Number:
+		return true
+	case string:
+		return utf8.ValidString(x)
+	case []string:
+		for _, s := range x {
+			if !utf8.ValidString(s) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !canonicalAsIs(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !canonicalAsIs(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // PayloadHashJSON is PayloadHash of a payload given as JSON.

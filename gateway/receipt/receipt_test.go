@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +289,64 @@ func TestVerificationCodeUnchanged(t *testing.T) {
 		s := base32.StdEncoding.EncodeToString(h[:])[:8]
 		if want, got := s[:4]+"-"+s[4:], VerificationCode(jws); got != want {
 			t.Fatalf("%q: %s, want %s", jws, got, want)
+		}
+	}
+}
+
+// payloadHashRoundTrip is PayloadHash as it was: always through
+// CanonicalJSON.
+func payloadHashRoundTrip(t *testing.T, payload map[string]any) string {
+	t.Helper()
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := CanonicalJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hashHex(c)
+}
+
+// TestPayloadHashSkipsOnlyIdentityRoundTrips: PayloadHash skips the round
+// trip through CanonicalJSON only where it changes nothing; payloads whose
+// JSON the round trip does change (a struct's field order, invalid UTF-8
+// in a value or a key) still hash as the round trip gives.
+func TestPayloadHashSkipsOnlyIdentityRoundTrips(t *testing.T) {
+	type point struct {
+		Z string  `json:"z"`
+		A float64 `json:"a"`
+	}
+	payloads := []map[string]any{
+		nil,
+		{},
+		{"kind": "pothole", "description": "Hål i gatan <här> & där \u2028 \"citat\" \\ 日本", "location": "Storgatan 1"},
+		{"n": 3.5, "big": 1e21, "small": 1e-7, "neg0": math.Copysign(0, -1), "i": 42, "i64": int64(-7), "num": json.Number("1.50")},
+		{"yes": true, "no": false, "none": nil, "tags": []string{"b", "a", "<&>"}, "mixed": []any{"x", 1.0, true, nil, map[string]any{"b": 1.0, "a": "z"}}},
+		{"nested": map[string]any{"z": "1", "a": map[string]any{"y": []any{"q"}, "b": "c"}}},
+		{"bad": "ok \xff\xfe not utf-8"},
+		{"bad \xff key": "v"},
+		{"tags": []string{"fine", "\xc3"}},
+		{"deep": []any{map[string]any{"k": "\xff"}}},
+		{"struct": point{Z: "last", A: 1}},
+		{"ptr": &point{Z: "<", A: 2}},
+	}
+	for i, p := range payloads {
+		got, err := PayloadHash(p)
+		if err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		if want := payloadHashRoundTrip(t, p); got != want {
+			t.Fatalf("payload %d: hash %s, the round trip gives %s", i, got, want)
+		}
+	}
+	// The cases above do take both ways.
+	for i, want := range map[int]bool{2: true, 4: true, 5: true, 6: false, 7: false, 8: false, 9: false, 10: false, 11: false} {
+		if got := canonicalAsIs(payloads[i]); got != want {
+			t.Fatalf("payload %d: canonicalAsIs %v, want %v", i, got, want)
 		}
 	}
 }

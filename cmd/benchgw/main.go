@@ -19,6 +19,7 @@
 //	go run ./cmd/benchgw                       # the table for this tree
 //	go run ./cmd/benchgw -baseline main        # and for the gateway at git revision main
 //	go run ./cmd/benchgw -smoke                # a few seconds: does the harness still work
+//	go run ./cmd/benchgw -submit-only -rounds 1 -submit-rate 2000   # plus paced submissions: latency percentiles (paced.go)
 //	go run ./cmd/benchgw -channels -baseline 'fdd803c^'  # CPU per submission per channel (channels.go)
 //
 // It needs go, redis-server, redis-benchmark and nginx on the PATH; taskset
@@ -409,6 +410,18 @@ func (h *harness) run(ctx context.Context) error {
 		subs = append(subs, these...)
 	}
 
+	// Paced submissions (paced.go), with -submit-rate.
+	var pacedGWs []pacedTarget
+	for i, g := range gws {
+		if g.n == 7 {
+			pacedGWs = append(pacedGWs, pacedTarget{target{g.label, g.pid, g.base + "/api/v1/services/street-fault/submissions", nil, h.o.submitKeys}, fmt.Sprintf("bench%d:{q}:deliveries", i)})
+		}
+	}
+	pacedLines, err := h.pacedTable(ctx, pacedGWs, body)
+	if err != nil {
+		return err
+	}
+
 	// The table.
 	var out strings.Builder
 	fmt.Fprintf(&out, "Machine: %s\n", machine)
@@ -465,6 +478,10 @@ func (h *harness) run(ctx context.Context) error {
 		fmt.Fprintf(&out, "| AOF %s, %s | %.0f/s | %s | %s %% | %s | %s (%.1f) | %s / %s |\n", sr.fsync, name, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
 			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6,
 			rangeOf(scale(sr.gwDrained, 1e6), "%.0f"), rangeOf(scale(sr.redisDrained, 1e6), "%.0f"))
+	}
+	if pacedLines != "" {
+		fmt.Fprintln(&out)
+		fmt.Fprint(&out, pacedLines)
 	}
 	fmt.Fprintf(&out, "\nLoad average after the run: %s\n", loadavg())
 	fmt.Print(out.String())

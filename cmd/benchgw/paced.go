@@ -30,6 +30,9 @@ var (
 	submitSeconds = flag.Duration("submit-seconds", 10*time.Second, "length of one paced submit run (-submit-rate)")
 )
 
+// pacedConns bounds the paced load's connections to one gateway.
+const pacedConns = 48
+
 // pacedResult is one paced run against one gateway.
 type pacedResult struct {
 	fsync, label        string
@@ -82,6 +85,14 @@ func (h *harness) paced(ctx context.Context, t target, body []byte, rate float64
 		}
 	})
 
+	// At most pacedConns connections (the gateway refuses more than
+	// GATEWAY_MAX_CONNS_PER_IP, 64, from one address); a request that
+	// finds them all busy waits in the client, and that wait counts.
+	h.client.CloseIdleConnections()
+	tr := &http.Transport{MaxIdleConnsPerHost: pacedConns, MaxConnsPerHost: pacedConns, DisableCompression: true, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Timeout: 30 * time.Second, Transport: tr}
+
 	r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
 	g0 := cpuSeconds(t.pid, h.tck)
 	start := time.Now()
@@ -96,7 +107,7 @@ func (h *harness) paced(ctx context.Context, t target, body []byte, rate float64
 			if t.idem {
 				req.Header.Set("Idempotency-Key", fmt.Sprintf("benchgw-paced-%d-%d", start.UnixNano(), idemSeq.Add(1)))
 			}
-			r, err := h.client.Do(req)
+			r, err := client.Do(req)
 			if err != nil {
 				bad.Add(1)
 				firstErr.CompareAndSwap(nil, err.Error())

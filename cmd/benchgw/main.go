@@ -55,6 +55,10 @@ import (
 	"github.com/kommun/servicegateway/services/servicegen"
 )
 
+// baselineEnv is extra environment for the baseline's gateways: with
+// -baseline HEAD it compares a setting against the default in one run.
+var baselineEnv = flag.String("baseline-env", "", "extra environment for the -baseline gateways, space-separated (e.g. -baseline HEAD -baseline-env GOGC=400: a setting against the default, same code)")
+
 type options struct {
 	rounds      int
 	duration    time.Duration
@@ -227,6 +231,9 @@ func (h *harness) run(ctx context.Context) error {
 			fmt.Sprintf("GATEWAY_REDIS_PREFIX=bench%d", i), "CASESIM_URL=http://" + casesimAddr, "GATEWAY_RATELIMIT=off"}
 		if g.services != "" {
 			env = append(env, "GATEWAY_SERVICES_DIR="+g.services)
+		}
+		if g.label == "base" && *baselineEnv != "" {
+			env = append(env, strings.Fields(*baselineEnv)...)
 		}
 		cmd, err := h.start(ctx, fmt.Sprintf("%s-%d", g.bin, g.n), 0, env, filepath.Join(h.dir, g.bin))
 		if err != nil {

@@ -19,6 +19,7 @@
 //	go run ./cmd/benchgw                       # the table for this tree
 //	go run ./cmd/benchgw -baseline main        # and for the gateway at git revision main
 //	go run ./cmd/benchgw -smoke                # a few seconds: does the harness still work
+//	go run ./cmd/benchgw -submit-only -rounds 1 -submit-rate 2000   # plus paced submissions: latency percentiles (paced.go)
 //	go run ./cmd/benchgw -channels -baseline 'fdd803c^'  # CPU per submission per channel (channels.go)
 //
 // It needs go, redis-server, redis-benchmark and nginx on the PATH; taskset
@@ -53,6 +54,10 @@ import (
 
 	"github.com/kommun/servicegateway/services/servicegen"
 )
+
+// baselineEnv is extra environment for the baseline's gateways: with
+// -baseline HEAD it compares a setting against the default in one run.
+var baselineEnv = flag.String("baseline-env", "", "extra environment for the -baseline gateways, space-separated (e.g. -baseline HEAD -baseline-env GOGC=400: a setting against the default, same code)")
 
 type options struct {
 	rounds      int
@@ -229,6 +234,9 @@ func (h *harness) run(ctx context.Context) error {
 			fmt.Sprintf("GATEWAY_REDIS_PREFIX=bench%d", i), "CASESIM_URL=http://" + casesimAddr, "GATEWAY_RATELIMIT=off"}
 		if g.services != "" {
 			env = append(env, "GATEWAY_SERVICES_DIR="+g.services)
+		}
+		if g.label == "base" && *baselineEnv != "" {
+			env = append(env, strings.Fields(*baselineEnv)...)
 		}
 		cmd, err := h.start(ctx, fmt.Sprintf("%s-%d", g.bin, g.n), 0, env, filepath.Join(h.dir, g.bin))
 		if err != nil {
@@ -412,6 +420,18 @@ func (h *harness) run(ctx context.Context) error {
 		subs = append(subs, these...)
 	}
 
+	// Paced submissions (paced.go), with -submit-rate.
+	var pacedGWs []pacedTarget
+	for i, g := range gws {
+		if g.n == 7 {
+			pacedGWs = append(pacedGWs, pacedTarget{target{g.label, g.pid, g.base + "/api/v1/services/street-fault/submissions", nil, h.o.submitKeys}, fmt.Sprintf("bench%d:{q}:deliveries", i)})
+		}
+	}
+	pacedLines, err := h.pacedTable(ctx, pacedGWs, body)
+	if err != nil {
+		return err
+	}
+
 	// The table.
 	var out strings.Builder
 	fmt.Fprintf(&out, "Machine: %s\n", machine)
@@ -468,6 +488,10 @@ func (h *harness) run(ctx context.Context) error {
 		fmt.Fprintf(&out, "| AOF %s, %s | %.0f/s | %s | %s %% | %s | %s (%.1f) | %s / %s |\n", sr.fsync, name, sr.xadd, rangeOf(sr.receiptsS, "%.0f"), rangeOf(share, "%.0f"),
 			spread(sr.gw, 1e6, sample.perReq), rangeOf(scale(sr.redisPerSub, 1e6), "%.0f"), sr.redisXadd*1e6,
 			rangeOf(scale(sr.gwDrained, 1e6), "%.0f"), rangeOf(scale(sr.redisDrained, 1e6), "%.0f"))
+	}
+	if pacedLines != "" {
+		fmt.Fprintln(&out)
+		fmt.Fprint(&out, pacedLines)
 	}
 	fmt.Fprintf(&out, "\nLoad average after the run: %s\n", loadavg())
 	fmt.Print(out.String())

@@ -4,8 +4,11 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/kommun/servicegateway/gateway/httpapi"
 )
 
 // Responses are gzipped for clients that accept it, over a real listener,
@@ -77,5 +80,30 @@ func TestCompression(t *testing.T) {
 	// gzip;q=0 refuses it.
 	if res, _ := get("/static/site.css", "gzip;q=0, identity"); res.Header.Get("Content-Encoding") != "" {
 		t.Errorf("gzip;q=0 got %q", res.Header.Get("Content-Encoding"))
+	}
+}
+
+// A submission's 202 answer (about 1 KB with its receipt) fits in one TCP
+// segment as it is: it is not compressed, also for a client that accepts
+// gzip (gzip would cost about as much CPU as the receipt's signature and
+// save no round trip).
+func TestSubmitAnswerNotCompressed(t *testing.T) {
+	deps, _, _ := baseDeps(t)
+	deps.Receipts = keyring(t, newKey(t))
+	app := build(t, deps)
+	req := httptest.NewRequest("POST", "/api/v1/services/street-fault/submissions", strings.NewReader(streetFault))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept-Encoding", "gzip")
+	res, err := app.Test(req, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 202 || !strings.Contains(string(body), `"jws"`) {
+		t.Fatalf("submit: %d %s", res.StatusCode, body)
+	}
+	if enc := res.Header.Get("Content-Encoding"); enc != "" || len(body) < 512 || len(body) >= httpapi.CompressConfigDefault.MinSize {
+		t.Errorf("202 answer of %d bytes: Content-Encoding %q, want none (MinSize %d)", len(body), enc, httpapi.CompressConfigDefault.MinSize)
 	}
 }

@@ -15,6 +15,7 @@ import (
 // public keys (*receipt.Keyring).
 type ReceiptSigner interface {
 	SignSubmission(sub *gateway.Submission) (string, error)
+	SigningKeyID() string // the kid of the receipts SignSubmission makes
 	JWKS() receipt.JWKSet
 }
 
@@ -43,11 +44,9 @@ func (s *Server) receiptOf(sub *gateway.Submission) (*receiptJSON, error) {
 	if err != nil {
 		return nil, gateway.Errorf(gateway.EInternal, "error.internal", err)
 	}
-	kid := ""
-	if keys := s.Receipts.JWKS().Keys; len(keys) > 0 {
-		kid = keys[0].Kid
-	}
-	return &receiptJSON{JWS: jws, KeyID: kid, VerificationCode: receipt.VerificationCode(jws),
+	// The signing key's id, without building the published key set
+	// (a base64 encoding per key) for every receipt shown.
+	return &receiptJSON{JWS: jws, KeyID: s.Receipts.SigningKeyID(), VerificationCode: receipt.VerificationCode(jws),
 		KeysURL: s.Config.PublicURL + ReceiptKeysPath}, nil
 }
 

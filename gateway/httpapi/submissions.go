@@ -214,14 +214,14 @@ func (s *Server) apiSubmit(c *fiber.Ctx) error {
 		// The receipt and the payload as stored (normalized by the
 		// validation): its hash is the one signed, so this answer saved
 		// as a file is what `gateway verify-receipt` checks.
-		out["receipt"], out["payload"] = signed, res.Submission.Payload
+		out.Receipt, out.Payload = signed, res.Submission.Payload
 	}
 	if req.OnBehalf != nil {
 		sub := res.Submission
-		out["channel"] = sub.Channel
-		out["service_point"] = sub.ServicePoint
-		out["subject"] = maskSubject(sub.Subject)
-		out["print_url"] = s.Config.PublicURL + "/desk/receipt/" + sub.ID
+		out.Channel = sub.Channel
+		out.ServicePoint = sub.ServicePoint
+		out.Subject = maskSubject(sub.Subject)
+		out.PrintURL = s.Config.PublicURL + "/desk/receipt/" + sub.ID
 	}
 	return c.Status(fiber.StatusAccepted).JSON(out)
 }
@@ -237,15 +237,33 @@ func objectMembers(svc *gateway.Service, name string) []string {
 	return nil
 }
 
+// acceptedAnswer is the 202 answer to an accepted submission (contract).
+// A struct rather than a map: encoding/json then neither sorts keys nor
+// goes through interfaces per member. The members are in the order of
+// their names, so the bytes are those the map used to give; the
+// interface-typed ones are present whenever set (also when empty), left
+// out when nil, as the map's were.
+type acceptedAnswer struct {
+	Channel      any            `json:"channel,omitempty"` // filing on behalf (desk_api.go)
+	ID           string         `json:"id"`
+	Payload      any            `json:"payload,omitempty"` // with the receipt
+	PrintURL     string         `json:"print_url,omitempty"`
+	Receipt      *receiptJSON   `json:"receipt,omitempty"`
+	ReceiptURL   string         `json:"receipt_url"`
+	Reference    string         `json:"reference"`
+	ServicePoint any            `json:"service_point,omitempty"`
+	Status       gateway.Status `json:"status"`
+	StatusURL    string         `json:"status_url"`
+	Subject      any            `json:"subject,omitempty"`
+}
+
 // acceptedJSON is the answer to an accepted submission (contract): it sets
 // Location to the status URL and returns the receipt's members.
-func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) fiber.Map {
-	c.Set(fiber.HeaderLocation, s.Config.PublicURL+"/api/v1/submissions/"+sub.ID)
-	return fiber.Map{
-		"id": sub.ID, "reference": sub.Reference, "status": sub.Status,
-		"status_url":  s.Config.PublicURL + "/api/v1/submissions/" + sub.ID,
-		"receipt_url": s.Config.PublicURL + "/s/" + sub.ID,
-	}
+func (s *Server) acceptedJSON(c *fiber.Ctx, sub *gateway.Submission) *acceptedAnswer {
+	status := s.Config.PublicURL + "/api/v1/submissions/" + sub.ID
+	c.Set(fiber.HeaderLocation, status)
+	return &acceptedAnswer{ID: sub.ID, Reference: sub.Reference, Status: sub.Status,
+		StatusURL: status, ReceiptURL: s.Config.PublicURL + "/s/" + sub.ID}
 }
 
 // jsonValues turns a JSON object of field values into the same

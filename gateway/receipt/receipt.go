@@ -47,6 +47,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -114,13 +115,57 @@ func PayloadHash(payload map[string]any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("receipt: payload: %w", err)
 	}
-	// Round trip so that a payload holding Go values (float64, []string)
-	// hashes exactly as its JSON will when a verifier reads it back.
+	if canonicalAsIs(payload) {
+		// json.Marshal of these values already is the canonical form: the
+		// round trip below would give the same bytes
+		// (TestPayloadHashSkipsOnlyIdentityRoundTrips).
+		return hashHex(b), nil
+	}
+	// Round trip so that a payload holding other Go values (structs, whose
+	// fields are not sorted; strings that are not valid UTF-8, which come
+	// back with U+FFFD written as itself instead of \ufffd) hashes exactly
+	// as its JSON will when a verifier reads it back.
 	c, err := CanonicalJSON(b)
 	if err != nil {
 		return "", err
 	}
 	return hashHex(c), nil
+}
+
+// canonicalAsIs reports whether json.Marshal of v gives its canonical form
+// unchanged: objects as map[string]any (keys sorted), valid UTF-8 strings
+// (escaped alike on every pass), numbers (float64 and ints are written
+// once and then kept verbatim as json.Number), booleans, null, and arrays
+// of these, which is what Service.Validate produces.
+func canonicalAsIs(v any) bool {
+	switch x := v.(type) {
+	case nil, bool, float64, int, int64, json.Number:
+		return true
+	case string:
+		return utf8.ValidString(x)
+	case []string:
+		for _, s := range x {
+			if !utf8.ValidString(s) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		for _, e := range x {
+			if !canonicalAsIs(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !canonicalAsIs(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // PayloadHashJSON is PayloadHash of a payload given as JSON.
@@ -168,8 +213,12 @@ var ErrNoHash = errors.New("receipt: the submission has no payload hash")
 // one shown online; it is not a signature.
 func VerificationCode(jws string) string {
 	h := sha256.Sum256([]byte(jws))
-	s := base32.StdEncoding.EncodeToString(h[:])[:8]
-	return s[:4] + "-" + s[4:]
+	// 8 base32 characters are exactly the first 5 bytes of the digest.
+	var s [9]byte
+	base32.StdEncoding.Encode(s[:8], h[:5])
+	copy(s[5:], s[4:8])
+	s[4] = '-'
+	return string(s[:])
 }
 
 // Key is one signing key.
@@ -182,7 +231,8 @@ type Key struct {
 // Keyring holds the keys, newest first. The newest key with a private part
 // signs; every key verifies.
 type Keyring struct {
-	keys []Key
+	keys   []Key
+	header string // the signer's protected header segment (headerSegment)
 }
 
 // NewKeyring returns a keyring of keys, newest first. At least one key with
@@ -208,7 +258,12 @@ func NewKeyring(keys []Key) (*Keyring, error) {
 	if !signer {
 		return nil, errors.New("receipt: no key with a private part to sign with")
 	}
-	return &Keyring{keys: keys}, nil
+	r := &Keyring{keys: keys}
+	var err error
+	if r.header, err = headerSegment(r.signer()); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Generate returns a new key with a key id made from its public key.
@@ -242,15 +297,80 @@ func (r *Keyring) SigningKeyID() string { return r.signer().ID }
 
 // Sign returns the receipt (compact JWS) of claims, signed with the newest
 // key. The same claims and key always give the same JWS.
+//
+// It writes the compact form itself, with the same bytes golang-jwt's
+// NewWithClaims/SignedString gives (TestSignMatchesJWTLibrary): the
+// protected header segment is fixed per key and made once (NewKeyring),
+// the claims are written field by field (strings escaped as encoding/json
+// does), then crypto/ed25519 signs header.claims. On a submission this
+// saves the library's header map, two reflection-driven json.Marshal calls
+// and their intermediate strings.
 func (r *Keyring) Sign(c Claims) (string, error) {
-	if c.Attachments == nil {
-		c.Attachments = []string{}
-	}
 	k := r.signer()
-	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwtClaims{c})
-	t.Header["kid"] = k.ID
-	t.Header["typ"] = "receipt+jwt"
-	return t.SignedString(k.Private)
+	hdr := r.header
+	body := appendClaimsJSON(make([]byte, 0, 320), &c)
+	n := len(hdr) + 1 + base64.RawURLEncoding.EncodedLen(len(body))
+	out := make([]byte, 0, n+1+base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize))
+	out = append(out, hdr...)
+	out = append(out, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, body)
+	sig := ed25519.Sign(k.Private, out)
+	out = append(out, '.')
+	out = base64.RawURLEncoding.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// headerSegment is the base64url protected header of k's receipts, as
+// golang-jwt writes it: its header map {"alg", "typ"} with "kid" added and
+// "typ" replaced, marshalled by encoding/json (keys sorted).
+func headerSegment(k Key) (string, error) {
+	b, err := json.Marshal(map[string]any{"alg": Alg, "kid": k.ID, "typ": "receipt+jwt"})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// appendClaimsJSON appends c as encoding/json marshals jwtClaims{c}: the
+// fields in declaration order, strings escaped as encoding/json does, nil
+// attachments as [].
+func appendClaimsJSON(b []byte, c *Claims) []byte {
+	b = append(b, `{"reference":`...)
+	b = appendJSONString(b, c.Reference)
+	b = append(b, `,"service":`...)
+	b = appendJSONString(b, c.Service)
+	b = append(b, `,"service_version":`...)
+	b = appendJSONString(b, c.ServiceVersion)
+	b = append(b, `,"received_at":`...)
+	b = appendJSONString(b, c.ReceivedAt)
+	b = append(b, `,"payload_sha256":`...)
+	b = appendJSONString(b, c.PayloadSHA256)
+	b = append(b, `,"attachments_sha256":[`...)
+	for i, a := range c.Attachments {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, a)
+	}
+	b = append(b, `],"channel":`...)
+	b = appendJSONString(b, c.Channel)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string exactly as encoding/json
+// writes it: printable ASCII other than the quote, the backslash and the
+// HTML characters <, > and & is copied; anything else (rare in a receipt:
+// ids, hex digests, a timestamp) goes through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // SignSubmission is Sign of the claims of a stored submission.

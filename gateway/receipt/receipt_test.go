@@ -2,11 +2,16 @@ package receipt
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/kommun/servicegateway/gateway"
 )
@@ -216,5 +221,132 @@ func TestCheckAttachments(t *testing.T) {
 	}
 	if r, err := Check(set, File{JWS: jws}); err != nil || r.AttachmentsChecked != 0 {
 		t.Fatalf("no file given: %+v %v", r, err)
+	}
+}
+
+// signWithJWTLibrary is how Sign made receipts before it wrote the compact
+// form itself: golang-jwt's NewWithClaims and SignedString.
+func signWithJWTLibrary(k Key, c Claims) (string, error) {
+	if c.Attachments == nil {
+		c.Attachments = []string{}
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwtClaims{c})
+	t.Header["kid"] = k.ID
+	t.Header["typ"] = "receipt+jwt"
+	return t.SignedString(k.Private)
+}
+
+// TestSignMatchesJWTLibrary: the receipt Sign writes is byte for byte the
+// one golang-jwt made, also for strings encoding/json escapes (quotes,
+// HTML characters, control characters, U+2028, non-ASCII, invalid UTF-8).
+func TestSignMatchesJWTLibrary(t *testing.T) {
+	k := mustKey(t)
+	ring, err := NewKeyring([]Key{k, {ID: "old", Public: mustKey(t).Public}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := Claims{Reference: "AB12-CD34", Service: "street-fault", ServiceVersion: "1.0.0",
+		ReceivedAt: "2026-12-02T05:00:00.123456789Z", PayloadSHA256: strings.Repeat("ab", 32), Channel: "digital"}
+	odd := []string{"", `a"b`, `back\slash`, "<script>&amp;", "a<b", "a>b", "a&b", "tab\there\nnewline\x00\x1f", "Hål i gatan ĳ 日本",
+		"line\u2028sep\u2029", "bad \xff\xfe utf-8", "\x7f del", "~!@#$%^*()_+={}[]|:;',.?/"}
+	var cases []Claims
+	cases = append(cases, base)
+	withAtts := base
+	withAtts.Attachments = []string{strings.Repeat("01", 32), strings.Repeat("ef", 32)}
+	cases = append(cases, withAtts)
+	empty := base
+	empty.Attachments = []string{}
+	cases = append(cases, empty)
+	for _, o := range odd {
+		c := base
+		c.Reference, c.Service, c.ServiceVersion, c.ReceivedAt, c.Channel = o, o+"x", "v"+o, o, o
+		c.Attachments = []string{o, o + o}
+		cases = append(cases, c)
+	}
+	for i, c := range cases {
+		got, err := ring.Sign(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := signWithJWTLibrary(k, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("case %d: Sign gave\n%s\ngolang-jwt gave\n%s", i, got, want)
+		}
+		if _, _, err := ring.Verify(got); err != nil && c.Reference != "" {
+			t.Fatalf("case %d: %v", i, err)
+		}
+	}
+}
+
+// TestVerificationCodeUnchanged: the code is the first 8 characters of the
+// base32 of the whole digest, computed from its first 5 bytes.
+func TestVerificationCodeUnchanged(t *testing.T) {
+	for _, jws := range []string{"", "a", "eyJhbGciOiJFZERTQSJ9.e30.sig", strings.Repeat("x", 999)} {
+		h := sha256.Sum256([]byte(jws))
+		s := base32.StdEncoding.EncodeToString(h[:])[:8]
+		if want, got := s[:4]+"-"+s[4:], VerificationCode(jws); got != want {
+			t.Fatalf("%q: %s, want %s", jws, got, want)
+		}
+	}
+}
+
+// payloadHashRoundTrip is PayloadHash as it was: always through
+// CanonicalJSON.
+func payloadHashRoundTrip(t *testing.T, payload map[string]any) string {
+	t.Helper()
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := CanonicalJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hashHex(c)
+}
+
+// TestPayloadHashSkipsOnlyIdentityRoundTrips: PayloadHash skips the round
+// trip through CanonicalJSON only where it changes nothing; payloads whose
+// JSON the round trip does change (a struct's field order, invalid UTF-8
+// in a value or a key) still hash as the round trip gives.
+func TestPayloadHashSkipsOnlyIdentityRoundTrips(t *testing.T) {
+	type point struct {
+		Z string  `json:"z"`
+		A float64 `json:"a"`
+	}
+	payloads := []map[string]any{
+		nil,
+		{},
+		{"kind": "pothole", "description": "Hål i gatan <här> & där \u2028 \"citat\" \\ 日本", "location": "Storgatan 1"},
+		{"n": 3.5, "big": 1e21, "small": 1e-7, "neg0": math.Copysign(0, -1), "i": 42, "i64": int64(-7), "num": json.Number("1.50")},
+		{"yes": true, "no": false, "none": nil, "tags": []string{"b", "a", "<&>"}, "mixed": []any{"x", 1.0, true, nil, map[string]any{"b": 1.0, "a": "z"}}},
+		{"nested": map[string]any{"z": "1", "a": map[string]any{"y": []any{"q"}, "b": "c"}}},
+		{"bad": "ok \xff\xfe not utf-8"},
+		{"bad \xff key": "v"},
+		{"tags": []string{"fine", "\xc3"}},
+		{"deep": []any{map[string]any{"k": "\xff"}}},
+		{"struct": point{Z: "last", A: 1}},
+		{"ptr": &point{Z: "<", A: 2}},
+	}
+	for i, p := range payloads {
+		got, err := PayloadHash(p)
+		if err != nil {
+			t.Fatalf("payload %d: %v", i, err)
+		}
+		if want := payloadHashRoundTrip(t, p); got != want {
+			t.Fatalf("payload %d: hash %s, the round trip gives %s", i, got, want)
+		}
+	}
+	// The cases above do take both ways.
+	for i, want := range map[int]bool{2: true, 4: true, 5: true, 6: false, 7: false, 8: false, 9: false, 10: false, 11: false} {
+		if got := canonicalAsIs(payloads[i]); got != want {
+			t.Fatalf("payload %d: canonicalAsIs %v, want %v", i, got, want)
+		}
 	}
 }

@@ -177,7 +177,18 @@ func (k keys) idemLock(scope, key string) string {
 }
 
 // idemDigest names an idempotency key within its scope: sha256(scope, 0, key).
+// A submission without a key still declares one (Cluster routing): that
+// name, the same for every such submission, is computed once.
 func idemDigest(scope, key string) string {
+	if scope == "" && key == "" {
+		return noIdemDigest
+	}
+	return idemDigestOf(scope, key)
+}
+
+var noIdemDigest = idemDigestOf("", "")
+
+func idemDigestOf(scope, key string) string {
 	h := sha256.New()
 	h.Write([]byte(scope))
 	h.Write([]byte{0})

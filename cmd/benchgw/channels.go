@@ -39,7 +39,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,24 +66,10 @@ type channel struct {
 }
 
 func (h *harness) runChannels(ctx context.Context) error {
-	for _, tool := range []string{"go", "redis-server"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not on the PATH", tool)
-		}
-	}
-	_, err := exec.LookPath("taskset")
-	h.pin = err == nil && runtime.NumCPU() >= 2
-	h.tck = clockTicks()
-	if h.dir, err = os.MkdirTemp("", "benchgw-"); err != nil {
+	machine, err := h.begin("go", "redis-server")
+	if err != nil {
 		return err
 	}
-	if h.pin {
-		_ = exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run()
-	}
-	h.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute}}
-	machine := describeMachine()
-	fmt.Fprintln(os.Stderr, "benchgw: work directory", h.dir)
 
 	root, err := moduleRoot()
 	if err != nil {
@@ -119,17 +104,8 @@ func (h *harness) runChannels(ctx context.Context) error {
 		}
 	}
 
-	h.rport = freePort()
-	h.redis, err = h.start(ctx, "redis", 1, nil, "redis-server", "--port", strconv.Itoa(h.rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", h.dir)
+	casesimAddr, err := h.startBackends(ctx)
 	if err != nil {
-		return err
-	}
-	casesimAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	if _, err := h.start(ctx, "casesim", 1, []string{"CASESIM_ADDR=" + casesimAddr}, filepath.Join(h.dir, "casesim")); err != nil {
-		return err
-	}
-	if err := h.waitHTTP(ctx, "http://"+casesimAddr+"/cases"); err != nil {
 		return err
 	}
 	type gw struct {

@@ -35,7 +35,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -230,47 +229,6 @@ func (h *harness) runExtra(ctx context.Context) error {
 	fmt.Fprintf(&out, "\nLoad average after the run: %s\n", loadavg())
 	fmt.Print(out.String())
 	return nil
-}
-
-// begin checks the tools, makes the work directory and the load
-// generator's client, and pins the harness to core 1; it returns the
-// machine's description.
-func (h *harness) begin(tools ...string) (string, error) {
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			return "", fmt.Errorf("%s is not on the PATH (Debian: apt-get install redis-server redis-tools nginx-light)", tool)
-		}
-	}
-	_, err := exec.LookPath("taskset")
-	h.pin = err == nil && runtime.NumCPU() >= 2
-	h.tck = clockTicks()
-	if h.dir, err = os.MkdirTemp("", "benchgw-"); err != nil {
-		return "", err
-	}
-	if h.pin {
-		_ = exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run()
-	}
-	h.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute}}
-	fmt.Fprintln(os.Stderr, "benchgw: work directory", h.dir)
-	return describeMachine(), nil
-}
-
-// startBackends starts Redis (AOF everysec) and casesim on core 1 and
-// returns casesim's address.
-func (h *harness) startBackends(ctx context.Context) (string, error) {
-	h.rport = freePort()
-	var err error
-	h.redis, err = h.start(ctx, "redis", 1, nil, "redis-server", "--port", strconv.Itoa(h.rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", h.dir)
-	if err != nil {
-		return "", err
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	if _, err := h.start(ctx, "casesim", 1, []string{"CASESIM_ADDR=" + addr}, filepath.Join(h.dir, "casesim")); err != nil {
-		return "", err
-	}
-	return addr, h.waitHTTP(ctx, "http://"+addr+"/cases")
 }
 
 // signIn signs a persona of the development identity provider in and

@@ -140,24 +140,10 @@ type sample struct {
 func (s sample) perReq() float64 { return s.cpu / float64(max(s.reqs, 1)) }
 
 func (h *harness) run(ctx context.Context) error {
-	for _, tool := range []string{"go", "redis-server", "redis-cli", "redis-benchmark", "nginx"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s is not on the PATH (Debian: apt-get install redis-server redis-tools nginx-light)", tool)
-		}
-	}
-	_, err := exec.LookPath("taskset")
-	h.pin = err == nil && runtime.NumCPU() >= 2
-	h.tck = clockTicks()
-	if h.dir, err = os.MkdirTemp("", "benchgw-"); err != nil {
+	machine, err := h.begin("go", "redis-server", "redis-cli", "redis-benchmark", "nginx")
+	if err != nil {
 		return err
 	}
-	if h.pin { // the harness (load generator) itself on core 1
-		_ = exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run()
-	}
-	h.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute}}
-	machine := describeMachine()
-	fmt.Fprintln(os.Stderr, "benchgw: work directory", h.dir)
 
 	// Build.
 	root, err := moduleRoot()
@@ -200,17 +186,8 @@ func (h *harness) run(ctx context.Context) error {
 	}
 
 	// Redis (AOF everysec to begin with) and casesim on core 1.
-	h.rport = freePort()
-	h.redis, err = h.start(ctx, "redis", 1, nil, "redis-server", "--port", strconv.Itoa(h.rport), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", h.dir)
+	casesimAddr, err := h.startBackends(ctx)
 	if err != nil {
-		return err
-	}
-	casesimAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	if _, err := h.start(ctx, "casesim", 1, []string{"CASESIM_ADDR=" + casesimAddr}, filepath.Join(h.dir, "casesim")); err != nil {
-		return err
-	}
-	if err := h.waitHTTP(ctx, "http://"+casesimAddr+"/cases"); err != nil {
 		return err
 	}
 
@@ -658,6 +635,47 @@ func (h *harness) build(ctx context.Context, root, out, pkg string) error {
 
 // start runs a process pinned to core (with taskset, which execs it: the
 // pid is the process's), its output in <dir>/<name>.log.
+// begin checks the tools, makes the work directory and the load
+// generator's client, and pins the harness to core 1; it returns the
+// machine's description.
+func (h *harness) begin(tools ...string) (string, error) {
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Errorf("%s is not on the PATH (Debian: apt-get install redis-server redis-tools nginx-light)", tool)
+		}
+	}
+	_, err := exec.LookPath("taskset")
+	h.pin = err == nil && runtime.NumCPU() >= 2
+	h.tck = clockTicks()
+	if h.dir, err = os.MkdirTemp("", "benchgw-"); err != nil {
+		return "", err
+	}
+	if h.pin {
+		_ = exec.Command("taskset", "-a", "-p", "-c", "1", strconv.Itoa(os.Getpid())).Run()
+	}
+	h.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256, DisableCompression: true, IdleConnTimeout: time.Minute}}
+	fmt.Fprintln(os.Stderr, "benchgw: work directory", h.dir)
+	return describeMachine(), nil
+}
+
+// startBackends starts Redis (AOF everysec) and casesim on core 1 and
+// returns casesim's address.
+func (h *harness) startBackends(ctx context.Context) (string, error) {
+	h.rport = freePort()
+	var err error
+	h.redis, err = h.start(ctx, "redis", 1, nil, "redis-server", "--port", strconv.Itoa(h.rport), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "yes", "--appendfsync", "everysec", "--dir", h.dir)
+	if err != nil {
+		return "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+	if _, err := h.start(ctx, "casesim", 1, []string{"CASESIM_ADDR=" + addr}, filepath.Join(h.dir, "casesim")); err != nil {
+		return "", err
+	}
+	return addr, h.waitHTTP(ctx, "http://"+addr+"/cases")
+}
+
 func (h *harness) start(ctx context.Context, name string, core int, env []string, argv ...string) (*exec.Cmd, error) {
 	if h.pin {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(core)}, argv...)

@@ -161,6 +161,11 @@ type load struct {
 	stop    atomic.Bool
 	killed  atomic.Int64 // unix nanoseconds of the kill, 0 before
 	resumed atomic.Int64 // unix nanoseconds of the first receipt for a request sent after the kill
+	// Between promoted and restarted (unix nanoseconds) the new primary
+	// has no replica: alone counts the receipts for requests sent and
+	// answered in that window, failedAlone the failures.
+	promoted, restarted atomic.Int64
+	alone, failedAlone  atomic.Int64
 
 	mu        sync.Mutex
 	receipts  map[string]string // idempotency key -> submission id of its 202
@@ -180,6 +185,13 @@ func (l *load) run(worker int, wg *sync.WaitGroup) {
 		for try := 0; ; try++ {
 			sent := time.Now()
 			code, id, outcome := l.post(key, body)
+			if p, r := l.promoted.Load(), l.restarted.Load(); p != 0 && sent.UnixNano() > p && r == 0 {
+				if code == http.StatusAccepted {
+					l.alone.Add(1)
+				} else {
+					l.failedAlone.Add(1)
+				}
+			}
 			l.mu.Lock()
 			l.outcomes[outcome]++
 			if try > 0 {
@@ -357,9 +369,19 @@ func runFailover(t *testing.T, wait int) failoverResult {
 		return masterAddr(ctx, addrs[0]) == replica.Addr()
 	})
 	promoted := time.Since(killedAt)
+	l.promoted.Store(time.Now().UnixNano())
 	if wait == 0 {
 		probe("Sentinel promoted the replica")
 	}
+	if wait > 0 {
+		// The new primary has no replica: no receipt may be shown now,
+		// not even the replay of a key whose first request got a 503.
+		// Leave it alone until the clients have retried a while.
+		waitFor(t, 30*time.Second, "clients retrying against the lone new primary", func() bool {
+			return l.failedAlone.Load() >= 16
+		})
+	}
+	l.restarted.Store(time.Now().UnixNano())
 	// The old primary comes back with its AOF (whatever it had, including
 	// writes the replica never got) and is made a replica of the new one,
 	// as an operator would (Sentinel would too, but only after several
@@ -394,6 +416,10 @@ func runFailover(t *testing.T, wait int) failoverResult {
 		"first receipt for a request sent after the kill at %.1fs; probe accepted on try %d; requests failed from %.1fs to %.1fs after the kill; outcomes %v; %d keys needed a retry",
 		wait, len(l.receipts), promoted.Seconds(), restarted.Seconds(), rejoined.Seconds(), resumed.Seconds(), probeTries,
 		l.firstFail.Sub(killedAt).Seconds(), l.lastFail.Sub(killedAt).Seconds(), l.outcomes, len(l.retried))
+	t.Logf("WAIT %d: while the new primary had no replica: %d receipts, %d failed requests", wait, l.alone.Load(), l.failedAlone.Load())
+	if wait > 0 && l.alone.Load() > 0 {
+		t.Errorf("%d receipts shown while the new primary had no replica to WAIT for", l.alone.Load())
+	}
 	for _, g := range l.gaveUp {
 		t.Errorf("a client never got its receipt: %s", g)
 	}

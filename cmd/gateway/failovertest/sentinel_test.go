@@ -301,6 +301,13 @@ func runFailover(t *testing.T, wait int) failoverResult {
 		sentinels = append(sentinels, s)
 		addrs = append(addrs, s.addr)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range sentinels {
+				t.Logf("sentinel %s:\n%s", s.addr, s.out)
+			}
+		}
+	})
 	// Every sentinel must know the replica and the two other sentinels
 	// (they find each other through the primary) before the kill.
 	waitFor(t, 30*time.Second, "sentinels know each other and the replica", func() bool {
@@ -479,7 +486,6 @@ func runFailover(t *testing.T, wait int) failoverResult {
 	if info := replicationInfo(ctx, old); info["role"] != "slave" {
 		t.Errorf("old primary is %s after rejoining", info["role"])
 	}
-	_ = sentinels
 	return r
 }
 

@@ -306,6 +306,12 @@ func (s *Store) Create(ctx context.Context, sub *gateway.Submission, idem Idempo
 			if len(reply) < 2 {
 				return nil, false, unavailable(errors.New("create: short reply"))
 			}
+			if werr != nil {
+				// A replay shows the receipt the first request could not:
+				// it too needs the replicas' WAIT (with none attached, e.g.
+				// just after a failover, it was a receipt held by one node).
+				return nil, false, werr
+			}
 			prev, err := s.Get(ctx, reply[1])
 			if err != nil {
 				return nil, false, err

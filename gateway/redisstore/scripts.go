@@ -43,6 +43,14 @@ import (
 // this check a re-run answered "id", the caller drew a new id and one
 // request became two submissions, both delivered.)
 //
+// A re-run and a replay ("dup") each rewrite one field with the value it
+// has: WAIT (GATEWAY_REDIS_WAIT_REPLICAS) counts the replicas that have
+// every write made on its own connection, and a receipt shown from a call
+// that wrote nothing would wait for nothing (the first run's write may have
+// gone out on another connection, of this or another gateway process). The
+// rewrite comes after that write in the replication stream, so the WAIT
+// that follows covers it.
+//
 // The script text is wrapped by withReceivedEvent, which in the same step
 // writes the submission.received webhook event and the record's "np"
 // field (does the owner have notification preferences); its three keys
@@ -53,6 +61,7 @@ var createScript = redis.NewScript(withReceivedEvent(`
 local mine = redis.call('HGET', KEYS[1], 'reference')
 if mine then
   if mine == ARGV[11] then
+    redis.call('HSET', KEYS[1], 'reference', mine) -- a write for WAIT (above)
     return {'ok'}
   end
   return {'id'}
@@ -61,6 +70,7 @@ if ARGV[1] == '1' then
   local prev = redis.call('HMGET', KEYS[5], 'id', 'body')
   if prev[1] and redis.call('EXISTS', ARGV[4] .. prev[1]) == 1 then
     if prev[2] == ARGV[2] then
+      redis.call('HSET', KEYS[5], 'id', prev[1]) -- a write for WAIT (above)
       return {'dup', prev[1]}
     end
     return {'mismatch'}

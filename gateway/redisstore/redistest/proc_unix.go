@@ -8,8 +8,10 @@ import (
 )
 
 var (
-	killSignal = syscall.SIGKILL
-	termSignal = syscall.SIGTERM
+	killSignal   = syscall.SIGKILL
+	termSignal   = syscall.SIGTERM
+	pauseSignal  = syscall.SIGSTOP
+	resumeSignal = syscall.SIGCONT
 )
 
 // setProcessGroup puts the server in its own process group, so a signal

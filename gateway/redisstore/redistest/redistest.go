@@ -169,6 +169,29 @@ func (s *Server) Kill() {
 	<-p.done
 }
 
+// Pause freezes the server (SIGSTOP) without ending it: its connections
+// stay open and it answers nothing, as a replica that has fallen behind or
+// a node that hangs. Resume (SIGCONT) lets it go on. Unix only.
+func (s *Server) Pause() {
+	if p := s.running(); p != nil {
+		p.signalGroup(pauseSignal)
+	}
+}
+
+// Resume continues a paused server.
+func (s *Server) Resume() {
+	if p := s.running(); p != nil {
+		p.signalGroup(resumeSignal)
+	}
+}
+
+// running is the server's process, nil when it is not running.
+func (s *Server) running() *process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
 // Stop asks the server to shut down (SIGTERM, which flushes the append-only
 // file) and waits; after 10 seconds it kills it.
 func (s *Server) Stop() {

@@ -20,7 +20,7 @@ func main() {
 	if len(os.Args) != 3 {
 		log.Fatal("usage: floorproxy <listen addr> <upstream host:port>")
 	}
-	up := &fasthttp.HostClient{Addr: os.Args[2], StreamResponseBody: true, MaxConns: 512,
+	up := &fasthttp.HostClient{Addr: os.Args[2], StreamResponseBody: true, MaxResponseBodySize: 64 << 10, MaxConns: 512,
 		MaxIdleConnDuration: 60 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second,
 		DisableHeaderNamesNormalizing: true, DisablePathNormalizing: true, NoDefaultUserAgentHeader: true}
 	srv := &fasthttp.Server{

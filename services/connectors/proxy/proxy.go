@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -107,8 +108,12 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 		client: &fasthttp.HostClient{
 			Addr: host, IsTLS: tls, Name: "servicegateway",
 			// Stream answers through: a large download is never held
-			// whole in the gateway.
+			// whole in the gateway. An answer of a declared length up to
+			// MaxResponseBodySize is read whole (one pooled buffer), a
+			// longer one streamed: without the limit fasthttp reads any
+			// answer with a Content-Length whole before streaming it.
 			StreamResponseBody:            true,
+			MaxResponseBodySize:           StreamAbove,
 			MaxConns:                      512,
 			MaxIdleConnDuration:           60 * time.Second, // keep-alive to the upstream
 			MaxConnWaitTimeout:            timeout,
@@ -124,6 +129,10 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	}
 	return p, nil
 }
+
+// StreamAbove is the size of an answer (by its Content-Length) above which
+// it is streamed rather than read whole; chunked answers always stream.
+const StreamAbove = 64 << 10
 
 // Proxy forwards requests under its prefix to the upstream e-service.
 type Proxy struct {
@@ -155,21 +164,29 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 
 // Forward sends c's request to the upstream, with the path below the prefix
 // appended to the upstream's base path, and answers with the upstream's
-// answer, its body streamed. The caller has removed and set identity
-// headers; Forward removes the hop-by-hop headers both ways.
-func (p *Proxy) Forward(c *fiber.Ctx) error {
+// answer, its body streamed. client is the client's address as the
+// gateway resolved it (behind trusted proxies, not what the client wrote
+// in X-Forwarded-For), sent on as X-Forwarded-For; an invalid one sends
+// none. The caller has removed and set identity headers; Forward removes
+// the hop-by-hop headers both ways. It allocates nothing of its own.
+func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr) error {
 	req, resp := c.Request(), c.Response()
-	path := c.Path()
-	rest := strings.TrimPrefix(path, strings.TrimSuffix(p.prefix, "/"))
+	rest := strings.TrimPrefix(strings.TrimPrefix(c.Path(), p.prefix[:len(p.prefix)-1]), "/")
+	var buf [256]byte // the path and the client's address, on the stack unless long
+	path := append(append(append(buf[:0], p.base...), '/'), rest...)
 	uri := req.URI()
-	uri.SetPath(p.base + "/" + strings.TrimPrefix(rest, "/"))
+	uri.SetPathBytes(path)
 	uri.SetScheme("http")
 	uri.SetHost(p.host)
 	req.SetHost(p.host)
 	stripHopByHop(&req.Header)
-	req.Header.Set(fiber.HeaderXForwardedFor, c.IP())
+	if client.IsValid() {
+		req.Header.SetBytesV(fiber.HeaderXForwardedFor, client.AppendTo(buf[:0]))
+	} else {
+		req.Header.Del(fiber.HeaderXForwardedFor)
+	}
 	req.Header.Set(fiber.HeaderXForwardedProto, c.Protocol())
-	req.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(p.prefix, "/"))
+	req.Header.Set("X-Forwarded-Prefix", p.prefix[:len(p.prefix)-1])
 	// The client resets the answer: keep the cookies the gateway set
 	// before (a renewed session token).
 	var own []*fasthttp.Cookie

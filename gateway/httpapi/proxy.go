@@ -28,9 +28,10 @@ type Upstream interface {
 	Audience() string       // the identity token's audience
 	IdentityHeader() string // the request header that carries it
 	// Forward sends the request on, with client (the client's address as
-	// the gateway resolved it) in X-Forwarded-For, and answers with the
+	// the gateway resolved it) in X-Forwarded-For and proto (the scheme
+	// the client used) in X-Forwarded-Proto, and answers with the
 	// e-service's answer.
-	Forward(c *fiber.Ctx, client netip.Addr) error
+	Forward(c *fiber.Ctx, client netip.Addr, proto string) error
 }
 
 // IdentitySigner signs identity tokens and publishes their keys;
@@ -105,6 +106,22 @@ func (s *Server) underProxy(path string) bool {
 	return false
 }
 
+// clientScheme is the scheme the client used: TLS here, or what a trusted
+// proxy says (fiber's c.Protocol(), which reads X-Forwarded-Proto and its
+// kin only from a trusted proxy, but formats the peer's address to look it
+// up: asked only when the peer is one).
+func (s *Server) clientScheme(c *fiber.Ctx) string {
+	if c.Context().IsTLS() {
+		return "https"
+	}
+	if len(s.trusted) > 0 {
+		if peer, ok := netip.AddrFromSlice(c.Context().RemoteIP()); ok && s.isTrusted(peer.Unmap()) {
+			return c.Protocol()
+		}
+	}
+	return "http"
+}
+
 // stripIdentity removes the identity headers a client may have sent:
 // header (the service's) and identityHeaders, in any letter case.
 func stripIdentity(h *fasthttp.RequestHeader, header string) {
@@ -177,7 +194,7 @@ func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 			s.setClientAddress(c, client) // the visitor, as the clientAddress middleware would have it
 			s.trackStart(c, svc)          // the e-service's entry page: viewed and started
 		}
-		return up.Forward(c, client)
+		return up.Forward(c, client, s.clientScheme(c))
 	}
 }
 

@@ -152,10 +152,10 @@ func TestProxyStripsAndForwards(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name, trusted, xff, want string
+		name, trusted, xff, want, wantProto string
 	}{
-		{"direct peer, forged header ignored", "", "203.0.113.9", "0.0.0.0"},
-		{"behind a trusted proxy", "0.0.0.0/32", "203.0.113.9, 198.51.100.4", "198.51.100.4"},
+		{"direct peer, forged headers ignored", "", "203.0.113.9", "0.0.0.0", "http"},
+		{"behind a trusted proxy", "0.0.0.0/32", "203.0.113.9, 198.51.100.4", "198.51.100.4", "https"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			deps, _, _ := baseDeps(t)
@@ -172,6 +172,7 @@ func TestProxyStripsAndForwards(t *testing.T) {
 			req.Header.Set("X-FORWARDED-USER", "forged")
 			req.Header.Set("Remote-User", "forged")
 			req.Header.Set("X-Forwarded-For", tc.xff)
+			req.Header.Set("X-Forwarded-Proto", "https")
 			req.Header.Set("Cookie", "a=1; gw_session=s; __Host-gw_csrf=c; gw_login=l; nameless; gw_x=1; b=2; gw_session=again")
 			res, err := app.Test(req, -1)
 			if err != nil {
@@ -195,6 +196,9 @@ func TestProxyStripsAndForwards(t *testing.T) {
 			}
 			if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != tc.want {
 				t.Errorf("X-Forwarded-For at the upstream: %q, want %q", got, tc.want)
+			}
+			if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tc.wantProto {
+				t.Errorf("X-Forwarded-Proto at the upstream: %q, want %q", got, tc.wantProto)
 			}
 		})
 	}

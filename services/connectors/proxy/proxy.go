@@ -166,10 +166,10 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 // appended to the upstream's base path, and answers with the upstream's
 // answer, its body streamed. client is the client's address as the
 // gateway resolved it (behind trusted proxies, not what the client wrote
-// in X-Forwarded-For), sent on as X-Forwarded-For; an invalid one sends
-// none. The caller has removed and set identity headers; Forward removes
+// in X-Forwarded-For), sent on as X-Forwarded-For (an invalid one sends
+// none), proto the scheme the client used, as X-Forwarded-Proto. The caller has removed and set identity headers; Forward removes
 // the hop-by-hop headers both ways. It allocates nothing of its own.
-func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr) error {
+func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr, proto string) error {
 	req, resp := c.Request(), c.Response()
 	rest := strings.TrimPrefix(strings.TrimPrefix(c.Path(), p.prefix[:len(p.prefix)-1]), "/")
 	var buf [256]byte // the path and the client's address, on the stack unless long
@@ -185,7 +185,7 @@ func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr) error {
 	} else {
 		req.Header.Del(fiber.HeaderXForwardedFor)
 	}
-	req.Header.Set(fiber.HeaderXForwardedProto, c.Protocol())
+	req.Header.Set(fiber.HeaderXForwardedProto, proto)
 	req.Header.Set("X-Forwarded-Prefix", p.prefix[:len(p.prefix)-1])
 	// The client resets the answer: keep the cookies the gateway set
 	// before (a renewed session token).

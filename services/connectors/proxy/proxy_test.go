@@ -59,6 +59,7 @@ func upstream(t testing.TB) *httptest.Server {
 		w.Header().Set("X-Seen-Secret", r.Header.Get("X-Secret"))
 		w.Header().Set("X-Seen-Prefix", r.Header.Get("X-Forwarded-Prefix"))
 		w.Header().Set("X-Seen-For", strings.Join(r.Header.Values("X-Forwarded-For"), "|"))
+		w.Header().Set("X-Seen-Proto", strings.Join(r.Header.Values("X-Forwarded-Proto"), "|"))
 		w.Header().Set("X-Seen-Connection", r.Header.Get("Connection")+"|"+r.Header.Get("Te")+"|"+r.Header.Get("Upgrade")+"|"+r.Header.Get("Proxy-Authorization"))
 		w.Header().Set("Keep-Alive", "timeout=5")
 		http.SetCookie(w, &http.Cookie{Name: "app", Value: "1", Path: "/"})
@@ -77,7 +78,7 @@ func gatewayWith(t testing.TB, p *Proxy) string {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, BodyLimit: 1 << 20})
 	app.All(p.Prefix()+"*", func(c *fiber.Ctx) error {
 		c.Cookie(&fiber.Cookie{Name: "gw_session", Value: "renewed", Path: "/", HTTPOnly: true}) // as the authentication does
-		return p.Forward(c, forwardedFor)
+		return p.Forward(c, forwardedFor, "https")
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -124,7 +125,8 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	req, _ := http.NewRequest("POST", gw+"/e/demo/a/b?q=1", strings.NewReader("hello"))
 	req.Header.Set("Connection", "X-Secret")
 	req.Header.Set("X-Secret", "hop")
-	req.Header.Set("X-Forwarded-For", "203.0.113.9") // the client's own claim
+	req.Header.Set("X-Forwarded-For", "203.0.113.9") // the client's own claims
+	req.Header.Set("X-Forwarded-Proto", "gopher")
 	req.Header.Set("Te", "trailers")
 	req.Header.Set("Upgrade", "h2c")
 	req.Header.Set("Proxy-Authorization", "Basic eDp5")
@@ -139,6 +141,9 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	}
 	if got := res.Header.Get("X-Seen-For"); got != forwardedFor.String() {
 		t.Errorf("X-Forwarded-For at the upstream: %q, want only the address the gateway resolved (%s)", got, forwardedFor)
+	}
+	if got := res.Header.Get("X-Seen-Proto"); got != "https" {
+		t.Errorf("X-Forwarded-Proto at the upstream: %q, want the scheme the gateway says (https)", got)
 	}
 	if got := res.Header.Get("X-Seen-Connection"); got != "|||" {
 		t.Errorf("hop-by-hop headers reached the upstream (Connection|Te|Upgrade|Proxy-Authorization): %q", got)

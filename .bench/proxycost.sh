@@ -148,9 +148,17 @@ for tool in $TOOLS; do
       curl -s "${HDR[@]}" --config "$W/$t"
       sleep 0.5
       kill -INT $SP; wait $SP 2>/dev/null || true
+      t0=$(date +%s%N)
+      strace -c -f -p "$PID" -o "$W/strace.$t.idle" & SP=$! # no requests: the background, per second
+      sleep 3
+      kill -INT $SP; wait $SP 2>/dev/null || true
+      secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN{print (b-a)/1e9}')
       stop
       printf '%-16s syscalls/request:' "$t"
-      awk -v n="$N" '$4 ~ /^[0-9]+$/ && $NF != "total" {e = (NF == 6) ? sprintf(" (%.2f failed)", $5/n) : ""; printf " %s %.2f%s", $NF, $4/n, e} $NF == "total" {printf " | total %.2f", $4/n}' "$W/strace.$t"
+      awk -v n="$N" '$4 ~ /^[0-9]+$/ && $NF != "total" && $4/n >= 0.01 {e = (NF == 6) ? sprintf(" (%.2f failed)", $5/n) : ""; printf " %s %.2f%s", $NF, $4/n, e} $NF == "total" {printf " | total %.2f", $4/n}' "$W/strace.$t"
+      echo
+      printf '%-16s idle, syscalls/second:' "$t"
+      awk -v s="$secs" '$4 ~ /^[0-9]+$/ && $NF != "total" && $4/s >= 1 {printf " %s %.0f", $NF, $4/s} $NF == "total" {printf " | total %.0f", $4/s}' "$W/strace.$t.idle"
       echo
       ;;
     esac

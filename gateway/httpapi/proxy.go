@@ -123,12 +123,52 @@ func (s *Server) clientScheme(c *fiber.Ctx) string {
 }
 
 // stripIdentity removes the identity headers a client may have sent:
-// header (the service's) and identityHeaders, in any letter case.
+// header (the service's) and identityHeaders, in any letter case. A
+// request rarely has any: one pass over the headers finds which, and only
+// those are deleted (a Del normalizes its name and scans every header).
 func stripIdentity(h *fasthttp.RequestHeader, header string) {
-	h.Del(header)
-	for _, n := range identityHeaders {
-		h.Del(n)
+	var found uint32
+	h.VisitAll(func(k, _ []byte) {
+		if equalFoldASCII(k, header) {
+			found |= 1 << len(identityHeaders)
+		}
+		for i, n := range identityHeaders {
+			if equalFoldASCII(k, n) {
+				found |= 1 << i
+			}
+		}
+	})
+	if found == 0 {
+		return
 	}
+	if found&(1<<len(identityHeaders)) != 0 {
+		h.Del(header)
+	}
+	for i, n := range identityHeaders {
+		if found&(1<<i) != 0 {
+			h.Del(n)
+		}
+	}
+}
+
+// equalFoldASCII compares b and s with ASCII letters in either case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // stripOwnCookies removes the gateway's own cookies (session, CSRF,

@@ -215,17 +215,14 @@ func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr, proto string) error {
 			resp.Header.Set(fiber.HeaderLocation, p.prefix)
 		}
 	}
-	resp.Header.Del(fiber.HeaderConnection)
-	for _, h := range hopByHop[1:] {
-		if h != "Transfer-Encoding" { // fasthttp frames the answer itself
-			resp.Header.Del(h)
-		}
-	}
+	stripResponseHopByHop(&resp.Header)
 	return nil
 }
 
 // stripHopByHop removes the hop-by-hop headers and those the Connection
-// header names.
+// header names. A request rarely has any of them: one pass over the
+// headers finds which, and only those are deleted (a Del normalizes its
+// name and scans every header).
 func stripHopByHop(h *fasthttp.RequestHeader) {
 	if conn := h.Peek(fiber.HeaderConnection); len(conn) > 0 { // most requests have none or "keep-alive"
 		for _, name := range strings.Split(string(conn), ",") {
@@ -234,7 +231,57 @@ func stripHopByHop(h *fasthttp.RequestHeader) {
 			}
 		}
 	}
-	for _, n := range hopByHop {
-		h.Del(n)
+	var found uint32
+	h.VisitAll(func(k, _ []byte) { found |= namedIn(k, hopByHop) })
+	delFound(h.Del, found, hopByHop)
+}
+
+// responseHopByHop are the hop-by-hop headers of an answer that Forward
+// removes (Transfer-Encoding stays: fasthttp frames the answer itself).
+var responseHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	var found uint32
+	h.VisitAll(func(k, _ []byte) { found |= namedIn(k, responseHopByHop) })
+	delFound(h.Del, found, responseHopByHop)
+}
+
+// namedIn is the bit of name's place in names (at most 32), in any letter
+// case; 0 if it is not there.
+func namedIn(name []byte, names []string) uint32 {
+	for i, n := range names {
+		if len(n) == len(name) && equalFoldASCII(name, n) {
+			return 1 << i
+		}
 	}
+	return 0
+}
+
+func delFound(del func(string), found uint32, names []string) {
+	for i, n := range names {
+		if found&(1<<i) != 0 {
+			del(n)
+		}
+	}
+}
+
+// equalFoldASCII compares b and s with ASCII letters in either case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

@@ -11,9 +11,11 @@
 #   .bench/proxycost.sh                  # N=2000, both tools
 #   N=5000 TOOLS=strace TARGETS="floor gateway-open" .bench/proxycost.sh
 #   KEEP=/tmp/cg .bench/proxycost.sh     # keep the callgrind.out files there
+#   TOOLS=perf .bench/proxycost.sh       # perf samples (cpu-clock) by symbol under wrk at
+#                                        # .bench/proxy.sh's rate, target on CPU 0, wrk on CPU 1
 #   REV=main .bench/proxycost.sh         # the gateway and floor of another git revision
 #
-# Needs nginx, redis-server, valgrind, strace, curl.
+# Needs nginx, redis-server, valgrind, strace, curl (perf, wrk, taskset for TOOLS=perf).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-2000}
@@ -138,6 +140,35 @@ for tool in $TOOLS; do
       ir=$(awk '/^summary:/{print $2}' "$f")
       printf '%-16s %10.0f instructions/request\n' "$t" "$(echo "$ir / $N" | bc -l)"
       [ -n "$KEEP" ] && mkdir -p "$KEEP" && cp "$f" "$KEEP/callgrind.out.$t"
+      ;;
+    perf) # where the CPU goes at the rate of .bench/proxy.sh: samples by symbol, kernel ([k]) and user, under wrk
+      start none "$t"
+      prep "$t"
+      taskset -a -p -c 0 "$PID" >/dev/null
+      printf 'function delay() return 5 end\n' >"$W/delay.lua"
+      taskset -c 1 wrk -t1 -c16 -d2s -s "$W/delay.lua" ${HDR[@]:+-H "${HDR[1]}"} "$URL" >/dev/null
+      perf record -q -e cpu-clock -F 10000 -p "$PID" -o "$W/perf.$t" -- sleep 8 >/dev/null 2>&1 &
+      PP=$!
+      out=$(taskset -c 1 wrk -t1 -c16 -d8s -s "$W/delay.lua" ${HDR[@]:+-H "${HDR[1]}"} "$URL")
+      wait $PP || true
+      stop
+      reqs=$(echo "$out" | awk '/requests in/{print $1}')
+      samples=$(perf report -i "$W/perf.$t" --stdio 2>/dev/null | awk '/^# Samples:/{print $3; exit}')
+      echo "$t: $(echo "$out" | awk '/Requests\/sec/{print $2}') requests/s, $(awk -v s="$samples" -v n="$reqs" 'BEGIN{printf "%.1f", s*100/n}') us CPU/request (perf samples); by group, then the top symbols"
+      perf report -i "$W/perf.$t" --stdio --no-children --sort sym 2>/dev/null | awk '/^ *[0-9.]+%/ {
+          p = $1; sub("%", "", p); sym = $3; for (i = 4; i <= NF; i++) sym = sym " " $i
+          g = "other user"
+          if ($2 == "[k]") g = "kernel"
+          else if (sym ~ /^runtime\.|^internal\/runtime|^gcWriteBarrier|^aeshash|^memeqbody|^indexbytebody|^cmpbody/) g = "go runtime"
+          else if (sym ~ /servicegateway/) g = "gateway code"
+          else if (sym ~ /gofiber/) g = "fiber"
+          else if (sym ~ /fasthttp/) g = "fasthttp"
+          else if (sym ~ /^syscall\.|^internal\/poll|^net\.|^os\./) g = "go net/syscall"
+          else if (sym ~ /prometheus/) g = "prometheus"
+          else if (sym ~ /^log\/slog/) g = "slog"
+          else if (sym ~ /^crypto|^hash|^encoding/) g = "crypto/encoding"
+          share[g] += p; n++; if (n <= 25) top = top sprintf("    %6.2f%% %s %s\n", p, $2, sym) }
+        END { for (g in share) printf "  %-16s %6.2f%%\n", g, share[g] | "sort -k2 -rn"; close("sort -k2 -rn"); printf "%s", top }'
       ;;
     strace)
       start none "$t"

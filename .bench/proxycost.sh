@@ -153,8 +153,9 @@ for tool in $TOOLS; do
       wait $PP || true
       stop
       reqs=$(echo "$out" | awk '/requests in/{print $1}')
-      samples=$(perf report -i "$W/perf.$t" --stdio 2>/dev/null | awk '/^# Samples:/{print $3; exit}')
-      echo "$t: $(echo "$out" | awk '/Requests\/sec/{print $2}') requests/s, $(awk -v s="$samples" -v n="$reqs" 'BEGIN{printf "%.1f", s*100/n}') us CPU/request (perf samples); by group, then the top symbols"
+      # Shares only: perf -p does not follow every thread a Go program
+      # starts later, so its sample count is no measure of CPU per request.
+      echo "$t: $(echo "$out" | awk '/Requests\/sec/{print $2}') requests/s, $reqs requests; share of the samples by group, then the top symbols"
       perf report -i "$W/perf.$t" --stdio --no-children --sort sym 2>/dev/null | awk '/^ *[0-9.]+%/ {
           p = $1; sub("%", "", p); sym = $3; for (i = 4; i <= NF; i++) sym = sym " " $i
           g = "other user"

@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -116,19 +115,32 @@ func (s *IdentitySigner) Sign(p *gateway.Principal, audience string) (string, er
 	if p == nil {
 		return "", errors.New("auth: no principal to sign for")
 	}
-	roles := make([]string, len(p.Roles))
-	for i, r := range p.Roles {
-		roles[i] = string(r)
+	// The cache key is built on the stack and looked up without a copy:
+	// a token reused costs no allocation.
+	var keyBuf [256]byte
+	key := append(keyBuf[:0], audience...)
+	for _, f := range [...]string{p.Subject, p.Personnummer, p.Name, p.Assurance.String()} {
+		key = append(append(key, 0), f...)
 	}
-	cacheKey := strings.Join([]string{audience, p.Subject, p.Personnummer, p.Name, p.Assurance.String(), strings.Join(roles, ",")}, "\x00")
+	key = append(key, 0)
+	for i, r := range p.Roles {
+		if i > 0 {
+			key = append(key, ',')
+		}
+		key = append(key, r...)
+	}
 	now := s.now()
 	s.mu.Lock()
-	if t, ok := s.cache[cacheKey]; ok && now.Before(t.until) {
+	if t, ok := s.cache[string(key)]; ok && now.Before(t.until) {
 		s.mu.Unlock()
 		return t.token, nil
 	}
 	s.mu.Unlock()
 
+	roles := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
+		roles[i] = string(r)
+	}
 	claims := IdentityClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: s.issuer, Subject: p.Subject, Audience: jwt.ClaimStrings{audience},
@@ -147,7 +159,7 @@ func (s *IdentitySigner) Sign(p *gateway.Principal, audience string) (string, er
 	if len(s.cache) >= maxCachedTokens {
 		clear(s.cache)
 	}
-	s.cache[cacheKey] = cachedToken{token: signed, until: now.Add(IdentityTokenLife / 2)}
+	s.cache[string(key)] = cachedToken{token: signed, until: now.Add(IdentityTokenLife / 2)}
 	s.mu.Unlock()
 	return signed, nil
 }

@@ -80,7 +80,7 @@ type Sessions struct {
 	Watch SessionWatch
 
 	cache sessionCache
-	macs  sync.Pool // hash.Hash: HMAC-SHA256 with Key
+	macs  sync.Pool // *macState: HMAC-SHA256 with Key
 }
 
 // SessionWatch tells a process when sessions end in the shared store.
@@ -277,34 +277,71 @@ func (m *Sessions) token(id string) string {
 	return body + "." + m.mac(body)
 }
 
-func (m *Sessions) mac(body string) string {
-	h, _ := m.macs.Get().(hash.Hash)
-	if h == nil {
-		h = hmac.New(sha256.New, m.Key)
+// macState is a pooled HMAC with the buffers it writes to and from: an
+// HMAC is made for every signed-in request, with no allocation.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+	out [43]byte // base64 (raw URL) of sum
+}
+
+// macOf computes the HMAC of body into st.out.
+func (m *Sessions) macOf(body string) *macState {
+	st, _ := m.macs.Get().(*macState)
+	if st == nil {
+		st = &macState{h: hmac.New(sha256.New, m.Key)}
 	}
-	h.Reset()
-	h.Write([]byte(body))
-	var sum [sha256.Size]byte
-	out := base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
-	m.macs.Put(h) // an HMAC is made for every signed-in request: keep them
+	st.h.Reset()
+	st.in = append(st.in[:0], body...)
+	st.h.Write(st.in)
+	base64.RawURLEncoding.Encode(st.out[:], st.h.Sum(st.sum[:0]))
+	return st
+}
+
+func (m *Sessions) mac(body string) string {
+	st := m.macOf(body)
+	out := string(st.out[:])
+	m.macs.Put(st)
 	return out
 }
 
+// parse checks a cookie token, v1.<id>.<expiry>.<HMAC>, and returns its
+// session id and expiry. It allocates nothing (it runs on every
+// signed-in request).
 func (m *Sessions) parse(token string) (id string, exp time.Time, ok bool) {
 	if len(token) > 200 || len(m.Key) < 32 {
 		return "", time.Time{}, false
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 4 || parts[0] != "v1" || len(parts[1]) != 43 {
+	rest, v1 := strings.CutPrefix(token, "v1.")
+	id, rest, ok1 := strings.Cut(rest, ".")
+	expiry, sent, ok2 := strings.Cut(rest, ".")
+	if !v1 || !ok1 || !ok2 || len(id) != 43 || strings.Contains(sent, ".") {
 		return "", time.Time{}, false
 	}
-	body := strings.Join(parts[:3], ".")
-	if !hmac.Equal([]byte(parts[3]), []byte(m.mac(body))) {
+	st := m.macOf(token[:len(token)-len(sent)-1])
+	good := constantTimeEqual(st.out[:], sent)
+	m.macs.Put(st)
+	if !good {
 		return "", time.Time{}, false
 	}
-	secs, err := strconv.ParseInt(parts[2], 10, 64)
+	secs, err := strconv.ParseInt(expiry, 10, 64)
 	if err != nil {
 		return "", time.Time{}, false
 	}
-	return parts[1], time.Unix(secs, 0), true
+	return id, time.Unix(secs, 0), true
+}
+
+// constantTimeEqual is subtle.ConstantTimeCompare of a and b, without
+// converting b (the conversion of a string longer than 32 bytes
+// allocates).
+func constantTimeEqual(a []byte, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := range a {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
 }

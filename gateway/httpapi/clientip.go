@@ -119,11 +119,18 @@ func clientKey(a netip.Addr) string {
 }
 
 // clientAddress is the middleware that works out the client's address.
+// The proxied prefixes (proxy.go), routed before it, resolve it
+// themselves, and keep it only where they need the key.
 func (s *Server) clientAddress() fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		c.Locals(localsClientIP, clientKey(s.resolveClient(c)))
+		s.setClientAddress(c, s.resolveClient(c))
 		return c.Next()
 	}
+}
+
+// setClientAddress keeps a resolved address for clientIP.
+func (s *Server) setClientAddress(c *fiber.Ctx, a netip.Addr) {
+	c.Locals(localsClientIP, clientKey(a))
 }
 
 // clientIP is the client's address as a key (IPv6 grouped by /64), for

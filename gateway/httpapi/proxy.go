@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
+	"net/netip"
 	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/kommun/servicegateway/gateway"
 )
@@ -24,7 +27,11 @@ type Upstream interface {
 	Prefix() string
 	Audience() string       // the identity token's audience
 	IdentityHeader() string // the request header that carries it
-	Forward(c *fiber.Ctx) error
+	// Forward sends the request on, with client (the client's address as
+	// the gateway resolved it) in X-Forwarded-For and proto (the scheme
+	// the client used) in X-Forwarded-Proto, and answers with the
+	// e-service's answer.
+	Forward(c *fiber.Ctx, client netip.Addr, proto string) error
 }
 
 // IdentitySigner signs identity tokens and publishes their keys;
@@ -99,6 +106,106 @@ func (s *Server) underProxy(path string) bool {
 	return false
 }
 
+// clientScheme is the scheme the client used: TLS here, or what a trusted
+// proxy says (fiber's c.Protocol(), which reads X-Forwarded-Proto and its
+// kin only from a trusted proxy, but formats the peer's address to look it
+// up: asked only when the peer is one).
+func (s *Server) clientScheme(c *fiber.Ctx) string {
+	if c.Context().IsTLS() {
+		return "https"
+	}
+	if len(s.trusted) > 0 {
+		if peer, ok := netip.AddrFromSlice(c.Context().RemoteIP()); ok && s.isTrusted(peer.Unmap()) {
+			return c.Protocol()
+		}
+	}
+	return "http"
+}
+
+// stripIdentity removes the identity headers a client may have sent:
+// header (the service's) and identityHeaders, in any letter case. A
+// request rarely has any: one pass over the headers finds which, and only
+// those are deleted (a Del normalizes its name and scans every header).
+func stripIdentity(h *fasthttp.RequestHeader, header string) {
+	var found uint32
+	h.VisitAll(func(k, _ []byte) {
+		if equalFoldASCII(k, header) {
+			found |= 1 << len(identityHeaders)
+		}
+		for i, n := range identityHeaders {
+			if equalFoldASCII(k, n) {
+				found |= 1 << i
+			}
+		}
+	})
+	if found == 0 {
+		return
+	}
+	if found&(1<<len(identityHeaders)) != 0 {
+		h.Del(header)
+	}
+	for i, n := range identityHeaders {
+		if found&(1<<i) != 0 {
+			h.Del(n)
+		}
+	}
+}
+
+// equalFoldASCII compares b and s with ASCII letters in either case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// stripOwnCookies removes the gateway's own cookies (session, CSRF,
+// sign-in: gw_ and __Host-gw_) from the request: they stay here. The
+// others are written back in one pass, on the stack unless they are long:
+// linear in the header, whatever the number of cookies, and nothing
+// allocated for a usual Cookie header.
+func stripOwnCookies(h *fasthttp.RequestHeader) {
+	own := false
+	h.VisitAllCookie(func(k, _ []byte) { own = own || ownCookie(k) })
+	if !own {
+		return
+	}
+	var buf [512]byte
+	kept := buf[:0]
+	h.VisitAllCookie(func(k, v []byte) {
+		if ownCookie(k) {
+			return
+		}
+		if len(kept) > 0 {
+			kept = append(kept, "; "...)
+		}
+		if len(k) > 0 { // as fasthttp writes them: a cookie without a name is its value alone
+			kept = append(append(kept, k...), '=')
+		}
+		kept = append(kept, v...)
+	})
+	h.DelAllCookies()
+	if len(kept) > 0 {
+		h.SetBytesV(fiber.HeaderCookie, kept)
+	}
+}
+
+func ownCookie(name []byte) bool {
+	return bytes.HasPrefix(name, []byte("gw_")) || bytes.HasPrefix(name, []byte("__Host-gw_"))
+}
+
 func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 	header := up.IdentityHeader()
 	bare := strings.TrimSuffix(svc.Prefix, "/")
@@ -107,20 +214,8 @@ func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 			return c.Redirect(svc.Prefix, fiber.StatusMovedPermanently)
 		}
 		h := &c.Request().Header
-		h.Del(header)
-		for _, n := range identityHeaders {
-			h.Del(n)
-		}
-		// The gateway's own cookies (session, CSRF, sign-in) stay here.
-		var own []string
-		h.VisitAllCookie(func(k, _ []byte) {
-			if name := string(k); strings.HasPrefix(name, "gw_") || strings.HasPrefix(name, "__Host-gw_") {
-				own = append(own, name)
-			}
-		})
-		for _, name := range own {
-			h.DelCookie(name)
-		}
+		stripIdentity(h, header)
+		stripOwnCookies(h)
 
 		p := principal(c)
 		if !p.Satisfies(svc.Assurance) {
@@ -133,11 +228,13 @@ func (s *Server) proxyHandler(svc *gateway.Service, up Upstream) fiber.Handler {
 			}
 			h.Set(header, tok)
 		}
+		client := s.resolveClient(c)
 		if c.Method() == fiber.MethodGet && c.Path() == svc.Prefix {
-			pickLanguage(c)      // counted by language, as every other service (no page middleware here)
-			s.trackStart(c, svc) // the e-service's entry page: viewed and started
+			pickLanguage(c)               // counted by language, as every other service (no page middleware here)
+			s.setClientAddress(c, client) // the visitor, as the clientAddress middleware would have it
+			s.trackStart(c, svc)          // the e-service's entry page: viewed and started
 		}
-		return up.Forward(c)
+		return up.Forward(c, client, s.clientScheme(c))
 	}
 }
 

@@ -129,3 +129,77 @@ func TestProxiedEntryPageCountedByLanguage(t *testing.T) {
 		t.Errorf("entry page views in Swedish: %d, want 0", v)
 	}
 }
+
+// What a proxied e-service receives: no identity header a client sent (in
+// any letter case), none of the gateway's cookies however many there are
+// (the others in their order), and in X-Forwarded-For the client's
+// address as the gateway resolves it: behind a trusted proxy the first
+// untrusted hop from the right, never what the client wrote on the left.
+func TestProxyStripsAndForwards(t *testing.T) {
+	var seen atomic.Pointer[http.Header]
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Clone()
+		seen.Store(&h)
+		io.WriteString(w, "upstream")
+	}))
+	defer up.Close()
+	conn, err := (&proxy.Settings{Prefix: "/e/book-premises/", Upstream: up.URL}).Provision(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewIdentitySigner(nil, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, trusted, xff, want, wantProto string
+	}{
+		{"direct peer, forged headers ignored", "", "203.0.113.9", "0.0.0.0", "http"},
+		{"behind a trusted proxy", "0.0.0.0/32", "203.0.113.9, 198.51.100.4", "198.51.100.4", "https"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deps, _, _ := baseDeps(t)
+			deps.Authenticate = testAuthenticate()
+			deps.Upstreams = map[string]httpapi.Upstream{"book-premises": conn.(*proxy.Proxy)}
+			deps.IdentityKeys = keys
+			if tc.trusted != "" {
+				deps.Config.TrustedProxies = []string{tc.trusted}
+			}
+			app := build(t, deps)
+			req := httptest.NewRequest("GET", "/e/book-premises/bookings", nil)
+			req.Header.Set("X-Test-Principal", "staff")
+			req.Header.Set("x-gateway-identity", "forged")
+			req.Header.Set("X-FORWARDED-USER", "forged")
+			req.Header.Set("Remote-User", "forged")
+			req.Header.Set("X-Forwarded-For", tc.xff)
+			req.Header.Set("X-Forwarded-Proto", "https")
+			req.Header.Set("Cookie", "a=1; gw_session=s; __Host-gw_csrf=c; gw_login=l; nameless; gw_x=1; b=2; gw_session=again")
+			res, err := app.Test(req, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			h := seen.Load()
+			if res.StatusCode != 200 || h == nil {
+				t.Fatalf("status %d, upstream reached: %v", res.StatusCode, h != nil)
+			}
+			if ids := h.Values("X-Gateway-Identity"); len(ids) != 1 || ids[0] == "forged" {
+				t.Errorf("identity headers at the upstream: %q, want the gateway's one", ids)
+			}
+			for _, n := range []string{"X-Forwarded-User", "Remote-User"} {
+				if v := h.Values(n); len(v) != 0 {
+					t.Errorf("%s reached the upstream: %q", n, v)
+				}
+			}
+			if got := h.Values("Cookie"); len(got) != 1 || got[0] != "a=1; nameless; b=2" {
+				t.Errorf("cookies at the upstream: %q, want \"a=1; nameless; b=2\"", got)
+			}
+			if got := h.Values("X-Forwarded-For"); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("X-Forwarded-For at the upstream: %q, want %q", got, tc.want)
+			}
+			if got := h.Values("X-Forwarded-Proto"); len(got) != 1 || got[0] != tc.wantProto {
+				t.Errorf("X-Forwarded-Proto at the upstream: %q, want %q", got, tc.wantProto)
+			}
+		})
+	}
+}

@@ -10,7 +10,6 @@ func (s *Server) routes(app *fiber.App) {
 		app.Use(s.Metrics.observe()) // outermost: sees the final status
 	}
 	app.Use(requestLog(s.Logger))
-	app.Use(s.clientAddress())
 	// Request bodies are streamed; only the upload routes read theirs as
 	// a stream (uploads.go), every other keeps the body limit.
 	app.Use(s.limitBody(streamedBody))
@@ -18,8 +17,10 @@ func (s *Server) routes(app *fiber.App) {
 	// their own: authentication only. Compression, the gateway's page
 	// headers and language are the e-service's business (an error page of
 	// the gateway's own gets them in proxy.go); the gateway's CSRF check
-	// is left to the e-service, whose forms it protects.
+	// is left to the e-service, whose forms it protects; the client's
+	// address is resolved by the proxy handler, which needs no key of it.
 	s.proxyRoutes(app)
+	app.Use(s.clientAddress())
 	app.Use(compress()) // gzip when the client accepts it (compress.go)
 	app.Use(securityHeaders(s.Config.Production))
 	app.Use(identityEncodingOnly())

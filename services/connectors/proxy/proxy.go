@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -107,8 +108,12 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 		client: &fasthttp.HostClient{
 			Addr: host, IsTLS: tls, Name: "servicegateway",
 			// Stream answers through: a large download is never held
-			// whole in the gateway.
+			// whole in the gateway. An answer of a declared length up to
+			// MaxResponseBodySize is read whole (one pooled buffer), a
+			// longer one streamed: without the limit fasthttp reads any
+			// answer with a Content-Length whole before streaming it.
 			StreamResponseBody:            true,
+			MaxResponseBodySize:           StreamAbove,
 			MaxConns:                      512,
 			MaxIdleConnDuration:           60 * time.Second, // keep-alive to the upstream
 			MaxConnWaitTimeout:            timeout,
@@ -124,6 +129,10 @@ func (s *Settings) Provision(getenv func(string) string) (gateway.Connector, err
 	}
 	return p, nil
 }
+
+// StreamAbove is the size of an answer (by its Content-Length) above which
+// it is streamed rather than read whole; chunked answers always stream.
+const StreamAbove = 64 << 10
 
 // Proxy forwards requests under its prefix to the upstream e-service.
 type Proxy struct {
@@ -155,21 +164,29 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 
 // Forward sends c's request to the upstream, with the path below the prefix
 // appended to the upstream's base path, and answers with the upstream's
-// answer, its body streamed. The caller has removed and set identity
-// headers; Forward removes the hop-by-hop headers both ways.
-func (p *Proxy) Forward(c *fiber.Ctx) error {
+// answer, its body streamed. client is the client's address as the
+// gateway resolved it (behind trusted proxies, not what the client wrote
+// in X-Forwarded-For), sent on as X-Forwarded-For (an invalid one sends
+// none), proto the scheme the client used, as X-Forwarded-Proto. The caller has removed and set identity headers; Forward removes
+// the hop-by-hop headers both ways. It allocates nothing of its own.
+func (p *Proxy) Forward(c *fiber.Ctx, client netip.Addr, proto string) error {
 	req, resp := c.Request(), c.Response()
-	path := c.Path()
-	rest := strings.TrimPrefix(path, strings.TrimSuffix(p.prefix, "/"))
+	rest := strings.TrimPrefix(strings.TrimPrefix(c.Path(), p.prefix[:len(p.prefix)-1]), "/")
+	var buf [256]byte // the path and the client's address, on the stack unless long
+	path := append(append(append(buf[:0], p.base...), '/'), rest...)
 	uri := req.URI()
-	uri.SetPath(p.base + "/" + strings.TrimPrefix(rest, "/"))
+	uri.SetPathBytes(path)
 	uri.SetScheme("http")
 	uri.SetHost(p.host)
 	req.SetHost(p.host)
 	stripHopByHop(&req.Header)
-	req.Header.Set(fiber.HeaderXForwardedFor, c.IP())
-	req.Header.Set(fiber.HeaderXForwardedProto, c.Protocol())
-	req.Header.Set("X-Forwarded-Prefix", strings.TrimSuffix(p.prefix, "/"))
+	if client.IsValid() {
+		req.Header.SetBytesV(fiber.HeaderXForwardedFor, client.AppendTo(buf[:0]))
+	} else {
+		req.Header.Del(fiber.HeaderXForwardedFor)
+	}
+	req.Header.Set(fiber.HeaderXForwardedProto, proto)
+	req.Header.Set("X-Forwarded-Prefix", p.prefix[:len(p.prefix)-1])
 	// The client resets the answer: keep the cookies the gateway set
 	// before (a renewed session token).
 	var own []*fasthttp.Cookie
@@ -198,17 +215,14 @@ func (p *Proxy) Forward(c *fiber.Ctx) error {
 			resp.Header.Set(fiber.HeaderLocation, p.prefix)
 		}
 	}
-	resp.Header.Del(fiber.HeaderConnection)
-	for _, h := range hopByHop[1:] {
-		if h != "Transfer-Encoding" { // fasthttp frames the answer itself
-			resp.Header.Del(h)
-		}
-	}
+	stripResponseHopByHop(&resp.Header)
 	return nil
 }
 
 // stripHopByHop removes the hop-by-hop headers and those the Connection
-// header names.
+// header names. A request rarely has any of them: one pass over the
+// headers finds which, and only those are deleted (a Del normalizes its
+// name and scans every header).
 func stripHopByHop(h *fasthttp.RequestHeader) {
 	if conn := h.Peek(fiber.HeaderConnection); len(conn) > 0 { // most requests have none or "keep-alive"
 		for _, name := range strings.Split(string(conn), ",") {
@@ -217,7 +231,57 @@ func stripHopByHop(h *fasthttp.RequestHeader) {
 			}
 		}
 	}
-	for _, n := range hopByHop {
-		h.Del(n)
+	var found uint32
+	h.VisitAll(func(k, _ []byte) { found |= namedIn(k, hopByHop) })
+	delFound(h.Del, found, hopByHop)
+}
+
+// responseHopByHop are the hop-by-hop headers of an answer that Forward
+// removes (Transfer-Encoding stays: fasthttp frames the answer itself).
+var responseHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Upgrade"}
+
+func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
+	var found uint32
+	h.VisitAll(func(k, _ []byte) { found |= namedIn(k, responseHopByHop) })
+	delFound(h.Del, found, responseHopByHop)
+}
+
+// namedIn is the bit of name's place in names (at most 32), in any letter
+// case; 0 if it is not there.
+func namedIn(name []byte, names []string) uint32 {
+	for i, n := range names {
+		if len(n) == len(name) && equalFoldASCII(name, n) {
+			return 1 << i
+		}
 	}
+	return 0
+}
+
+func delFound(del func(string), found uint32, names []string) {
+	for i, n := range names {
+		if found&(1<<i) != 0 {
+			del(n)
+		}
+	}
+}
+
+// equalFoldASCII compares b and s with ASCII letters in either case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

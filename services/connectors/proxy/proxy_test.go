@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +37,19 @@ func upstream(t testing.TB) *httptest.Server {
 			}
 			return
 		}
+		if r.URL.Path == "/app/bigcl" { // the same bytes with a Content-Length (a file, say)
+			chunk := make([]byte, 32<<10)
+			for i := range chunk {
+				chunk[i] = byte('a' + i%26)
+			}
+			w.Header().Set("Content-Length", strconv.Itoa(bigSize))
+			for n := 0; n < bigSize; n += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+			return
+		}
 		if r.URL.Path == "/app/go" {
 			http.Redirect(w, r, "http://"+r.Host+"/app/next?x=1", http.StatusFound)
 			return
@@ -43,6 +58,9 @@ func upstream(t testing.TB) *httptest.Server {
 		w.Header().Set("X-Seen-Path", r.URL.RequestURI())
 		w.Header().Set("X-Seen-Secret", r.Header.Get("X-Secret"))
 		w.Header().Set("X-Seen-Prefix", r.Header.Get("X-Forwarded-Prefix"))
+		w.Header().Set("X-Seen-For", strings.Join(r.Header.Values("X-Forwarded-For"), "|"))
+		w.Header().Set("X-Seen-Proto", strings.Join(r.Header.Values("X-Forwarded-Proto"), "|"))
+		w.Header().Set("X-Seen-Connection", r.Header.Get("Connection")+"|"+r.Header.Get("Te")+"|"+r.Header.Get("Upgrade")+"|"+r.Header.Get("Proxy-Authorization"))
 		w.Header().Set("Keep-Alive", "timeout=5")
 		http.SetCookie(w, &http.Cookie{Name: "app", Value: "1", Path: "/"})
 		_, _ = w.Write(body)
@@ -51,13 +69,16 @@ func upstream(t testing.TB) *httptest.Server {
 	return srv
 }
 
+// forwardedFor is the client's address the tests' gateway resolves.
+var forwardedFor = netip.MustParseAddr("192.0.2.7")
+
 // gatewayWith serves p under its prefix on a real listener, as the
 // gateway's route does.
 func gatewayWith(t testing.TB, p *Proxy) string {
 	app := fiber.New(fiber.Config{DisableStartupMessage: true, BodyLimit: 1 << 20})
 	app.All(p.Prefix()+"*", func(c *fiber.Ctx) error {
 		c.Cookie(&fiber.Cookie{Name: "gw_session", Value: "renewed", Path: "/", HTTPOnly: true}) // as the authentication does
-		return p.Forward(c)
+		return p.Forward(c, forwardedFor, "https")
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,6 +125,11 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	req, _ := http.NewRequest("POST", gw+"/e/demo/a/b?q=1", strings.NewReader("hello"))
 	req.Header.Set("Connection", "X-Secret")
 	req.Header.Set("X-Secret", "hop")
+	req.Header.Set("X-Forwarded-For", "203.0.113.9") // the client's own claims
+	req.Header.Set("X-Forwarded-Proto", "gopher")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("Upgrade", "h2c")
+	req.Header.Set("Proxy-Authorization", "Basic eDp5")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +138,15 @@ func TestForwardPathHeadersAndBody(t *testing.T) {
 	res.Body.Close()
 	if string(body) != "hello" || res.Header.Get("X-Seen-Path") != "/app/a/b?q=1" || res.Header.Get("X-Seen-Prefix") != "/e/demo" {
 		t.Fatalf("upstream saw path %q prefix %q body %q", res.Header.Get("X-Seen-Path"), res.Header.Get("X-Seen-Prefix"), body)
+	}
+	if got := res.Header.Get("X-Seen-For"); got != forwardedFor.String() {
+		t.Errorf("X-Forwarded-For at the upstream: %q, want only the address the gateway resolved (%s)", got, forwardedFor)
+	}
+	if got := res.Header.Get("X-Seen-Proto"); got != "https" {
+		t.Errorf("X-Forwarded-Proto at the upstream: %q, want the scheme the gateway says (https)", got)
+	}
+	if got := res.Header.Get("X-Seen-Connection"); got != "|||" {
+		t.Errorf("hop-by-hop headers reached the upstream (Connection|Te|Upgrade|Proxy-Authorization): %q", got)
 	}
 	if got := res.Header.Get("X-Seen-Secret"); got != "" {
 		t.Errorf("a header named in Connection reached the upstream: %q", got)
@@ -161,12 +196,12 @@ func TestForwardUpstreamDown(t *testing.T) {
 // fetchBig downloads /e/demo/big and returns the bytes read, their hash and
 // the bytes the process allocated meanwhile (gateway, upstream and client
 // are all in this process; the client discards as it reads).
-func fetchBig(t testing.TB, gw string) (n int64, sum string, alloc uint64) {
+func fetchBig(t testing.TB, gw, path string) (n int64, sum string, alloc uint64) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	c := &http.Client{Timeout: 2 * time.Minute}
-	res, err := c.Get(gw + "/e/demo/big")
+	res, err := c.Get(gw + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,13 +220,17 @@ func fetchBig(t testing.TB, gw string) (n int64, sum string, alloc uint64) {
 func TestForwardStreamsLargeAnswer(t *testing.T) {
 	up := upstream(t)
 	gw := gatewayWith(t, provision(t, up.URL))
-	n, _, alloc := fetchBig(t, gw)
-	if n != bigSize {
-		t.Fatalf("read %d bytes, want %d", n, bigSize)
-	}
-	t.Logf("64 MiB through the proxy: %d KiB allocated", alloc>>10)
-	if alloc > bigSize/4 {
-		t.Fatalf("the proxy allocated %d MiB for a %d MiB answer: it is buffered, not streamed", alloc>>20, bigSize>>20)
+	// Chunked, and with a Content-Length: fasthttp's client reads a body
+	// of a declared length whole unless it is over MaxResponseBodySize.
+	for _, path := range []string{"/e/demo/big", "/e/demo/bigcl"} {
+		n, _, alloc := fetchBig(t, gw, path)
+		if n != bigSize {
+			t.Fatalf("%s: read %d bytes, want %d", path, n, bigSize)
+		}
+		t.Logf("%s: 64 MiB through the proxy: %d KiB allocated", path, alloc>>10)
+		if alloc > bigSize/4 {
+			t.Fatalf("%s: the proxy allocated %d MiB for a %d MiB answer: it is buffered, not streamed", path, alloc>>20, bigSize>>20)
+		}
 	}
 }
 
@@ -202,7 +241,7 @@ func BenchmarkStreamLargeAnswer(b *testing.B) {
 	gw := gatewayWith(b, provision(b, up.URL))
 	var total uint64
 	for b.Loop() {
-		_, _, alloc := fetchBig(b, gw)
+		_, _, alloc := fetchBig(b, gw, "/e/demo/big")
 		total += alloc
 	}
 	b.ReportMetric(float64(total)/float64(b.N), "alloc-B/op")

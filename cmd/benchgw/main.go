@@ -57,6 +57,8 @@ import (
 
 // baselineEnv is extra environment for the baseline's gateways: with
 // -baseline HEAD it compares a setting against the default in one run.
+var delivererMode = flag.Bool("deliverer", false, "this tree's gateway of 7 services takes submissions only (GATEWAY_WORKERS=0); a process of the same binary on core 1 delivers them: its submit figures are then the intake's alone, \"until delivered\" adds the deliverer's CPU (the baseline's gateway delivers as usual: -baseline HEAD compares both ways in one run)")
+
 var baselineEnv = flag.String("baseline-env", "", "extra environment for the -baseline gateways, space-separated (e.g. -baseline HEAD -baseline-env GOGC=400: a setting against the default, same code)")
 
 type options struct {
@@ -198,6 +200,7 @@ func (h *harness) run(ctx context.Context) error {
 		n                    int
 		base                 string
 		pid                  int
+		deliverer            int // -deliverer: the process that delivers its submissions, else 0
 	}
 	n := h.o.services
 	gws := []*gw{{label: "gw", bin: "gateway", n: 7}, {label: "gw", bin: "gateway", n: n, services: svcDir}}
@@ -214,6 +217,21 @@ func (h *harness) run(ctx context.Context) error {
 		}
 		if g.label == "base" && *baselineEnv != "" {
 			env = append(env, strings.Fields(*baselineEnv)...)
+		}
+		if *delivererMode && g.n == 7 && g.label == "gw" {
+			// Its deliveries go to a process of their own on core 1 (same
+			// binary and Redis prefix, another address, the default workers).
+			dAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+			denv := append(slices.Clone(env), "GATEWAY_ADDR="+dAddr) // the later setting wins
+			cmd, err := h.start(ctx, fmt.Sprintf("%s-%d-deliverer", g.bin, g.n), 1, denv, filepath.Join(h.dir, g.bin))
+			if err != nil {
+				return err
+			}
+			g.deliverer = cmd.Process.Pid
+			if err := h.waitHTTP(ctx, "http://"+dAddr+"/readyz"); err != nil {
+				return err
+			}
+			env = append(env, "GATEWAY_WORKERS=0")
 		}
 		cmd, err := h.start(ctx, fmt.Sprintf("%s-%d", g.bin, g.n), 0, env, filepath.Join(h.dir, g.bin))
 		if err != nil {
@@ -378,7 +396,7 @@ func (h *harness) run(ctx context.Context) error {
 				sr.xadd = max(sr.xadd, x)
 				sr.redisXadd = rc
 				r0 := cpuSeconds(h.redis.Process.Pid, h.tck)
-				g0 := cpuSeconds(g.pid, h.tck)
+				g0 := cpuSeconds(g.pid, h.tck) + cpuSeconds(g.deliverer, h.tck)
 				s, err := h.measure(ctx, target{g.label, g.pid, g.base + "/api/v1/services/street-fault/submissions", nil, h.o.submitKeys}, "POST", body, 0, h.o.submitConns)
 				if err != nil {
 					return fmt.Errorf("submit: %w", err)
@@ -390,7 +408,7 @@ func (h *harness) run(ctx context.Context) error {
 				fmt.Fprintf(os.Stderr, "round %d  submit (appendfsync %s) %-5s %7.0f receipts/s  %6.1f µs gateway CPU, %6.1f µs Redis CPU per receipt; XADD %7.0f/s  %d errors\n",
 					round+1, fsync, g.label, sr.receiptsS[round], s.perReq()*1e6, sr.redisPerSub[round]*1e6, x, s.bad)
 				h.drain(ctx, fmt.Sprintf("bench%d:{q}:deliveries", i))
-				sr.gwDrained = append(sr.gwDrained, (cpuSeconds(g.pid, h.tck)-g0)/float64(max(s.reqs, 1)))
+				sr.gwDrained = append(sr.gwDrained, (cpuSeconds(g.pid, h.tck)+cpuSeconds(g.deliverer, h.tck)-g0)/float64(max(s.reqs, 1)))
 				sr.redisDrained = append(sr.redisDrained, (cpuSeconds(h.redis.Process.Pid, h.tck)-r0)/float64(max(s.reqs, 1)))
 			}
 		}
@@ -413,7 +431,8 @@ func (h *harness) run(ctx context.Context) error {
 	var out strings.Builder
 	fmt.Fprintf(&out, "Machine: %s\n", machine)
 	fmt.Fprintf(&out, "Run: %d interleaved rounds of %v per target, reads offered at %.0f req/s over %d connections, submissions over %d connections%s\n\n",
-		h.o.rounds, h.o.duration, h.o.rate, h.o.conns, h.o.submitConns, map[bool]string{true: "; gateway and nginx pinned to core 0 (GOMAXPROCS=1), the rest to core 1", false: "; no pinning"}[h.pin])
+		h.o.rounds, h.o.duration, h.o.rate, h.o.conns, h.o.submitConns, map[bool]string{true: "; gateway and nginx pinned to core 0 (GOMAXPROCS=1), the rest to core 1", false: "; no pinning"}[h.pin]+
+			map[bool]string{true: "; this tree's gateway of 7 services takes submissions only, a process of its own on core 1 delivers them (-deliverer)", false: ""}[*delivererMode])
 	head := "| Figure | nginx, same bytes: µs CPU/req | Gateway (this tree): µs CPU/req | ratio |"
 	sep := "|---|---|---|---|"
 	if h.o.baseline != "" {

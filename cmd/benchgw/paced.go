@@ -178,7 +178,8 @@ func (h *harness) pacedTable(ctx context.Context, gws []pacedTarget, body []byte
 	}
 	var out strings.Builder
 	keys := map[bool]string{true: ", each with its own Idempotency-Key", false: ", no Idempotency-Key"}[h.o.submitKeys]
-	fmt.Fprintf(&out, "| Paced submit, %.0f/s offered for %v, open loop%s | accepted/s | p50 | p90 | p99 | max | gateway µs CPU per submission (delivery alongside) | Redis µs CPU per submission | backlog max | errors |\n", *submitRate, d, keys)
+	fmt.Fprintf(&out, "| Paced submit, %.0f/s offered for %v, open loop%s | accepted/s | p50 | p90 | p99 | max | gateway µs CPU per submission (%s) | Redis µs CPU per submission | backlog max | errors |\n", *submitRate, d, keys,
+		map[bool]string{true: "this tree: intake alone, -deliverer", false: "delivery alongside"}[*delivererMode])
 	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		name := "this tree"

@@ -33,7 +33,7 @@ var settings = []setting{
 	{"GATEWAY_READ_TIMEOUT", "15s", "longest time to read one request, headers and body; slower senders are cut off"},
 	{"GATEWAY_MAX_CONNS_PER_IP", "64", "open connections per client address (IPv6: per /64), over it 429; peers in GATEWAY_TRUSTED_PROXIES are not limited; 0: no limit"},
 	{"GATEWAY_TRUSTED_PROXIES", "", "comma-separated proxy IPs or CIDRs whose X-Forwarded-For is believed"},
-	{"GATEWAY_WORKERS", "128", "delivery workers per process (concurrent deliveries; a worker mostly waits for its back-end)"},
+	{"GATEWAY_WORKERS", "128", "delivery workers per process (concurrent deliveries; a worker mostly waits for its back-end); 0: this process takes submissions but delivers none (nor follow-ups): processes with workers on the same Redis deliver them"},
 	{"GATEWAY_BACKEND_LIMIT", "0", "deliveries in flight to one back-end (case system) per process, so that a slow one cannot hold every worker; over it a job waits up to 1s for a slot, then is put back for about 1s without counting an attempt; 0: half of GATEWAY_WORKERS"},
 	{"GATEWAY_RETRY_BASE", "2s", "first retry delay; doubles per attempt, with full jitter"},
 	{"GATEWAY_RETRY_MAX", "10m", "longest retry delay"},
@@ -248,7 +248,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		ServicesDir: get("GATEWAY_SERVICES_DIR"), LogLevel: get("GATEWAY_LOG_LEVEL"),
 		ShutdownTimeout: dur("GATEWAY_SHUTDOWN_TIMEOUT"), TrustedProxies: list("GATEWAY_TRUSTED_PROXIES"),
 		DrainDelay: dur("GATEWAY_DRAIN_DELAY"), ReadTimeout: dur("GATEWAY_READ_TIMEOUT"), MaxConnsPerIP: num("GATEWAY_MAX_CONNS_PER_IP", 0, 1000000),
-		Workers: num("GATEWAY_WORKERS", 1, 256), BackendLimit: num("GATEWAY_BACKEND_LIMIT", 0, 256), RetryBase: dur("GATEWAY_RETRY_BASE"), RetryMax: dur("GATEWAY_RETRY_MAX"),
+		Workers: num("GATEWAY_WORKERS", 0, 256), BackendLimit: num("GATEWAY_BACKEND_LIMIT", 0, 256), RetryBase: dur("GATEWAY_RETRY_BASE"), RetryMax: dur("GATEWAY_RETRY_MAX"),
 		RetryAttempts: num("GATEWAY_RETRY_ATTEMPTS", 1, 1000), ClaimIdle: dur("GATEWAY_CLAIM_IDLE"),
 		DeliveryTimeout: dur("GATEWAY_DELIVERY_TIMEOUT"), BreakerFailures: num("GATEWAY_BREAKER_FAILURES", 0, 1000),
 		BreakerOpen: dur("GATEWAY_BREAKER_OPEN"), Fault: get("GATEWAY_FAULT"), SubmitLimit: num("GATEWAY_RATELIMIT_SUBMIT", 1, 1000000),
@@ -330,6 +330,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.RedisWaitReplicas > 0 && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_REPLICAS needs REDIS_URL or REDIS_ADDRS: the embedded Redis has no replicas")
+	}
+	if c.Workers == 0 && c.RedisURL == "" && len(c.RedisAddrs) == 0 {
+		errs = append(errs, "GATEWAY_WORKERS=0 needs REDIS_URL or REDIS_ADDRS: with the embedded Redis no other process could deliver the submissions")
 	}
 	if c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= 3*time.Second) {
 		errs = append(errs, "GATEWAY_REDIS_WAIT_TIMEOUT must be above zero and below 3s (the Redis read timeout)")

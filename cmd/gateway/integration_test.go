@@ -202,7 +202,8 @@ func TestHelpListsEverySetting(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	cases := map[string]map[string]string{
 		"bad duration":             {"GATEWAY_RETRY_BASE": "soon"},
-		"bad number":               {"GATEWAY_WORKERS": "0"},
+		"bad number":               {"GATEWAY_WORKERS": "-1"},
+		"no workers, embedded":     {"GATEWAY_WORKERS": "0"},
 		"production no redis":      {"GATEWAY_ENV": "production"},
 		"bad ratelimit":            {"GATEWAY_RATELIMIT": "maybe"},
 		"bad env":                  {"GATEWAY_ENV": "staging"},

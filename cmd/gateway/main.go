@@ -353,13 +353,20 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 	})
 	dispCtx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := disp.Run(dispCtx); err != nil {
-			log.Error("dispatcher stopped", "error", err)
-		}
-	}()
+	delivers := cfg.Workers > 0
+	if delivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := disp.Run(dispCtx); err != nil {
+				log.Error("dispatcher stopped", "error", err)
+			}
+		}()
+	} else {
+		// Intake only: the submissions wait in the stream (nothing is
+		// lost) for a process with workers.
+		log.Warn("GATEWAY_WORKERS=0: this process delivers no submissions and no follow-ups; run at least one process with workers on the same Redis")
+	}
 	// Notifications to residents: the outbox the status scripts write.
 	notifier, stopSMS, err := setupNotify(cfg, lookup, store, tr, publicURL, notifyConsumer(), metrics, log)
 	if err != nil {
@@ -372,11 +379,13 @@ func serve(ctx context.Context, cfg config, getenv func(string) string, stdout i
 		Consumer: notifyConsumer(), ClaimIdle: cfg.ClaimIdle, Timeout: cfg.DeliveryTimeout, MaxAttempts: cfg.RetryAttempts,
 		RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax, Observer: metrics, Logger: log.With("component", "followups"),
 		Attachments: store, Links: links}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		_ = followUps.Run(dispCtx)
-	}()
+	if delivers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = followUps.Run(dispCtx)
+		}()
+	}
 	if notifier != nil {
 		wg.Add(1)
 		go func() {

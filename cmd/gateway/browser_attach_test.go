@@ -72,7 +72,7 @@ func TestBrowserBuildingPermitWithAttachmentsNoJavaScript(t *testing.T) {
 		t.Helper()
 		b.do(what, fill...)
 		if code := b.navigate(what+": continue", chromedp.Click(chromedp.CSS(next))); code != 200 {
-			b.fail(what, fmt.Errorf("status %d\ngateway:\n%s", code, gw.out))
+			b.fail(what, fmt.Errorf("status %d\ngateway:\n%s", code, gw.Out))
 		}
 	}
 	step("the project", chromedp.SetValue(chromedp.CSS("#f-project"), "garage"), chromedp.SendKeys(chromedp.CSS("#f-property"), "Kåbo 12:3"))

@@ -344,7 +344,7 @@ func TestBrowserJourney(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for delivered: status %q (%s)\ngateway:\n%s", b.attr("#status", "data-status"), b.text("#status"), gw.out)
+			t.Fatalf("gave up waiting for delivered: status %q (%s)\ngateway:\n%s", b.attr("#status", "data-status"), b.text("#status"), gw.Out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -229,9 +229,9 @@ func TestDeliveryKillBetweenDeliverAndAck(t *testing.T) {
 	id := mustSubmit(t, a.URL, "street-fault", streetFault)
 	px.setMode(modePass)
 	select {
-	case <-a.done:
+	case <-a.Done:
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.out)
+		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.Out)
 	}
 	if got := caseRecords(t, cs.URL); len(got) != 1 || got[0].Deliveries != 1 {
 		t.Fatalf("before the takeover: %+v, want one case delivered once", got)
@@ -268,7 +268,7 @@ func TestDeliveryKillWhileHoldingClaimedWork(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "replica A holds all three", func() bool { return px.hangingNow() == 3 })
 	b := gatewayProc(t, env)
-	a.kill()
+	a.Kill()
 	px.setMode(modePass)
 	waitDelivered(t, 60*time.Second, "replica B completes A's work", b.URL, ids...)
 	got := caseRecords(t, cs.URL)
@@ -358,7 +358,7 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 	if v := metric(t, gw.URL, `gateway_dead_letters_total{reason="permanent"}`); v != 1 {
 		t.Errorf("dead letter metric = %v, want 1", v)
 	}
-	if out := gw.out.String(); !strings.Contains(out, `"level":"ERROR","msg":"delivery given up; dead-lettered for a person to handle"`) || !strings.Contains(out, dl.Reference) {
+	if out := gw.Out.String(); !strings.Contains(out, `"level":"ERROR","msg":"delivery given up; dead-lettered for a person to handle"`) || !strings.Contains(out, dl.Reference) {
 		t.Errorf("no error-level log line announces the dead letter:\n%s", out)
 	}
 	var s struct {
@@ -399,7 +399,7 @@ func TestDeliveryPermanentErrorDeadLetterReplay(t *testing.T) {
 		t.Errorf("still dead-lettered after delivery")
 	}
 	noPayloadInLogs(t, gw, "cykelbanan", "Skolgatan")
-	if idInLog.MatchString(gw.out.String()) {
+	if idInLog.MatchString(gw.Out.String()) {
 		t.Errorf("a log line names a submission id (the status link's secret)")
 	}
 }

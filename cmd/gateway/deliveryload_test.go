@@ -136,7 +136,7 @@ func envInt(name string, def int) int {
 // /proc/<pid>/stat (clock ticks of 10 ms).
 func procCPU(t *testing.T, p *proc) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Cmd.Process.Pid) + "/stat")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func TestDeskFilesForResident(t *testing.T) {
 		t.Fatalf("audit: %d %s", code, audit)
 	}
 	noPayloadInLogs(t, gw, "199001013011", "19900101-3011")
-	gw.stop()
+	gw.Stop()
 }
 
 // GATEWAY_SERVICE_POINTS_FILE: read strictly; a bad file stops the start

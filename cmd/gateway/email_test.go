@@ -175,7 +175,7 @@ func TestEmailKillWhileDeliveringThenRestart(t *testing.T) {
 		ids = append(ids, mustSubmit(t, a.URL, "feedback", feedbackN(i)))
 	}
 	eventually(t, 30*time.Second, "deliveries in flight", func() bool { return px.held.Load() >= 4 })
-	a.kill()
+	a.Kill()
 	if n := len(mp.Messages(t)); n != 0 {
 		t.Fatalf("%d messages arrived while the proxy held every connection", n)
 	}
@@ -226,9 +226,9 @@ func TestEmailKillAfterServerAcceptedDuplicateHasSameMessageID(t *testing.T) {
 	}
 	px.mu.Unlock()
 	select {
-	case <-a.done:
+	case <-a.Done:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.out)
+		t.Fatalf("the faulty gateway did not kill itself:\n%s", a.Out)
 	}
 	if n := len(mp.Messages(t)); n != 1 {
 		t.Fatalf("before the restart: %d messages, want 1", n)
@@ -254,7 +254,7 @@ func TestEmailDemoMailCatcher(t *testing.T) {
 	s := submission(t, gw.URL, id)
 	msgID := email.MessageID(id, s.Reference, "kommun.example")
 	eventually(t, 10*time.Second, "the catcher's log line", func() bool {
-		return strings.Contains(gw.out.String(), `"msg":"mail catcher received a message","component":"mail-catcher","reference":"`+s.Reference+`","service":"feedback","message_id":"<`+msgID+`>"`)
+		return strings.Contains(gw.Out.String(), `"msg":"mail catcher received a message","component":"mail-catcher","reference":"`+s.Reference+`","service":"feedback","message_id":"<`+msgID+`>"`)
 	})
 	noPayloadInLogs(t, gw, "fler bänkar")
 }
@@ -338,7 +338,7 @@ func TestEmailRefusedRecipientDeadLetterThenReplay(t *testing.T) {
 	if n := len(mp.Messages(t)); n != 0 {
 		t.Fatalf("%d messages for a refused recipient", n)
 	}
-	a.stop()
+	a.Stop()
 	env["CITY_OFFICE_MAILBOX"] = "registrator@kommun.example"
 	b := gatewayProc(t, env)
 	if code := adminReplay(t, b.URL, "admin", "/admin/dead-letters", id); code != 202 {

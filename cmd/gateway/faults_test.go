@@ -350,7 +350,7 @@ func freeAddr(t *testing.T) string {
 // noPayloadInLogs fails when a process's output holds any of the texts.
 func noPayloadInLogs(t *testing.T, p *proc, texts ...string) {
 	t.Helper()
-	out := p.out.String()
+	out := p.Out.String()
 	for _, s := range texts {
 		if strings.Contains(out, s) {
 			t.Errorf("the log contains payload text %q", s)

@@ -86,7 +86,7 @@ func TestConnLimitPerAddress(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, 10*time.Second, "connections freed", func() bool { return status(gw.URL+"/healthz") == 200 })
-	gw.stop()
+	gw.Stop()
 }
 
 // Item 16: Redis out of memory makes /readyz 503; at SIGTERM /readyz
@@ -116,7 +116,7 @@ func TestDrainAndOOMReadiness(t *testing.T) {
 	}
 
 	// Drain.
-	_ = gw.cmd.Process.Signal(syscall.SIGTERM)
+	_ = gw.Cmd.Process.Signal(syscall.SIGTERM)
 	eventually(t, 30*time.Second, "readyz 503 while draining", func() bool { return status(gw.URL+"/readyz") == 503 })
 	if st := status(gw.URL + "/healthz"); st != 200 {
 		t.Fatalf("requests while draining: %d", st)
@@ -124,7 +124,7 @@ func TestDrainAndOOMReadiness(t *testing.T) {
 	if st := status(gw.URL + "/"); st != 200 {
 		t.Fatalf("pages while draining: %d", st)
 	}
-	gw.stop() // the second SIGTERM ends the drain; a clean exit
+	gw.Stop() // the second SIGTERM ends the drain; a clean exit
 }
 
 // Item 10: production refuses published demo secrets and secrets shorter

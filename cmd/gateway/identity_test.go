@@ -179,7 +179,7 @@ func TestMachineClientsBinary(t *testing.T) {
 	if code, _ := list("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln"); code != 401 {
 		t.Fatalf("a foreign token: %d", code)
 	}
-	if strings.Contains(gw.out.String(), "Bearer") || strings.Contains(gw.out.String(), assertion("streets-system")[:20]) {
+	if strings.Contains(gw.Out.String(), "Bearer") || strings.Contains(gw.Out.String(), assertion("streets-system")[:20]) {
 		t.Fatal("a token reached the log")
 	}
 }
@@ -210,7 +210,7 @@ func TestOIDCIssuerWithSlashAndReadiness(t *testing.T) {
 		return res.StatusCode
 	}
 	if code := ready(gw); code != 200 {
-		t.Fatalf("readyz %d with a reachable provider:\n%s", code, gw.out)
+		t.Fatalf("readyz %d with a reachable provider:\n%s", code, gw.Out)
 	}
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -221,11 +221,11 @@ func TestOIDCIssuerWithSlashAndReadiness(t *testing.T) {
 	page, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != 200 || res.Request.URL.Path != "/my" || !strings.Contains(string(page), "Eva Ek") {
-		t.Fatalf("sign-in ended at %s with %d:\n%.600s\n%s", res.Request.URL, res.StatusCode, page, gw.out)
+		t.Fatalf("sign-in ended at %s with %d:\n%.600s\n%s", res.Request.URL, res.StatusCode, page, gw.Out)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(gw.out.String(), "identity provider ok"); {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(gw.Out.String(), "identity provider ok"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("no start-up check logged:\n%s", gw.out)
+			t.Fatalf("no start-up check logged:\n%s", gw.Out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -235,9 +235,9 @@ func TestOIDCIssuerWithSlashAndReadiness(t *testing.T) {
 	if code := ready(down); code != 503 {
 		t.Fatalf("readyz %d with the main provider never reached", code)
 	}
-	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(down.out.String(), "identity provider unreachable"); {
+	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(down.Out.String(), "identity provider unreachable"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("the unreachable provider was not logged:\n%s", down.out)
+			t.Fatalf("the unreachable provider was not logged:\n%s", down.Out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -33,8 +33,8 @@ func TestIntakeOnlyProcess(t *testing.T) {
 			t.Fatalf("%s is %s before any process with workers ran", id, s.Status)
 		}
 	}
-	if !strings.Contains(front.out.String(), "GATEWAY_WORKERS=0") {
-		t.Errorf("the intake-only process does not say that it delivers nothing:\n%s", front.out)
+	if !strings.Contains(front.Out.String(), "GATEWAY_WORKERS=0") {
+		t.Errorf("the intake-only process does not say that it delivers nothing:\n%s", front.Out)
 	}
 	gatewayProc(t, deliveryEnv(rs.URL(), cs.URL)) // default workers
 	waitDelivered(t, 60*time.Second, "delivery by the process with workers", front.URL, ids...)

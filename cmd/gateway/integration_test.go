@@ -96,7 +96,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("case %+v", c)
 		}
 	}
-	gw.stop()
+	gw.Stop()
 }
 
 // A submission with a receipt but not yet delivered survives a gateway stop
@@ -119,9 +119,9 @@ func TestRestartDeliversOnce(t *testing.T) {
 				t.Fatalf("delivered with no back-end? %+v", s)
 			}
 			if how == "sigterm" {
-				gw.stop()
+				gw.Stop()
 			} else {
-				gw.kill()
+				gw.Kill()
 			}
 			cs := start(t, csBin, map[string]string{"CASESIM_ADDR": csAddr, "CASESIM_SECRET": demoSecret})
 			gw = gatewayProc(t, env)

@@ -76,7 +76,7 @@ func TestDeliveryTenThousandThreeReplicas(t *testing.T) {
 						receipts[i] = id
 						mu.Unlock()
 						if got.Add(1) == int64(total/2) {
-							replicas[0].kill()
+							replicas[0].Kill()
 							dead.Store(true)
 						}
 						break

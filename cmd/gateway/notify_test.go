@@ -108,7 +108,7 @@ func TestNotifyThroughRefusalAndRestartThenCompletion(t *testing.T) {
 	eventually(t, 60*time.Second, "Anna's SMS sent, the e-mails waiting for a retry", func() bool {
 		return len(sink.Messages()) == 1 && rdb.ZCard(t.Context(), "gw:{q}:nretry").Val() >= 3
 	})
-	a.kill()
+	a.Kill()
 	// The SMS did not wait for the refused e-mail; its retry must not send
 	// it again.
 	if sms := sink.Messages(); len(sms) != 1 {

@@ -1,134 +1,39 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kommun/servicegateway/cmd/gateway/internal/proctest"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // Integration tests run the real binaries: the gateway, casesim and
-// redis-server, as separate processes that can be stopped and killed.
+// redis-server, as separate processes that can be stopped and killed; the
+// gateway and casesim binaries are built once per test binary
+// (cmd/gateway/internal/proctest).
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+type proc = proctest.Proc
 
-// binaries builds cmd/gateway and cmd/casesim once per test run.
-func binaries(t *testing.T) (gatewayBin, casesimBin string) {
+var listening = proctest.Listening
+
+func binaries(t *testing.T) (gatewayBin, casesimBin string) { return proctest.Binaries(t) }
+
+func start(t *testing.T, bin string, env map[string]string, args ...string) *proc {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gateway-it-")
-		if buildErr != nil {
-			return
-		}
-		for _, pkg := range []string{"gateway", "casesim"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, pkg), "../"+pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "gateway"), filepath.Join(binDir, "casesim")
+	return proctest.Start(t, bin, env, args...)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	proctest.RemoveBinaries()
 	os.Exit(code)
-}
-
-// proc is a running child process whose output the test keeps.
-type proc struct {
-	t    *testing.T
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	URL  string
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var listening = regexp.MustCompile(`listening on (http://\S+)`)
-
-// start runs bin with env and waits for its "listening on URL" line.
-func start(t *testing.T, bin string, env map[string]string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &proc{t: t, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	urlCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			p.out.Write([]byte(line + "\n"))
-			if m := listening.FindStringSubmatch(line); m != nil && !sent {
-				urlCh <- m[1]
-				sent = true
-			}
-		}
-		io.Copy(io.Discard, stdout)
-	}()
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	select {
-	case p.URL = <-urlCh:
-	case <-p.done:
-		t.Fatalf("%s exited before listening:\n%s", filepath.Base(bin), p.out)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not start in 30s:\n%s", filepath.Base(bin), p.out)
-	}
-	return p
 }
 
 // casesimProc runs casesim on a free port with the demo secret.
@@ -154,31 +59,6 @@ func startStack(t *testing.T, extraEnv map[string]string) (rs *redistest.Server,
 	env := gatewayEnv(rs.URL(), cs.URL)
 	maps.Copy(env, extraEnv)
 	return rs, cs, gatewayProc(t, env)
-}
-
-// stop sends SIGTERM and waits for a graceful exit.
-func (p *proc) stop() {
-	p.t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("process did not stop on SIGTERM:\n%s", p.out)
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		p.t.Fatalf("exit code %d after SIGTERM:\n%s", code, p.out)
-	}
-}
-
-// kill sends SIGKILL: no chance to clean up.
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
 }
 
 var client = &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

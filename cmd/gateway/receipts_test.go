@@ -102,7 +102,7 @@ func TestVerifyReceiptCommand(t *testing.T) {
 	}
 
 	// Rotation: the new key first, the old one kept; restart.
-	gw.stop()
+	gw.Stop()
 	k2, _ := receipt.Generate()
 	writeKeys(t, keysFile, k2, k1)
 	env := gatewayEnv(rs.URL(), cs.URL)

@@ -89,7 +89,7 @@ func TestUsageSurvivesRestart(t *testing.T) {
 	if rows := openUsage(t, gw.URL); len(rows) != 0 {
 		t.Fatalf("counters written before the shutdown (flush interval 1h): %+v", rows)
 	}
-	gw.stop()
+	gw.Stop()
 
 	gw = gatewayProc(t, env)
 	rows := openUsage(t, gw.URL)
@@ -147,7 +147,7 @@ func TestUsageSurvivesRestart(t *testing.T) {
 			t.Errorf("%s for a resident: %d, want 403", path, res.StatusCode)
 		}
 	}
-	gw.stop()
+	gw.Stop()
 }
 
 // usageMetric reads one sample from the gateway's /metrics text.
@@ -205,5 +205,5 @@ func TestUsageRedisOutage(t *testing.T) {
 		}
 		return usageMetric(t, gw.URL, "gateway_usage_events_written_total") > written
 	})
-	gw.stop()
+	gw.Stop()
 }

@@ -97,7 +97,7 @@ func TestWebhooksThroughRefusalAndRestart(t *testing.T) {
 		t.Fatalf("casesim status: %d %v", code, m)
 	}
 	eventually(t, 60*time.Second, "every event tried and refused", func() bool { _, refused, _ := rcv.state(); return refused == 5 })
-	a.kill()
+	a.Kill()
 
 	rcv.mu.Lock()
 	rcv.refusing = false

@@ -529,7 +529,7 @@ func TestAccessibilitySweep(t *testing.T) {
 	s := &sweep{t: t, b: b, gw: gw}
 	defer func() {
 		if t.Failed() {
-			t.Logf("gateway output:\n%s", gwp.out)
+			t.Logf("gateway output:\n%s", gwp.Out)
 		}
 	}()
 
@@ -577,7 +577,7 @@ func TestAccessibilitySweep(t *testing.T) {
 	asked := s.fileStreetFault()
 	waitStatus(t, gw, asked, "delivered")
 	askForMore(t, gw, asked)
-	cs.kill()
+	cs.Kill()
 	dead := s.fileStreetFault()
 
 	send := `form[method="post"] button[type="submit"]`

@@ -24,6 +24,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kommun/servicegateway/cmd/gateway/internal/proctest"
 	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
@@ -36,7 +37,7 @@ const (
 type sentinel struct {
 	addr string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *proctest.Buffer
 	done chan struct{}
 }
 
@@ -64,7 +65,7 @@ func startSentinel(t *testing.T, primary string) *sentinel {
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s := &sentinel{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), out: &syncBuffer{}, done: make(chan struct{})}
+		s := &sentinel{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), out: &proctest.Buffer{}, done: make(chan struct{})}
 		s.cmd = exec.Command(bin, conf, "--sentinel")
 		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 		if err := s.cmd.Start(); err != nil {

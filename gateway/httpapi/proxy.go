@@ -129,11 +129,11 @@ func (s *Server) clientScheme(c *fiber.Ctx) string {
 func stripIdentity(h *fasthttp.RequestHeader, header string) {
 	var found uint32
 	h.VisitAll(func(k, _ []byte) {
-		if equalFoldASCII(k, header) {
+		if strings.EqualFold(string(k), header) {
 			found |= 1 << len(identityHeaders)
 		}
 		for i, n := range identityHeaders {
-			if equalFoldASCII(k, n) {
+			if strings.EqualFold(string(k), n) {
 				found |= 1 << i
 			}
 		}
@@ -149,26 +149,6 @@ func stripIdentity(h *fasthttp.RequestHeader, header string) {
 			h.Del(n)
 		}
 	}
-}
-
-// equalFoldASCII compares b and s with ASCII letters in either case.
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // stripOwnCookies removes the gateway's own cookies (session, CSRF,

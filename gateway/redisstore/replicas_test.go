@@ -51,20 +51,9 @@ func TestIndexesTrimmedByRetention(t *testing.T) {
 // is not given (outcome unknown: the submission is on the primary, and may
 // be lost on a failover or delivered), and with it back it is.
 func TestWaitReplicas(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Start(t, redistest.WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(port(t, primary.Addr()))))
+	primary, replica, s := replicatedStore(t, 300*time.Millisecond)
 	rdb := primary.Client(t)
-	s := New(rdb, "test")
-	s.WaitReplicas, s.WaitTimeout = 1, 300*time.Millisecond
 	ctx := testCtx(t)
-	// Wait until the replica is in sync.
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Do(ctx, "WAIT", 1, 100).Val() != int64(1) {
-		if time.Now().After(deadline) {
-			t.Fatal("replica never connected")
-		}
-		rdb.Set(ctx, "test:sync", "1", time.Minute)
-	}
 	if _, created, err := s.Create(ctx, newSubmission(), Idempotency{}); err != nil || !created {
 		t.Fatalf("with the replica: created=%v err=%v", created, err)
 	}
@@ -84,22 +73,8 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("keyed, without the replica: %v", err)
 	}
 	replica.Restart()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		sub, created, err := s.Create(ctx, newSubmission(), idem)
-		if err == nil {
-			if created {
-				t.Fatalf("the retry made a second submission")
-			}
-			if sub.Status != gateway.StatusReceived {
-				t.Errorf("retry answered %+v", sub)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("retry after the replica came back: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	if sub := retryUntilStored(t, s, idem, "retry after the replica came back"); sub.Status != gateway.StatusReceived {
+		t.Errorf("retry answered %+v", sub)
 	}
 }
 
@@ -114,4 +89,47 @@ func port(t testing.TB, addr string) int {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// replicatedStore starts a primary and a replica of it, and returns them
+// with a store on the primary that WAITs for the one replica (at most
+// wait), once the replica is in sync.
+func replicatedStore(t *testing.T, wait time.Duration) (primary, replica *redistest.Server, s *Store) {
+	t.Helper()
+	primary = redistest.Start(t)
+	replica = redistest.Start(t, redistest.WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(port(t, primary.Addr()))))
+	rdb := primary.Client(t)
+	s = New(rdb, "test")
+	s.WaitReplicas, s.WaitTimeout = 1, wait
+	ctx := testCtx(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Do(ctx, "WAIT", 1, 100).Val() != int64(1) {
+		if time.Now().After(deadline) {
+			t.Fatal("replica never connected")
+		}
+		rdb.Set(ctx, "test:sync", "1", time.Minute)
+	}
+	return primary, replica, s
+}
+
+// retryUntilStored retries a keyed create, as the client is told to after
+// 503 outcome_unknown, until it is answered; the answer must be the
+// submission of the first try, not a second one.
+func retryUntilStored(t *testing.T, s *Store, idem Idempotency, what string) *gateway.Submission {
+	t.Helper()
+	ctx := testCtx(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sub, created, err := s.Create(ctx, newSubmission(), idem)
+		if err == nil {
+			if created {
+				t.Fatal("the retry made a second submission")
+			}
+			return sub
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

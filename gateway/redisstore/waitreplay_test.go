@@ -2,11 +2,8 @@ package redisstore
 
 import (
 	"errors"
-	"strconv"
 	"testing"
 	"time"
-
-	"github.com/kommun/servicegateway/gateway/redisstore/redistest"
 )
 
 // TestWaitReplicasReplay: the retry of a keyed submission whose write no
@@ -17,19 +14,8 @@ import (
 // client's retry with the same key got a 202 from the replay path, which
 // ignored WAIT: a receipt for a submission held by one node only.
 func TestWaitReplicasReplay(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Start(t, redistest.WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(port(t, primary.Addr()))))
-	rdb := primary.Client(t)
-	s := New(rdb, "test")
-	s.WaitReplicas, s.WaitTimeout = 1, 200*time.Millisecond
+	_, replica, s := replicatedStore(t, 200*time.Millisecond)
 	ctx := testCtx(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Do(ctx, "WAIT", 1, 100).Val() != int64(1) {
-		if time.Now().After(deadline) {
-			t.Fatal("replica never connected")
-		}
-		rdb.Set(ctx, "test:sync", "1", time.Minute)
-	}
 	replica.Kill()
 	idem := Idempotency{Key: "k", Scope: "ip:1", BodyHash: "h"}
 	for try := 1; try <= 3; try++ {
@@ -39,20 +25,7 @@ func TestWaitReplicasReplay(t *testing.T) {
 		}
 	}
 	replica.Restart()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		_, created, err := s.Create(ctx, newSubmission(), idem)
-		if err == nil {
-			if created {
-				t.Fatal("the retry made a second submission")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("retry after the replica came back: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	retryUntilStored(t, s, idem, "retry after the replica came back")
 }
 
 // TestWaitReplicasCoversTheReplayedWrite: a replay on other connections
@@ -64,19 +37,8 @@ func TestWaitReplicasReplay(t *testing.T) {
 // waited, where redis-cli's passed at once with the replica frozen and
 // behind), so it guards the property, not the rewrite.
 func TestWaitReplicasCoversTheReplayedWrite(t *testing.T) {
-	primary := redistest.Start(t)
-	replica := redistest.Start(t, redistest.WithArgs("--replicaof", "127.0.0.1", strconv.Itoa(port(t, primary.Addr()))))
-	rdb := primary.Client(t)
-	s := New(rdb, "test")
-	s.WaitReplicas, s.WaitTimeout = 1, 300*time.Millisecond
+	primary, replica, s := replicatedStore(t, 300*time.Millisecond)
 	ctx := testCtx(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for rdb.Do(ctx, "WAIT", 1, 100).Val() != int64(1) {
-		if time.Now().After(deadline) {
-			t.Fatal("replica never connected")
-		}
-		rdb.Set(ctx, "test:sync", "1", time.Minute)
-	}
 	replica.Pause() // connected, but it takes nothing in
 	t.Cleanup(replica.Resume)
 	idem := Idempotency{Key: "k", Scope: "ip:1", BodyHash: "h"}
@@ -91,18 +53,5 @@ func TestWaitReplicasCoversTheReplayedWrite(t *testing.T) {
 		t.Fatalf("replay on fresh connections with the replica frozen: %v, want not replicated (a receipt the replica does not have)", err)
 	}
 	replica.Resume()
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		_, created, err := other.Create(ctx, newSubmission(), idem)
-		if err == nil {
-			if created {
-				t.Fatal("the retry made a second submission")
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("retry after the replica went on: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	retryUntilStored(t, other, idem, "retry after the replica went on")
 }

@@ -251,7 +251,7 @@ func stripResponseHopByHop(h *fasthttp.ResponseHeader) {
 // case; 0 if it is not there.
 func namedIn(name []byte, names []string) uint32 {
 	for i, n := range names {
-		if len(n) == len(name) && equalFoldASCII(name, n) {
+		if len(n) == len(name) && strings.EqualFold(string(name), n) {
 			return 1 << i
 		}
 	}
@@ -264,24 +264,4 @@ func delFound(del func(string), found uint32, names []string) {
 			del(n)
 		}
 	}
-}
-
-// equalFoldASCII compares b and s with ASCII letters in either case.
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
